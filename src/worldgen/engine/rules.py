@@ -1,0 +1,80 @@
+"""Compiled adjacency rules shared by both models.
+
+Directions follow the classic WFC convention: ``d`` indexes ``DX = (-1, 0, 1, 0)`` and
+``DY = (0, 1, 0, -1)`` (left, down, right, up; y grows downwards). ``allowed[d, a, b]`` is true
+when pattern ``b`` may sit at ``(x + DX[d], y + DY[d])`` while pattern ``a`` sits at ``(x, y)``.
+The table is always symmetric under direction reversal: ``allowed[d, a, b] == allowed[opp(d), b, a]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from worldgen.errors import InputError
+
+DX = (-1, 0, 1, 0)
+DY = (0, 1, 0, -1)
+OPPOSITE = (2, 3, 0, 1)
+
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
+U64Array = npt.NDArray[np.uint64]
+
+
+@dataclass(frozen=True, eq=False)
+class RuleTable:
+    """A model's patterns reduced to what the solver needs: adjacency and weights.
+
+    Invariants (checked by :meth:`validated`): ``allowed`` has shape ``(4, T, T)``, is symmetric
+    under direction reversal, and ``weights`` has shape ``(T,)`` with every weight finite and > 0.
+    """
+
+    allowed: BoolArray
+    weights: FloatArray
+
+    @property
+    def size(self) -> int:
+        """The number of patterns T."""
+        return int(self.weights.shape[0])
+
+    def validated(self) -> RuleTable:
+        """Return a contiguous copy after checking every invariant; raise InputError if broken."""
+        allowed = np.ascontiguousarray(self.allowed, dtype=np.bool_)
+        weights = np.ascontiguousarray(self.weights, dtype=np.float64)
+        if weights.ndim != 1 or weights.shape[0] < 1:
+            raise InputError("a rule table needs at least one pattern")
+        t = weights.shape[0]
+        if allowed.shape != (4, t, t):
+            raise InputError(f"adjacency table has shape {allowed.shape}, expected (4, {t}, {t})")
+        if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+            raise InputError("every pattern weight must be a finite number above 0")
+        for d in range(4):
+            if not np.array_equal(allowed[d], allowed[OPPOSITE[d]].T):
+                raise InputError(f"adjacency table is not symmetric in direction {d}")
+        return RuleTable(allowed=allowed, weights=weights)
+
+
+def words_for(patterns: int) -> int:
+    """How many uint64 words a bitset of ``patterns`` bits needs."""
+    return (patterns + 63) // 64
+
+
+def to_bitsets(mask: BoolArray) -> U64Array:
+    """Pack a boolean array ``(..., T)`` into uint64 words ``(..., ceil(T/64))``, bit t of word t//64."""
+    t = mask.shape[-1]
+    nw = words_for(t)
+    padded = np.zeros((*mask.shape[:-1], nw * 64), dtype=np.bool_)
+    padded[..., :t] = mask
+    bits = padded.reshape(*mask.shape[:-1], nw, 64).astype(np.uint64)
+    shifts = np.arange(64, dtype=np.uint64)
+    return np.ascontiguousarray(np.bitwise_or.reduce(bits << shifts, axis=-1))
+
+
+def from_bitsets(words: U64Array, patterns: int) -> BoolArray:
+    """Inverse of :func:`to_bitsets`."""
+    shifts = np.arange(64, dtype=np.uint64)
+    bits = ((words[..., :, None] >> shifts) & np.uint64(1)).astype(np.bool_)
+    return bits.reshape(*words.shape[:-1], -1)[..., :patterns]
