@@ -1,0 +1,345 @@
+"""The public solver API: one core for the simple tiled and the overlapping model.
+
+:func:`solve` validates everything at the boundary, compiles the rule table into bitsets
+(:class:`CompiledRules`, reusable across solves), applies the constraints (pins, bans, weight
+multipliers), propagates them **before** the first observation, then runs bounded attempts of the
+numba kernel. Each attempt has its own seed, derived from the caller's seed; inside an attempt a
+contradiction rolls back the last checkpoint epochs (bounded backtracking). The result is typed:
+solved, or failed with the partial state and the reason. Same inputs give byte-identical output in
+any process, with the JIT on or off.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from worldgen.engine import _kernels as K
+from worldgen.engine.rng import PURPOSE_ATTEMPT, mix
+from worldgen.engine.rules import RuleTable, from_bitsets, to_bitsets, words_for
+from worldgen.errors import ConstraintError, InputError
+
+Heuristic = Literal["entropy", "mrv", "scanline"]
+HEURISTICS: dict[str, int] = {"entropy": K.H_ENTROPY, "mrv": K.H_MRV, "scanline": K.H_SCANLINE}
+
+MAX_CELLS = 4096 * 4096
+"""Largest grid one solve accepts (cells); bigger outputs belong to the world generator."""
+
+# Below this many possible patterns a cell's neighbour mask is built bit by bit, above it
+# through the byte look-up table (fewer, but wider, memory reads).
+_LUT_MIN_COUNT = 6
+# The byte look-up table grows as 4*NW*8*256*NW words; past 16 words (1024 patterns) it would
+# exceed 64 MiB, so larger tables propagate bit by bit only.
+_LUT_MAX_WORDS = 16
+
+IntGrid = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledRules:
+    """A rule table packed for the kernels. Build once per model with :func:`compile_rules`.
+
+    ``compat[d, t]`` is the bitset of patterns allowed next to t in direction d; ``lut`` its
+    byte-wise unions; ``weights``/``wlogw`` the base weight row; ``push_all`` is true when some
+    pattern lacks a neighbour in some direction, so the unconstrained grid is not yet consistent.
+    """
+
+    patterns: int
+    words: int
+    compat: npt.NDArray[np.uint64]
+    lut: npt.NDArray[np.uint64]
+    lut_min: int
+    weights: npt.NDArray[np.float64]
+    push_all: bool
+
+
+def compile_rules(rules: RuleTable) -> CompiledRules:
+    """Validate ``rules`` and pack them into bitsets and byte look-up tables."""
+    table = rules.validated()
+    t = table.size
+    nw = words_for(t)
+    compat = to_bitsets(table.allowed)  # (4, T, NW)
+    if nw <= _LUT_MAX_WORDS:
+        rows = nw * 8
+        members = np.zeros((rows, 256, rows * 8), dtype=np.bool_)
+        values = np.arange(256)
+        for k in range(rows):
+            for bit in range(8):
+                members[k, :, k * 8 + bit] = (values >> bit) & 1 == 1
+        members = members[:, :, :t] if rows * 8 >= t else members
+        lut = np.zeros((4, rows, 256, nw), dtype=np.uint64)
+        for d in range(4):
+            # union over member patterns: OR of compat rows, computed as a boolean matmul.
+            allowed_d = table.allowed[d].astype(np.uint8)  # (T, T)
+            union = (members.reshape(rows * 256, -1).astype(np.uint8) @ allowed_d) > 0
+            lut[d] = to_bitsets(union.reshape(rows, 256, t))
+        lut_min = _LUT_MIN_COUNT
+    else:
+        lut = np.zeros((4, 1, 256, nw), dtype=np.uint64)
+        lut_min = t + 1
+    push_all = not all(bool(table.allowed[d].any(axis=1).all()) for d in range(4))
+    return CompiledRules(
+        patterns=t,
+        words=nw,
+        compat=np.ascontiguousarray(compat),
+        lut=np.ascontiguousarray(lut),
+        lut_min=lut_min,
+        weights=table.weights,
+        push_all=push_all,
+    )
+
+
+@dataclass(frozen=True)
+class SolverBudget:
+    """Bounds that make every solve finish: attempts, rollbacks per attempt, observations."""
+
+    max_attempts: int = 10
+    max_backtracks: int = 1000
+    max_observations: int | None = None  # default: 4 * cells + 1000, over all attempts
+
+    def observation_limit(self, cells: int) -> int:
+        """The total observation budget for a grid of ``cells`` cells."""
+        return self.max_observations if self.max_observations is not None else 4 * cells + 1000
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the caller fixes before solving; all optional. Grids are indexed ``[y, x]``.
+
+    * ``pins``: (H, W) int, -1 for free cells, else the pattern the cell must take.
+    * ``bans``: (H, W, T) bool, true where the pattern is forbidden at that cell.
+    * ``bias``: per-cell weight multipliers, either (H, W, T) floats > 0, or a pair
+      ``(profiles (P, T) floats > 0, cell_profile (H, W) int in [0, P))`` which is cheaper.
+    """
+
+    pins: npt.NDArray[np.integer] | None = None
+    bans: npt.NDArray[np.bool_] | None = None
+    bias: (
+        npt.NDArray[np.floating]
+        | tuple[npt.NDArray[np.floating], npt.NDArray[np.integer]]
+        | None
+    ) = None
+
+
+@dataclass(frozen=True, eq=False)
+class SolveResult:
+    """The outcome of :func:`solve`.
+
+    ``grid`` holds the chosen pattern per cell (``[y, x]``), -1 where a failed solve left the cell
+    undecided; ``wave`` the final per-cell possibilities (H, W, T) bool, for partial rendering.
+    ``reason`` is None when solved, else ``"constraints"`` (the constraints contradict each other
+    or the rules), ``"contradiction"`` (every attempt failed) or ``"budget"`` (observations ran out).
+    """
+
+    status: Literal["solved", "failed"]
+    reason: Literal["constraints", "contradiction", "budget"] | None
+    grid: IntGrid
+    wave: npt.NDArray[np.bool_]
+    attempts: int
+    backtracks: int
+    observations: int
+    solve_s: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def solved(self) -> bool:
+        """True when every cell holds exactly one pattern and every rule holds."""
+        return self.status == "solved"
+
+
+def _check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise InputError(f"grid size must be at least 1x1, got {width}x{height}")
+    if width * height > MAX_CELLS:
+        raise InputError(
+            f"grid {width}x{height} has {width * height} cells; the limit is {MAX_CELLS}"
+        )
+
+
+def _profiles(
+    constraints: Constraints, cr: CompiledRules, width: int, height: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32]]:
+    """Weight rows and the row index of each cell, from the base weights and the bias."""
+    t = cr.patterns
+    base = cr.weights
+    bias = constraints.bias
+    cells = width * height
+    if bias is None:
+        return base[None, :].copy(), np.zeros(cells, dtype=np.int32)
+    if isinstance(bias, tuple):
+        rows = np.asarray(bias[0], dtype=np.float64)
+        cell_profile = np.asarray(bias[1])
+        if rows.ndim != 2 or rows.shape[1] != t:
+            raise ConstraintError(f"bias profiles must have shape (P, {t}), got {rows.shape}")
+        if cell_profile.shape != (height, width):
+            raise ConstraintError(
+                f"bias cell profiles must have shape ({height}, {width}), got {cell_profile.shape}"
+            )
+        if not np.issubdtype(cell_profile.dtype, np.integer) or (
+            cell_profile.size
+            and (int(cell_profile.min()) < 0 or int(cell_profile.max()) >= rows.shape[0])
+        ):
+            raise ConstraintError(f"bias cell profiles must be integers in [0, {rows.shape[0]})")
+        index = cell_profile.reshape(-1).astype(np.int32)
+    else:
+        dense = np.asarray(bias, dtype=np.float64)
+        if dense.shape != (height, width, t):
+            raise ConstraintError(
+                f"bias must have shape ({height}, {width}, {t}), got {dense.shape}"
+            )
+        rows, inverse = np.unique(dense.reshape(cells, t), axis=0, return_inverse=True)
+        index = inverse.reshape(-1).astype(np.int32)
+    if not np.all(np.isfinite(rows)) or np.any(rows <= 0):
+        raise ConstraintError("weight multipliers must be finite and above 0")
+    return np.ascontiguousarray(rows * base[None, :]), np.ascontiguousarray(index)
+
+
+def _initial_wave(
+    constraints: Constraints, cr: CompiledRules, width: int, height: int
+) -> npt.NDArray[np.uint64]:
+    """Every pattern everywhere, minus bans, with pins reduced to their single pattern."""
+    t = cr.patterns
+    possible = np.ones((height, width, t), dtype=np.bool_)
+    if constraints.bans is not None:
+        bans = np.asarray(constraints.bans)
+        if bans.shape != (height, width, t) or bans.dtype != np.bool_:
+            raise ConstraintError(f"bans must be a bool array of shape ({height}, {width}, {t})")
+        possible &= ~bans
+    if constraints.pins is not None:
+        pins = np.asarray(constraints.pins)
+        if pins.shape != (height, width) or not np.issubdtype(pins.dtype, np.integer):
+            raise ConstraintError(f"pins must be an int array of shape ({height}, {width})")
+        if pins.size and (int(pins.min()) < -1 or int(pins.max()) >= t):
+            raise ConstraintError(f"pins must be -1 (free) or a pattern index in [0, {t})")
+        ys, xs = np.nonzero(pins >= 0)
+        chosen = pins[ys, xs]
+        if not np.all(possible[ys, xs, chosen]):
+            raise ConstraintError("a pinned cell's pattern is also banned at that cell")
+        possible[ys, xs, :] = False
+        possible[ys, xs, chosen] = True
+    return to_bitsets(possible.reshape(width * height, t))
+
+
+def solve(
+    rules: RuleTable | CompiledRules,
+    width: int,
+    height: int,
+    *,
+    periodic: bool = False,
+    seed: int = 0,
+    heuristic: Heuristic = "entropy",
+    constraints: Constraints | None = None,
+    budget: SolverBudget | None = None,
+) -> SolveResult:
+    """Solve a ``width`` x ``height`` grid under ``rules``; never loops without bound.
+
+    ``periodic`` makes the grid a torus. Constraints are applied and propagated before the first
+    observation; if they contradict, the result is failed with reason ``"constraints"``.
+    """
+    _check_size(width, height)
+    if heuristic not in HEURISTICS:
+        raise InputError(f"unknown heuristic {heuristic!r}; use one of {', '.join(HEURISTICS)}")
+    cr = rules if isinstance(rules, CompiledRules) else compile_rules(rules)
+    constraints = constraints or Constraints()
+    budget = budget or SolverBudget()
+    if budget.max_attempts < 1 or budget.max_backtracks < 0:
+        raise InputError("the budget needs at least one attempt and a non-negative backtrack limit")
+    cells = width * height
+    weight_rows, profile = _profiles(constraints, cr, width, height)
+    wlogw = np.ascontiguousarray(weight_rows * np.log(weight_rows))
+    wave0 = _initial_wave(constraints, cr, width, height)
+
+    started = time.perf_counter()
+    count0 = np.zeros(cells, dtype=np.int32)
+    sumw0 = np.zeros(cells, dtype=np.float64)
+    sumwl0 = np.zeros(cells, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        K.init_sums(wave0, profile, weight_rows, wlogw, count0, sumw0, sumwl0)
+        consistent = bool(
+            K.initial_propagate(
+                cr.push_all, width, height, periodic, cr.compat, cr.lut, cr.lut_min, wave0,
+                count0, sumw0, sumwl0, profile, weight_rows, wlogw, cr.patterns,
+            )
+        )  # fmt: skip
+    if not consistent:
+        return _result(
+            "failed", "constraints", wave0, cr, width, height, 0, 0, 0, started
+        )
+
+    stats = np.zeros(2, dtype=np.int64)
+    limit = budget.observation_limit(cells)
+    trail_capacity = max(4096, min(2 * cells, 1 << 21))
+    status = K.R_CONTRADICTION
+    attempts = 0
+    wave = wave0
+    for attempt in range(budget.max_attempts):
+        attempts = attempt + 1
+        wave = wave0.copy()
+        count = count0.copy()
+        sumw = sumw0.copy()
+        sumwl = sumwl0.copy()
+        stream = np.uint64(mix(seed, PURPOSE_ATTEMPT, attempt))
+        remaining = limit - int(stats[0])
+        if remaining <= 0:
+            status = K.R_BUDGET
+            break
+        with np.errstate(over="ignore"):
+            status = int(
+                K.run_attempt(
+                    stream, HEURISTICS[heuristic], width, height, periodic, cr.compat, cr.lut,
+                    cr.lut_min, wave, count, sumw, sumwl, profile, weight_rows, wlogw,
+                    budget.max_backtracks, remaining, trail_capacity, 64, stats,
+                )
+            )  # fmt: skip
+        if status != K.R_CONTRADICTION:
+            break
+    if status == K.R_SOLVED:
+        return _result("solved", None, wave, cr, width, height, attempts, *stats, started)
+    reason: Literal["contradiction", "budget"] = (
+        "budget" if status == K.R_BUDGET else "contradiction"
+    )
+    return _result("failed", reason, wave, cr, width, height, attempts, *stats, started)
+
+
+def _result(
+    status: Literal["solved", "failed"],
+    reason: Literal["constraints", "contradiction", "budget"] | None,
+    wave: npt.NDArray[np.uint64],
+    cr: CompiledRules,
+    width: int,
+    height: int,
+    attempts: int,
+    observations: int | np.integer,
+    backtracks: int | np.integer,
+    started: float,
+) -> SolveResult:
+    elapsed = time.perf_counter() - started
+    possible = from_bitsets(wave, cr.patterns).reshape(height, width, cr.patterns)
+    counts = possible.sum(axis=2)
+    grid = np.where(counts == 1, possible.argmax(axis=2), -1).astype(np.int32)
+    return SolveResult(
+        status=status,
+        reason=reason,
+        grid=grid,
+        wave=possible,
+        attempts=attempts,
+        backtracks=int(backtracks),
+        observations=int(observations),
+        solve_s=elapsed,
+    )
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) every kernel on a tiny problem; returns seconds spent."""
+    started = time.perf_counter()
+    allowed = np.ones((4, 2, 2), dtype=np.bool_)
+    allowed[:, 0, 1] = False
+    allowed[:, 1, 0] = False
+    rules = RuleTable(allowed=allowed, weights=np.array([1.0, 2.0]))
+    for heuristic in HEURISTICS:
+        solve(rules, 3, 3, seed=1, heuristic=heuristic)  # type: ignore[arg-type]
+    return time.perf_counter() - started
