@@ -11,6 +11,7 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
 * ``count[c]``        (C,) int32: popcount of ``wave[c]``; 0 never survives a successful step.
 * ``sumw[c]``         (C,) float64: sum of ``weights[profile[c], t]`` over the possible t.
 * ``sumwl[c]``        (C,) float64: sum of ``w * log(w)`` over the same t.
+* ``nbr[c, d]``      (C, 4) int64: the neighbour of c in direction d, or -1 past a bounded edge.
 * ``profile[c]``      (C,) int32: row of ``weights``/``wlogw`` that applies to cell c (bias).
 * ``compat[d, t, :]`` (4, T, NW) uint64: patterns allowed at the neighbour in direction d of t.
 * ``lut[d, k, b, :]`` (4, NW*8, 256, NW) uint64: union of ``compat[d, t]`` over the bits of byte
@@ -19,11 +20,7 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
   stamp are stale and skipped (lazy deletion).
 * heap (``hkey``, ``hcell``, ``hstamp``, size in ``st[ST_HEAP]``): binary min-heap holding, for
   every cell with count > 1, at least one entry with the cell's current stamp.
-* trail (``tcell``, ``twords``, ``tcount``, ``tsumw``, ``tsumwl``): ring of saved cell states; an
-  entry is written the first time a cell changes within an epoch (``saved[c] == epoch id``), so
-  rolling back an epoch restores exactly the state at its start.
-* epochs (``ep_start``, ``ep_depth``): a ring of the last ``R`` epochs; an epoch is ``EPOCH_LEN``
-  observations; rolling back pops whole epochs (checkpoint backtracking).
+* ``dirty``: cells changed since the last settled step, each once (``dirty_flag``).
 
 Directions: d indexes DX = (-1, 0, 1, 0), DY = (0, 1, 0, -1).
 """
@@ -36,6 +33,9 @@ import numpy as np
 from numba import njit
 
 _FLAGS = {"cache": True, "nogil": True, "error_model": "numpy"}
+# Small helpers are inlined at the numba IR level: a call between compiled functions passes
+# every array as a struct and pays reference counting on each, which dominated propagation.
+_INLINE = {**_FLAGS, "inline": "always"}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -68,22 +68,15 @@ R_BUDGET = 2
 
 # Slots of the integer state vector ``st``.
 ST_HEAP = 0  # heap size
-ST_HEAD = 1  # trail write position (monotonic)
-ST_TAIL = 2  # oldest trail entry still kept (monotonic)
-ST_NEP = 3  # epochs kept
-ST_EPFIRST = 4  # ring slot of the oldest kept epoch
-ST_EPID = 5  # id of the current epoch (fresh after every rollback)
-ST_OBS = 6  # observations made in this attempt (never rewinds; feeds the RNG)
-ST_DEPTH = 7  # observations on the current path (rewinds on rollback)
-ST_BACKTRACKS = 8
-ST_DIRTY = 9  # cells waiting in the dirty list
-ST_CURSOR = 10  # scanline cursor
-ST_SIZE = 11
-
-EPOCH_LEN = 16
+ST_OBS = 1  # observations made in this attempt (never rewinds; feeds the RNG)
+ST_BACKTRACKS = 2  # local repairs made in this attempt
+ST_DIRTY = 3  # cells waiting in the dirty list
+ST_CURSOR = 4  # scanline cursor
+ST_EMPTY = 5  # the cell a contradiction emptied
+ST_SIZE = 6
 
 
-@njit(**_FLAGS)
+@njit(**_INLINE)
 def _splitmix(x: np.uint64) -> np.uint64:
     """One splitmix64 step (wrapping uint64 arithmetic)."""
     z = x + _GOLDEN
@@ -92,14 +85,14 @@ def _splitmix(x: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@njit(**_FLAGS)
+@njit(**_INLINE)
 def _unit(stream: np.uint64, a: np.int64, b: np.int64) -> float:
     """A float in [0, 1) that is a pure function of (stream, a, b)."""
     h = _splitmix(stream ^ _splitmix(np.uint64(a) ^ _splitmix(np.uint64(b))))
     return float(h >> np.uint64(11)) * _INV53
 
 
-@njit(**_FLAGS)
+@njit(**_INLINE)
 def _ctz(x: np.uint64) -> np.int64:
     """Index of the lowest set bit of a non-zero word."""
     return _CTZ[((x & (~x + _ONE)) * _DEBRUIJN) >> np.uint64(58)]
@@ -135,7 +128,7 @@ def init_sums(
         sumwl[c] = sl
 
 
-@njit(**_FLAGS)
+@njit(**_INLINE)
 def _heap_push(
     hkey: np.ndarray,
     hcell: np.ndarray,
@@ -161,7 +154,7 @@ def _heap_push(
     hstamp[i] = stamp
 
 
-@njit(**_FLAGS)
+@njit(**_INLINE)
 def _heap_pop(hkey: np.ndarray, hcell: np.ndarray, hstamp: np.ndarray, st: np.ndarray) -> None:
     """Remove the root (the caller has read it)."""
     n = st[ST_HEAP] - 1
@@ -192,7 +185,7 @@ def _heap_pop(hkey: np.ndarray, hcell: np.ndarray, hstamp: np.ndarray, st: np.nd
     hstamp[i] = stamp
 
 
-@njit(**_FLAGS)
+@njit(**_INLINE)
 def _cell_key(
     c: np.int64,
     heuristic: np.int64,
@@ -204,12 +197,21 @@ def _cell_key(
     weights: np.ndarray,
     wlogw: np.ndarray,
     stamp: np.ndarray,
+    init_count: np.ndarray,
     stream: np.uint64,
 ) -> float:
-    """Heap key of an undecided cell: entropy (or count for MRV) plus a tiny seeded tie-breaker."""
+    """Heap key of an undecided cell: entropy (or count for MRV) plus a tiny seeded tie-breaker.
+
+    Cells that nothing has narrowed yet rank after every narrowed cell, so the solved region
+    grows as one connected front from the first observation. (Shannon entropy can rise when a
+    heavy pattern is removed; without this rule far-away untouched cells get picked, separate
+    fronts start, and where they meet long-range invariants such as a maze's wall lattice
+    clash — contradictions that no local rollback can repair.)
+    """
     noise = _unit(stream, c, stamp[c])
+    untouched = 1000.0 if count[c] == init_count[c] else 0.0
     if heuristic == H_MRV:
-        return float(count[c]) + 0.5 * noise
+        return untouched + float(count[c]) + 0.5 * noise
     s = sumw[c]
     sl = sumwl[c]
     if not s > 1e-300:
@@ -226,10 +228,10 @@ def _cell_key(
                 bits &= bits - _ONE
         sumw[c] = s
         sumwl[c] = sl
-    return math.log(s) - sl / s + 1e-6 * noise
+    return untouched + math.log(s) - sl / s + 1e-6 * noise
 
 
-@njit(**_FLAGS)
+@njit(**_INLINE)
 def _narrow(
     n: np.int64,
     mask: np.ndarray,
@@ -241,21 +243,14 @@ def _narrow(
     weights: np.ndarray,
     wlogw: np.ndarray,
     stamp: np.ndarray,
-    saved: np.ndarray,
     dirty: np.ndarray,
     dirty_flag: np.ndarray,
-    tcell: np.ndarray,
-    twords: np.ndarray,
-    tcount: np.ndarray,
-    tsumw: np.ndarray,
-    tsumwl: np.ndarray,
-    ep_start: np.ndarray,
     st: np.ndarray,
 ) -> np.int64:
     """wave[n] &= mask. Returns 0 if unchanged, 1 if narrowed, -1 if n became empty.
 
-    Saves n's previous state on the trail the first time it changes in the current epoch, and
-    queues n in the dirty list (its heap key must be refreshed once propagation settles).
+    Queues n in the dirty list (its heap key must be refreshed once propagation settles, and a
+    failed step re-propagates from every dirty cell).
     """
     nw = wave.shape[1]
     changed = False
@@ -265,29 +260,6 @@ def _narrow(
             break
     if not changed:
         return 0
-    if st[ST_NEP] > 0 and saved[n] != st[ST_EPID]:
-        cap = tcell.shape[0]
-        if st[ST_HEAD] - st[ST_TAIL] == cap:
-            # Trail full: forget the oldest epoch, or every epoch if the current one is alone.
-            if st[ST_NEP] > 1:
-                nep_ring = ep_start.shape[0]
-                second = (st[ST_EPFIRST] + 1) % nep_ring
-                st[ST_TAIL] = ep_start[second]
-                st[ST_EPFIRST] = second
-                st[ST_NEP] -= 1
-            else:
-                st[ST_TAIL] = st[ST_HEAD]
-                st[ST_NEP] = 0
-        if st[ST_NEP] > 0:
-            slot = st[ST_HEAD] % cap
-            tcell[slot] = n
-            for w in range(nw):
-                twords[slot, w] = wave[n, w]
-            tcount[slot] = count[n]
-            tsumw[slot] = sumw[n]
-            tsumwl[slot] = sumwl[n]
-            st[ST_HEAD] += 1
-            saved[n] = st[ST_EPID]
     p = profile[n]
     k = count[n]
     s = sumw[n]
@@ -307,12 +279,13 @@ def _narrow(
     sumw[n] = s
     sumwl[n] = sl
     stamp[n] += 1
-    if k == 0:
-        return -1
     if dirty_flag[n] == 0:
         dirty_flag[n] = 1
         dirty[st[ST_DIRTY]] = n
         st[ST_DIRTY] += 1
+    if k == 0:
+        st[ST_EMPTY] = n
+        return -1
     return 1
 
 
@@ -321,9 +294,7 @@ def _propagate(
     stack: np.ndarray,
     sp: np.int64,
     on_stack: np.ndarray,
-    width: np.int64,
-    height: np.int64,
-    periodic: bool,
+    nbr: np.ndarray,
     compat: np.ndarray,
     lut: np.ndarray,
     lut_min: np.int64,
@@ -336,56 +307,46 @@ def _propagate(
     weights: np.ndarray,
     wlogw: np.ndarray,
     stamp: np.ndarray,
-    saved: np.ndarray,
     dirty: np.ndarray,
     dirty_flag: np.ndarray,
-    tcell: np.ndarray,
-    twords: np.ndarray,
-    tcount: np.ndarray,
-    tsumw: np.ndarray,
-    tsumwl: np.ndarray,
-    ep_start: np.ndarray,
     st: np.ndarray,
 ) -> bool:
     """Arc consistency from the cells on the stack until nothing changes (AC-3 on bitsets).
 
-    Returns False on a contradiction; the stack is then emptied (flags cleared).
+    Returns False on a contradiction (the emptied cell is in ``st[ST_EMPTY]``); the stack is then
+    emptied and its flags cleared.
     """
     nw = wave.shape[1]
     while sp > 0:
         sp -= 1
         c = stack[sp]
         on_stack[c] = 0
-        x = c % width
-        y = c // width
         for d in range(4):
-            if d == 0:
-                nx = x - 1
-                ny = y
-            elif d == 1:
-                nx = x
-                ny = y + 1
-            elif d == 2:
-                nx = x + 1
-                ny = y
-            else:
-                nx = x
-                ny = y - 1
-            if periodic:
-                if nx < 0:
-                    nx += width
-                elif nx >= width:
-                    nx -= width
-                if ny < 0:
-                    ny += height
-                elif ny >= height:
-                    ny -= height
-            elif nx < 0 or nx >= width or ny < 0 or ny >= height:
+            n = nbr[c, d]
+            if n < 0:
                 continue
-            n = ny * width + nx
+            cn = count[n]
+            if cn == 1:
+                # A decided neighbour needs no check: when it was decided it filtered c, and c
+                # only shrinks, so its pattern keeps its support until c is empty (and an empty
+                # c is reported where it happens). If it is still on the stack it will filter c.
+                continue
             for w in range(nw):
                 tmp[w] = _ZERO
-            if count[c] < lut_min:
+            if cn < count[c] and cn < lut_min:
+                # Few candidates at n: test each one for support in c (revise from n's side).
+                od = (d + 2) & 3
+                for w in range(nw):
+                    bits = wave[n, w]
+                    while bits != _ZERO:
+                        low = bits & (~bits + _ONE)
+                        u = w * 64 + _ctz(bits)
+                        for v in range(nw):
+                            if wave[c, v] & compat[od, u, v] != _ZERO:
+                                tmp[w] |= low
+                                break
+                        bits ^= low
+            elif count[c] < lut_min:
                 for w in range(nw):
                     bits = wave[c, w]
                     while bits != _ZERO:
@@ -396,15 +357,17 @@ def _propagate(
             else:
                 for w in range(nw):
                     word = wave[c, w]
-                    for b in range(8):
-                        byte = (word >> np.uint64(8 * b)) & _BYTE
+                    row = w * 8
+                    while word != _ZERO:
+                        byte = word & _BYTE
                         if byte != _ZERO:
-                            row = w * 8 + b
                             for v in range(nw):
                                 tmp[v] |= lut[d, row, byte, v]
+                        word >>= np.uint64(8)
+                        row += 1
             r = _narrow(
-                n, tmp, wave, count, sumw, sumwl, profile, weights, wlogw, stamp, saved,
-                dirty, dirty_flag, tcell, twords, tcount, tsumw, tsumwl, ep_start, st,
+                n, tmp, wave, count, sumw, sumwl, profile, weights, wlogw, stamp, dirty,
+                dirty_flag, st,
             )  # fmt: skip
             if r < 0:
                 while sp > 0:
@@ -421,9 +384,7 @@ def _propagate(
 @njit(**_FLAGS)
 def initial_propagate(
     push_all: bool,
-    width: np.int64,
-    height: np.int64,
-    periodic: bool,
+    nbr: np.ndarray,
     compat: np.ndarray,
     lut: np.ndarray,
     lut_min: np.int64,
@@ -453,37 +414,14 @@ def initial_propagate(
             on_stack[c] = 1
             sp += 1
     stamp = np.zeros(cells, dtype=np.int64)
-    saved = np.zeros(cells, dtype=np.int64)
     dirty = np.empty(cells, dtype=np.int64)
     dirty_flag = np.zeros(cells, dtype=np.uint8)
-    st = np.zeros(ST_SIZE, dtype=np.int64)  # ST_NEP = 0: nothing is recorded on the trail
-    tcell = np.zeros(1, dtype=np.int64)
-    twords = np.zeros((1, nw), dtype=np.uint64)
-    tcount = np.zeros(1, dtype=np.int32)
-    tf = np.zeros(1, dtype=np.float64)
-    ep_start = np.zeros(1, dtype=np.int64)
+    st = np.zeros(ST_SIZE, dtype=np.int64)
     tmp = np.zeros(nw, dtype=np.uint64)
-    ok = _propagate(
-        stack, sp, on_stack, width, height, periodic, compat, lut, lut_min, tmp, wave, count,
-        sumw, sumwl, profile, weights, wlogw, stamp, saved, dirty, dirty_flag, tcell, twords,
-        tcount, tf, tf, ep_start, st,
+    return _propagate(
+        stack, sp, on_stack, nbr, compat, lut, lut_min, tmp, wave, count,
+        sumw, sumwl, profile, weights, wlogw, stamp, dirty, dirty_flag, st,
     )  # fmt: skip
-    return ok
-
-
-@njit(**_FLAGS)
-def _begin_epoch(ep_start: np.ndarray, ep_depth: np.ndarray, st: np.ndarray) -> None:
-    """Open a new epoch at the current trail head (dropping the oldest if the ring is full)."""
-    ring = ep_start.shape[0]
-    if st[ST_NEP] == ring:
-        st[ST_EPFIRST] = (st[ST_EPFIRST] + 1) % ring
-        st[ST_TAIL] = ep_start[st[ST_EPFIRST]]
-        st[ST_NEP] -= 1
-    slot = (st[ST_EPFIRST] + st[ST_NEP]) % ring
-    ep_start[slot] = st[ST_HEAD]
-    ep_depth[slot] = st[ST_DEPTH]
-    st[ST_NEP] += 1
-    st[ST_EPID] += 1
 
 
 @njit(**_FLAGS)
@@ -493,6 +431,7 @@ def run_attempt(
     width: np.int64,
     height: np.int64,
     periodic: bool,
+    nbr: np.ndarray,
     compat: np.ndarray,
     lut: np.ndarray,
     lut_min: np.int64,
@@ -505,51 +444,48 @@ def run_attempt(
     wlogw: np.ndarray,
     max_backtracks: np.int64,
     max_observations: np.int64,
-    trail_capacity: np.int64,
-    epoch_ring: np.int64,
     stats: np.ndarray,
 ) -> np.int64:
     """One attempt: observe and propagate until solved, stuck, or out of budget.
 
-    The wave must be a propagated fixpoint (see :func:`initial_propagate`). On a contradiction the
-    last epoch is rolled back and the search continues with fresh random draws; repeated failures
-    at the same depth roll back twice as many epochs each time. ``stats`` receives
+    The wave must be a propagated fixpoint (see :func:`initial_propagate`); that state is the
+    attempt's baseline. Backtracking is local: after a contradiction at cell e, every cell within
+    Chebyshev radius r of e returns to its baseline (undoing the decisions there), and the
+    region is re-propagated from its surroundings and from every cell the failed step had
+    changed. A new contradiction close to the last one doubles r (2, 4, ... 64); one elsewhere
+    starts again at 2. After ``max_backtracks`` repairs the attempt fails. ``stats`` receives
     [observations, backtracks]. Returns R_SOLVED, R_CONTRADICTION or R_BUDGET.
     """
     cells, nw = wave.shape
     stack = np.empty(cells, dtype=np.int64)
     on_stack = np.zeros(cells, dtype=np.uint8)
     stamp = np.zeros(cells, dtype=np.int64)
-    saved = np.full(cells, -1, dtype=np.int64)
     dirty = np.empty(cells, dtype=np.int64)
     dirty_flag = np.zeros(cells, dtype=np.uint8)
     heap_cap = 4 * cells + 64
     hkey = np.empty(heap_cap, dtype=np.float64)
     hcell = np.empty(heap_cap, dtype=np.int64)
     hstamp = np.empty(heap_cap, dtype=np.int64)
-    tcell = np.empty(trail_capacity, dtype=np.int64)
-    twords = np.empty((trail_capacity, nw), dtype=np.uint64)
-    tcount = np.empty(trail_capacity, dtype=np.int32)
-    tsumw = np.empty(trail_capacity, dtype=np.float64)
-    tsumwl = np.empty(trail_capacity, dtype=np.float64)
-    ep_start = np.zeros(epoch_ring, dtype=np.int64)
-    ep_depth = np.zeros(epoch_ring, dtype=np.int64)
     tmp = np.zeros(nw, dtype=np.uint64)
     mask = np.zeros(nw, dtype=np.uint64)
     st = np.zeros(ST_SIZE, dtype=np.int64)
+    base_wave = wave.copy()
+    base_count = count.copy()
+    base_sumw = sumw.copy()
+    base_sumwl = sumwl.copy()
 
     use_heap = heuristic != H_SCANLINE
     if use_heap:
         for c in range(cells):
             if count[c] > 1:
                 key = _cell_key(
-                    c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp, stream
-                )
+                    c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
+                    base_count, stream,
+                )  # fmt: skip
                 _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
-    _begin_epoch(ep_start, ep_depth, st)
-    obs_in_epoch = 0
-    last_fail_depth = -1
-    jump = 1
+    radius = 2
+    last_x = -(1 << 40)
+    last_y = -(1 << 40)
 
     while True:
         # 1. Pick the cell to observe.
@@ -577,12 +513,7 @@ def run_attempt(
             stats[1] += st[ST_BACKTRACKS]
             return R_BUDGET
 
-        # 2. Checkpoint: every EPOCH_LEN observations a new epoch starts.
-        if obs_in_epoch == EPOCH_LEN:
-            _begin_epoch(ep_start, ep_depth, st)
-            obs_in_epoch = 0
-
-        # 3. Observe: choose one pattern, weighted, from a draw that depends on (stream, obs).
+        # 2. Observe: choose one pattern, weighted, from a draw that depends on (stream, obs).
         p = profile[cell]
         total = 0.0
         for w in range(nw):
@@ -611,65 +542,92 @@ def run_attempt(
             mask[w] = _ZERO
         mask[chosen >> 6] = _ONE << np.uint64(chosen & 63)
         st[ST_OBS] += 1
-        st[ST_DEPTH] += 1
-        obs_in_epoch += 1
         _narrow(
-            cell, mask, wave, count, sumw, sumwl, profile, weights, wlogw, stamp, saved,
-            dirty, dirty_flag, tcell, twords, tcount, tsumw, tsumwl, ep_start, st,
+            cell, mask, wave, count, sumw, sumwl, profile, weights, wlogw, stamp, dirty,
+            dirty_flag, st,
         )  # fmt: skip
         stack[0] = cell
         on_stack[cell] = 1
         ok = _propagate(
-            stack, 1, on_stack, width, height, periodic, compat, lut, lut_min, tmp, wave, count,
-            sumw, sumwl, profile, weights, wlogw, stamp, saved, dirty, dirty_flag, tcell, twords,
-            tcount, tsumw, tsumwl, ep_start, st,
+            stack, 1, on_stack, nbr, compat, lut, lut_min, tmp, wave, count,
+            sumw, sumwl, profile, weights, wlogw, stamp, dirty, dirty_flag, st,
         )  # fmt: skip
 
-        if not ok:
-            # 4. Contradiction: roll back whole epochs (checkpoint backtracking).
-            if st[ST_NEP] == 0 or st[ST_BACKTRACKS] >= max_backtracks:
+        # 3. Contradiction: undo the decisions around it and re-propagate (local backtracking).
+        while not ok:
+            if st[ST_BACKTRACKS] >= max_backtracks:
                 stats[0] += st[ST_OBS]
                 stats[1] += st[ST_BACKTRACKS]
                 return R_CONTRADICTION
-            # Failing again before getting clearly past the previous failure means the cause
-            # lies further back: roll back twice as far. Clear progress resets the distance.
-            if st[ST_DEPTH] <= last_fail_depth + jump * EPOCH_LEN:
-                jump = min(jump * 2, epoch_ring)
-            else:
-                jump = 1
-            last_fail_depth = max(last_fail_depth, st[ST_DEPTH])
-            pop = min(jump, st[ST_NEP])
-            ring = ep_start.shape[0]
-            target = (st[ST_EPFIRST] + st[ST_NEP] - pop) % ring
-            start = ep_start[target]
-            cap = tcell.shape[0]
-            i = st[ST_HEAD] - 1
-            min_cell = cells
-            while i >= start:
-                slot = i % cap
-                c = tcell[slot]
-                for w in range(nw):
-                    wave[c, w] = twords[slot, w]
-                count[c] = tcount[slot]
-                sumw[c] = tsumw[slot]
-                sumwl[c] = tsumwl[slot]
-                stamp[c] += 1
-                if dirty_flag[c] == 0:
-                    dirty_flag[c] = 1
-                    dirty[st[ST_DIRTY]] = c
-                    st[ST_DIRTY] += 1
-                min_cell = min(min_cell, c)
-                i -= 1
-            st[ST_HEAD] = start
-            st[ST_DEPTH] = ep_depth[target]
-            st[ST_NEP] -= pop
             st[ST_BACKTRACKS] += 1
-            _begin_epoch(ep_start, ep_depth, st)
-            obs_in_epoch = 0
-            if not use_heap and min_cell < st[ST_CURSOR]:
-                st[ST_CURSOR] = min_cell
+            e = st[ST_EMPTY]
+            ex = e % width
+            ey = e // width
+            dxl = abs(ex - last_x)
+            dyl = abs(ey - last_y)
+            if periodic:
+                dxl = min(dxl, width - dxl)
+                dyl = min(dyl, height - dyl)
+            if max(dxl, dyl) <= 2 * radius:
+                radius = min(radius * 2, 32)
+            else:
+                radius = 2
+            last_x = ex
+            last_y = ey
+            sp = 0
+            # Every cell the failed step changed is re-checked against its neighbours.
+            for i in range(st[ST_DIRTY]):
+                c = dirty[i]
+                if on_stack[c] == 0:
+                    on_stack[c] = 1
+                    stack[sp] = c
+                    sp += 1
+            # Cells within ``radius`` return to the baseline; so do undecided cells within
+            # ``2 * radius``, whose possibilities may have been cut by the decisions just undone.
+            # Everything in the box, one cell wider, is re-propagated.
+            outer = 2 * radius
+            span = 2 * outer + 3
+            for oy in range(span):
+                ry = ey - outer - 1 + oy
+                if periodic:
+                    if span > height and oy >= height:
+                        break
+                    ry %= height
+                elif ry < 0 or ry >= height:
+                    continue
+                for ox in range(span):
+                    rx = ex - outer - 1 + ox
+                    if periodic:
+                        if span > width and ox >= width:
+                            break
+                        rx %= width
+                    elif rx < 0 or rx >= width:
+                        continue
+                    c = ry * width + rx
+                    dist = max(abs(ox - outer - 1), abs(oy - outer - 1))
+                    if dist <= radius or (dist <= outer and count[c] > 1):
+                        for w in range(nw):
+                            wave[c, w] = base_wave[c, w]
+                        count[c] = base_count[c]
+                        sumw[c] = base_sumw[c]
+                        sumwl[c] = base_sumwl[c]
+                        stamp[c] += 1
+                        if dirty_flag[c] == 0:
+                            dirty_flag[c] = 1
+                            dirty[st[ST_DIRTY]] = c
+                            st[ST_DIRTY] += 1
+                    if on_stack[c] == 0:
+                        on_stack[c] = 1
+                        stack[sp] = c
+                        sp += 1
+            if not use_heap:
+                st[ST_CURSOR] = 0
+            ok = _propagate(
+                stack, sp, on_stack, nbr, compat, lut, lut_min, tmp, wave,
+                count, sumw, sumwl, profile, weights, wlogw, stamp, dirty, dirty_flag, st,
+            )  # fmt: skip
 
-        # 5. Refresh the heap keys of every cell that changed (each at most once).
+        # 4. Refresh the heap keys of every cell that changed (each at most once).
         nd = st[ST_DIRTY]
         if use_heap and st[ST_HEAP] + nd > heap_cap:
             st[ST_HEAP] = 0
@@ -677,7 +635,7 @@ def run_attempt(
                 if count[c] > 1:
                     key = _cell_key(
                         c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
-                        stream,
+                        base_count, stream,
                     )  # fmt: skip
                     _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
             for i in range(nd):
@@ -689,7 +647,7 @@ def run_attempt(
                 if use_heap and count[c] > 1:
                     key = _cell_key(
                         c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
-                        stream,
+                        base_count, stream,
                     )  # fmt: skip
                     _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
         st[ST_DIRTY] = 0

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from worldgen.engine import _kernels as K
 from worldgen.engine.rng import PURPOSE_ATTEMPT, mix
-from worldgen.engine.rules import RuleTable, from_bitsets, to_bitsets, words_for
+from worldgen.engine.rules import DX, DY, RuleTable, from_bitsets, to_bitsets, words_for
 from worldgen.errors import ConstraintError, InputError
 
 Heuristic = Literal["entropy", "mrv", "scanline"]
@@ -151,6 +151,22 @@ class SolveResult:
         return self.status == "solved"
 
 
+def neighbour_table(width: int, height: int, periodic: bool) -> npt.NDArray[np.int64]:
+    """(cells, 4) neighbour index of every cell in directions left, down, right, up; -1 past an
+    edge of a bounded grid."""
+    ys, xs = np.divmod(np.arange(width * height, dtype=np.int64), width)
+    table = np.empty((width * height, 4), dtype=np.int64)
+    for d, (dx, dy) in enumerate(zip(DX, DY, strict=True)):
+        nx = xs + dx
+        ny = ys + dy
+        if periodic:
+            table[:, d] = (ny % height) * width + nx % width
+        else:
+            inside = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
+            table[:, d] = np.where(inside, ny * width + nx, -1)
+    return table
+
+
 def _check_size(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise InputError(f"grid size must be at least 1x1, got {width}x{height}")
@@ -254,6 +270,7 @@ def solve(
     wave0 = _initial_wave(constraints, cr, width, height)
 
     started = time.perf_counter()
+    nbr = neighbour_table(width, height, periodic)
     count0 = np.zeros(cells, dtype=np.int32)
     sumw0 = np.zeros(cells, dtype=np.float64)
     sumwl0 = np.zeros(cells, dtype=np.float64)
@@ -261,7 +278,7 @@ def solve(
         K.init_sums(wave0, profile, weight_rows, wlogw, count0, sumw0, sumwl0)
         consistent = bool(
             K.initial_propagate(
-                cr.push_all, width, height, periodic, cr.compat, cr.lut, cr.lut_min, wave0,
+                cr.push_all, nbr, cr.compat, cr.lut, cr.lut_min, wave0,
                 count0, sumw0, sumwl0, profile, weight_rows, wlogw, cr.patterns,
             )
         )  # fmt: skip
@@ -272,7 +289,6 @@ def solve(
 
     stats = np.zeros(2, dtype=np.int64)
     limit = budget.observation_limit(cells)
-    trail_capacity = max(4096, min(2 * cells, 1 << 21))
     status = K.R_CONTRADICTION
     attempts = 0
     wave = wave0
@@ -290,9 +306,9 @@ def solve(
         with np.errstate(over="ignore"):
             status = int(
                 K.run_attempt(
-                    stream, HEURISTICS[heuristic], width, height, periodic, cr.compat, cr.lut,
+                    stream, HEURISTICS[heuristic], width, height, periodic, nbr, cr.compat, cr.lut,
                     cr.lut_min, wave, count, sumw, sumwl, profile, weight_rows, wlogw,
-                    budget.max_backtracks, remaining, trail_capacity, 64, stats,
+                    budget.max_backtracks, remaining, stats,
                 )
             )  # fmt: skip
         if status != K.R_CONTRADICTION:
