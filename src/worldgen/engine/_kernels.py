@@ -171,7 +171,8 @@ def _heap_pop(hkey: np.ndarray, hcell: np.ndarray, hstamp: np.ndarray, st: np.nd
             break
         right = child + 1
         if right < n and (
-            hkey[right] < hkey[child] or (hkey[right] == hkey[child] and hcell[right] < hcell[child])
+            hkey[right] < hkey[child]
+            or (hkey[right] == hkey[child] and hcell[right] < hcell[child])
         ):
             child = right
         if hkey[child] > key or (hkey[child] == key and hcell[child] >= cell):
@@ -568,10 +569,7 @@ def run_attempt(
             if periodic:
                 dxl = min(dxl, width - dxl)
                 dyl = min(dyl, height - dyl)
-            if max(dxl, dyl) <= 2 * radius:
-                radius = min(radius * 2, 32)
-            else:
-                radius = 2
+            radius = min(radius * 2, 32) if max(dxl, dyl) <= 2 * radius else 2
             last_x = ex
             last_y = ey
             sp = 0

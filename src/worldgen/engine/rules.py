@@ -3,7 +3,8 @@
 Directions follow the classic WFC convention: ``d`` indexes ``DX = (-1, 0, 1, 0)`` and
 ``DY = (0, 1, 0, -1)`` (left, down, right, up; y grows downwards). ``allowed[d, a, b]`` is true
 when pattern ``b`` may sit at ``(x + DX[d], y + DY[d])`` while pattern ``a`` sits at ``(x, y)``.
-The table is always symmetric under direction reversal: ``allowed[d, a, b] == allowed[opp(d), b, a]``.
+The table is always symmetric under direction reversal:
+``allowed[d, a, b] == allowed[opp(d), b, a]``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def words_for(patterns: int) -> int:
 
 
 def to_bitsets(mask: BoolArray) -> U64Array:
-    """Pack a boolean array ``(..., T)`` into uint64 words ``(..., ceil(T/64))``, bit t of word t//64."""
+    """Pack booleans ``(..., T)`` into uint64 words ``(..., ceil(T/64))``; bit t is in word t//64."""
     t = mask.shape[-1]
     nw = words_for(t)
     padded = np.zeros((*mask.shape[:-1], nw * 64), dtype=np.bool_)

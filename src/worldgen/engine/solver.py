@@ -4,9 +4,9 @@
 (:class:`CompiledRules`, reusable across solves), applies the constraints (pins, bans, weight
 multipliers), propagates them **before** the first observation, then runs bounded attempts of the
 numba kernel. Each attempt has its own seed, derived from the caller's seed; inside an attempt a
-contradiction rolls back the last checkpoint epochs (bounded backtracking). The result is typed:
-solved, or failed with the partial state and the reason. Same inputs give byte-identical output in
-any process, with the JIT on or off.
+contradiction undoes the decisions around it and re-propagates (bounded local backtracking). The
+result is typed: solved, or failed with the partial state and the reason. Same inputs give
+byte-identical output in any process, with the JIT on or off.
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from worldgen.engine import _kernels as K
+from worldgen.engine import _kernels as kern
 from worldgen.engine.rng import PURPOSE_ATTEMPT, mix
 from worldgen.engine.rules import DX, DY, RuleTable, from_bitsets, to_bitsets, words_for
 from worldgen.errors import ConstraintError, InputError
 
 Heuristic = Literal["entropy", "mrv", "scanline"]
-HEURISTICS: dict[str, int] = {"entropy": K.H_ENTROPY, "mrv": K.H_MRV, "scanline": K.H_SCANLINE}
+HEURISTICS: dict[str, int] = {
+    "entropy": kern.H_ENTROPY,
+    "mrv": kern.H_MRV,
+    "scanline": kern.H_SCANLINE,
+}
 
 MAX_CELLS = 4096 * 4096
 """Largest grid one solve accepts (cells); bigger outputs belong to the world generator."""
@@ -119,9 +123,7 @@ class Constraints:
     pins: npt.NDArray[np.integer] | None = None
     bans: npt.NDArray[np.bool_] | None = None
     bias: (
-        npt.NDArray[np.floating]
-        | tuple[npt.NDArray[np.floating], npt.NDArray[np.integer]]
-        | None
+        npt.NDArray[np.floating] | tuple[npt.NDArray[np.floating], npt.NDArray[np.integer]] | None
     ) = None
 
 
@@ -131,8 +133,9 @@ class SolveResult:
 
     ``grid`` holds the chosen pattern per cell (``[y, x]``), -1 where a failed solve left the cell
     undecided; ``wave`` the final per-cell possibilities (H, W, T) bool, for partial rendering.
-    ``reason`` is None when solved, else ``"constraints"`` (the constraints contradict each other
-    or the rules), ``"contradiction"`` (every attempt failed) or ``"budget"`` (observations ran out).
+    ``reason`` is None when solved, else ``"constraints"`` (the constraints contradict each
+    other or the rules), ``"contradiction"`` (every attempt failed) or ``"budget"`` (the
+    observation budget ran out).
     """
 
     status: Literal["solved", "failed"]
@@ -275,21 +278,19 @@ def solve(
     sumw0 = np.zeros(cells, dtype=np.float64)
     sumwl0 = np.zeros(cells, dtype=np.float64)
     with np.errstate(over="ignore"):
-        K.init_sums(wave0, profile, weight_rows, wlogw, count0, sumw0, sumwl0)
+        kern.init_sums(wave0, profile, weight_rows, wlogw, count0, sumw0, sumwl0)
         consistent = bool(
-            K.initial_propagate(
+            kern.initial_propagate(
                 cr.push_all, nbr, cr.compat, cr.lut, cr.lut_min, wave0,
                 count0, sumw0, sumwl0, profile, weight_rows, wlogw, cr.patterns,
             )
         )  # fmt: skip
     if not consistent:
-        return _result(
-            "failed", "constraints", wave0, cr, width, height, 0, 0, 0, started
-        )
+        return _result("failed", "constraints", wave0, cr, width, height, 0, 0, 0, started)
 
     stats = np.zeros(2, dtype=np.int64)
     limit = budget.observation_limit(cells)
-    status = K.R_CONTRADICTION
+    status = kern.R_CONTRADICTION
     attempts = 0
     wave = wave0
     for attempt in range(budget.max_attempts):
@@ -301,24 +302,29 @@ def solve(
         stream = np.uint64(mix(seed, PURPOSE_ATTEMPT, attempt))
         remaining = limit - int(stats[0])
         if remaining <= 0:
-            status = K.R_BUDGET
+            status = kern.R_BUDGET
             break
         with np.errstate(over="ignore"):
             status = int(
-                K.run_attempt(
+                kern.run_attempt(
                     stream, HEURISTICS[heuristic], width, height, periodic, nbr, cr.compat, cr.lut,
                     cr.lut_min, wave, count, sumw, sumwl, profile, weight_rows, wlogw,
                     budget.max_backtracks, remaining, stats,
                 )
             )  # fmt: skip
-        if status != K.R_CONTRADICTION:
+        if status != kern.R_CONTRADICTION:
             break
-    if status == K.R_SOLVED:
-        return _result("solved", None, wave, cr, width, height, attempts, *stats, started)
+    observations, backtracks = int(stats[0]), int(stats[1])
+    if status == kern.R_SOLVED:
+        return _result(
+            "solved", None, wave, cr, width, height, attempts, observations, backtracks, started
+        )
     reason: Literal["contradiction", "budget"] = (
-        "budget" if status == K.R_BUDGET else "contradiction"
+        "budget" if status == kern.R_BUDGET else "contradiction"
     )
-    return _result("failed", reason, wave, cr, width, height, attempts, *stats, started)
+    return _result(
+        "failed", reason, wave, cr, width, height, attempts, observations, backtracks, started
+    )
 
 
 def _result(
@@ -329,8 +335,8 @@ def _result(
     width: int,
     height: int,
     attempts: int,
-    observations: int | np.integer,
-    backtracks: int | np.integer,
+    observations: int,
+    backtracks: int,
     started: float,
 ) -> SolveResult:
     elapsed = time.perf_counter() - started
