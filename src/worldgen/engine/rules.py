@@ -64,7 +64,7 @@ def words_for(patterns: int) -> int:
 
 
 def to_bitsets(mask: BoolArray) -> U64Array:
-    """Pack booleans ``(..., T)`` into uint64 words ``(..., ceil(T/64))``; bit t is in word t//64."""
+    """Pack booleans ``(..., T)`` into uint64 words ``(..., ceil(T/64))``; bit t in word t//64."""
     t = mask.shape[-1]
     nw = words_for(t)
     padded = np.zeros((*mask.shape[:-1], nw * 64), dtype=np.bool_)
