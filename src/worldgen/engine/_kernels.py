@@ -649,3 +649,19 @@ def run_attempt(
                     )  # fmt: skip
                     _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
         st[ST_DIRTY] = 0
+
+
+@njit(**_FLAGS)
+def decode_grid(wave: np.ndarray, out: np.ndarray) -> None:
+    """out[c] = the single pattern left at cell c, or -1 if none or several remain."""
+    cells, nw = wave.shape
+    for c in range(cells):
+        found = -1
+        for w in range(nw):
+            bits = wave[c, w]
+            if bits != _ZERO:
+                if found >= 0 or bits & (bits - _ONE) != _ZERO:
+                    found = -2
+                    break
+                found = w * 64 + _ctz(bits)
+        out[c] = found if found >= 0 else -1

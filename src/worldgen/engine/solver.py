@@ -12,7 +12,7 @@ byte-identical output in any process, with the JIT on or off.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -132,7 +132,8 @@ class SolveResult:
     """The outcome of :func:`solve`.
 
     ``grid`` holds the chosen pattern per cell (``[y, x]``), -1 where a failed solve left the cell
-    undecided; ``wave`` the final per-cell possibilities (H, W, T) bool, for partial rendering.
+    undecided; ``words`` the final per-cell possibilities as bitsets (H, W, NW) and ``wave`` the
+    same unpacked to (H, W, T) bool, for partial rendering.
     ``reason`` is None when solved, else ``"constraints"`` (the constraints contradict each
     other or the rules), ``"contradiction"`` (every attempt failed) or ``"budget"`` (the
     observation budget ran out).
@@ -141,12 +142,17 @@ class SolveResult:
     status: Literal["solved", "failed"]
     reason: Literal["constraints", "contradiction", "budget"] | None
     grid: IntGrid
-    wave: npt.NDArray[np.bool_]
+    words: npt.NDArray[np.uint64]
+    patterns: int
     attempts: int
     backtracks: int
     observations: int
     solve_s: float
-    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def wave(self) -> npt.NDArray[np.bool_]:
+        """The final possibilities per cell, (H, W, T) bool (unpacked from ``words`` on demand)."""
+        return from_bitsets(self.words, self.patterns)
 
     @property
     def solved(self) -> bool:
@@ -222,25 +228,31 @@ def _initial_wave(
 ) -> npt.NDArray[np.uint64]:
     """Every pattern everywhere, minus bans, with pins reduced to their single pattern."""
     t = cr.patterns
-    possible = np.ones((height, width, t), dtype=np.bool_)
-    if constraints.bans is not None:
+    cells = width * height
+    full = to_bitsets(np.ones(t, dtype=np.bool_))
+    if constraints.bans is None:
+        wave = np.empty((cells, cr.words), dtype=np.uint64)
+        wave[:] = full
+    else:
         bans = np.asarray(constraints.bans)
         if bans.shape != (height, width, t) or bans.dtype != np.bool_:
             raise ConstraintError(f"bans must be a bool array of shape ({height}, {width}, {t})")
-        possible &= ~bans
+        wave = to_bitsets(~bans.reshape(cells, t))
     if constraints.pins is not None:
         pins = np.asarray(constraints.pins)
         if pins.shape != (height, width) or not np.issubdtype(pins.dtype, np.integer):
             raise ConstraintError(f"pins must be an int array of shape ({height}, {width})")
         if pins.size and (int(pins.min()) < -1 or int(pins.max()) >= t):
             raise ConstraintError(f"pins must be -1 (free) or a pattern index in [0, {t})")
-        ys, xs = np.nonzero(pins >= 0)
-        chosen = pins[ys, xs]
-        if not np.all(possible[ys, xs, chosen]):
+        cell_ids = np.flatnonzero(pins.reshape(-1) >= 0)
+        chosen = pins.reshape(-1)[cell_ids].astype(np.int64)
+        word = chosen // 64
+        bit = np.left_shift(np.uint64(1), (chosen % 64).astype(np.uint64))
+        if not np.all(wave[cell_ids, word] & bit):
             raise ConstraintError("a pinned cell's pattern is also banned at that cell")
-        possible[ys, xs, :] = False
-        possible[ys, xs, chosen] = True
-    return to_bitsets(possible.reshape(width * height, t))
+        wave[cell_ids] = 0
+        wave[cell_ids, word] = bit
+    return np.ascontiguousarray(wave)
 
 
 def solve(
@@ -340,17 +352,17 @@ def _result(
     started: float,
 ) -> SolveResult:
     elapsed = time.perf_counter() - started
-    possible = from_bitsets(wave, cr.patterns).reshape(height, width, cr.patterns)
-    counts = possible.sum(axis=2)
-    grid = np.where(counts == 1, possible.argmax(axis=2), -1).astype(np.int32)
+    grid = np.empty(width * height, dtype=np.int32)
+    kern.decode_grid(wave, grid)
     return SolveResult(
         status=status,
         reason=reason,
-        grid=grid,
-        wave=possible,
+        grid=grid.reshape(height, width),
+        words=wave.reshape(height, width, cr.words),
+        patterns=cr.patterns,
         attempts=attempts,
-        backtracks=int(backtracks),
-        observations=int(observations),
+        backtracks=backtracks,
+        observations=observations,
         solve_s=elapsed,
     )
 

@@ -1,0 +1,176 @@
+"""The macro layer: integer value noise, lattice classes and per-cell class bias.
+
+Every field is a pure function of ``(seed, x, y)`` computed with integer arithmetic only
+(16-bit lattice values, fixed-point smoothstep), so it is bit-identical everywhere and has no
+float ties at thresholds. Coordinates may be any int64 (negative and beyond ±2**31 included).
+
+* ``level(x, y)`` in ``[0, 65535]``: continentalness plus mountain noise; it orders classes
+  (ocean < lowland < highland for the bundled terrain tileset; generally the tileset's class order).
+* ``lattice_classes``: the class of each lattice vertex ``(i*S, j*S)``, thresholded from the level
+  and then *clamped* so 4-neighbour vertices differ by at most one class level.
+* ``cell_bands``: the level quantised into ``BANDS`` bands; each band has a weight-multiplier row per
+  class (:func:`band_multipliers`), which the refinement layers pass to the solver as bias profiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from worldgen.world.hashing import mix_array
+
+I64Array = npt.NDArray[np.int64]
+PURPOSE_NOISE = 0x4E4F495345  # "NOISE"
+
+FIELD_CONTINENT = 1
+FIELD_ELEVATION = 2
+FIELD_MOISTURE = 3
+
+BANDS = 32
+"""Number of quantised level bands; band ``b`` covers levels ``[b*2048, (b+1)*2048)``."""
+
+# (period in cells of the first octave, octaves) per field.
+_FIELDS: dict[int, tuple[int, int]] = {
+    FIELD_CONTINENT: (1024, 6),
+    FIELD_ELEVATION: (256, 4),
+    FIELD_MOISTURE: (512, 4),
+}
+
+# Share of the level's range (fixed points in [0, 65535]) below which each class starts. Tuned so
+# the bundled terrain world is ~40 % ocean and ~20 % highland (measured in bench/world.py).
+_LEVEL_CUTS: dict[int, tuple[int, ...]] = {
+    1: (),
+    2: (28600,),
+    3: (28600, 51900),
+}
+
+
+def _as_i64(v: int | npt.NDArray[np.integer]) -> I64Array:
+    return np.asarray(v, dtype=np.int64)
+
+
+def value_noise(
+    seed: int,
+    field: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+) -> I64Array:
+    """Multi-octave value noise in ``[0, 65535]`` at integer cells ``(x, y)`` (broadcast)."""
+    period, octaves = _FIELDS[field]
+    xs, ys = np.broadcast_arrays(_as_i64(x), _as_i64(y))
+    total = np.zeros(xs.shape, dtype=np.int64)
+    amp_sum = 0
+    for o in range(octaves):
+        p = max(2, period >> o)
+        amp = 1 << (octaves - 1 - o)
+        amp_sum += amp
+        # a per-octave shift keeps octave lattices from lining up at the origin
+        shift = mix_array(seed, PURPOSE_NOISE, field, o) % np.uint64(p)
+        sx = xs + np.int64(shift)
+        sy = ys + np.int64(shift)
+        ix = sx // p
+        iy = sy // p
+        tx = ((sx - ix * p) << 16) // p  # [0, 65536)
+        ty = ((sy - iy * p) << 16) // p
+        # smoothstep 3t^2 - 2t^3 in 16-bit fixed point
+        wx = (tx * tx * (3 * 65536 - 2 * tx)) >> 32
+        wy = (ty * ty * (3 * 65536 - 2 * ty)) >> 32
+
+        def corner(dx: int, dy: int, ix: I64Array = ix, iy: I64Array = iy, o: int = o) -> I64Array:
+            h = mix_array(seed, PURPOSE_NOISE, field, o, ix + dx, iy + dy)
+            return (h >> np.uint64(48)).astype(np.int64)
+
+        v00, v10, v01, v11 = corner(0, 0), corner(1, 0), corner(0, 1), corner(1, 1)
+        top = v00 + (((v10 - v00) * wx) >> 16)
+        bottom = v01 + (((v11 - v01) * wx) >> 16)
+        total += (top + (((bottom - top) * wy) >> 16)) * amp
+    return total // amp_sum
+
+
+def _stretch(v: I64Array) -> I64Array:
+    """Widen the noise's bell-shaped distribution around its centre (clamped to [0, 65535])."""
+    return np.clip(32768 + (v - 32768) * 2, 0, 65535)
+
+
+def level(
+    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+) -> I64Array:
+    """The class-ordering level in ``[0, 65535]``: continents, raised by mountain noise inland."""
+    cont = _stretch(value_noise(seed, FIELD_CONTINENT, x, y))
+    elev = _stretch(value_noise(seed, FIELD_ELEVATION, x, y))
+    # mountains only lift land: (elev - mid) counts where the continent is already above sea level
+    inland = np.clip(cont - 30000, 0, 8000)
+    lift = ((elev - 32768) * inland) >> 13
+    return np.clip(cont + np.maximum(lift, -4000), 0, 65535)
+
+
+def moisture(
+    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+) -> I64Array:
+    """Moisture in ``[0, 65535]`` (exposed for renderers; not used by the classes yet)."""
+    return _stretch(value_noise(seed, FIELD_MOISTURE, x, y))
+
+
+def level_cuts(classes: int) -> tuple[int, ...]:
+    """Level thresholds between consecutive classes (``classes - 1`` increasing values)."""
+    if classes in _LEVEL_CUTS:
+        return _LEVEL_CUTS[classes]
+    lo, hi = 28000, 42000
+    return tuple(lo + (hi - lo) * k // (classes - 2) for k in range(classes - 1))
+
+
+def raw_classes(level_values: I64Array, classes: int) -> I64Array:
+    """Class index per level value, by thresholds only (no clamp)."""
+    out = np.zeros(level_values.shape, dtype=np.int64)
+    for cut in level_cuts(classes):
+        out += level_values >= cut
+    return out
+
+
+def lattice_classes(seed: int, i0: int, j0: int, w: int, h: int, S: int, classes: int) -> I64Array:
+    """Class ids ``(h, w)`` of lattice vertices ``(i, j)``, ``i0 <= i < i0+w``, at cell ``(i*S, j*S)``.
+
+    The clamp ``L(v) = min over |d|_1 <= K-1 of raw(v + d) + |d|_1`` is 1-Lipschitz, so 4-neighbour
+    vertices differ by at most one level, and it only reads a fixed radius, so it stays local.
+    """
+    r = classes - 1
+    jj, ii = np.mgrid[j0 - r : j0 + h + r, i0 - r : i0 + w + r].astype(np.int64)
+    raw = raw_classes(level(seed, ii * S, jj * S), classes)
+    out = raw[r : r + h, r : r + w].copy()
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            d = abs(dx) + abs(dy)
+            if d == 0 or d > r:
+                continue
+            shifted = raw[r + dy : r + dy + h, r + dx : r + dx + w]
+            np.minimum(out, shifted + d, out=out)
+    return out
+
+
+def cell_bands(seed: int, x0: int, y0: int, w: int, h: int) -> npt.NDArray[np.int32]:
+    """Level band ``(h, w)`` of each cell of the window; the row index into bias profiles."""
+    yy, xx = np.mgrid[y0 : y0 + h, x0 : x0 + w].astype(np.int64)
+    return (level(seed, xx, yy) >> 11).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class BandBias:
+    """Weight multipliers per (band, class): strong inside the class's level range, fading out."""
+
+    table: npt.NDArray[np.float64]  # (BANDS, K) > 0
+
+
+def band_multipliers(classes: int, strength: float = 4.0, ramp: int = 3000) -> BandBias:
+    """Multiplier of class k in band b: ``strength`` inside k's range, halving every ``ramp`` levels
+    outside it, never below 1/strength."""
+    cuts = (0, *level_cuts(classes), 65536)
+    table = np.ones((BANDS, classes), dtype=np.float64)
+    for b in range(BANDS):
+        centre = b * 2048 + 1024
+        for k in range(classes):
+            lo, hi = cuts[k], cuts[k + 1]
+            dist = 0 if lo <= centre < hi else min(abs(centre - lo), abs(centre - hi))
+            table[b, k] = max(1.0 / strength, strength * 2.0 ** (-dist / ramp))
+    return BandBias(table=table)
