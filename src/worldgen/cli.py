@@ -22,6 +22,7 @@ from worldgen import __version__, tilesets
 from worldgen._cli_io import (
     MAX_ATTEMPTS,
     MAX_BACKTRACKS,
+    MAX_SCALE,
     check_output,
     check_png_size,
     check_range,
@@ -165,6 +166,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         max_attempts=check_range("--max-attempts", args.max_attempts, 1, MAX_ATTEMPTS),
         max_backtracks=check_range("--max-backtracks", args.max_backtracks, 0, MAX_BACKTRACKS),
     )
+    if args.scale is not None:
+        check_range("--scale", args.scale, 1, MAX_SCALE)
     if args.sample is not None:
         return _generate_sample(args, width, height, budget)
     return _generate_tiles(args, width, height, budget)

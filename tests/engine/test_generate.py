@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.reference.naive_wfc import is_valid_tiling, windows_are_patterns
 from worldgen import tilesets
@@ -15,6 +20,7 @@ from worldgen.engine.generate import (
     compiled_rules,
     generate_overlapping,
     generate_tiled,
+    grid_is_valid,
     ground_constraints,
     overlapping_json,
     tiled_json,
@@ -53,10 +59,14 @@ def test_build_overlapping_matches_extract_patterns() -> None:
 def test_ground_constraints_pin_bottom_row_and_ban_elsewhere(flowers: OverlappingModel) -> None:
     c = ground_constraints(flowers, 5, 4)
     g = flowers.ground_pattern
-    assert c.pins is not None and c.bans is not None
-    assert c.pins.shape == (4, 5) and c.bans.shape == (4, 5, flowers.size)
-    assert np.all(c.pins[-1] == g) and np.all(c.pins[:-1] == -1)
-    assert np.all(c.bans[:-1, :, g]) and not c.bans[-1].any()
+    assert c.pins is not None
+    assert c.bans is not None
+    assert c.pins.shape == (4, 5)
+    assert c.bans.shape == (4, 5, flowers.size)
+    assert np.all(c.pins[-1] == g)
+    assert np.all(c.pins[:-1] == -1)
+    assert np.all(c.bans[:-1, :, g])
+    assert not c.bans[-1].any()
     assert c.bans.sum() == 3 * 5
 
 
@@ -81,7 +91,8 @@ def test_bounded_overlapping_output(flowers: OverlappingModel, width: int, heigh
     assert gen.solved
     N = flowers.N
     assert gen.result.grid.shape == (height - N + 1, width - N + 1)
-    assert gen.image.shape == (height, width, 4) and gen.image.dtype == np.uint8
+    assert gen.image.shape == (height, width, 4)
+    assert gen.image.dtype == np.uint8
     indices = colour_indices(flowers, gen.result.grid, width, height, periodic=False)
     assert indices.min() >= 0
     assert windows_are_patterns(indices, flowers.patterns, periodic=False)
@@ -109,12 +120,15 @@ def test_same_seed_same_output(flowers: OverlappingModel) -> None:
 
 def test_generate_tiled_is_valid_and_drawn(roads: Tileset) -> None:
     gen = generate_tiled(roads, 10, 7, periodic=True, seed=3, heuristic="scanline")
-    assert gen.solved and gen.kind == "tiled" and gen.patterns == roads.size
+    assert gen.solved
+    assert gen.kind == "tiled"
+    assert gen.patterns == roads.size
     assert is_valid_tiling(gen.result.grid, roads.allowed, periodic=True)
     s = roads.tile_size
     assert gen.image.shape == (7 * s, 10 * s, 4)
     stats = gen.stats()
-    assert stats["status"] == "solved" and stats["reason"] is None
+    assert stats["status"] == "solved"
+    assert stats["reason"] is None
     assert (stats["width"], stats["height"]) == (10, 7)
     json.dumps(stats)
 
@@ -143,7 +157,7 @@ def test_tiled_json_keeps_undetermined_cells(roads: Tileset) -> None:
 @pytest.mark.parametrize(
     "grid", [np.array([[0, 99]], dtype=np.int32), np.array([0, 1]), np.array([[0.5]])]
 )
-def test_tiled_json_rejects_bad_grids(roads: Tileset, grid: np.ndarray) -> None:  # type: ignore[type-arg]
+def test_tiled_json_rejects_bad_grids(roads: Tileset, grid: npt.NDArray[Any]) -> None:
     with pytest.raises(InputError):
         tiled_json(roads, grid)
 
@@ -163,3 +177,43 @@ def test_compiled_rules_are_reused(roads: Tileset) -> None:
     assert compiled_rules(roads) is compiled_rules(roads)
     gen = generate_tiled(roads, 4, 4, periodic=False, seed=0)
     assert gen.setup_s < 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    patterns=st.integers(1, 4),
+    width=st.integers(1, 4),
+    height=st.integers(1, 4),
+    periodic=st.booleans(),
+    data=st.data(),
+)
+def test_grid_is_valid_matches_reference(
+    patterns: int, width: int, height: int, periodic: bool, data: st.DataObject
+) -> None:
+    half = data.draw(
+        st.lists(st.booleans(), min_size=2 * patterns * patterns, max_size=2 * patterns**2)
+    )
+    allowed = np.zeros((4, patterns, patterns), dtype=np.bool_)
+    allowed[1] = np.array(half[: patterns**2]).reshape(patterns, patterns)
+    allowed[2] = np.array(half[patterns**2 :]).reshape(patterns, patterns)
+    allowed[3] = allowed[1].T
+    allowed[0] = allowed[2].T
+    cells = data.draw(
+        st.lists(st.integers(-1, patterns - 1), min_size=width * height, max_size=width * height)
+    )
+    grid = np.array(cells, dtype=np.int32).reshape(height, width)
+    expected = is_valid_tiling(grid, allowed, periodic)
+    assert grid_is_valid(grid, allowed, periodic) == expected
+
+
+def test_solved_but_invalid_grid_is_reported_failed(tmp_path: Path) -> None:
+    # No 3x3 torus can alternate two tiles like a checkerboard.
+    (tmp_path / "t.xml").write_text(
+        '<set><tiles><tile name="A" symmetry="X"/><tile name="B" symmetry="X"/></tiles>'
+        '<neighbors><neighbor left="A" right="B"/></neighbors></set>'
+    )
+    checker = load_tileset(tmp_path / "t.xml", load_images=False)
+    for seed in range(3):
+        gen = generate_tiled(checker, 3, 3, periodic=True, seed=seed)
+        assert not gen.solved
+        assert gen.result.reason is not None

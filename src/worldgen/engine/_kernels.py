@@ -327,10 +327,12 @@ def _propagate(
             if n < 0:
                 continue
             cn = count[n]
-            if cn == 1:
-                # A decided neighbour needs no check: when it was decided it filtered c, and c
-                # only shrinks, so its pattern keeps its support until c is empty (and an empty
-                # c is reported where it happens). If it is still on the stack it will filter c.
+            if cn == 1 and count[c] > 1:
+                # A decided neighbour of an undecided cell needs no check: when it was decided it
+                # was pushed and filtered c (c had more than one pattern then too, since counts
+                # only shrink), and c only shrinks since, so the neighbour's pattern keeps its
+                # support until c is empty, which is reported where it happens. Two decided
+                # cells are always compared.
                 continue
             for w in range(nw):
                 tmp[w] = _ZERO
@@ -508,6 +510,9 @@ def run_attempt(
         if cell < 0:
             stats[0] += st[ST_OBS]
             stats[1] += st[ST_BACKTRACKS]
+            for c in range(cells):
+                if count[c] != 1:  # defensive: never report an empty cell as solved
+                    return R_CONTRADICTION
             return R_SOLVED
         if st[ST_OBS] >= max_observations:
             stats[0] += st[ST_OBS]
@@ -585,24 +590,29 @@ def run_attempt(
             # Everything in the box, one cell wider, is re-propagated.
             outer = 2 * radius
             span = 2 * outer + 3
-            for oy in range(span):
-                ry = ey - outer - 1 + oy
+            # On a torus smaller than the box, visit every row/column once.
+            wrap_y = periodic and span >= height
+            wrap_x = periodic and span >= width
+            for oy in range(height if wrap_y else span):
+                ry = oy if wrap_y else ey - outer - 1 + oy
                 if periodic:
-                    if span > height and oy >= height:
-                        break
                     ry %= height
                 elif ry < 0 or ry >= height:
                     continue
-                for ox in range(span):
-                    rx = ex - outer - 1 + ox
+                ddy = abs(ry - ey)
+                if periodic:
+                    ddy = min(ddy, height - ddy)
+                for ox in range(width if wrap_x else span):
+                    rx = ox if wrap_x else ex - outer - 1 + ox
                     if periodic:
-                        if span > width and ox >= width:
-                            break
                         rx %= width
                     elif rx < 0 or rx >= width:
                         continue
+                    ddx = abs(rx - ex)
+                    if periodic:
+                        ddx = min(ddx, width - ddx)
                     c = ry * width + rx
-                    dist = max(abs(ox - outer - 1), abs(oy - outer - 1))
+                    dist = max(ddx, ddy)
                     if dist <= radius or (dist <= outer and count[c] > 1):
                         for w in range(nw):
                             wave[c, w] = base_wave[c, w]

@@ -6,12 +6,17 @@ overlapping model's bounded output of ``width × height`` pixels needs only a wa
 covers the remaining N-1 pixels), and the classic *ground* option becomes solver constraints
 (:func:`ground_constraints`). A tiled output has one cell per tile.
 
+A grid the solver reports as solved is checked against the rules once more
+(:func:`grid_is_valid`, linear in the cells) and reported as failed if it breaks one, so no
+caller is ever handed an invalid "solved" output.
+
 Compiling a rule table into bitsets takes a noticeable time for large pattern sets (about 2 s for
 200 patterns), so the compiled table is kept per model object for as long as the model lives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import weakref
@@ -51,6 +56,7 @@ __all__ = [
     "compiled_rules",
     "generate_overlapping",
     "generate_tiled",
+    "grid_is_valid",
     "ground_constraints",
     "overlapping_json",
     "tiled_json",
@@ -114,6 +120,31 @@ def ground_constraints(model: OverlappingModel, wave_w: int, wave_h: int) -> Con
     bans = np.zeros((wave_h, wave_w, model.size), dtype=np.bool_)
     bans[:-1, :, ground] = True
     return Constraints(pins=pins, bans=bans)
+
+
+def grid_is_valid(
+    grid: npt.NDArray[np.int32], allowed: npt.NDArray[np.bool_], periodic: bool
+) -> bool:
+    """True when every cell holds a pattern and every pair of neighbours is allowed.
+
+    ``allowed`` is symmetric under direction reversal, so checking each cell's right and lower
+    neighbour covers every pair.
+    """
+    g = np.asarray(grid)
+    if g.size == 0 or int(g.min()) < 0:
+        return False
+    if periodic:
+        right, below = np.roll(g, -1, axis=1), np.roll(g, -1, axis=0)
+        return bool(allowed[2][g, right].all() and allowed[1][g, below].all())
+    return bool(allowed[2][g[:, :-1], g[:, 1:]].all() and allowed[1][g[:-1], g[1:]].all())
+
+
+def _checked(result: SolveResult, allowed: npt.NDArray[np.bool_], periodic: bool) -> SolveResult:
+    # Nothing is written as "solved" unless it is: a solved grid that breaks a rule (which only
+    # a solver bug could produce) is reported as a failed solve instead.
+    if not result.solved or grid_is_valid(result.grid, allowed, periodic):
+        return result
+    return dataclasses.replace(result, status="failed", reason="contradiction")
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +232,7 @@ def generate_overlapping(
         constraints=constraints,
         budget=budget,
     )
+    result = _checked(result, model.allowed, periodic)
     return GenerateResult(
         result=result,
         kind="overlapping",
@@ -234,6 +266,7 @@ def generate_tiled(
     result = solve(
         rules, width, height, periodic=periodic, seed=seed, heuristic=heuristic, budget=budget
     )
+    result = _checked(result, tileset.allowed, periodic)
     return GenerateResult(
         result=result,
         kind="tiled",

@@ -28,7 +28,7 @@ from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world import macro
 from worldgen.world.hashing import mix_array
-from worldgen.world.patches import PatchLibrary, load_or_build, variant_classes
+from worldgen.world.patches import PatchLibrary, load_or_build, variant_classes, violations
 
 PURPOSE_PATCH_CHOICE = 0x50415443
 PURPOSE_BLOCK = 0x424C4F43
@@ -205,7 +205,8 @@ class World:
             constraints=Constraints(pins=pins, bias=(self.profiles, bands)),
             budget=self.budget,
         )  # fmt: skip
-        if res.solved:
+        # verified, not trusted: an engine result that breaks a rule counts as a failure
+        if res.solved and violations(res.grid, self.tileset.allowed) == 0:
             self.solved_blocks += 1
             return res.grid
         self.fallbacks += 1

@@ -27,7 +27,7 @@ def _as_u64(value: int | npt.NDArray[np.integer]) -> U64Array:
     arr = np.asarray(value)
     if arr.dtype == np.uint64:
         return arr
-    return np.ascontiguousarray(arr.astype(np.int64)).view(np.uint64)
+    return arr.astype(np.int64, order="C", copy=True).view(np.uint64)
 
 
 def splitmix64_array(x: U64Array) -> U64Array:

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worldgen.engine.rng import mix
-from worldgen.engine.rules import RuleTable
+from worldgen.engine.rules import RuleTable, from_bitsets
 from worldgen.engine.solver import CompiledRules, Constraints, SolverBudget, compile_rules, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
@@ -144,7 +144,10 @@ def _seam(
         constraints=Constraints(pins=pins, bias=(plain_row[None, :], np.zeros((h, S + 1), np.int32))),
         budget=_BUDGET,
     )  # fmt: skip
-    return res.grid[PAD].copy() if res.solved else None
+    # re-checked here: a solve that reports success is only trusted once its grid is verified
+    if not res.solved or violations(res.grid, cr_allowed(cr)):
+        return None
+    return res.grid[PAD].copy()
 
 
 def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:
@@ -218,7 +221,7 @@ def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:
                     constraints=Constraints(pins=pins, bias=(class_rows, corner_cls)),
                     budget=_BUDGET,
                 )  # fmt: skip
-                if not res.solved:
+                if not res.solved or violations(res.grid, tileset.allowed):
                     ok = False
                     break
                 patches[c, v] = res.grid
@@ -287,6 +290,11 @@ def check_library(lib: PatchLibrary, allowed: npt.NDArray[np.bool_]) -> list[str
             if violations(p, allowed):
                 problems.append(f"combo {c} variant {v}: adjacency violated inside the patch")
     return problems
+
+
+def cr_allowed(cr: CompiledRules) -> npt.NDArray[np.bool_]:
+    """The boolean adjacency table ``(4, T, T)`` packed in ``cr``."""
+    return from_bitsets(cr.compat, cr.patterns)
 
 
 def violations(grid: npt.NDArray[np.integer], allowed: npt.NDArray[np.bool_]) -> int:

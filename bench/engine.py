@@ -1,0 +1,671 @@
+"""Engine benchmark: setup and solve times of the WFC solver on the shared samples and tilesets.
+
+Run from the repository root (``bench/README.md`` explains every column and lists the targets)::
+
+    .venv/bin/python -m bench.engine [--quick] [--only NAME] [--sizes 48 128] [--seeds N]
+                                     [--success] [--max-solve-s S]
+
+It prints figures and writes them as JSON to ``bench/results/engine-<timestamp>.json``; it never
+asserts on time. A model that cannot be built, a solve that fails or raises, and an output that
+breaks the rules are all rows in the table, never a crash of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numba
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.table import Table
+
+from worldgen.engine import solver
+from worldgen.engine.patterns import extract_patterns, load_sample
+from worldgen.engine.tileset import load_tileset
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SAMPLES = SHARED / "samples" / "overlapping"
+TILESETS = SHARED / "samples" / "tilesets"
+RESULTS = ROOT / "bench" / "results"
+
+N = 3
+OVERLAPPING_SIZES = (48, 128, 256, 512)
+TILED_SIZES = (64, 256, 512)
+QUICK_OVERLAPPING_SIZES = (48, 128)
+QUICK_TILED_SIZES = (64, 128)
+SUCCESS_SIZE = 256
+SUCCESS_SEEDS = 10
+# (case, side): the pure-Python reference takes ~1.5 s for maze 48² and ~3 s for pipes 64² here;
+# it scans every cell per observation (quadratic), so maze 128² would already take over a minute.
+REFERENCE_RUNS: tuple[tuple[str, int], ...] = (("maze", 48), ("pipes.xml", 24), ("pipes.xml", 64))
+WARM_START_RUNS = 3
+SUBPROCESS_TIMEOUT_S = 600.0
+
+# The warm-start fallback used while ``worldgen generate`` is missing or failing: the same work
+# (import, maze model, rule compilation, one 48² solve) without writing a picture.
+_WARM_FALLBACK = """\
+import sys
+from worldgen.engine import solver
+from worldgen.engine.patterns import extract_patterns, load_sample
+sample, palette = load_sample(sys.argv[1])
+model = extract_patterns(sample, palette, 3, 8, periodic_input=True)
+result = solver.solve(model.rules(), 48, 48, periodic=True, seed=1)
+sys.exit(0 if result.solved else 1)
+"""
+
+Grid = npt.NDArray[np.int32]
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One benchmark input: an overlapping sample (N=3, periodic in and out) or a tileset."""
+
+    name: str
+    kind: Literal["overlapping", "tiled"]
+    path: Path
+    symmetry: int = 8
+    ground: bool = False
+
+    @property
+    def periodic(self) -> bool:
+        """Overlapping outputs wrap around; tiled outputs are bounded."""
+        return self.kind == "overlapping"
+
+
+CASES: tuple[CaseSpec, ...] = (
+    *(
+        CaseSpec(name, "overlapping", SAMPLES / f"{name}.png")
+        for name in ("islands", "rivers", "maze", "dungeon", "town")
+    ),
+    CaseSpec("garden", "overlapping", SAMPLES / "garden.png", symmetry=2, ground=True),
+    *(
+        CaseSpec(f"{name}.xml", "tiled", TILESETS / name / f"{name}.xml")
+        for name in ("pipes", "dungeon", "terrain")
+    ),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A built and compiled case; ``ground`` is the pattern pinned to the bottom row, if any."""
+
+    spec: CaseSpec
+    compiled: solver.CompiledRules
+    allowed: npt.NDArray[np.bool_]
+    weights: npt.NDArray[np.float64]
+    ground: int | None
+    build_ms: float
+    compile_ms: float
+
+    @property
+    def setup_ms(self) -> float:
+        """Model build plus compile_rules."""
+        return self.build_ms + self.compile_ms
+
+    def constraints(self, width: int, height: int) -> solver.Constraints | None:
+        """Ground: the bottom row pinned to the ground pattern, which is banned everywhere else."""
+        if self.ground is None:
+            return None
+        pins = np.full((height, width), -1, dtype=np.int32)
+        pins[height - 1, :] = self.ground
+        bans = np.zeros((height, width, self.compiled.patterns), dtype=np.bool_)
+        bans[: height - 1, :, self.ground] = True
+        return solver.Constraints(pins=pins, bans=bans)
+
+    def is_valid(self, grid: Grid) -> bool:
+        """Every cell decided, every adjacent pair allowed, the ground where it belongs."""
+        g = np.asarray(grid)
+        if g.size == 0 or int(g.min()) < 0:
+            return False
+        a = self.allowed  # d = 1 is down (dy = +1), d = 2 is right (dx = +1)
+        ok = bool(a[2][g[:, :-1], g[:, 1:]].all() and a[1][g[:-1, :], g[1:, :]].all())
+        if self.spec.periodic:
+            ok = ok and bool(a[2][g[:, -1], g[:, 0]].all() and a[1][g[-1, :], g[0, :]].all())
+        if self.ground is not None:
+            ok = ok and bool((g[-1] == self.ground).all() and not (g[:-1] == self.ground).any())
+        return ok
+
+
+def build_model(spec: CaseSpec) -> Model:
+    """Load the sample or tileset and compile its rules, timing both halves."""
+    started = time.perf_counter()
+    ground: int | None = None
+    if spec.kind == "overlapping":
+        sample, palette = load_sample(spec.path)
+        om = extract_patterns(sample, palette, N, spec.symmetry, periodic_input=True)
+        table = om.rules()
+        ground = om.ground_pattern if spec.ground else None
+    else:
+        table = load_tileset(spec.path, load_images=False).rules()
+    built = time.perf_counter()
+    compiled = solver.compile_rules(table)
+    done = time.perf_counter()
+    return Model(
+        spec=spec,
+        compiled=compiled,
+        allowed=np.asarray(table.allowed, dtype=np.bool_),
+        weights=np.asarray(table.weights, dtype=np.float64),
+        ground=ground,
+        build_ms=(built - started) * 1e3,
+        compile_ms=(done - built) * 1e3,
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    """One seed: our wall time around solve(), the solver's own solve_s, and its counters."""
+
+    seed: int
+    wall_s: float
+    solve_s: float
+    status: Literal["solved", "failed", "invalid", "error"]
+    reason: str | None
+    attempts: int
+    backtracks: int
+    observations: int
+
+    @property
+    def ok(self) -> bool:
+        """Solved and checked valid."""
+        return self.status == "solved"
+
+
+def run_seed(model: Model, size: Size, seed: int) -> Run:
+    """Solve once; failures and exceptions become a Run, never propagate."""
+    width, height = size
+    try:
+        constraints = model.constraints(width, height)
+        started = time.perf_counter()
+        result = solver.solve(
+            model.compiled, width, height,
+            periodic=model.spec.periodic, seed=seed, constraints=constraints,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+    except Exception as exc:
+        return Run(seed, 0.0, 0.0, "error", f"{type(exc).__name__}: {exc}", 0, 0, 0)
+    status: Literal["solved", "failed", "invalid"] = "failed"
+    reason: str | None = result.reason
+    if result.solved:
+        status = "solved" if model.is_valid(result.grid) else "invalid"
+        reason = None if status == "solved" else "output breaks the rules"
+    return Run(
+        seed, wall, result.solve_s, status, reason,
+        result.attempts, result.backtracks, result.observations,
+    )  # fmt: skip
+
+
+@dataclass
+class Row:
+    """One (case, size) of the table; ``note`` explains an empty row (error, skipped)."""
+
+    case: str
+    size: Size
+    patterns: int | None
+    setup_ms: float | None
+    runs: list[Run] = field(default_factory=list)
+    note: str | None = None
+    relative_per_cell: float | None = None
+
+    @property
+    def cells(self) -> int:
+        return self.size[0] * self.size[1]
+
+    @property
+    def median_s(self) -> float | None:
+        timed = [r.wall_s for r in self.runs if r.status != "error"]
+        return statistics.median(timed) if timed else None
+
+    @property
+    def solver_median_s(self) -> float | None:
+        timed = [r.solve_s for r in self.runs if r.status != "error"]
+        return statistics.median(timed) if timed else None
+
+    @property
+    def successes(self) -> int:
+        return sum(r.ok for r in self.runs)
+
+    def median_of(self, counter: str) -> float | None:
+        values = [getattr(r, counter) for r in self.runs if r.status != "error"]
+        return float(statistics.median(values)) if values else None
+
+    def status(self) -> str:
+        """ "ok", the failure reasons with counts, or the note."""
+        if self.note is not None:
+            return self.note
+        failed: dict[str, int] = {}
+        for r in self.runs:
+            if not r.ok:
+                key = f"{r.status}: {r.reason}" if r.reason else r.status
+                failed[key] = failed.get(key, 0) + 1
+        return "ok" if not failed else "; ".join(f"{k} ×{n}" for k, n in failed.items())
+
+    def as_dict(self) -> dict[str, Any]:
+        med = self.median_s
+        return {
+            "case": self.case,
+            "width": self.size[0],
+            "height": self.size[1],
+            "patterns": self.patterns,
+            "setup_ms": self.setup_ms,
+            "median_ms": None if med is None else med * 1e3,
+            "solver_solve_s_median_ms": _ms(self.solver_median_s),
+            "cells_per_s": self.cells / med if med else None,
+            "successes": self.successes,
+            "seeds": len(self.runs),
+            "median_attempts": self.median_of("attempts"),
+            "median_backtracks": self.median_of("backtracks"),
+            "median_observations": self.median_of("observations"),
+            "relative_time_per_cell": self.relative_per_cell,
+            "status": self.status(),
+            "runs": [vars(r) for r in self.runs],
+        }
+
+
+def extrapolate(rows: Sequence[Row], cells: int) -> float | None:
+    """Seconds per solve at ``cells``, linear in cells from the last timed row (None: no data)."""
+    for row in reversed(rows):
+        med = row.median_s
+        if med is not None:
+            return med / row.cells * cells
+    return None
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
+
+
+class Bench:
+    """Holds the built models and every seed's result, so later sections reuse earlier runs."""
+
+    def __init__(self, specs: Sequence[CaseSpec], max_solve_s: float, log: Console) -> None:
+        self.specs = list(specs)
+        self.max_solve_s = max_solve_s
+        self.log = log
+        self.models: dict[str, Model | str] = {}
+        self.runs: dict[tuple[str, Size, int], Run] = {}
+
+    def model(self, spec: CaseSpec) -> Model | str:
+        """The built model, or the error message that stopped it (built once per case)."""
+        if spec.name not in self.models:
+            self.log.print(f"[dim]building {spec.name} …[/dim]")
+            try:
+                self.models[spec.name] = build_model(spec)
+            except Exception as exc:
+                self.models[spec.name] = f"{type(exc).__name__}: {exc}"
+        return self.models[spec.name]
+
+    def measure(
+        self, spec: CaseSpec, size: Size, seeds: Sequence[int], estimate_s: float | None = None
+    ) -> Row:
+        """Run ``seeds`` at ``size`` (reusing runs already made); skip sizes over the limit."""
+        model = self.model(spec)
+        if isinstance(model, str):
+            return Row(spec.name, size, None, None, note=f"error: {model}")
+        row = Row(spec.name, size, model.compiled.patterns, model.setup_ms)
+        limited = self.max_solve_s > 0
+        if limited and estimate_s is not None and estimate_s > self.max_solve_s:
+            row.note = f"skipped: est. {estimate_s:.0f} s/solve > --max-solve-s"
+            return row
+        for seed in seeds:
+            key = (spec.name, size, seed)
+            if key not in self.runs:
+                self.runs[key] = run_seed(model, size, seed)
+            run = self.runs[key]
+            row.runs.append(run)
+            if limited and run.wall_s > self.max_solve_s and seed != seeds[-1]:
+                row.note = f"{row.status()} (stopped after {len(row.runs)} seeds: slow)"
+                break
+        med = row.median_s
+        self.log.print(
+            f"[dim]  {spec.name} {size[0]}x{size[1]}: "
+            f"{'-' if med is None else f'{med * 1e3:.1f} ms'} {row.successes}/{len(row.runs)}"
+            f" {row.status()}[/dim]"
+        )
+        return row
+
+    def case_rows(self, spec: CaseSpec, sides: Sequence[int], seeds: Sequence[int]) -> list[Row]:
+        """Every size of one case, with time per cell relative to the smallest size."""
+        rows: list[Row] = []
+        for side in sides:
+            size = (side, side)
+            rows.append(self.measure(spec, size, seeds, extrapolate(rows, side * side)))
+        base = rows[0].median_s / rows[0].cells if rows and rows[0].median_s else None
+        for row in rows:
+            if base is not None and row.median_s is not None:
+                row.relative_per_cell = row.median_s / row.cells / base
+        return rows
+
+
+def reference_rows(bench: Bench, rows: Sequence[Row], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """The pure-Python reference at small sizes (seed 1) and our speed-up over it."""
+    try:
+        from tests.reference.naive_wfc import solve_reference
+    except ImportError as exc:
+        bench.log.print(f"[yellow]reference solver unavailable ({exc}); run from the repo root")
+        return []
+    out: list[dict[str, Any]] = []
+    by_name = {s.name: s for s in bench.specs}
+    for name, side in REFERENCE_RUNS:
+        spec = by_name.get(name)
+        if spec is None:
+            continue
+        model = bench.model(spec)
+        entry: dict[str, Any] = {"case": name, "width": side, "height": side, "seed": 1}
+        out.append(entry)
+        if isinstance(model, str):
+            entry["status"] = f"error: {model}"
+            continue
+        bench.log.print(f"[dim]reference {name} {side}x{side} …[/dim]")
+        started = time.perf_counter()
+        try:
+            grid = solve_reference(model.allowed, model.weights, side, side, spec.periodic, seed=1)
+            entry["status"] = "solved" if grid is not None else "failed"
+            if grid is not None and not model.is_valid(grid):
+                entry["status"] = "invalid"
+        except Exception as exc:
+            entry["status"] = f"error: {type(exc).__name__}: {exc}"
+        entry["reference_ms"] = (time.perf_counter() - started) * 1e3
+        ours = next((r for r in rows if r.case == name and r.size == (side, side)), None)
+        if ours is None or ours.median_s is None:
+            ours = bench.measure(spec, (side, side), seeds)
+        entry["ours_median_ms"] = _ms(ours.median_s)
+        entry["ours_seeds"] = len(ours.runs)
+        entry["speedup"] = (
+            entry["reference_ms"] / entry["ours_median_ms"] if ours.median_s else None
+        )
+    return out
+
+
+def warm_start(log: Console) -> dict[str, Any]:
+    """Wall time of a fresh process to its first 48² maze, after one run warms numba's cache."""
+    sample = str(SAMPLES / "maze.png")
+    python = sys.executable
+    cli = Path(python).with_name("worldgen")
+    with tempfile.TemporaryDirectory(prefix="worldgen-bench-") as tmp:
+        out = str(Path(tmp) / "x.png")
+        commands: list[tuple[str, list[str]]] = []
+        if cli.is_file() and importlib.util.find_spec("worldgen.cli") is not None:
+            commands.append((
+                "worldgen generate",
+                [str(cli), "generate", "--sample", sample, "--N", "3", "--symmetry", "8",
+                 "--size", "48x48", "--seed", "1", "--out", out],
+            ))  # fmt: skip
+        commands.append(("python -c fallback", [python, "-c", _WARM_FALLBACK, sample]))
+        notes: list[str] = []
+        for label, cmd in commands:
+            log.print(f"[dim]warm start: {label} (first run warms the cache) …[/dim]")
+            first = _timed(cmd)
+            if first[1] != 0:
+                notes.append(f"{label} failed (exit {first[1]}): {first[2]}")
+                continue
+            times = [_timed(cmd) for _ in range(WARM_START_RUNS)]
+            failed = [t for t in times if t[1] != 0]
+            return {
+                "command": label,
+                "first_s": first[0],
+                "times_s": [t[0] for t in times],
+                "median_s": statistics.median(t[0] for t in times),
+                "failed_runs": len(failed),
+                "notes": notes,
+            }
+    return {"command": None, "median_s": None, "notes": notes}
+
+
+def _timed(cmd: list[str]) -> tuple[float, int, str]:
+    """(wall seconds, exit code, last line of stderr) of one subprocess."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return time.perf_counter() - started, -1, f"{type(exc).__name__}: {exc}"
+    lines = proc.stderr.strip().splitlines()
+    return time.perf_counter() - started, proc.returncode, lines[-1] if lines else ""
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+        check=False,
+    ).stdout.strip()  # fmt: skip
+    return {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": str(numba.__version__),
+        "commit": commit or None,
+    }
+
+
+def _fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.1f}" if ms < 100 else f"{ms:,.0f}"
+
+
+def _fmt_rate(rate: float | None) -> str:
+    if rate is None:
+        return "-"
+    return f"{rate / 1e6:.2f}M" if rate >= 1e6 else f"{rate / 1e3:.0f}k"
+
+
+def _fmt_num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def main_table(rows: Sequence[Row]) -> Table:
+    """The per-case, per-size table."""
+    table = Table(title="solve times (JIT warm; ms; median over seeds)", title_justify="left")
+    for name in ("case", "size", "T", "setup ms", "median ms", "min–max ms", "cells/s",
+                 "ok", "attempts", "backtracks", "observations", "per cell ×", "solver solve_s",
+                 "status"):  # fmt: skip
+        numeric = name not in ("case", "size", "status")
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        timed = [r.wall_s for r in row.runs if r.status != "error"]
+        med, own = row.median_s, row.solver_median_s
+        # Our timer also covers validation and constraint set-up that solve_s leaves out.
+        differs = med is not None and own is not None and abs(med - own) > max(5e-4, 0.05 * med)
+        table.add_row(
+            row.case,
+            f"{row.size[0]}x{row.size[1]}",
+            _fmt_num(row.patterns),
+            _fmt_ms(None if row.setup_ms is None else row.setup_ms / 1e3),
+            _fmt_ms(med),
+            f"{_fmt_ms(min(timed))}–{_fmt_ms(max(timed))}" if timed else "-",
+            _fmt_rate(row.cells / med if med else None),
+            f"{row.successes}/{len(row.runs)}" if row.runs else "-",
+            _fmt_num(row.median_of("attempts")),
+            _fmt_num(row.median_of("backtracks")),
+            _fmt_num(row.median_of("observations")),
+            _fmt_num(row.relative_per_cell, 2),
+            _fmt_ms(own) if differs else ("≈" if own is not None else "-"),
+            row.status(),
+        )
+    return table
+
+
+def reference_table(entries: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title="pure-Python reference (seed 1) vs ours", title_justify="left")
+    for name in ("case", "size", "reference ms", "status", "ours median ms", "speed-up"):
+        table.add_column(name, justify="left" if name in ("case", "size", "status") else "right")
+    for e in entries:
+        speedup = e.get("speedup")
+        table.add_row(
+            e["case"],
+            f"{e['width']}x{e['height']}",
+            _fmt_num(e.get("reference_ms"), 1),
+            str(e.get("status", "-")),
+            _fmt_num(e.get("ours_median_ms"), 2),
+            "-" if speedup is None else f"{speedup:,.0f}×",
+        )
+    return table
+
+
+def success_table(rows: Sequence[Row]) -> Table:
+    table = Table(title=f"success at {SUCCESS_SIZE}² (seeds 1..{SUCCESS_SEEDS})")
+    for name in ("case", "ok", "median ms", "failed seeds"):
+        table.add_column(name, justify="left" if name in ("case", "failed seeds") else "right")
+    for row in rows:
+        bad = ", ".join(f"{r.seed} ({r.reason or r.status})" for r in row.runs if not r.ok)
+        table.add_row(
+            row.case,
+            f"{row.successes}/{len(row.runs)}" if row.runs else "-",
+            _fmt_ms(row.median_s),
+            row.note or bad or "-",
+        )
+    return table
+
+
+def _sizes(text: str) -> int:
+    side = int(text)
+    if side < 1:
+        raise argparse.ArgumentTypeError("sizes are square sides of at least 1")
+    return side
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="48²/64² and 128² only, 1 seed")
+    p.add_argument(
+        "--only", action="append", metavar="NAME",
+        help="run only this case (repeatable): a sample name, a tileset like pipes.xml, or a "
+        "bare name matching both (dungeon)",
+    )  # fmt: skip
+    p.add_argument("--sizes", nargs="+", type=_sizes, metavar="SIDE", help="square sides to run")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 1..N per size (3; quick: 1)")
+    p.add_argument("--success", action="store_true", help=f"also seeds 1..10 at {SUCCESS_SIZE}²")
+    p.add_argument(
+        "--max-solve-s", type=float, default=120.0, metavar="S",
+        help="skip a size whose estimated solve exceeds S seconds (0: never skip; %(default)s)",
+    )  # fmt: skip
+    args = p.parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        p.error("--seeds must be at least 1")
+    if args.only:
+        known = {s.name for s in CASES} | {s.name.removesuffix(".xml") for s in CASES}
+        unknown = [n for n in args.only if n not in known]
+        if unknown:
+            p.error(f"unknown case {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Console() if sys.stdout.isatty() else Console(width=200)
+    log = Console(stderr=True)
+    run_started = time.perf_counter()
+
+    info = machine()
+    out.print(
+        f"[bold]worldgen engine benchmark[/bold]  {info['date']}\n"
+        f"machine: {info['nproc']} CPUs, {info['cpu']}, load {info['load_average']}  "
+        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
+        f"commit {info['commit']}\n"
+        "timings are wall-clock on a shared machine: other work makes them noisy"
+    )
+    warm_up_s = solver.warm_up()
+    out.print(f"solver.warm_up(): {warm_up_s * 1e3:,.0f} ms (JIT compile or numba cache load)")
+
+    n_seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    seeds = list(range(1, n_seeds + 1))
+    specs = [
+        s
+        for s in CASES
+        if not args.only or s.name in args.only or s.name.removesuffix(".xml") in args.only
+    ]
+    bench = Bench(specs, args.max_solve_s, log)
+
+    rows: list[Row] = []
+    for spec in specs:
+        if args.sizes:
+            sides: Sequence[int] = args.sizes
+        elif spec.kind == "overlapping":
+            sides = QUICK_OVERLAPPING_SIZES if args.quick else OVERLAPPING_SIZES
+        else:
+            sides = QUICK_TILED_SIZES if args.quick else TILED_SIZES
+        rows.extend(bench.case_rows(spec, sides, seeds))
+    out.print(main_table(rows))
+
+    reference = reference_rows(bench, rows, seeds)
+    if reference:
+        out.print(reference_table(reference))
+
+    warm: dict[str, Any] | None = None
+    if any(s.name == "maze" for s in specs):
+        warm = warm_start(log)
+        if warm["median_s"] is None:
+            notes = "; ".join(warm["notes"])
+            out.print(f"warm process start to first 48² output: failed ({notes})")
+        else:
+            times = ", ".join(f"{t:.2f}" for t in warm["times_s"])
+            out.print(
+                f"warm process start to first 48² output ({warm['command']}): "
+                f"median {warm['median_s']:.2f} s of {times} s (cache-warming run "
+                f"{warm['first_s']:.2f} s)"
+                + (f"; {'; '.join(warm['notes'])}" if warm["notes"] else "")
+            )
+
+    success: list[Row] = []
+    if args.success:
+        all_seeds = list(range(1, SUCCESS_SEEDS + 1))
+        for spec in specs:
+            estimate = extrapolate([r for r in rows if r.case == spec.name], SUCCESS_SIZE**2)
+            success.append(bench.measure(spec, (SUCCESS_SIZE, SUCCESS_SIZE), all_seeds, estimate))
+        out.print(success_table(success))
+
+    total_s = time.perf_counter() - run_started
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"engine-{datetime.now():%Y%m%d-%H%M%S}.json"
+    document = {
+        "machine": info,
+        "arguments": vars(args),
+        "warm_up_ms": warm_up_s * 1e3,
+        "models": {
+            name: m if isinstance(m, str) else {"build_ms": m.build_ms, "compile_ms": m.compile_ms}
+            for name, m in bench.models.items()
+        },
+        "rows": [r.as_dict() for r in rows],
+        "reference": reference,
+        "warm_start": warm,
+        "success": [r.as_dict() for r in success],
+        "total_s": total_s,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    out.print(f"total {total_s:.0f} s; results written to {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

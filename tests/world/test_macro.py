@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worldgen.engine.rng import mix
+from worldgen.world import macro
+from worldgen.world.hashing import mix_array
+
+coords = st.integers(min_value=-(2**40), max_value=2**40)
+
+
+@given(st.integers(0, 2**64 - 1), coords, coords)
+def test_mix_array_matches_scalar_mix(seed: int, a: int, b: int) -> None:
+    got = mix_array(seed, 5, np.array([a, b], dtype=np.int64))
+    assert int(got[0]) == mix(seed, 5, a)
+    assert int(got[1]) == mix(seed, 5, b)
+
+
+@given(st.integers(0, 2**32), coords, coords)
+def test_level_is_pointwise_and_in_range(seed: int, x: int, y: int) -> None:
+    xs = np.arange(x - 3, x + 4, dtype=np.int64)
+    row = macro.level(seed, xs, np.full(7, y, dtype=np.int64))
+    assert all(int(row[k]) == int(macro.level(seed, x - 3 + k, y)) for k in range(7))
+    assert 0 <= int(row.min()) and int(row.max()) <= 65535
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 2**32), st.integers(-(2**31), 2**31), st.integers(-(2**31), 2**31))
+def test_lattice_clamp_and_window_consistency(seed: int, i0: int, j0: int) -> None:
+    big = macro.lattice_classes(seed, i0, j0, 12, 10, 16, 3)
+    assert np.abs(np.diff(big, axis=0)).max() <= 1
+    assert np.abs(np.diff(big, axis=1)).max() <= 1
+    small = macro.lattice_classes(seed, i0 + 3, j0 + 2, 5, 4, 16, 3)
+    assert np.array_equal(small, big[2:6, 3:8])
+
+
+def test_classes_cover_all_levels_with_sane_shares() -> None:
+    cls = macro.lattice_classes(3, -64, -64, 128, 128, 16, 3)
+    shares = np.bincount(cls.ravel(), minlength=3) / cls.size
+    assert all(0.05 < s < 0.8 for s in shares), shares
+
+
+def test_band_multipliers_prefer_the_band_class() -> None:
+    table = macro.band_multipliers(3).table
+    assert table.shape == (macro.BANDS, 3)
+    assert table[0].argmax() == 0 and table[-1].argmax() == 2
+    assert np.all(table > 0)
