@@ -46,6 +46,7 @@ from worldgen.engine.patterns import MAX_N, MIN_N, wave_shape
 from worldgen.engine.solver import HEURISTICS, Heuristic, SolverBudget
 from worldgen.engine.tileset import load_tileset
 from worldgen.errors import InputError, SolveError
+from worldgen.world.cli_commands import add_world_commands
 
 DEFAULT_SIZE = "48x48"
 DEMO_TILESET, DEMO_SIZE, DEMO_SEED, DEMO_OUT = "terrain", "64x48", 1, "out/demo.png"
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=DEMO_OUT, metavar="FILE", help="(%(default)s)")
     _add_common(demo, size_default=DEMO_SIZE, seed_default=DEMO_SEED)
     demo.set_defaults(handler=_cmd_demo)
+
+    add_world_commands(sub)
     return parser
 
 

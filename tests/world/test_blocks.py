@@ -25,7 +25,9 @@ def test_orders_give_identical_bytes(make_world: WorldFactory) -> None:
     assert all(g.tobytes() == ref for g in grids.values())
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     x=st.one_of(st.integers(-200, 200), st.sampled_from([2**30 - 17, -(2**30) - 5, -(2**31)])),
     y=st.one_of(st.integers(-200, 200), st.sampled_from([2**30 - 3, -(2**30) - 11])),

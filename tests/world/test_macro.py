@@ -23,7 +23,8 @@ def test_level_is_pointwise_and_in_range(seed: int, x: int, y: int) -> None:
     xs = np.arange(x - 3, x + 4, dtype=np.int64)
     row = macro.level(seed, xs, np.full(7, y, dtype=np.int64))
     assert all(int(row[k]) == int(macro.level(seed, x - 3 + k, y)) for k in range(7))
-    assert 0 <= int(row.min()) and int(row.max()) <= 65535
+    assert int(row.min()) >= 0
+    assert int(row.max()) <= 65535
 
 
 @settings(max_examples=40)
@@ -45,5 +46,6 @@ def test_classes_cover_all_levels_with_sane_shares() -> None:
 def test_band_multipliers_prefer_the_band_class() -> None:
     table = macro.band_multipliers(3).table
     assert table.shape == (macro.BANDS, 3)
-    assert table[0].argmax() == 0 and table[-1].argmax() == 2
+    assert table[0].argmax() == 0
+    assert table[-1].argmax() == 2
     assert np.all(table > 0)

@@ -63,7 +63,7 @@ def test_class_without_plain_tile_is_refused() -> None:
 
 def test_unjoinable_classes_are_refused_naming_them() -> None:
     ts = _toy({(0, 0), (1, 1)}, ("sea", "land"))
-    with pytest.raises(InputError, match="'sea'.*'land'"):
+    with pytest.raises(InputError, match=r"'sea'.*'land'"):
         build_library(ts, 8, 2)
 
 

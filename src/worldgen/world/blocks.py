@@ -2,11 +2,12 @@
 
 Layer 0 (base) is a look-up: cell ``(x, y)`` lies in lattice cell ``(i, j) = (x // S, y // S)`` and
 takes ``patches[combo of the 4 corner classes][mix(seed, PATCH, i, j) % V][y - j*S, x - i*S]``.
-Layer L >= 1 is made of S x S blocks; block ``(bi, bj)`` covers ``[bi*S + o, bi*S + o + S)`` on both
-axes, ``o = S/2`` for odd L and 0 for even L. A block pins its own one-cell border ring to layer L-1,
-re-solves the interior with the macro bias as weights and RNG ``mix(seed, BLOCK, L, bi, bj)``, and
-keeps layer L-1's content on failure (counted in :attr:`World.fallbacks`). Rings of adjacent blocks
-are adjacent cells of the valid layer L-1, so every layer is valid everywhere.
+Layer L >= 1 is made of S x S blocks; block ``(bi, bj)`` covers ``[bi*S + o, bi*S + o + S)`` on
+both axes, ``o = S/2`` for odd L and 0 for even L. A block pins its own one-cell border ring to
+layer L-1, re-solves the interior with the macro bias as weights and RNG
+``mix(seed, BLOCK, L, bi, bj)``, and keeps layer L-1's content on failure (counted in
+:attr:`World.fallbacks`). Rings of adjacent blocks are adjacent cells of the valid layer L-1, so
+every layer is valid everywhere.
 
 A block reads exactly :meth:`World.dependencies` (constant size), so :meth:`World.region` is a pure
 function of ``(tileset rules, S, V, layers, seed, window)``; the LRU only memoises.
@@ -142,7 +143,10 @@ class World:
             self.V
         )
         variant = choice.astype(np.int64)[lj, li]
-        return self.lib.patches[combo, variant, (ys - cj * S)[:, None], (xs - ci * S)[None, :]]
+        cells: I32Array = self.lib.patches[
+            combo, variant, (ys - cj * S)[:, None], (xs - ci * S)[None, :]
+        ]
+        return cells
 
     def base_cell(self, x: int, y: int) -> int:
         """Layer-0 variant id at ``(x, y)``."""

@@ -8,8 +8,8 @@ float ties at thresholds. Coordinates may be any int64 (negative and beyond ±2*
   (ocean < lowland < highland for the bundled terrain tileset; generally the tileset's class order).
 * ``lattice_classes``: the class of each lattice vertex ``(i*S, j*S)``, thresholded from the level
   and then *clamped* so 4-neighbour vertices differ by at most one class level.
-* ``cell_bands``: the level quantised into ``BANDS`` bands; each band has a weight-multiplier row per
-  class (:func:`band_multipliers`), which the refinement layers pass to the solver as bias profiles.
+* ``cell_bands``: the level quantised into ``BANDS`` bands; each band has a weight-multiplier row
+  per class (:func:`band_multipliers`), passed to the solver as bias profiles by the refinements.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def level(
     # mountains only lift land: (elev - mid) counts where the continent is already above sea level
     inland = np.clip(cont - 30000, 0, 8000)
     lift = ((elev - 32768) * inland) >> 13
-    return np.clip(cont + np.maximum(lift, -4000), 0, 65535)
+    out: I64Array = np.clip(cont + np.maximum(lift, -4000), 0, 65535)
+    return out
 
 
 def moisture(
@@ -130,7 +131,7 @@ def raw_classes(level_values: I64Array, classes: int) -> I64Array:
 
 
 def lattice_classes(seed: int, i0: int, j0: int, w: int, h: int, S: int, classes: int) -> I64Array:
-    """Class ids ``(h, w)`` of lattice vertices ``(i, j)``, ``i0 <= i < i0+w``, at cell ``(i*S, j*S)``.
+    """Class ids ``(h, w)`` of lattice vertices ``(i, j)`` (``i0 <= i < i0+w``) at ``(i*S, j*S)``.
 
     The clamp ``L(v) = min over |d|_1 <= K-1 of raw(v + d) + |d|_1`` is 1-Lipschitz, so 4-neighbour
     vertices differ by at most one level, and it only reads a fixed radius, so it stays local.

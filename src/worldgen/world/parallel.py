@@ -45,7 +45,9 @@ def _compute(keys: list[BlockKey]) -> list[npt.NDArray[np.int32]]:
     return [_WORKER.block(*k).copy() for k in keys]
 
 
-def region_parallel(world: World, x: int, y: int, w: int, h: int, workers: int) -> npt.NDArray[np.int32]:
+def region_parallel(
+    world: World, x: int, y: int, w: int, h: int, workers: int
+) -> npt.NDArray[np.int32]:
     """``world.region(x, y, w, h)`` with the top-layer blocks computed by ``workers`` processes."""
     if world.config is None:
         raise InputError("parallel generation needs a world opened from a tileset file")

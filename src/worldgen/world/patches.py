@@ -4,9 +4,9 @@ Built once per (rules, S, V, algorithm version) and cached on disk as ``.npz`` (
 
 1. a canonical *corner tile* per class: a tile of that class that may neighbour itself on all four
    sides, highest weight first (ties: lowest id);
-2. a canonical *seam* per ordered class pair and orientation: a strip of ``S+1`` cells from one corner
-   tile to the other, solved in the middle row of a ``(2*PAD+1)``-row grid (the padding rows make the
-   strip extendable in 2-D) and biased to plain self-adjacent tiles;
+2. a canonical *seam* per ordered class pair and orientation: a strip of ``S+1`` cells from one
+   corner tile to the other, solved in the middle row of a ``(2*PAD+1)``-row grid (the padding rows
+   make the strip extendable in 2-D) and biased to plain self-adjacent tiles;
 3. ``V`` variants of every allowed 4-corner combination, ``(S+1)x(S+1)`` with the ring pinned to the
    corners and seams. Combinations whose adjacent corners differ by more than one class level never
    occur (the macro clamp), so they are not built.
@@ -62,10 +62,10 @@ def variant_classes(tileset: Tileset) -> tuple[tuple[str, ...], I32Array]:
 def allowed_combinations(classes: int) -> list[tuple[int, int, int, int]]:
     """Corner classes ``(top-left, top-right, bottom-right, bottom-left)`` whose ring-adjacent
     corners differ by at most one level; lexicographic order."""
-    out = []
-    for c in itertools.product(range(classes), repeat=4):
-        if all(abs(c[k] - c[(k + 1) % 4]) <= 1 for k in range(4)):
-            out.append(c)
+    out: list[tuple[int, int, int, int]] = []
+    for a, b, c, d in itertools.product(range(classes), repeat=4):
+        if abs(a - b) <= 1 and abs(b - c) <= 1 and abs(c - d) <= 1 and abs(d - a) <= 1:
+            out.append((a, b, c, d))
     return out
 
 
@@ -113,7 +113,9 @@ class PatchLibrary:
 
 
 def _plain(allowed: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    return np.all(allowed[:, np.arange(allowed.shape[1]), np.arange(allowed.shape[1])], axis=0)
+    diag = np.arange(allowed.shape[1])
+    plain: npt.NDArray[np.bool_] = np.all(allowed[:, diag, diag], axis=0)
+    return plain
 
 
 def corner_tiles(tileset: Tileset) -> I32Array:
@@ -138,16 +140,18 @@ def _seam(
     h = 2 * PAD + 1
     pins = np.full((h, S + 1), -1, dtype=np.int32)
     pins[PAD, 0], pins[PAD, S] = a, b
+    zero_profile = np.zeros((h, S + 1), dtype=np.int32)
     res = solve(
         cr, S + 1, h,
         seed=mix(LIBRARY_SEED, _PURPOSE_SEAM, o, a, b, gen),
-        constraints=Constraints(pins=pins, bias=(plain_row[None, :], np.zeros((h, S + 1), np.int32))),
+        constraints=Constraints(pins=pins, bias=(plain_row[None, :], zero_profile)),
         budget=_BUDGET,
     )  # fmt: skip
     # re-checked here: a solve that reports success is only trusted once its grid is verified
     if not res.solved or violations(res.grid, cr_allowed(cr)):
         return None
-    return res.grid[PAD].copy()
+    row: I32Array = res.grid[PAD].copy()
+    return row
 
 
 def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:

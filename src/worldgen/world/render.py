@@ -93,7 +93,8 @@ def tile_rgb(world: World, z: int, x: int, y: int, palette: Palette | None = Non
     cls = macro.raw_classes(lv, world.K)
     shade = 870 + lv * 260 // 65536  # brighter with level, in thousandths
     rgb = pal.class_rgb[cls] * shade[..., None] // 1000
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+    pixels: U8Array = np.clip(rgb, 0, 255).astype(np.uint8)
+    return pixels
 
 
 def png_bytes(rgb: U8Array) -> bytes:
