@@ -69,18 +69,14 @@ def compile_rules(rules: RuleTable) -> CompiledRules:
     compat = to_bitsets(table.allowed)  # (4, T, NW)
     if nw <= _LUT_MAX_WORDS:
         rows = nw * 8
-        members = np.zeros((rows, 256, rows * 8), dtype=np.bool_)
-        values = np.arange(256)
-        for k in range(rows):
-            for bit in range(8):
-                members[k, :, k * 8 + bit] = (values >> bit) & 1 == 1
-        members = members[:, :, :t] if rows * 8 >= t else members
+        # compat rows per (byte position k, bit): pattern 8k+bit, or nothing past the last one.
+        padded = np.zeros((4, rows * 8, nw), dtype=np.uint64)
+        padded[:, :t] = compat
+        per_bit = padded.reshape(4, rows, 8, nw)
         lut = np.zeros((4, rows, 256, nw), dtype=np.uint64)
-        for d in range(4):
-            # union over member patterns: OR of compat rows, computed as a boolean matmul.
-            allowed_d = table.allowed[d].astype(np.uint8)  # (T, T)
-            union = (members.reshape(rows * 256, -1).astype(np.uint8) @ allowed_d) > 0
-            lut[d] = to_bitsets(union.reshape(rows, 256, t))
+        for value in range(1, 256):
+            low = value & -value
+            lut[:, :, value] = lut[:, :, value ^ low] | per_bit[:, :, low.bit_length() - 1]
         lut_min = _LUT_MIN_COUNT
     else:
         lut = np.zeros((4, 1, 256, nw), dtype=np.uint64)
