@@ -725,6 +725,29 @@ def test_output_is_identical_with_the_jit_disabled(shared_samples: Path) -> None
     assert _subprocess_digests(shared_samples, cases, NUMBA_DISABLE_JIT="1") == expected
 
 
+@pytest.mark.slow
+def test_jit_disabled_solve_emits_no_warnings() -> None:
+    # Pattern 7 sets bit 7, the lowest bit whose de Bruijn product wraps past 2**64.
+    script = (
+        "import numpy as np\n"
+        "from worldgen.engine.rules import RuleTable\n"
+        "from worldgen.engine.solver import Constraints, solve\n"
+        "rules = RuleTable(np.ones((4, 8, 8), dtype=bool), np.ones(8))\n"
+        "pins = np.array([[7]])\n"
+        "assert solve(rules, 1, 1, constraints=Constraints(pins=pins)).grid.tolist() == [[7]]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", script],
+        cwd=REPO,
+        env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 # --- 8. local backtracking --------------------------------------------------------------------
 
 

@@ -279,6 +279,18 @@ def solve(
     weight_rows, profile = _profiles(constraints, cr, width, height)
     wlogw = np.ascontiguousarray(weight_rows * np.log(weight_rows))
     wave0 = _initial_wave(constraints, cr, width, height)
+    if periodic and (width == 1 or height == 1):
+        # On a torus one cell wide a cell is its own neighbour: keep only the patterns that may
+        # sit next to themselves along that axis (before any observation, like other constraints).
+        diagonal = np.arange(cr.patterns)
+        self_ok = np.ones(cr.patterns, dtype=np.bool_)
+        for d, thin in ((2, width == 1), (1, height == 1)):
+            if thin:
+                bits = (
+                    cr.compat[d, diagonal, diagonal // 64] >> (diagonal % 64).astype(np.uint64)
+                ) & 1
+                self_ok &= bits.astype(np.bool_)
+        wave0 &= to_bitsets(self_ok)[None, :]
 
     started = time.perf_counter()
     nbr = neighbour_table(width, height, periodic)
@@ -349,7 +361,8 @@ def _result(
 ) -> SolveResult:
     elapsed = time.perf_counter() - started
     grid = np.empty(width * height, dtype=np.int32)
-    kern.decode_grid(wave, grid)
+    with np.errstate(over="ignore"):  # uint64 wrap-around is intended (JIT-off mode)
+        kern.decode_grid(wave, grid)
     return SolveResult(
         status=status,
         reason=reason,
