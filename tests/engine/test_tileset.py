@@ -578,9 +578,9 @@ BAD_XML: dict[str, tuple[str, str, str, str]] = {
     ),
     "orientation-range": (
         XE,
-        '<neighbor left="a 1" right="e"/>',
+        '<neighbor left="a 8" right="e"/>',
         "",
-        'orientation 1 is out of range for tile "a"',
+        'orientation 8 is out of range for tile "a" \\(use 0..7',
     ),
     "orientation-syntax": (XE, '<neighbor left="a b" right="e"/>', "", "is not of the form"),
     "orientation-unicode": (XE, '<neighbor left="a ²" right="e"/>', "", "is not of the form"),
@@ -729,3 +729,22 @@ def test_render_tiled_rejects_bad_input(tmp_path: Path) -> None:
     bare = load_tileset_xml(tmp_path / "t.xml", load_images=False)
     with pytest.raises(TilesetError, match="loaded without images"):
         render_tiled(bare, np.zeros((1, 1), dtype=np.int32))
+
+
+def test_orientation_beyond_cardinality_is_the_classic_action(tmp_path: Path) -> None:
+    """Classic semantics: "a k" is action k of variant 0, so "e 3" on an X tile means "e 0"."""
+    body = (
+        '<set><tiles><tile name="a" symmetry="L"/><tile name="e"/></tiles>'
+        "<neighbors>{}</neighbors></set>"
+    )
+    plain = tmp_path / "plain.xml"
+    plain.write_text(body.format('<neighbor left="a 1" right="e 0"/>'))
+    beyond = tmp_path / "beyond.xml"
+    beyond.write_text(body.format('<neighbor left="a 5" right="e 3"/>'))
+    # By hand: for L, action 5 of variant 0 is b(a(0)) = b(1) = 0, so "a 5" names variant 0;
+    # "e 3" on an X tile names variant 0.
+    explicit = tmp_path / "explicit.xml"
+    explicit.write_text(body.format('<neighbor left="a 0" right="e 0"/>'))
+    got = load_tileset(beyond, load_images=False).allowed
+    assert np.array_equal(got, load_tileset(explicit, load_images=False).allowed)
+    assert not np.array_equal(got, load_tileset(plain, load_images=False).allowed)

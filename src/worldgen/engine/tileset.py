@@ -242,12 +242,14 @@ def _parse_ref(
             src, f'{where} names unknown tile "{name}" (known tiles: {listing(tiles)})'
         )
     k = int(parts[1]) if len(parts) == 2 else 0
-    card = cardinality(tiles[name].symmetry)
-    if k >= card:
+    # As in the classic format, k is one of the 8 rotations/reflections of variant 0 (action k),
+    # so k >= cardinality is allowed and names the variant that action produces.
+    if k >= 8:
         raise tileset_error(
             src,
-            f'{where}: orientation {k} is out of range for tile "{name}" '
-            f"(symmetry {tiles[name].symmetry} has {card} orientation(s): use 0..{card - 1})",
+            f'{where}: orientation {k} is out of range for tile "{name}" (use 0..7; '
+            f"symmetry {tiles[name].symmetry} has {cardinality(tiles[name].symmetry)} distinct "
+            "orientation(s))",
         )
     return name, k
 
