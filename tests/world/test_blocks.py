@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from worldgen.engine.rules import forbidden_pairs
 from worldgen.engine.solver import SolverBudget
 from worldgen.errors import InputError
 from worldgen.world.blocks import ORDERS, Order, World, region_in_order
-from worldgen.world.patches import violations
 
 from .conftest import ALL_TILESETS, BUNDLED_TERRAIN, WorldFactory
 
@@ -51,7 +51,7 @@ def test_every_adjacent_pair_is_allowed(make_world: WorldFactory, path: Path, la
     world = make_world(path, seed=5, layers=layers)
     grid = world.region(-61, 13, 67, 59)  # unaligned, spans many blocks and patches
     assert grid.min() >= 0
-    assert violations(grid, world.tileset.allowed) == 0
+    assert forbidden_pairs(grid, world.tileset.allowed) == 0
 
 
 def test_fallback_keeps_the_layer_below_valid(make_world: WorldFactory) -> None:
@@ -62,7 +62,7 @@ def test_fallback_keeps_the_layer_below_valid(make_world: WorldFactory) -> None:
     )  # fmt: skip
     grid = starved.region(0, 0, 40, 40)
     assert starved.fallbacks > 0
-    assert violations(grid, world.tileset.allowed) == 0
+    assert forbidden_pairs(grid, world.tileset.allowed) == 0
     assert np.array_equal(grid, world.base_region(0, 0, 40, 40))
 
 

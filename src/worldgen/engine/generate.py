@@ -37,6 +37,7 @@ from worldgen.engine.patterns import (
     render_overlapping,
     wave_shape,
 )
+from worldgen.engine.rules import forbidden_pairs
 from worldgen.engine.solver import (
     CompiledRules,
     Constraints,
@@ -125,18 +126,11 @@ def ground_constraints(model: OverlappingModel, wave_w: int, wave_h: int) -> Con
 def grid_is_valid(
     grid: npt.NDArray[np.int32], allowed: npt.NDArray[np.bool_], periodic: bool
 ) -> bool:
-    """True when every cell holds a pattern and every pair of neighbours is allowed.
-
-    ``allowed`` is symmetric under direction reversal, so checking each cell's right and lower
-    neighbour covers every pair.
-    """
+    """True when every cell holds a pattern and every pair of neighbours is allowed."""
     g = np.asarray(grid)
     if g.size == 0 or int(g.min()) < 0:
         return False
-    if periodic:
-        right, below = np.roll(g, -1, axis=1), np.roll(g, -1, axis=0)
-        return bool(allowed[2][g, right].all() and allowed[1][g, below].all())
-    return bool(allowed[2][g[:, :-1], g[:, 1:]].all() and allowed[1][g[:-1], g[1:]].all())
+    return forbidden_pairs(g, allowed, periodic) == 0
 
 
 def _checked(result: SolveResult, allowed: npt.NDArray[np.bool_], periodic: bool) -> SolveResult:

@@ -79,3 +79,19 @@ def from_bitsets(words: U64Array, patterns: int) -> BoolArray:
     shifts = np.arange(64, dtype=np.uint64)
     bits = ((words[..., :, None] >> shifts) & np.uint64(1)).astype(np.bool_)
     return bits.reshape(*words.shape[:-1], -1)[..., :patterns]
+
+
+def forbidden_pairs(
+    grid: npt.NDArray[np.integer], allowed: BoolArray, periodic: bool = False
+) -> int:
+    """How many horizontally or vertically adjacent pairs of ``grid`` (pattern ids, ``[y, x]``)
+    the rules forbid; with ``periodic`` the grid wraps. Every id must be in ``[0, T)``.
+
+    ``allowed`` is symmetric under direction reversal, so each cell's right and lower neighbour
+    cover every pair.
+    """
+    g = np.asarray(grid)
+    if periodic:
+        right, below = np.roll(g, -1, axis=1), np.roll(g, -1, axis=0)
+        return int((~allowed[2][g, right]).sum() + (~allowed[1][g, below]).sum())
+    return int((~allowed[2][g[:, :-1], g[:, 1:]]).sum() + (~allowed[1][g[:-1], g[1:]]).sum())

@@ -24,12 +24,13 @@ import numpy as np
 import numpy.typing as npt
 
 from worldgen.engine.rng import mix
+from worldgen.engine.rules import forbidden_pairs
 from worldgen.engine.solver import Constraints, SolverBudget, compile_rules, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world import macro
 from worldgen.world.hashing import mix_array
-from worldgen.world.patches import PatchLibrary, load_or_build, variant_classes, violations
+from worldgen.world.patches import PatchLibrary, load_or_build, variant_classes
 
 PURPOSE_PATCH_CHOICE = 0x50415443
 PURPOSE_BLOCK = 0x424C4F43
@@ -210,7 +211,7 @@ class World:
             budget=self.budget,
         )  # fmt: skip
         # verified, not trusted: an engine result that breaks a rule counts as a failure
-        if res.solved and violations(res.grid, self.tileset.allowed) == 0:
+        if res.solved and forbidden_pairs(res.grid, self.tileset.allowed) == 0:
             self.solved_blocks += 1
             return res.grid
         self.fallbacks += 1

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worldgen.engine.rng import mix
-from worldgen.engine.rules import RuleTable, from_bitsets
+from worldgen.engine.rules import RuleTable, forbidden_pairs, from_bitsets
 from worldgen.engine.solver import CompiledRules, Constraints, SolverBudget, compile_rules, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
@@ -148,7 +148,7 @@ def _seam(
         budget=_BUDGET,
     )  # fmt: skip
     # re-checked here: a solve that reports success is only trusted once its grid is verified
-    if not res.solved or violations(res.grid, cr_allowed(cr)):
+    if not res.solved or forbidden_pairs(res.grid, cr_allowed(cr)):
         return None
     row: I32Array = res.grid[PAD].copy()
     return row
@@ -225,7 +225,7 @@ def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:
                     constraints=Constraints(pins=pins, bias=(class_rows, corner_cls)),
                     budget=_BUDGET,
                 )  # fmt: skip
-                if not res.solved or violations(res.grid, tileset.allowed):
+                if not res.solved or forbidden_pairs(res.grid, tileset.allowed):
                     ok = False
                     break
                 patches[c, v] = res.grid
@@ -291,7 +291,7 @@ def check_library(lib: PatchLibrary, allowed: npt.NDArray[np.bool_]) -> list[str
             )
             if not ring_ok:
                 problems.append(f"combo {c} variant {v}: ring differs from corners/seams")
-            if violations(p, allowed):
+            if forbidden_pairs(p, allowed):
                 problems.append(f"combo {c} variant {v}: adjacency violated inside the patch")
     return problems
 
@@ -299,14 +299,6 @@ def check_library(lib: PatchLibrary, allowed: npt.NDArray[np.bool_]) -> list[str
 def cr_allowed(cr: CompiledRules) -> npt.NDArray[np.bool_]:
     """The boolean adjacency table ``(4, T, T)`` packed in ``cr``."""
     return from_bitsets(cr.compat, cr.patterns)
-
-
-def violations(grid: npt.NDArray[np.integer], allowed: npt.NDArray[np.bool_]) -> int:
-    """Number of horizontally or vertically adjacent pairs in ``grid`` that the rules forbid."""
-    g = np.asarray(grid)
-    right = ~allowed[2][g[:, :-1], g[:, 1:]]
-    down = ~allowed[1][g[:-1, :], g[1:, :]]
-    return int(right.sum() + down.sum())
 
 
 def cache_dir() -> Path:
