@@ -1,0 +1,161 @@
+"""World metadata in Redis: one hash per world plus an index sorted by creation time.
+
+Values are plain strings validated by :class:`WorldRecord` on every read (never pickle). A
+record that fails validation is treated as missing and reported, rather than crashing a request.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio import Redis
+
+from worldgen.store.keys import Keys, valid_world_id
+
+MAX_SEED = 2**53 - 1
+"""Largest seed: every seed is an exact JavaScript number too."""
+NAME_MAX = 80
+Visibility = Literal["public", "private"]
+Kind = Literal["tiled", "overlapping"]
+
+
+class WorldRecord(BaseModel):
+    """A world's stored metadata; its content is a pure function of (tileset, kind, seed)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,32}$")
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    tileset: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: Kind
+    seed: int = Field(ge=0, le=MAX_SEED)
+    visibility: Visibility = "public"
+    owner: str | None = Field(default=None, max_length=64)
+    created: float = Field(ge=0)
+    version: int = Field(default=1, ge=1)
+
+    def to_hash(self) -> dict[str, str]:
+        """The Redis hash fields (strings only; ``owner`` omitted when None)."""
+        out = {k: str(v) for k, v in self.model_dump().items() if v is not None}
+        out["created"] = repr(self.created)
+        return out
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[bytes | str, bytes | str]) -> WorldRecord:
+        """Parse and validate a hash read from Redis (raises ``ValidationError``)."""
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return cls.model_validate(fields)
+
+
+def _text(value: object) -> str:
+    """A key or member read from Redis as text (clients may return bytes or str)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string reply from Redis, got {type(value).__name__}")
+
+
+def new_world_id() -> str:
+    """A fresh random id: 12 URL-safe characters (72 bits)."""
+    return secrets.token_urlsafe(9)
+
+
+class WorldRepo:
+    """Create, read, rename, delete and list worlds."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.invalid_records = 0
+        """Records that failed validation on read (counted, skipped)."""
+
+    async def create(
+        self,
+        *,
+        name: str,
+        tileset: str,
+        kind: Kind,
+        seed: int,
+        visibility: Visibility = "public",
+        owner: str | None = None,
+    ) -> WorldRecord:
+        """Store a new world and return it (a fresh id; ``created`` = now)."""
+        record = WorldRecord(
+            id=new_world_id(),
+            name=name,
+            tileset=tileset,
+            kind=kind,
+            seed=seed,
+            visibility=visibility,
+            owner=owner,
+            created=time.time(),
+        )
+        await self.put(record)
+        return record
+
+    async def put(self, record: WorldRecord) -> None:
+        """Write ``record`` as is (create, or restore from a backup), atomically with the index."""
+        key = self.keys.world(record.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=record.to_hash())  # type: ignore[arg-type]
+            pipe.zadd(self.keys.worlds_index(), {record.id: record.created})
+            await pipe.execute()
+
+    async def get(self, world_id: str) -> WorldRecord | None:
+        """The world, or None for an unknown or malformed id."""
+        if not valid_world_id(world_id):
+            return None
+        raw = await self.redis.hgetall(self.keys.world(world_id))
+        if not raw:
+            return None
+        try:
+            return WorldRecord.from_hash(raw)
+        except ValidationError:
+            self.invalid_records += 1
+            return None
+
+    async def list(self, *, offset: int = 0, limit: int = 100) -> list[WorldRecord]:
+        """Worlds, newest first."""
+        ids = await self.redis.zrevrange(self.keys.worlds_index(), offset, offset + limit - 1)
+        records = []
+        for raw_id in ids:
+            rec = await self.get(_text(raw_id))
+            if rec is not None:
+                records.append(rec)
+        return records
+
+    async def count(self) -> int:
+        """Number of worlds in the index."""
+        return int(await self.redis.zcard(self.keys.worlds_index()))
+
+    async def rename(self, world_id: str, name: str) -> WorldRecord | None:
+        """Set the world's name; None if the world does not exist."""
+        record = await self.get(world_id)
+        if record is None:
+            return None
+        renamed = record.model_copy(update={"name": name})
+        WorldRecord.model_validate(renamed.model_dump())  # model_copy skips validation
+        await self.redis.hset(self.keys.world(world_id), "name", name)
+        return renamed
+
+    async def delete(self, world_id: str) -> bool:
+        """Remove the world's metadata, index entry and every other key of the world."""
+        if not valid_world_id(world_id):
+            return False
+        existed = await self.redis.zrem(self.keys.worlds_index(), world_id)
+        deleted = await self.redis.delete(self.keys.world(world_id))
+        batch: list[bytes] = []
+        async for key in self.redis.scan_iter(match=self.keys.pattern_world(world_id), count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                await self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await self.redis.unlink(*batch)
+        return bool(existed or deleted)
