@@ -1,0 +1,114 @@
+"""The one settings object of the web app, read from the environment and validated at start-up.
+
+Every field reads ``WORLDGEN_<FIELD>`` from the environment, except :attr:`Settings.redis_url`
+which reads ``REDIS_URL`` (the name every Redis host and compose file already uses). Keyword
+arguments win over the environment: ``Settings(port=9000)``. Nothing is built at import time; the
+app factory and the ``serve`` command each build their own. Nonsense is refused with a message
+that names the field (``workers=0``, a port out of range, a URL that is not Redis).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["LogLevel", "Settings"]
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
+
+
+class Settings(BaseSettings):
+    """Validated configuration of one app instance (see ``docs/operations.md``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORLDGEN_",
+        extra="forbid",
+        frozen=True,
+        validate_by_name=True,
+        hide_input_in_errors=True,  # a rejected REDIS_URL may hold a password
+    )
+
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("redis_url", "REDIS_URL"),
+        description="Redis/Valkey URL; None (or empty) starts the embedded Valkey server.",
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Field(
+        default=Path("data"), description="Embedded Valkey keeps its AOF in data_dir/valkey."
+    )
+    workers: int = Field(default=2, ge=1, le=32, description="Tile generation processes.")
+    key_prefix: str = Field(default="wg", description="First part of every Redis key name.")
+    tile_cache_max: int = Field(default=20000, ge=1, le=10_000_000, description="Tiles in Redis.")
+    memory_tile_cache: int = Field(
+        default=512, ge=0, le=1_000_000, description="In-process LRU entries (0 turns it off)."
+    )
+    log_level: LogLevel = "info"
+    log_json: bool = True
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call unsafe methods; [] = same host."
+    )
+    warm_up: bool = Field(default=True, description="Compile the solver before serving.")
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in _REDIS_SCHEMES:
+            raise ValueError(
+                f"must be a Redis URL ({', '.join(s + '://' for s in _REDIS_SCHEMES)}), "
+                f"got scheme {scheme!r}"
+            )
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_shape(cls, value: str) -> str:
+        if not _PREFIX_RE.fullmatch(value):
+            raise ValueError(f"must match {_PREFIX_RE.pattern} (a short lowercase word)")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_shape(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise ValueError(f"{origin!r} is not an origin like https://example.org")
+        return value
+
+    def redis_url_redacted(self) -> str | None:
+        """:attr:`redis_url` with any password replaced by ``***`` (safe to log)."""
+        if self.redis_url is None:
+            return None
+        parts = urlsplit(self.redis_url)
+        if parts.password is None:
+            return self.redis_url
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = f"{parts.username}:" if parts.username else ":"
+        return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
+
+    def __repr_args__(self) -> list[tuple[str | None, object]]:
+        """The repr never shows a Redis password."""
+        return [
+            (k, self.redis_url_redacted() if k == "redis_url" else v)
+            for k, v in super().__repr_args__()
+        ]

@@ -1,0 +1,152 @@
+"""The app factory: ``create_app(settings)`` builds one self-contained FastAPI app.
+
+Nothing is built at import time. The app's lifespan owns, in start order (stopped in reverse):
+
+1. the embedded Valkey server, when ``settings.redis_url`` is None (data in ``data_dir/valkey``);
+2. the Redis client (bounded retries, health checks: it reconnects by itself after an outage,
+   so a Redis restart costs 503s while it lasts and nothing afterwards);
+3. the repositories on ``app.state`` (``worlds``, ``tiles``) and the key schema (``keys``);
+4. the generator (a process pool unless one is injected) and its warm-up (JIT compilation),
+   finished before the server accepts its first request.
+
+``app.state`` also holds ``settings``, ``metrics``, ``templates``, ``tile_ladder`` (memory LRU and
+single flight) and ``previews``. Routes reach all of them through :mod:`worldgen.web.deps`.
+For ``uvicorn --factory`` there is :func:`create_app_from_env`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import jinja2
+import structlog
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
+from redis.exceptions import RedisError
+
+from worldgen import __version__
+from worldgen.errors import WorldgenError
+from worldgen.settings import Settings
+from worldgen.store.client import connect
+from worldgen.store.embedded import EmbeddedValkey
+from worldgen.store.keys import Keys
+from worldgen.store.tiles import TileCache
+from worldgen.store.worlds import WorldRepo
+from worldgen.web.errors import install_error_handlers
+from worldgen.web.generation import Generator, ProcessGenerator
+from worldgen.web.ladder import TileLadder
+from worldgen.web.logging import RequestMiddleware, configure_logging
+from worldgen.web.metrics import Metrics
+from worldgen.web.routes import health, pages, tiles, worlds
+
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_app", "create_app_from_env", "leaflet_dir"]
+
+WEB_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+
+_log = structlog.get_logger("worldgen.web")
+
+
+def leaflet_dir() -> Path:
+    """The Leaflet files of the ``xstatic-leaflet`` package (``leaflet.js``, ``images/``...)."""
+    module = importlib.import_module("xstatic.pkg.leaflet")
+    return Path(module.BASE_DIR)
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, auto_reload=False
+    )
+    return Jinja2Templates(env=env)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        async with _resources(app):
+            yield
+    except WorldgenError as exc:  # e.g. the embedded Valkey cannot start: say why, in one line
+        app.state.startup_error = str(exc)
+        raise
+
+
+@asynccontextmanager
+async def _resources(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        url = settings.redis_url
+        if url is None:
+            embedded = EmbeddedValkey(settings.data_dir / "valkey")
+            url = await asyncio.to_thread(embedded.start)
+            stack.push_async_callback(asyncio.to_thread, embedded.stop)
+            where = f"embedded Valkey {url} (data in {embedded.data_dir})"
+        else:
+            where = settings.redis_url_redacted() or ""
+        redis = connect(url)
+        stack.push_async_callback(redis.aclose)
+        keys = Keys(settings.key_prefix)
+        app.state.redis = redis
+        app.state.keys = keys
+        app.state.worlds = WorldRepo(redis, keys)
+        app.state.tiles = TileCache(redis, keys, settings.tile_cache_max)
+
+        given: Generator | None = app.state.generator_given
+        generator = given or ProcessGenerator(settings.workers, compile_kernels=settings.warm_up)
+        stack.push_async_callback(generator.close)
+        app.state.generator = generator
+        await generator.warm_up()
+
+        try:
+            await redis.ping()
+        except RedisError as exc:  # serve anyway: /readyz says 503 until Redis answers
+            _log.warning("redis unavailable at start", redis=where, error=type(exc).__name__)
+        _log.info("started", redis=where, generator=type(generator).__name__)
+        yield
+        _log.info("stopping")
+
+
+def create_app(settings: Settings, *, generator: Generator | None = None) -> FastAPI:
+    """A new app configured by ``settings``.
+
+    ``generator`` replaces the process pool (tests pass an
+    :class:`~worldgen.web.generation.InlineGenerator`); the app closes it on shutdown.
+    """
+    configure_logging(settings.log_level, json=settings.log_json)
+    metrics = Metrics()
+    app = FastAPIOffline(
+        title="worldgen",
+        version=__version__,
+        description="Infinite worlds generated by Wave Function Collapse: worlds, map tiles, "
+        "regions and exports. Pages for people live at `/`.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.generator_given = generator
+    app.state.templates = _templates()
+    app.state.tile_ladder = TileLadder(metrics, settings.memory_tile_cache)
+    app.state.previews = {}
+    app.state.startup_error = None
+
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.include_router(worlds.router)
+    app.include_router(tiles.router)
+    app.include_router(health.router)
+    app.include_router(pages.router)
+    # The more specific mount first: "/static" would otherwise swallow "/static/vendor/...".
+    app.mount("/static/vendor/leaflet", StaticFiles(directory=leaflet_dir()), name="leaflet")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """``uvicorn --factory worldgen.web.app:create_app_from_env``: settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,143 @@
+"""The ``worldgen serve`` command: run the web app under uvicorn.
+
+``add_serve_command(subparsers)`` adds it to an ``argparse`` sub-parser set and sets ``handler``
+(``Callable[[argparse.Namespace], int]``), like :mod:`worldgen.world.cli_commands`. Flags given
+on the command line override the environment (``WORLDGEN_*``, ``REDIS_URL``), which overrides
+the defaults of :class:`~worldgen.settings.Settings`. Invalid settings are an
+:class:`~worldgen.errors.InputError` (exit code 2).
+
+Once the app is ready (Redis connected, workers warmed up) the command prints its URL on stdout.
+SIGINT (Ctrl+C) and SIGTERM stop it gracefully: requests in flight finish, the worker pool and
+the embedded Valkey server (AOF flushed) are stopped, and the exit code is 0. The web stack is
+imported only when the command runs, so other commands start as fast as before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from worldgen.errors import InputError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from worldgen.settings import Settings
+
+__all__ = ["add_serve_command", "run_serve", "settings_from_args"]
+
+_READY_POLL_S = 0.05
+_GRACEFUL_SHUTDOWN_S = 10
+
+
+def add_serve_command(subparsers: Any) -> None:
+    """Add ``serve`` to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the web app (an embedded Valkey server unless REDIS_URL is set)",
+        description="Serve the map and the API. Settings also come from WORLDGEN_* variables "
+        "and REDIS_URL (see docs/operations.md); flags win.",
+    )
+    serve.add_argument("--host", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (8000)")
+    serve.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="embedded Valkey keeps its data here (data)"
+    )
+    serve.add_argument("--workers", type=int, metavar="N", help="generation processes, 1..32 (2)")
+    serve.set_defaults(handler=run_serve)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the flags that were given."""
+    from pydantic import ValidationError
+
+    from worldgen.settings import Settings
+
+    flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    flags["workers"] = args.workers
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"invalid settings: {problems}") from None
+
+
+def _display_url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _server_class() -> type[uvicorn.Server]:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        """uvicorn's server, minus re-raising the stop signal after a graceful shutdown (which
+        would turn a clean stop into a KeyboardInterrupt or a death by SIGTERM)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            captured: list[int] | None = getattr(self, "_captured_signals", None)
+            if captured is not None:
+                captured.clear()
+
+    return _Server
+
+
+async def _serve(server: uvicorn.Server, url: str) -> bool:
+    """Run ``server``; print ``url`` once it accepts requests. False if it could not start."""
+
+    async def run() -> bool:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn's way of failing a start-up (it has logged why)
+            return False
+        return server.started
+
+    task = asyncio.create_task(run())
+    while not task.done() and not server.started:
+        await asyncio.sleep(_READY_POLL_S)
+    if server.started and not server.should_exit:
+        print(f"worldgen: serving {url} (Ctrl+C stops)", flush=True)
+    return await task
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the app until SIGINT/SIGTERM; 0 after a clean stop, 1 if it could not start."""
+    import uvicorn
+
+    from worldgen.web.app import create_app
+    from worldgen.web.logging import configure_logging, stdlib_handler
+
+    settings = settings_from_args(args)
+    configure_logging(settings.log_level, json=settings.log_json)
+    root = logging.getLogger()
+    root.handlers[:] = [stdlib_handler(sys.stderr, json=settings.log_json)]
+    root.setLevel(settings.log_level.upper())
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,  # the app logs each request itself, without query strings
+        server_header=False,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+    )
+    server = _server_class()(config)
+    if not asyncio.run(_serve(server, _display_url(settings.host, settings.port))):
+        reason = app.state.startup_error or "the server could not start (see the log above)"
+        print(f"worldgen: error: {reason}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,71 @@
+"""``GET /tiles/{world_id}/{z}/{x}/{y}.png``: the map tiles Leaflet asks for.
+
+The first rung of the ladder is the browser's cache: a tile's bytes never change for a
+(world, content version, z, x, y), so it carries a strong ETag derived from that key and
+``Cache-Control: public, max-age=31536000, immutable``, and ``If-None-Match`` answers 304 before
+any cache is read. The remaining rungs live in :class:`~worldgen.web.ladder.TileLadder`.
+
+Zoom ``z`` runs from -10 (continents) to 2 (one cell per 16 px); ``x`` and ``y`` are any
+integers whose cells lie inside the world (|cell| ≤ 2**53), checked per zoom.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from worldgen.web.deps import GeneratorDep, TileCacheDep, TileLadderDep, WorldDep
+from worldgen.web.errors import invalid
+from worldgen.web.generation import spec_for
+from worldgen.web.ladder import etag_matches, tile_etag
+from worldgen.world.blocks import MAX_COORD
+from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
+
+__all__ = ["CACHE_CONTROL", "router", "tile_range"]
+
+router = APIRouter(tags=["tiles"])
+
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+_ANY = 2**53
+
+
+def tile_range(z: int) -> tuple[int, int]:
+    """The smallest and largest tile index at zoom ``z`` whose cells lie inside the world."""
+    n = cells_per_tile(z)
+    return -(MAX_COORD // n), MAX_COORD // n - 1
+
+
+@router.get(
+    "/tiles/{world_id}/{z}/{x}/{y}.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "A 256 x 256 PNG."},
+        304: {"description": "Not modified (If-None-Match)"},
+    },
+)
+async def tile(
+    world: WorldDep,
+    z: Annotated[int, Path(ge=Z_MIN, le=Z_DETAIL, description="Zoom: 2 = detail, 0 opens.")],
+    x: Annotated[int, Path(ge=-_ANY, le=_ANY)],
+    y: Annotated[int, Path(ge=-_ANY, le=_ANY)],
+    request: Request,
+    tiles: TileCacheDep,
+    generator: GeneratorDep,
+    ladder: TileLadderDep,
+) -> Response:
+    """One map tile of a world."""
+    low, high = tile_range(z)
+    for name, value in (("x", x), ("y", y)):
+        if not low <= value <= high:
+            raise invalid(
+                ("path", name), f"at zoom {z} tile {name} must be in {low}..{high}", value
+            )
+    spec = spec_for(world)
+    key = (world.id, await generator.version(spec), z, x, y)
+    etag = tile_etag(key)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    data = await ladder.png(key, spec, tiles, generator)
+    return Response(data, media_type="image/png", headers=headers)

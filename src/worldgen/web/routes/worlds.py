@@ -1,0 +1,335 @@
+"""The JSON API of worlds and of the tilesets they are made from (``/api/...``).
+
+Every request and response is a pydantic model with bounds, so bad input is a 422 before any
+work is done. A world's content is a pure function of (tileset, kind, seed); renaming is the only
+change a world can undergo. Until accounts exist, ``visibility="private"`` means *unlisted*: the
+world is left out of ``GET /api/worlds`` but anyone with its id can open it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
+
+from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
+from worldgen.web.deps import GeneratorDep, SameOrigin, WorldDep, WorldsDep
+from worldgen.web.errors import WorldNotFoundError, invalid
+from worldgen.web.generation import Generator, spec_for, spec_of
+from worldgen.web.ladder import bytes_etag, etag_matches
+from worldgen.world.spec import CatalogEntry
+
+__all__ = [
+    "ExportQuery",
+    "ListQuery",
+    "RegionOut",
+    "RegionQuery",
+    "TilesetOut",
+    "WorldCreate",
+    "WorldList",
+    "WorldOut",
+    "WorldRename",
+    "router",
+]
+
+router = APIRouter(prefix="/api", tags=["worlds"])
+
+MAX_COORD = 2**31
+"""Largest |x|, |y| of a region or export window (cells)."""
+MAX_REGION = 256
+MAX_EXPORT = 1024
+MAX_SCALE = 16
+MAX_EXPORT_PX = 4096
+MAX_LIST = 100
+PNG = "image/png"
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _no_control_characters(name: str) -> str:
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in _BIDI_CONTROLS:
+            raise ValueError(f"must not contain control characters (found U+{ord(ch):04X})")
+    return name
+
+
+WorldName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+    AfterValidator(_no_control_characters),
+]
+"""A display name: stripped, 1..80 characters, no control or bidi-override characters."""
+TilesetName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
+Coord = Annotated[int, Field(ge=-MAX_COORD, le=MAX_COORD)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorldCreate(_Strict):
+    """``POST /api/worlds``: a random seed when none is given."""
+
+    name: WorldName
+    tileset: TilesetName = Field(description="A name from GET /api/tilesets.")
+    seed: Seed | None = Field(default=None, description="0..2**53-1; random when absent.")
+    visibility: Literal["public", "private"] = "public"
+
+
+class WorldRename(_Strict):
+    """``PATCH /api/worlds/{id}``."""
+
+    name: WorldName
+
+
+class WorldOut(BaseModel):
+    """A world as the API shows it (``created`` is ISO 8601 UTC)."""
+
+    id: str
+    name: str
+    tileset: str
+    kind: Literal["tiled", "overlapping"]
+    seed: int
+    visibility: Literal["public", "private"]
+    created: str
+    tile_url: str = Field(description="Leaflet URL template of the map tiles.")
+    preview: str
+    page: str
+
+    @classmethod
+    def of(cls, record: WorldRecord) -> WorldOut:
+        created = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        return cls(
+            id=record.id,
+            name=record.name,
+            tileset=record.tileset,
+            kind=record.kind,
+            seed=record.seed,
+            visibility=record.visibility,
+            created=created.replace("+00:00", "Z"),
+            tile_url=f"/tiles/{record.id}/{{z}}/{{x}}/{{y}}.png",
+            preview=f"/tiles/{record.id}/0/0/0.png",
+            page=f"/worlds/{record.id}",
+        )
+
+
+class WorldList(BaseModel):
+    """``GET /api/worlds``: newest first."""
+
+    worlds: list[WorldOut]
+
+
+class ListQuery(_Strict):
+    """Paging of ``GET /api/worlds``."""
+
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    limit: int = Field(default=MAX_LIST, ge=1, le=MAX_LIST)
+
+
+class RegionQuery(_Strict):
+    """A window of at most 256 x 256 cells; ``(x, y)`` is its top-left cell."""
+
+    x: Coord
+    y: Coord
+    w: int = Field(ge=1, le=MAX_REGION)
+    h: int = Field(ge=1, le=MAX_REGION)
+
+
+class RegionOut(BaseModel):
+    """The region JSON of the ``worldgen region`` command: ``cells`` row-major indices into
+    ``tiles`` (tilesets: ``"<tile> <k>"``) or ``colors`` (samples: ``"#rrggbb"``)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    tiles: list[str] | None = None
+    colors: list[str] | None = None
+    cells: list[int]
+
+
+class ExportQuery(_Strict):
+    """A picture of up to 1024 x 1024 cells at ``scale`` px per cell, at most 4096 px a side."""
+
+    x: Coord
+    y: Coord
+    w: int = Field(ge=1, le=MAX_EXPORT)
+    h: int = Field(ge=1, le=MAX_EXPORT)
+    scale: int = Field(default=4, ge=1, le=MAX_SCALE)
+
+    @model_validator(mode="after")
+    def _bounded_picture(self) -> ExportQuery:
+        if max(self.w, self.h) * self.scale > MAX_EXPORT_PX:
+            raise ValueError(
+                f"the picture would be {self.w * self.scale}x{self.h * self.scale} px; "
+                f"at most {MAX_EXPORT_PX} px a side: use a smaller window or scale"
+            )
+        return self
+
+
+class TilesetOut(BaseModel):
+    """A bundled tileset (``tiles``: oriented variants) or sample (``patterns``)."""
+
+    name: str
+    kind: Literal["tiled", "overlapping"]
+    tiles: int | None = None
+    patterns: int | None = None
+    description: str
+    preview: str
+
+    @classmethod
+    def of(cls, entry: CatalogEntry) -> TilesetOut:
+        counts = {"tiles" if entry.kind == "tiled" else "patterns": entry.count}
+        return cls(
+            name=entry.name,
+            kind=entry.kind,
+            description=entry.description,
+            preview=f"/api/tilesets/{entry.name}/preview.png",
+            **counts,
+        )
+
+
+async def _catalog_entry(generator: Generator, name: str, loc: tuple[str, ...]) -> CatalogEntry:
+    entries = await generator.catalog()
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    names = ", ".join(e.name for e in entries)
+    raise invalid(loc, f"unknown tileset {name!r}; available: {names}", name)
+
+
+# ------------------------------------------------------------------------------- tilesets
+@router.get(
+    "/tilesets",
+    response_model=list[TilesetOut],
+    response_model_exclude_none=True,
+    tags=["tilesets"],
+)
+async def list_tilesets(generator: GeneratorDep) -> list[TilesetOut]:
+    """The bundled tilesets and samples a world can be made from."""
+    return [TilesetOut.of(e) for e in await generator.catalog()]
+
+
+@router.get(
+    "/tilesets/{name}/preview.png",
+    response_class=Response,
+    responses={200: {"content": {PNG: {}}}, 304: {"description": "Not modified"}},
+    tags=["tilesets"],
+)
+async def tileset_preview(
+    name: Annotated[str, StringConstraints(max_length=64)],
+    request: Request,
+    generator: GeneratorDep,
+) -> Response:
+    """A small picture of the tileset or sample (cached by the browser for a day)."""
+    entries = await generator.catalog()
+    if all(e.name != name for e in entries):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "tileset not found")
+    previews: dict[str, bytes] = request.app.state.previews
+    data = previews.get(name)
+    if data is None:
+        data = previews[name] = await generator.preview(name)
+    etag = bytes_etag(data)
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=PNG, headers=headers)
+
+
+# --------------------------------------------------------------------------------- worlds
+@router.post("/worlds", status_code=status.HTTP_201_CREATED, dependencies=[SameOrigin])
+async def create_world(body: WorldCreate, worlds: WorldsDep, generator: GeneratorDep) -> WorldOut:
+    """Create a world; its content is fixed by (tileset, seed) forever."""
+    entry = await _catalog_entry(generator, body.tileset, ("body", "tileset"))
+    seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    # Build the world once before storing it: refuses what cannot work, warms a worker.
+    await generator.version(spec_of(entry.kind, entry.name, seed))
+    created = await worlds.create(
+        name=body.name, tileset=entry.name, kind=entry.kind, seed=seed, visibility=body.visibility
+    )
+    return WorldOut.of(created)
+
+
+@router.get("/worlds")
+async def list_worlds(query: Annotated[ListQuery, Query()], worlds: WorldsDep) -> WorldList:
+    """The public worlds, newest first."""
+    records = await worlds.list(offset=query.offset, limit=query.limit)
+    return WorldList(worlds=[WorldOut.of(r) for r in records if r.visibility == "public"])
+
+
+@router.get("/worlds/{world_id}")
+async def get_world(world: WorldDep) -> WorldOut:
+    """One world by id."""
+    return WorldOut.of(world)
+
+
+@router.patch("/worlds/{world_id}", dependencies=[SameOrigin])
+async def rename_world(world_id: str, body: WorldRename, worlds: WorldsDep) -> WorldOut:
+    """Rename a world (its content does not change)."""
+    record = await worlds.rename(world_id, body.name)
+    if record is None:
+        raise WorldNotFoundError(world_id)
+    return WorldOut.of(record)
+
+
+@router.delete(
+    "/worlds/{world_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[SameOrigin]
+)
+async def delete_world(world_id: str, worlds: WorldsDep) -> Response:
+    """Delete a world and every key it owns (its cached tiles age out of the LRU)."""
+    if not await worlds.delete(world_id):
+        raise WorldNotFoundError(world_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/worlds/{world_id}/region", response_model_exclude_none=True)
+async def world_region(
+    world: WorldDep, query: Annotated[RegionQuery, Query()], generator: GeneratorDep
+) -> RegionOut:
+    """The cells of a window, as the ``worldgen region`` command writes them."""
+    doc: dict[str, Any] = await generator.region(
+        spec_for(world), query.x, query.y, query.w, query.h
+    )
+    return RegionOut.model_validate(doc)
+
+
+@router.get(
+    "/worlds/{world_id}/export.png",
+    response_class=Response,
+    responses={200: {"content": {PNG: {}}}, 304: {"description": "Not modified"}},
+)
+async def world_export(
+    world: WorldDep,
+    query: Annotated[ExportQuery, Query()],
+    request: Request,
+    generator: GeneratorDep,
+) -> Response:
+    """A PNG picture of a window (immutable: the same query always gives the same bytes)."""
+    spec = spec_for(world)
+    version = await generator.version(spec)
+    etag = bytes_etag(
+        f"export:{world.id}:{version}:{query.x}:{query.y}:{query.w}:{query.h}:{query.scale}".encode()
+    )
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "Content-Disposition": f'inline; filename="{world.id}_{query.x}_{query.y}.png"',
+    }
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    data = await generator.export(spec, query.x, query.y, query.w, query.h, query.scale)
+    return Response(data, media_type=PNG, headers=headers)

@@ -1,0 +1,147 @@
+"""``worldgen serve``: flags, the printed URL, a clean stop on SIGTERM/SIGINT, data kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from worldgen.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc)."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Served:
+    """One ``worldgen serve`` process; stdout and stderr go to files in ``folder``."""
+
+    def __init__(self, folder: Path, data_dir: Path, name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.out, self.err = folder / f"{name}.out", folder / f"{name}.err"
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+        command = [str(Path(sys.executable).with_name("worldgen")), "serve"]
+        command += ["--port", str(self.port), "--data-dir", str(data_dir), "--workers", "1"]
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=folder)
+
+    def wait_for_url(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            text = self.out.read_text()
+            if "serving" in text:
+                return text
+            assert self.proc.poll() is None, self.err.read_text()[-3000:]
+            time.sleep(0.1)
+        raise AssertionError(f"no URL within {START_TIMEOUT_S} s: {self.err.read_text()[-3000:]}")
+
+    def stop(self, sig: signal.Signals) -> int:
+        family = descendants(self.proc.pid)
+        assert family, "the server should have children (Valkey, workers)"
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(STOP_TIMEOUT_S)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        survivors = [pid for pid in family if alive(pid)]
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+        assert not survivors, f"outlived the server: {survivors}"
+        return code
+
+
+def test_serve_prints_its_url_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = Served(tmp_path, data_dir, "first")
+    try:
+        assert first.wait_for_url().strip() == f"worldgen: serving {first.url} (Ctrl+C stops)"
+        with httpx.Client(base_url=first.url, timeout=60) as http:
+            assert http.get("/readyz").json()["status"] == "ready"
+            world = http.post("/api/worlds", json={"name": "kept", "tileset": "terrain"}).json()
+            assert http.get(f"/tiles/{world['id']}/0/0/0.png").status_code == 200
+    finally:
+        code = first.stop(signal.SIGTERM)
+    assert code == 0, first.err.read_text()[-3000:]
+    assert (data_dir / "valkey" / "appendonlydir").is_dir()
+
+    second = Served(tmp_path, data_dir, "second")
+    try:
+        second.wait_for_url()
+        with httpx.Client(base_url=second.url, timeout=60) as http:
+            assert http.get(f"/api/worlds/{world['id']}").json() == world
+    finally:
+        code = second.stop(signal.SIGINT)
+    assert code == 0, second.err.read_text()[-3000:]
+    assert "Traceback" not in second.err.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--workers", "0"], "workers"),
+        (["--workers", "33"], "workers"),
+        (["--port", "70000"], "port"),
+        (["--port", "0"], "port"),
+    ],
+)
+def test_bad_flags_exit_2_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("worldgen: error: invalid settings:")
+    assert message in err
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worldgen.cli import build_parser
+    from worldgen.web.cli_commands import settings_from_args
+
+    monkeypatch.setenv("WORLDGEN_PORT", "9100")
+    monkeypatch.setenv("WORLDGEN_WORKERS", "3")
+    args = build_parser().parse_args(["serve", "--workers", "4", "--data-dir", "/srv/wg"])
+    settings = settings_from_args(args)
+    assert (settings.port, settings.workers, settings.data_dir) == (9100, 4, Path("/srv/wg"))
+    assert settings.host == "127.0.0.1"

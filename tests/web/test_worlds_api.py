@@ -1,0 +1,352 @@
+"""The worlds and tilesets API: happy paths, every bound at its limit and one past it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import ClientFactory, StubGenerator, WebClient, metric
+from worldgen.web.deps import get_generator
+from worldgen.world.spec import WorldSpec
+
+pytestmark = pytest.mark.anyio
+
+MAX_SEED = 2**53 - 1
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+async def create(client: WebClient, **body: Any) -> Any:
+    body.setdefault("name", "A world")
+    body.setdefault("tileset", "terrain")
+    return await client.post("/api/worlds", json=body)
+
+
+# ------------------------------------------------------------------------------- tilesets
+async def test_tilesets_list_the_catalog(client: WebClient) -> None:
+    response = await client.get("/api/tilesets")
+    assert response.status_code == 200
+    entries = {e["name"]: e for e in response.json()}
+    assert {"terrain", "pipes", "roads", "lakes"} <= set(entries)
+    terrain, lakes = entries["terrain"], entries["lakes"]
+    assert (terrain["kind"], lakes["kind"]) == ("tiled", "overlapping")
+    assert terrain["tiles"] > 0
+    assert lakes["patterns"] > 0
+    assert "patterns" not in terrain
+    assert "tiles" not in lakes
+    assert terrain["preview"] == "/api/tilesets/terrain/preview.png"
+    assert terrain["description"]
+
+
+async def test_tileset_preview_png_with_etag(client: WebClient) -> None:
+    response = await client.get("/api/tilesets/pipes/preview.png")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
+    etag = response.headers["etag"]
+    again = await client.get("/api/tilesets/pipes/preview.png", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+async def test_unknown_tileset_preview_is_404(client: WebClient) -> None:
+    response = await client.get("/api/tilesets/nope/preview.png")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "tileset not found"}
+
+
+# ---------------------------------------------------------------------------- create/read
+async def test_create_get_list_rename_delete(client: WebClient) -> None:
+    response = await create(client, name="  My world  ", seed=12345)
+    assert response.status_code == 201
+    world = response.json()
+    wid = world["id"]
+    assert world["name"] == "My world"
+    assert (world["tileset"], world["kind"], world["seed"]) == ("terrain", "tiled", 12345)
+    assert world["visibility"] == "public"
+    assert ISO_UTC.match(world["created"])
+    assert world["tile_url"] == f"/tiles/{wid}/{{z}}/{{x}}/{{y}}.png"
+    assert world["preview"] == f"/tiles/{wid}/0/0/0.png"
+    assert world["page"] == f"/worlds/{wid}"
+
+    assert (await client.get(f"/api/worlds/{wid}")).json() == world
+    listed = (await client.get("/api/worlds")).json()
+    assert listed == {"worlds": [world]}
+
+    renamed = await client.patch(f"/api/worlds/{wid}", json={"name": "Renamed"})
+    assert renamed.status_code == 200
+    assert renamed.json() == world | {"name": "Renamed"}
+    assert (await client.get(f"/api/worlds/{wid}")).json()["name"] == "Renamed"
+
+    deleted = await client.delete(f"/api/worlds/{wid}")
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert (await client.get(f"/api/worlds/{wid}")).status_code == 404
+    assert (await client.delete(f"/api/worlds/{wid}")).status_code == 404
+    assert (await client.get("/api/worlds")).json() == {"worlds": []}
+
+
+async def test_seed_is_random_when_absent(client: WebClient) -> None:
+    seeds = {(await create(client)).json()["seed"] for _ in range(3)}
+    assert len(seeds) == 3
+    assert all(0 <= s <= MAX_SEED for s in seeds)
+
+
+async def test_sample_worlds_are_sample_specs_with_colors(make_client: ClientFactory) -> None:
+    stub = StubGenerator()  # building a sample's patch library is the world layer's test
+    client = await make_client(generator=stub)
+    response = await create(client, tileset="corridors", seed=3)
+    assert response.status_code == 201
+    world = response.json()
+    assert world["kind"] == "overlapping"
+    assert stub.specs[-1] == WorldSpec(source="sample", name="corridors", seed=3)
+    region = await client.get(f"/api/worlds/{world['id']}/region?x=-3&y=5&w=4&h=3")
+    assert region.status_code == 200
+    doc = region.json()
+    assert "tiles" not in doc
+    assert doc["colors"] == ["#102030"]
+    assert len(doc["cells"]) == 12
+
+
+async def test_list_is_newest_first_pages_and_hides_private(client: WebClient) -> None:
+    ids = [(await create(client, name=f"w{i}")).json()["id"] for i in range(4)]
+    hidden = (await create(client, name="secret", visibility="private")).json()
+    listed = [w["id"] for w in (await client.get("/api/worlds")).json()["worlds"]]
+    assert listed == ids[::-1]
+    # Paging counts every world (the newest, private one is skipped by offset=1).
+    page = (await client.get("/api/worlds?offset=1&limit=2")).json()["worlds"]
+    assert [w["id"] for w in page] == ids[::-1][0:2]
+    assert (await client.get(f"/api/worlds/{hidden['id']}")).json()["visibility"] == "private"
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("limit=100", 200),
+        ("limit=101", 422),
+        ("limit=0", 422),
+        ("offset=-1", 422),
+        ("limit=x", 422),
+        ("unknown=1", 422),
+    ],
+)
+async def test_list_query_bounds(client: WebClient, query: str, status: int) -> None:
+    assert (await client.get(f"/api/worlds?{query}")).status_code == status
+
+
+# -------------------------------------------------------------------------- create bounds
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("x" * 80, 201),
+        ("x" * 81, 422),
+        ("  " + "x" * 80 + "  ", 201),
+        ("", 422),
+        ("   ", 422),
+        ("bell\x07", 422),
+        ("new\nline", 422),
+        ("evil\u202etxt.exe", 422),
+        ("caf\u00e9 \U0001f30d", 201),
+    ],
+)
+async def test_name_bounds(client: WebClient, name: str, status: int) -> None:
+    response = await create(client, name=name)
+    assert response.status_code == status, response.text
+    if status == 201:
+        assert response.json()["name"] == name.strip()
+
+
+@pytest.mark.parametrize(
+    ("seed", "status"),
+    [
+        (0, 201),
+        (MAX_SEED, 201),
+        (-1, 422),
+        (MAX_SEED + 1, 422),
+        ("5", 422),
+        (True, 422),
+        (1.5, 422),
+    ],
+)
+async def test_seed_bounds(client: WebClient, seed: object, status: int) -> None:
+    response = await create(client, seed=seed)
+    assert response.status_code == status, response.text
+    if status == 201:
+        assert response.json()["seed"] == seed
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tileset": "terrain"},
+        {"name": "a"},
+        {"name": 5, "tileset": "terrain"},
+        {"name": "a", "tileset": "terrain", "visibility": "secret"},
+        {"name": "a", "tileset": "terrain", "owner": "me"},
+        {"name": "a", "tileset": "x" * 65},
+        ["not", "an", "object"],
+    ],
+)
+async def test_bad_bodies_are_422(client: WebClient, body: object) -> None:
+    response = await client.post("/api/worlds", json=body)
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+
+
+async def test_lone_surrogate_in_name_is_422_not_500(client: WebClient) -> None:
+    raw = b'{"name": "a\\ud800b", "tileset": "terrain"}'
+    response = await client.post(
+        "/api/worlds", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("raw", [b"{bad json", b"", b'{"name": "a", "tileset": "terrain"'])
+async def test_malformed_json_is_422(client: WebClient, raw: bytes) -> None:
+    response = await client.post(
+        "/api/worlds", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert metric(client, "worldgen_errors_total", kind="validation") >= 1
+
+
+async def test_unknown_tileset_names_the_available_ones(client: WebClient) -> None:
+    response = await create(client, tileset="atlantis")
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "tileset"]
+    assert "atlantis" in error["msg"]
+    for name in ("terrain", "pipes", "roads", "lakes"):
+        assert name in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "body", [{"name": "x" * 81}, {"name": " "}, {}, {"name": "ok", "tileset": "pipes"}]
+)
+async def test_rename_bounds(client: WebClient, world: dict[str, Any], body: object) -> None:
+    response = await client.patch(f"/api/worlds/{world['id']}", json=body)
+    assert response.status_code == 422
+
+
+# --------------------------------------------------------------------- unknown worlds: 404
+@pytest.mark.parametrize("wid", ["AAAAAAAAAAAA", "bad", "x" * 200, "..%2F..%2Fetc"])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/worlds/{id}", None),
+        ("PATCH", "/api/worlds/{id}", {"name": "x"}),
+        ("DELETE", "/api/worlds/{id}", None),
+        ("GET", "/api/worlds/{id}/region?x=0&y=0&w=1&h=1", None),
+        ("GET", "/api/worlds/{id}/export.png?x=0&y=0&w=1&h=1", None),
+        ("GET", "/tiles/{id}/0/0/0.png", None),
+    ],
+)
+async def test_unknown_world_is_404(
+    client: WebClient, wid: str, method: str, path: str, body: object
+) -> None:
+    response = await client.request(method, path.format(id=wid), json=body)
+    assert response.status_code == 404, response.text
+    assert isinstance(response.json()["detail"], str)
+
+
+# --------------------------------------------------------------------------------- region
+async def test_region_happy_path_matches_the_cli_shape(
+    client: WebClient, world: dict[str, Any]
+) -> None:
+    response = await client.get(f"/api/worlds/{world['id']}/region?x=-7&y=3&w=5&h=2")
+    assert response.status_code == 200
+    doc = response.json()
+    assert (doc["x"], doc["y"], doc["width"], doc["height"]) == (-7, 3, 5, 2)
+    assert len(doc["cells"]) == 10
+    assert all(0 <= c < len(doc["tiles"]) for c in doc["cells"])
+    again = await client.get(f"/api/worlds/{world['id']}/region?x=-7&y=3&w=5&h=2")
+    assert again.json() == doc
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("x=0&y=0&w=256&h=1", 200),
+        ("x=0&y=0&w=257&h=1", 422),
+        ("x=0&y=0&w=1&h=257", 422),
+        ("x=0&y=0&w=0&h=1", 422),
+        (f"x={2**31}&y={-(2**31)}&w=1&h=1", 200),
+        (f"x={2**31 + 1}&y=0&w=1&h=1", 422),
+        (f"x=0&y={-(2**31) - 1}&w=1&h=1", 422),
+        ("x=0&y=0&w=1", 422),
+        ("x=a&y=0&w=1&h=1", 422),
+    ],
+)
+async def test_region_bounds(
+    client: WebClient, world: dict[str, Any], query: str, status: int
+) -> None:
+    response = await client.get(f"/api/worlds/{world['id']}/region?{query}")
+    assert response.status_code == status, response.text
+
+
+# --------------------------------------------------------------------------------- export
+async def test_export_png(client: WebClient, world: dict[str, Any]) -> None:
+    url = f"/api/worlds/{world['id']}/export.png?x=-8&y=-8&w=24&h=16&scale=2"
+    response = await client.get(url)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
+    width, height = (int.from_bytes(response.content[i : i + 4], "big") for i in (16, 20))
+    assert (width, height) == (48, 32)
+    etag = response.headers["etag"]
+    assert (await client.get(url, headers={"If-None-Match": etag})).status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("w=1024&h=1024&scale=4", 200),
+        ("w=1025&h=1&scale=1", 422),
+        ("w=1&h=1025&scale=1", 422),
+        ("w=256&h=256&scale=16", 200),
+        ("w=1&h=1&scale=17", 422),
+        ("w=1&h=1&scale=0", 422),
+        ("w=1024&h=1&scale=5", 422),
+        ("w=1&h=820&scale=5", 422),
+        ("w=0&h=1", 422),
+    ],
+)
+async def test_export_bounds(make_client: ClientFactory, query: str, status: int) -> None:
+    stub = StubGenerator()
+    client = await make_client()
+    client.app.dependency_overrides[get_generator] = lambda: stub
+    wid = (await create(client)).json()["id"]
+    response = await client.get(f"/api/worlds/{wid}/export.png?x=0&y=0&{query}")
+    assert response.status_code == status, response.text
+    assert len(stub.exports) == (1 if status == 200 else 0)
+
+
+# ------------------------------------------------------------------------- origin checks
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        (None, 201),
+        ("http://testserver", 201),
+        ("https://maps.example.org", 201),
+        ("http://evil.example", 403),
+        ("null", 403),
+        ("http://testserver.evil.example", 403),
+    ],
+)
+async def test_writes_from_foreign_origins_are_refused(
+    make_client: ClientFactory, origin: str | None, status: int
+) -> None:
+    client = await make_client(allowed_origins=["https://maps.example.org"])
+    headers = {} if origin is None else {"Origin": origin}
+    response = await client.post(
+        "/api/worlds", json={"name": "o", "tileset": "pipes"}, headers=headers
+    )
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert response.json() == {"detail": "cross-origin request refused"}
+        wid = (await create(client)).json()["id"]
+        assert (await client.delete(f"/api/worlds/{wid}", headers=headers)).status_code == 403
+        patch = await client.patch(f"/api/worlds/{wid}", json={"name": "x"}, headers=headers)
+        assert patch.status_code == 403
+        assert (await client.get(f"/api/worlds/{wid}", headers=headers)).status_code == 200
