@@ -46,6 +46,8 @@ from worldgen.engine.patterns import MAX_N, MIN_N, wave_shape
 from worldgen.engine.solver import HEURISTICS, Heuristic, SolverBudget
 from worldgen.engine.tileset import load_tileset
 from worldgen.errors import InputError, SolveError
+from worldgen.store.cli_commands import add_store_commands
+from worldgen.web.cli_commands import add_serve_command
 from worldgen.world.cli_commands import add_world_commands
 
 DEFAULT_SIZE = "48x48"
@@ -114,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     add_world_commands(sub)
+    add_serve_command(sub)
+    add_store_commands(sub)
     return parser
 
 
