@@ -1,0 +1,46 @@
+"""The HTML pages: home (the worlds you can see and the create form) and a world's map page.
+
+Templates render only what the server knows; everything interactive (creating a world, the map)
+is plain ES modules under ``web/static/js`` that talk to the JSON API. User text goes through
+Jinja's autoescaping on the server and ``textContent`` in the browser, never through ``|safe``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from worldgen.store.worlds import WorldRecord
+from worldgen.web.deps import TemplatesDep, WorldsDep
+from worldgen.web.routes.worlds import WorldOut
+
+router = APIRouter(include_in_schema=False)
+
+HOME_LIMIT = 100
+"""Worlds listed on the home page (newest first), the API's page size."""
+
+
+def world_view(record: WorldRecord) -> dict[str, Any]:
+    """A world as the API shows it, plus the export URL the world page's script calls."""
+    return WorldOut.of(record).model_dump() | {"export_url": f"/api/worlds/{record.id}/export.png"}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, templates: TemplatesDep, worlds: WorldsDep) -> HTMLResponse:
+    """The public worlds, newest first, and the form that creates one."""
+    records = await worlds.list(limit=HOME_LIMIT)
+    visible = [world_view(r) for r in records if r.visibility == "public"]
+    return templates.TemplateResponse(request, "home.html", {"worlds": visible})
+
+
+@router.get("/worlds/{world_id}", response_class=HTMLResponse)
+async def world_page(
+    request: Request, world_id: str, templates: TemplatesDep, worlds: WorldsDep
+) -> HTMLResponse:
+    """The full-window map of one world; an HTML 404 page for an unknown id."""
+    record = await worlds.get(world_id)
+    if record is None:
+        return templates.TemplateResponse(request, "404.html", {"what": "world"}, status_code=404)
+    return templates.TemplateResponse(request, "world.html", {"world": world_view(record)})

@@ -1,0 +1,97 @@
+// map-adapter.js — the only module that touches Leaflet (window.L, from leaflet.js loaded
+// before the page's modules). It speaks in world cells and integer zooms so that another map
+// library could replace Leaflet by reimplementing this small interface:
+//   createMap(element, {tileUrl}) -> { getView, setView, getCellBounds, zoomIn, zoomOut,
+//                                      onViewChange, onPointer, onLoading }
+// The map shows nothing until the first setView, so listeners registered before it see the
+// first tiles load.
+
+export const MIN_ZOOM = -10;
+export const MAX_ZOOM = 2;
+const TILE_PX = 256;
+// At z = 0 one cell is 4 px; every zoom step doubles that (z = 2: 16 px, a tile is 16x16 cells).
+const CELL_PX_Z0 = 4;
+// The farthest the map may wander, in cells (the region/export API's coordinate bound).
+export const MAX_CELL = 2 ** 31;
+
+// A LatLng here is (cell y, cell x): Leaflet's CRS.Simple with a transformation that keeps y
+// growing downward and puts cell (cx, cy) at pixel (4·2^z·cx, 4·2^z·cy), so Leaflet's tile
+// x, y, z are exactly the server's /tiles/{id}/{z}/{x}/{y}.png (no flips, no offsets).
+function cellCRS(L) {
+  return L.extend({}, L.CRS.Simple, {
+    transformation: new L.Transformation(CELL_PX_Z0, 0, CELL_PX_Z0, 0),
+  });
+}
+
+export function createMap(element, { tileUrl }) {
+  const L = window.L;
+  if (!L) throw new Error("Leaflet did not load");
+  const limits = L.latLngBounds([-MAX_CELL, -MAX_CELL], [MAX_CELL, MAX_CELL]);
+  const map = L.map(element, {
+    crs: cellCRS(L),
+    minZoom: MIN_ZOOM,
+    maxZoom: MAX_ZOOM,
+    zoomSnap: 1,
+    maxBounds: limits,
+    attributionControl: false,
+    keyboard: true,
+  });
+  const layer = L.tileLayer(tileUrl, {
+    tileSize: TILE_PX,
+    minZoom: MIN_ZOOM,
+    maxZoom: MAX_ZOOM,
+    noWrap: true,
+    bounds: limits,
+    keepBuffer: 2,
+    updateWhenZooming: false,
+    className: "world-tiles",
+  });
+  layer.addTo(map);
+
+  // The container changes size when the side panel opens or closes.
+  new ResizeObserver(() => map.invalidateSize({ pan: false })).observe(element);
+
+  const adapter = {
+    // The view as {z, x, y}: zoom and the centre in (fractional) cells.
+    getView() {
+      const c = map.getCenter();
+      return { z: map.getZoom(), x: c.lng, y: c.lat };
+    },
+    setView({ z, x, y }) {
+      map.setView([y, x], z, { animate: false });
+    },
+    // The visible area in (fractional) cells: west <= x < east, north <= y < south.
+    getCellBounds() {
+      const b = map.getBounds();
+      return {
+        west: b.getWest(),
+        east: b.getEast(),
+        north: Math.min(b.getSouth(), b.getNorth()),
+        south: Math.max(b.getSouth(), b.getNorth()),
+      };
+    },
+    zoomIn() {
+      map.zoomIn();
+    },
+    zoomOut() {
+      map.zoomOut();
+    },
+    onViewChange(fn) {
+      map.on("moveend", () => fn(adapter.getView()));
+    },
+    // fn({x, y}) with the integer cell under the pointer, or fn(null) when it leaves the map.
+    onPointer(fn) {
+      map.on("mousemove", (e) => fn({ x: Math.floor(e.latlng.lng), y: Math.floor(e.latlng.lat) }));
+      map.on("mouseout", () => fn(null));
+    },
+    // fn(pending) with the number of tiles still loading (0 when the view is complete).
+    onLoading(fn) {
+      let pending = 0;
+      const done = () => fn((pending = Math.max(0, pending - 1)));
+      layer.on("tileloadstart", () => fn(++pending));
+      layer.on("tileload tileerror tileabort", done);
+      layer.on("load", () => fn((pending = 0)));
+    },
+  };
+  return adapter;
+}
