@@ -8,6 +8,7 @@ so all of a world's keys live in one Redis Cluster slot. Key parts that come fro
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 SCHEMA = 1
@@ -16,11 +17,30 @@ SCHEMA = 1
 WORLD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""Shape of client message ids and presence session ids that become part of a key name."""
+USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16}$")
+_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_BUCKET_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def valid_world_id(world_id: str) -> bool:
     """True when ``world_id`` has the shape of an id worldgen issues (safe inside a key name)."""
     return WORLD_ID_RE.fullmatch(world_id) is not None
+
+
+def valid_user_id(user_id: str) -> bool:
+    """True when ``user_id`` has the shape of a user id worldgen issues (safe inside a key)."""
+    return USER_ID_RE.fullmatch(user_id) is not None
+
+
+def digest(text: str) -> str:
+    """SHA-256 hex of ``text``: how outside text (usernames, addresses, tokens) enters a key name.
+
+    A digest has a fixed shape whatever the input, so no user text, separator or hash-tag brace
+    ever reaches Redis as part of a key, and a key listing reveals no name or address.
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Keys:
@@ -58,3 +78,81 @@ class Keys:
         """Glob matching every key of one world (for delete and backup scans)."""
         tag = self._world_tag(world_id)
         return tag.replace("{", "\\{").replace("}", "\\}") + ":*"
+
+    # --- accounts, sessions, membership, rate limits (issue 6) ---------------------------------
+
+    def _user_tag(self, user_id: str) -> str:
+        if not valid_user_id(user_id):
+            raise ValueError(f"invalid user id {user_id!r}")
+        return f"{self.root}:{{u:{user_id}}}"
+
+    def user(self, user_id: str) -> str:
+        """Hash: one account (:class:`~worldgen.store.users.UserRecord`, password hash included)."""
+        return f"{self._user_tag(user_id)}:meta"
+
+    def user_sessions(self, user_id: str) -> str:
+        """Set: digests of the user's sessions (to end them all); members may have expired."""
+        return f"{self._user_tag(user_id)}:sessions"
+
+    def user_worlds(self, user_id: str) -> str:
+        """Sorted set: ids of worlds the user is a member of, scored by joining time (advisory:
+        the world's member hash is the truth, this index only finds candidates)."""
+        return f"{self._user_tag(user_id)}:worlds"
+
+    def username(self, normalized: str) -> str:
+        """String: the user id owning a (normalised) username; the name enters only as a digest."""
+        return f"{self.root}:username:{digest(normalized)}"
+
+    def session(self, session_digest: str) -> str:
+        """Hash with TTL: one session, keyed by the SHA-256 of its token (never the token)."""
+        if not _DIGEST_RE.fullmatch(session_digest):
+            raise ValueError("invalid session digest")
+        return f"{self.root}:session:{session_digest}"
+
+    def members(self, world_id: str) -> str:
+        """Hash: user id → membership JSON (role, joining time) of one world."""
+        return f"{self._world_tag(world_id)}:members"
+
+    def invites(self, world_id: str) -> str:
+        """Hash: invite id → invite JSON (role, expiry, token digest) of one world."""
+        return f"{self._world_tag(world_id)}:invites"
+
+    def invite_uses(self, world_id: str) -> str:
+        """Hash: invite id → times the invite was accepted."""
+        return f"{self._world_tag(world_id)}:invite-uses"
+
+    def rate(self, bucket: str, subject: str) -> str:
+        """String with TTL: a rate-limit counter; ``subject`` (address, username) as a digest."""
+        if not _BUCKET_RE.fullmatch(bucket):
+            raise ValueError(f"invalid rate-limit bucket {bucket!r}")
+        return f"{self.root}:rate:{bucket}:{digest(subject)}"
+
+    def security_events(self) -> str:
+        """Pub/sub channel: ``session-revoked`` and ``access-changed`` events for every instance."""
+        return f"{self.root}:events:security"
+
+    def chat(self, world_id: str) -> str:
+        """Stream: the world's chat and map pings, trimmed with ``MAXLEN ~`` (owner: realtime)."""
+        return f"{self._world_tag(world_id)}:chat"
+
+    def chat_dedup(self, world_id: str, client_id: str) -> str:
+        """String with TTL: stream id of the message a client id was stored as (retries)."""
+        if not _TOKEN_RE.fullmatch(client_id):
+            raise ValueError(f"invalid client message id {client_id!r}")
+        return f"{self._world_tag(world_id)}:chat:dedup:{client_id}"
+
+    def presence(self, world_id: str) -> str:
+        """Sorted set with TTL: connection session ids scored by last heartbeat (server time)."""
+        return f"{self._world_tag(world_id)}:presence"
+
+    def presence_users(self, world_id: str) -> str:
+        """Hash with TTL: session id -> JSON of the user behind it (for "who is here")."""
+        return f"{self._world_tag(world_id)}:presence:users"
+
+    def world_channel(self, world_id: str) -> str:
+        """Pub/sub channel: wake-ups and ephemeral events of one world's room (not a key)."""
+        return f"{self._world_tag(world_id)}:events"
+
+    def realtime_control(self) -> str:
+        """Pub/sub channel every app instance listens on (keeps the listener subscribed)."""
+        return f"{self.root}:realtime"

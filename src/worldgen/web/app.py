@@ -7,7 +7,9 @@ Nothing is built at import time. The app's lifespan owns, in start order (stoppe
    so a Redis restart costs 503s while it lasts and nothing afterwards);
 3. the repositories on ``app.state`` (``worlds``, ``tiles``) and the key schema (``keys``);
 4. the generator (a process pool unless one is injected) and its warm-up (JIT compilation),
-   finished before the server accepts its first request.
+   finished before the server accepts its first request;
+5. the real-time hub (``app.state.hub``: rooms, presence, the pub/sub listener), configured by
+   ``app.state.realtime_settings`` (``WORLDGEN_REALTIME_*``; a test may replace it before start).
 
 ``app.state`` also holds ``settings``, ``metrics``, ``templates``, ``tile_ladder`` (memory LRU and
 single flight) and ``previews``. Routes reach all of them through :mod:`worldgen.web.deps`.
@@ -32,6 +34,9 @@ from redis.exceptions import RedisError
 
 from worldgen import __version__
 from worldgen.errors import WorldgenError
+from worldgen.realtime.config import RealtimeSettings
+from worldgen.realtime.hub import Hub
+from worldgen.realtime.metrics import RealtimeCollector
 from worldgen.settings import Settings
 from worldgen.store.client import connect
 from worldgen.store.embedded import EmbeddedValkey
@@ -43,7 +48,7 @@ from worldgen.web.generation import Generator, ProcessGenerator
 from worldgen.web.ladder import TileLadder
 from worldgen.web.logging import RequestMiddleware, configure_logging
 from worldgen.web.metrics import Metrics
-from worldgen.web.routes import health, pages, tiles, worlds
+from worldgen.web.routes import health, pages, realtime, tiles, worlds
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_app", "create_app_from_env", "leaflet_dir"]
 
@@ -103,6 +108,21 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
         app.state.generator = generator
         await generator.warm_up()
 
+        metrics: Metrics = app.state.metrics
+        hub = Hub(
+            redis,
+            keys,
+            app.state.worlds,
+            app.state.realtime_settings,
+            on_connections=metrics.websocket_connections.set,
+        )
+        app.state.hub = hub
+        collector = RealtimeCollector(hub)
+        metrics.registry.register(collector)
+        stack.callback(metrics.registry.unregister, collector)
+        await hub.start()
+        stack.push_async_callback(hub.stop)
+
         try:
             await redis.ping()
         except RedisError as exc:  # serve anyway: /readyz says 503 until Redis answers
@@ -134,6 +154,7 @@ def create_app(settings: Settings, *, generator: Generator | None = None) -> Fas
     app.state.tile_ladder = TileLadder(metrics, settings.memory_tile_cache)
     app.state.previews = {}
     app.state.startup_error = None
+    app.state.realtime_settings = RealtimeSettings()
 
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
@@ -141,6 +162,7 @@ def create_app(settings: Settings, *, generator: Generator | None = None) -> Fas
     app.include_router(tiles.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(realtime.router)
     # The more specific mount first: "/static" would otherwise swallow "/static/vendor/...".
     app.mount("/static/vendor/leaflet", StaticFiles(directory=leaflet_dir()), name="leaflet")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.templating import Jinja2Templates
 from redis.asyncio import Redis
 
+from worldgen.realtime.hub import Hub
 from worldgen.settings import Settings
 from worldgen.store.keys import valid_world_id
 from worldgen.store.tiles import TileCache
@@ -27,6 +28,7 @@ from worldgen.web.metrics import Metrics
 
 __all__ = [
     "GeneratorDep",
+    "HubDep",
     "MetricsDep",
     "RedisDep",
     "SameOrigin",
@@ -38,6 +40,7 @@ __all__ = [
     "WorldsDep",
     "check_origin",
     "get_generator",
+    "get_hub",
     "get_metrics",
     "get_redis",
     "get_settings",
@@ -89,6 +92,11 @@ def get_metrics(request: Request) -> Metrics:
     return cast(Metrics, request.app.state.metrics)
 
 
+def get_hub(request: Request) -> Hub:
+    """The real-time hub (rooms, presence, fan-out); routes tell it of world changes."""
+    return cast(Hub, request.app.state.hub)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 WorldsDep = Annotated[WorldRepo, Depends(get_worlds)]
@@ -97,6 +105,7 @@ GeneratorDep = Annotated[Generator, Depends(get_generator)]
 TileLadderDep = Annotated[TileLadder, Depends(get_tile_ladder)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+HubDep = Annotated[Hub, Depends(get_hub)]
 
 
 def check_origin(request: Request, settings: SettingsDep) -> None:

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
-from worldgen.web.deps import GeneratorDep, SameOrigin, WorldDep, WorldsDep
+from worldgen.web.deps import GeneratorDep, HubDep, SameOrigin, WorldDep, WorldsDep
 from worldgen.web.errors import WorldNotFoundError, invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
@@ -278,21 +278,28 @@ async def get_world(world: WorldDep) -> WorldOut:
 
 
 @router.patch("/worlds/{world_id}", dependencies=[SameOrigin])
-async def rename_world(world_id: str, body: WorldRename, worlds: WorldsDep) -> WorldOut:
-    """Rename a world (its content does not change)."""
+async def rename_world(
+    world_id: str, body: WorldRename, worlds: WorldsDep, hub: HubDep
+) -> WorldOut:
+    """Rename a world (its content does not change); connected clients hear of it."""
     record = await worlds.rename(world_id, body.name)
     if record is None:
         raise WorldNotFoundError(world_id)
+    await hub.world_event(world_id, "renamed", name=record.name)
     return WorldOut.of(record)
 
 
 @router.delete(
     "/worlds/{world_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[SameOrigin]
 )
-async def delete_world(world_id: str, worlds: WorldsDep) -> Response:
-    """Delete a world and every key it owns (its cached tiles age out of the LRU)."""
+async def delete_world(world_id: str, worlds: WorldsDep, hub: HubDep) -> Response:
+    """Delete a world and every key it owns (its cached tiles age out of the LRU).
+
+    Connected clients are told, then their sockets close (4404).
+    """
     if not await worlds.delete(world_id):
         raise WorldNotFoundError(world_id)
+    await hub.world_event(world_id, "deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -2,7 +2,7 @@
 // before the page's modules). It speaks in world cells and integer zooms so that another map
 // library could replace Leaflet by reimplementing this small interface:
 //   createMap(element, {tileUrl}) -> { getView, setView, getCellBounds, zoomIn, zoomOut,
-//                                      onViewChange, onPointer, onLoading }
+//                                      onViewChange, onPointer, onLoading, addPing }
 // The map shows nothing until the first setView, so listeners registered before it see the
 // first tiles load.
 
@@ -13,6 +13,8 @@ const TILE_PX = 256;
 const CELL_PX_Z0 = 4;
 // The farthest the map may wander, in cells (the region/export API's coordinate bound).
 export const MAX_CELL = 2 ** 31;
+// How long a ping stays on the map (its CSS animation fades it over the same time).
+export const PING_MS = 8000;
 
 // A LatLng here is (cell y, cell x): Leaflet's CRS.Simple with a transformation that keeps y
 // growing downward and puts cell (cx, cy) at pixel (4·2^z·cx, 4·2^z·cy), so Leaflet's tile
@@ -91,6 +93,20 @@ export function createMap(element, { tileUrl }) {
       layer.on("tileloadstart", () => fn(++pending));
       layer.on("tileload tileerror tileabort", done);
       layer.on("load", () => fn((pending = 0)));
+    },
+    // A marker on cell (x, y) that fades away. The label is set as text, never as HTML: the
+    // icon is an element built here, not a string Leaflet would parse.
+    addPing(x, y, label) {
+      const node = document.createElement("div");
+      node.className = "map-ping-dot";
+      const text = document.createElement("span");
+      text.className = "map-ping-label";
+      text.textContent = label ?? "";
+      node.append(text);
+      const icon = L.divIcon({ className: "map-ping", html: node, iconSize: [0, 0] });
+      const marker = L.marker([y + 0.5, x + 0.5], { icon, interactive: false, keyboard: false });
+      marker.addTo(map);
+      setTimeout(() => marker.remove(), PING_MS);
     },
   };
   return adapter;

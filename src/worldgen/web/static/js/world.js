@@ -3,6 +3,7 @@
 // visible area and the collapsible side panel (whose #chat section a later module fills).
 
 import { getBlob } from "./api.js";
+import { startChat } from "./chat.js";
 import { MAX_CELL, MAX_ZOOM, MIN_ZOOM, createMap } from "./map-adapter.js";
 
 // The export API's bounds: at most 1024 cells and 4096 px along a side, 1..16 px per cell.
@@ -143,3 +144,14 @@ toggle.addEventListener("click", () => {
 });
 
 map.setView(cellView(initial)); // fires the first view change: hash, panel, export note
+
+startChat({
+  section: $("chat"),
+  panel,
+  world,
+  map,
+  onRename(name) {
+    $("world-name").textContent = name;
+    document.title = `${name} — worldgen`;
+  },
+});

@@ -1,0 +1,115 @@
+"""Real-time routes: the world's WebSocket and its chat history over HTTP.
+
+- ``GET /ws/worlds/{world_id}`` (WebSocket): the protocol of :mod:`worldgen.realtime.protocol`,
+  served by the app's :class:`~worldgen.realtime.hub.Hub`. A handshake from a foreign
+  ``Origin`` is refused (close 1008 before accepting, an HTTP 403) by the same rule as
+  :func:`~worldgen.web.deps.check_origin`: same host, or one of ``settings.allowed_origins``.
+- ``GET /api/worlds/{world_id}/chat?before=&limit=``: older messages, oldest first, with the
+  cursor for the next (older) page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, cast
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query, WebSocket
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from worldgen.realtime.connection import TransportClosedError
+from worldgen.realtime.errors import CLOSE_POLICY
+from worldgen.realtime.hub import Hub
+from worldgen.realtime.protocol import STREAM_ID_PATTERN, ChatOut, PingOut
+from worldgen.settings import Settings
+from worldgen.web.deps import HubDep, WorldDep
+
+__all__ = ["ChatHistory", "StarletteTransport", "router"]
+
+router = APIRouter(tags=["realtime"])
+
+HISTORY_MAX = 100
+
+
+class StarletteTransport:
+    """Starlette's WebSocket as the hub's :class:`~worldgen.realtime.connection.Transport`."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def receive(self) -> str | bytes | None:
+        """The next frame, or None once the client or the server closed the socket."""
+        if self.websocket.client_state != WebSocketState.CONNECTED:
+            return None
+        try:
+            message = await self.websocket.receive()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        if text is not None:
+            return cast(str, text)
+        data = message.get("bytes")
+        return cast(bytes, data) if data is not None else b""
+
+    async def send(self, text: str) -> None:
+        """Send a text frame; a gone socket raises :class:`TransportClosedError`."""
+        if self.websocket.application_state != WebSocketState.CONNECTED:
+            raise TransportClosedError
+        try:
+            await self.websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise TransportClosedError from exc
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close once; errors of an already gone socket are ignored."""
+        if self.websocket.application_state == WebSocketState.DISCONNECTED:
+            return
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self.websocket.close(code, reason[:120])
+
+
+@router.websocket("/ws/worlds/{world_id}")
+async def world_socket(websocket: WebSocket, world_id: str) -> None:
+    """Chat, presence, pings and world events of one world (see ``docs/realtime.md``)."""
+    hub = cast(Hub, websocket.app.state.hub)
+    if not _same_origin(websocket, cast(Settings, websocket.app.state.settings)):
+        await websocket.close(CLOSE_POLICY)
+        return
+    await websocket.accept()
+    await hub.serve(StarletteTransport(websocket), world_id)
+
+
+def _same_origin(websocket: WebSocket, settings: Settings) -> bool:
+    """Browsers always send ``Origin`` on a handshake; other clients may omit it."""
+    origin = websocket.headers.get("origin")
+    if origin is None or origin in settings.allowed_origins:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc == websocket.headers.get("host")
+
+
+class ChatHistory(BaseModel):
+    """A page of chat history, oldest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: list[ChatOut | PingOut]
+    before: str | None = Field(
+        description="Pass as ``before`` for the next older page; null when there is none."
+    )
+
+
+@router.get("/api/worlds/{world_id}/chat")
+async def chat_history(
+    world: WorldDep,
+    hub: HubDep,
+    before: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN, max_length=41)] = None,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_MAX)] = 50,
+) -> ChatHistory:
+    """Messages older than ``before`` (the newest when absent), at most ``limit``."""
+    messages = await hub.history(world.id, before=before, limit=limit)
+    cursor = messages[0].stream_id if len(messages) == limit else None
+    return ChatHistory(messages=messages, before=cursor)

@@ -1,0 +1,264 @@
+"""Real-time fixtures: whole apps under uvicorn on free ports, one real Valkey, real sockets.
+
+``app_servers(handle, n)`` starts ``n`` app instances (each its own uvicorn server in a thread,
+with its own event loop, Redis client and hub) on the Valkey of ``handle``; all are stopped at
+teardown. ``world_on(url)`` creates a world and returns its id. :class:`Client` is a small
+protocol client over the ``websockets`` library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.conftest import ValkeyHandle
+from worldgen.realtime.config import RealtimeSettings
+from worldgen.settings import Settings
+from worldgen.store.client import connect as redis_connect
+from worldgen.store.keys import Keys
+from worldgen.store.worlds import WorldRepo
+from worldgen.web.app import create_app
+from worldgen.web.generation import InlineGenerator
+
+T = TypeVar("T")
+Json = dict[str, Any]
+
+FAST = RealtimeSettings(
+    presence_timeout_s=2.0,
+    heartbeat_s=0.5,
+    maintenance_s=0.25,
+    backoff_base_s=0.05,
+    backoff_cap_s=0.5,
+    send_timeout_s=3.0,
+    hello_timeout_s=3.0,
+)
+"""Short timeouts so presence and recovery tests take seconds, not minutes."""
+
+
+def build_app(redis_url: str, data_dir: Path, realtime: RealtimeSettings) -> FastAPI:
+    """The real app (``create_app``) on ``redis_url`` with inline generation."""
+    settings = Settings(
+        redis_url=redis_url,
+        data_dir=data_dir,
+        warm_up=False,
+        workers=1,
+        log_json=True,
+        log_level="warning",
+    )
+    app = create_app(settings, generator=InlineGenerator())
+    app.state.realtime_settings = realtime
+    return app
+
+
+class AppServer:
+    """One app instance served by uvicorn in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            ws_max_size=1 << 20,
+            timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve(sockets=[self._sock])
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the app's own event loop (where its hub and Redis client live)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    @property
+    def http(self) -> str:
+        """Base HTTP URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws(self, world_id: str) -> str:
+        """The WebSocket URL of a world."""
+        return f"ws://127.0.0.1:{self.port}/ws/worlds/{world_id}"
+
+    def start(self) -> None:
+        """Start and wait until uvicorn serves."""
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the app server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Graceful shutdown (lifespan exit), then close the listening socket."""
+        self.server.should_exit = True
+        self._thread.join(timeout=30)
+        self._sock.close()
+
+
+AppServers = Callable[..., list[AppServer]]
+
+
+@pytest.fixture
+def app_servers(tmp_path: Path) -> Iterator[AppServers]:
+    """Factory: ``app_servers(handle, n=2, realtime=FAST)`` -> started servers."""
+    started: list[AppServer] = []
+
+    def start(
+        handle: ValkeyHandle, n: int = 2, realtime: RealtimeSettings = FAST
+    ) -> list[AppServer]:
+        servers = []
+        for _ in range(n):
+            app = build_app(handle.url, tmp_path / f"data-{len(started)}", realtime)
+            server = AppServer(app)
+            server.start()
+            started.append(server)
+            servers.append(server)
+        return servers
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+_OPEN: list[Client] = []
+"""Clients opened by the running test (closed by :func:`run` even when the test fails)."""
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine to completion on a fresh event loop, then close any client it left."""
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            left, _OPEN[:] = list(_OPEN), []
+            for client in left:
+                await client.close()
+
+    return asyncio.run(main())
+
+
+async def with_redis(url: str, body: Callable[[Redis], Awaitable[T]]) -> T:
+    """Run ``body(client)`` on a fresh Redis client and close it."""
+    client = redis_connect(url)
+    try:
+        return await body(client)
+    finally:
+        await client.aclose()
+
+
+async def new_world(url: str, name: str = "Shared world") -> str:
+    """Create a world directly in Redis and return its id."""
+
+    async def create(r: Redis) -> str:
+        record = await WorldRepo(r, Keys()).create(
+            name=name, tileset="terrain", kind="tiled", seed=7
+        )
+        return record.id
+
+    return await with_redis(url, create)
+
+
+class Client:
+    """A protocol client: hello on connect, then typed helpers over JSON frames."""
+
+    def __init__(self, ws: ClientConnection, welcome: Json) -> None:
+        self.ws = ws
+        self.welcome = welcome
+        self.you: Json = welcome["you"]
+        self._beat: asyncio.Task[None] | None = None
+        _OPEN.append(self)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        last_id: str | None = None,
+        guest: Json | None = None,
+        max_size: int | None = 4 << 20,
+    ) -> Client:
+        ws = await connect(url, max_size=max_size, open_timeout=10, close_timeout=2)
+        hello: Json = {"type": "hello"}
+        if last_id is not None:
+            hello["last_id"] = last_id
+        if guest is not None:
+            hello["guest"] = guest
+        try:
+            await ws.send(json.dumps(hello))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["type"] == "welcome":
+                    return cls(ws, frame)
+        except BaseException:
+            await ws.close()
+            raise
+
+    async def send(self, message: Json | str) -> None:
+        """Send a message (a dict is JSON-encoded; a str is sent as is)."""
+        await self.ws.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def chat(self, text: str, msg_id: str | None = None) -> str:
+        """Send a chat message; returns its client id."""
+        msg_id = msg_id or uuid.uuid4().hex
+        await self.send({"type": "chat", "id": msg_id, "text": text})
+        return msg_id
+
+    async def recv(self, timeout: float = 5.0) -> Json:
+        """The next frame."""
+        frame: Json = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        return frame
+
+    async def until(self, pred: Callable[[Json], bool], timeout: float = 5.0) -> Json:
+        """The first frame matching ``pred`` (others are skipped)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            frame = await self.recv(max(0.01, deadline - loop.time()))
+            if pred(frame):
+                return frame
+
+    def keep_alive(self, interval: float = 0.4) -> None:
+        """Send heartbeats in the background until :meth:`close`."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                await self.send({"type": "heartbeat"})
+
+        self._beat = asyncio.create_task(beat())
+
+    async def close(self) -> None:
+        """Stop heartbeats and close the socket (normal closure)."""
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.cancel()
+            await asyncio.wait({beat})
+            if not beat.cancelled():
+                beat.exception()  # a closed socket ends the beat; that is expected here
+        await self.ws.close()
+        if self in _OPEN:
+            _OPEN.remove(self)
