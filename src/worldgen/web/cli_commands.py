@@ -134,6 +134,10 @@ def run_serve(args: argparse.Namespace) -> int:
         access_log=False,  # the app logs each request itself, without query strings
         server_header=False,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        # chat frames are small text; compression state would double the memory per socket,
+        # and uvicorn's 16 MiB default frame limit is far above the protocol's 64 KiB
+        ws_per_message_deflate=False,
+        ws_max_size=1 << 20,
     )
     server = _server_class()(config)
     if not asyncio.run(_serve(server, _display_url(settings.host, settings.port))):
