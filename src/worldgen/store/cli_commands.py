@@ -8,6 +8,10 @@ Which Redis: ``--redis-url``, else ``$REDIS_URL``, else the embedded Valkey of `
 started on ``<data dir>/valkey`` (``--data-dir``, else ``$WORLDGEN_DATA_DIR``, else ``data``) and
 stopped gracefully afterwards. Key prefix: ``--key-prefix``, else ``$WORLDGEN_KEY_PREFIX``, else
 ``wg``. The archive format is described in :mod:`worldgen.store.backup`.
+
+``backup`` spools chat (compressed) in an invisible temporary file next to ``--out``, so a long
+history never has to fit in memory. ``restore`` keeps at most ``WORLDGEN_REALTIME_CHAT_MAXLEN``
+entries per world (the bound the app trims its streams to) and warns about any it leaves out.
 """
 
 from __future__ import annotations
@@ -41,19 +45,24 @@ DEFAULT_PREFIX = "wg"
 def add_store_commands(subparsers: Any) -> None:
     """Add ``backup`` and ``restore`` to ``subparsers`` (from ``add_subparsers``)."""
     backup = subparsers.add_parser(
-        "backup", help="write every world to a backup file (see docs/operations.md)"
+        "backup",
+        help="write every world, account, membership and chat message to a backup file "
+        "(see docs/operations.md)",
     )
     backup.add_argument("--out", required=True, metavar="FILE", help="archive to write")
     _add_target_args(backup)
     backup.set_defaults(handler=run_backup)
 
-    restore = subparsers.add_parser("restore", help="load the worlds of a backup file")
+    restore = subparsers.add_parser(
+        "restore", help="load a backup file (worlds, accounts, members, chat)"
+    )
     restore.add_argument("file", metavar="FILE", help="archive written by `worldgen backup`")
     restore.add_argument(
         "--force",
         action="store_true",
-        help="restore into a Redis that already holds worlds: archived worlds replace those "
-        "with the same id, the others are kept",
+        help="restore into a Redis that already holds worlds or accounts: archived worlds and "
+        "accounts replace those with the same id (with their members and chat), the others "
+        "are kept",
     )
     _add_target_args(restore)
     restore.set_defaults(handler=run_restore)
@@ -81,7 +90,9 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    """Write every world of the target to ``args.out``."""
+    """Write everything of the target that cannot be recomputed to ``args.out``."""
+    import tempfile
+
     from worldgen.store.backup import dump, write_archive
 
     out = Path(args.out)
@@ -92,15 +103,23 @@ def run_backup(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     async def work(redis: Redis, keys: Keys) -> int:
-        report = await dump(redis, keys)
-        for world_id in report.skipped:
-            print(f"worldgen: warning: world {world_id!r} is unreadable; left out", file=sys.stderr)
-        write_archive(out, report.archive)
-        n = len(report.archive.worlds)
-        print(
-            f"wrote {out}: {n} world{'s' if n != 1 else ''} "
-            f"in {time.perf_counter() - started:.2f} s"
+        # Chat can be large: it is spooled (compressed) next to the output, not held in memory.
+        with tempfile.TemporaryFile(dir=out.parent if str(out.parent) else ".") as spool:
+            report = await dump(redis, keys, spool=spool)
+            for world_id in report.skipped:
+                _warn(f"world {world_id!r} is unreadable; left out")
+            for warning in report.warnings:
+                _warn(warning)
+            write_archive(out, report.archive)
+        archive = report.archive
+        counts = _counts(
+            len(archive.worlds),
+            len(archive.users or ()),
+            sum(len(a.members) for a in archive.members or ()),
+            sum(len(a.invites) for a in archive.members or ()),
+            len(archive.chat or ()),
         )
+        print(f"wrote {out}: {counts} in {time.perf_counter() - started:.2f} s")
         return 0
 
     return _run(args, work, create=False)
@@ -108,22 +127,62 @@ def run_backup(args: argparse.Namespace) -> int:
 
 def run_restore(args: argparse.Namespace) -> int:
     """Load ``args.file`` into the target; the file is validated before anything is written."""
+    from pydantic import ValidationError
+
+    from worldgen.realtime.config import RealtimeSettings
     from worldgen.store.backup import load, read_archive
 
+    try:  # the stream bound the app will use (WORLDGEN_REALTIME_CHAT_MAXLEN)
+        chat_maxlen = RealtimeSettings().chat_maxlen
+    except ValidationError as exc:
+        raise InputError(f"invalid WORLDGEN_REALTIME_* setting: {exc.errors()[0]['msg']}") from None
     path = Path(args.file)
     archive = read_archive(path)
     started = time.perf_counter()
 
     async def work(redis: Redis, keys: Keys) -> int:
-        report = await load(redis, keys, archive, force=args.force)
-        n = report.restored
-        line = f"restored {n} world{'s' if n != 1 else ''} from {path}"
+        report = await load(redis, keys, archive, force=args.force, chat_maxlen=chat_maxlen)
+        if report.chat_dropped:
+            _warn(
+                f"{report.chat_dropped} oldest chat entries left out: more than "
+                f"{chat_maxlen} in a world (WORLDGEN_REALTIME_CHAT_MAXLEN)"
+            )
+        counts = _counts(
+            report.restored, report.users, report.memberships, report.invites, report.chat
+        )
+        line = f"restored {counts} from {path}"
         if args.force:
-            line += f" ({report.replaced} replaced with other content, {report.kept} kept)"
+            line += (
+                f" ({report.replaced} replaced with other content, {report.kept} kept, "
+                f"{report.signed_out} session{'s' if report.signed_out != 1 else ''} ended)"
+            )
         print(f"{line} in {time.perf_counter() - started:.2f} s")
+        if archive.users is None:
+            print("the archive holds worlds only: accounts, members and chat were left alone")
+        else:
+            print("sessions are never backed up: everyone signs in again")
         return 0
 
     return _run(args, work, create=True)
+
+
+def _counts(worlds: int, users: int, members: int, invites: int, chat: int) -> str:
+    def n(count: int, one: str, many: str) -> str:
+        return f"{count} {one if count == 1 else many}"
+
+    return ", ".join(
+        [
+            n(worlds, "world", "worlds"),
+            n(users, "account", "accounts"),
+            n(members, "membership", "memberships"),
+            n(invites, "invite", "invites"),
+            n(chat, "chat entry", "chat entries"),
+        ]
+    )
+
+
+def _warn(message: str) -> None:
+    print(f"worldgen: warning: {message}", file=sys.stderr)
 
 
 def _run(
