@@ -13,4 +13,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-"$CHROMIUM" --version
+"$CHROMIUM" --version 2>/dev/null  # the Debian wrapper chats on stderr

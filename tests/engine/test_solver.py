@@ -648,6 +648,26 @@ def test_compiled_rules_are_reusable_and_not_mutated(tileset: TilesetFactory) ->
         assert np.array_equal(kept, now)
 
 
+def test_shared_neighbour_tables_are_reused_and_never_modified(tileset: TilesetFactory) -> None:
+    """Solves of one shape share a memoised neighbour table; sharing changes no output."""
+    from worldgen.engine import solver as solver_module
+
+    cr = compile_rules(tileset("bundled", "roads").rules())
+    solver_module._NEIGHBOURS.clear()
+    first = [solve(cr, 12, 9, seed=s).grid for s in (3, 4)]
+    shared = solver_module._NEIGHBOURS[(12, 9, False)]
+    assert np.array_equal(shared, solver_module.neighbour_table(12, 9, False))
+    solver_module._NEIGHBOURS.clear()  # a fresh table each time gives the same grids
+    again = [solve(cr, 12, 9, seed=s).grid for s in (3, 4)]
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a, b)
+    solve(cr, 12, 9, periodic=True, seed=3)
+    assert set(solver_module._NEIGHBOURS) == {(12, 9, False), (12, 9, True)}
+    big = solver_module._shared_neighbours(300, 300, False)  # past the size bound: not kept
+    assert big.shape == (90_000, 4)
+    assert (300, 300, False) not in solver_module._NEIGHBOURS
+
+
 # The script prints the sha256 of each grid as JSON; argv: shared samples folder, then cases
 # "maze:<size>:<N>:<periodic>" or "tiles:<path>:<size>:<periodic>".
 _SCRIPT = """

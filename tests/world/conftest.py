@@ -1,8 +1,9 @@
-"""Shared factories: worlds over bundled and shared tilesets, with a per-session library cache."""
+"""Shared factories: worlds over bundled and shared tilesets and samples, with a per-session
+library cache (``$WORLDGEN_CACHE_DIR`` points at it for the whole session, spawned workers too)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,19 +11,37 @@ import pytest
 from worldgen.engine.tileset import Tileset, load_tileset
 from worldgen.world.blocks import World, WorldConfig
 from worldgen.world.patches import load_or_build
+from worldgen.world.spec import WorldSpec, build_world
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED_TERRAIN = REPO / "src" / "worldgen" / "tilesets" / "terrain" / "terrain.xml"
 SHARED = REPO.parent / "shared" / "samples" / "tilesets"
 SHARED_TILESETS = [SHARED / n / f"{n}.xml" for n in ("terrain", "pipes", "dungeon")]
 ALL_TILESETS = [BUNDLED_TERRAIN, *(p for p in SHARED_TILESETS if p.is_file())]
+BUNDLED_SAMPLES = ["lakes", "corridors", "flowers", "city"]
+SHARED_SAMPLE_DIR = REPO.parent / "shared" / "samples" / "overlapping"
+SHARED_SAMPLES = sorted(str(p) for p in SHARED_SAMPLE_DIR.glob("*.png"))
+ALL_SAMPLES = [*BUNDLED_SAMPLES, *SHARED_SAMPLES]
 
 WorldFactory = Callable[..., World]
 
 
+def sample_id(name: str) -> str:
+    """A short test id for a bundled name or a shared sample path."""
+    return Path(name).stem if name.endswith(".png") else name
+
+
 @pytest.fixture(scope="session")
-def lib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("patches")
+def world_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("worldgen-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORLDGEN_CACHE_DIR", str(root))
+        yield root
+
+
+@pytest.fixture(scope="session")
+def lib_dir(world_cache: Path) -> Path:
+    return world_cache / "patches"
 
 
 @pytest.fixture(scope="session")
@@ -41,5 +60,17 @@ def make_world(lib_dir: Path, tilesets: dict[Path, Tileset]) -> WorldFactory:
         lib = load_or_build(ts, S, V, lib_dir)
         config = WorldConfig(str(path), None, seed, S, V, layers, str(lib_dir))
         return World(ts, seed, S=S, V=V, layers=layers, library=lib, config=config)
+
+    return make
+
+
+@pytest.fixture
+def make_sample_world(world_cache: Path) -> WorldFactory:
+    """``make_sample_world(name="lakes", seed=7, S=8, layers=2, V=2)``: a fresh sample world
+    (bundled name or a PNG path), built from its :class:`WorldSpec`."""
+
+    def make(name: str = "lakes", seed: int = 7, S: int = 8, layers: int = 2, V: int = 2) -> World:
+        spec = WorldSpec("sample", name, seed, S=S, V=V, layers=layers)
+        return build_world(spec, allow_files=True)
 
     return make

@@ -12,7 +12,14 @@ from worldgen.engine.solver import SolverBudget
 from worldgen.errors import InputError
 from worldgen.world.blocks import ORDERS, Order, World, region_in_order
 
-from .conftest import ALL_TILESETS, BUNDLED_TERRAIN, WorldFactory
+from .conftest import (
+    ALL_SAMPLES,
+    ALL_TILESETS,
+    BUNDLED_SAMPLES,
+    BUNDLED_TERRAIN,
+    WorldFactory,
+    sample_id,
+)
 
 IDS = [f"{p.parent.parent.name}/{p.stem}" for p in ALL_TILESETS]
 
@@ -51,18 +58,18 @@ def test_every_adjacent_pair_is_allowed(make_world: WorldFactory, path: Path, la
     world = make_world(path, seed=5, layers=layers)
     grid = world.region(-61, 13, 67, 59)  # unaligned, spans many blocks and patches
     assert grid.min() >= 0
-    assert forbidden_pairs(grid, world.tileset.allowed) == 0
+    assert forbidden_pairs(grid, world.model.allowed) == 0
 
 
 def test_fallback_keeps_the_layer_below_valid(make_world: WorldFactory) -> None:
     world = make_world(seed=9)
     starved = World(
-        world.tileset, 9, S=8, V=3, layers=2, library=world.lib,
+        world.model, 9, S=8, V=3, layers=2, library=world.lib,
         budget=SolverBudget(max_attempts=1, max_backtracks=0, max_observations=1),
     )  # fmt: skip
     grid = starved.region(0, 0, 40, 40)
     assert starved.fallbacks > 0
-    assert forbidden_pairs(grid, world.tileset.allowed) == 0
+    assert forbidden_pairs(grid, world.model.allowed) == 0
     assert np.array_equal(grid, world.base_region(0, 0, 40, 40))
 
 
@@ -100,3 +107,77 @@ def test_bad_windows_are_refused(make_world: WorldFactory) -> None:
         world.region(2**60, 0, 4, 4)
     with pytest.raises(InputError, match="order"):
         region_in_order(world, 0, 0, 4, 4, "sideways")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------- sample worlds
+def test_sample_world_orders_give_identical_bytes(make_sample_world: WorldFactory) -> None:
+    grids = [
+        region_in_order(make_sample_world("city", seed=11), -37, -21, 45, 33, order)
+        for order in ORDERS
+    ]
+    assert all(g.tobytes() == grids[0].tobytes() for g in grids)
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    x=st.one_of(st.integers(-200, 200), st.sampled_from([2**40 - 17, -(2**40) - 5, -(2**53)])),
+    y=st.one_of(st.integers(-200, 200), st.sampled_from([2**40 - 3, -(2**31) - 11])),
+    dx=st.integers(0, 12),
+    dy=st.integers(0, 12),
+    w=st.integers(1, 12),
+    h=st.integers(1, 12),
+    order=st.sampled_from(ORDERS),
+)
+def test_sample_window_cut_equals_window_alone(
+    make_sample_world: WorldFactory, x: int, y: int, dx: int, dy: int, w: int, h: int, order: Order
+) -> None:
+    big = make_sample_world("lakes", seed=3).region(x, y, 24, 24)
+    alone = region_in_order(make_sample_world("lakes", seed=3), x + dx, y + dy, w, h, order)
+    assert np.array_equal(alone, big[dy : dy + h, dx : dx + w])
+
+
+@pytest.mark.parametrize("name", ALL_SAMPLES, ids=sample_id)
+@pytest.mark.parametrize("layers", [0, 2])
+def test_every_adjacent_sample_pair_is_allowed(
+    make_sample_world: WorldFactory, name: str, layers: int
+) -> None:
+    world = make_sample_world(name, seed=5, layers=layers)
+    grid = world.region(-61, 13, 67, 59)  # unaligned, spans many blocks and patches
+    assert grid.min() >= 0
+    assert forbidden_pairs(grid, world.model.allowed) == 0
+    assert world.fallbacks == 0
+
+
+def test_sample_fallback_keeps_the_layer_below_valid(make_sample_world: WorldFactory) -> None:
+    world = make_sample_world("corridors", seed=9)
+    starved = World(
+        world.model, 9, S=8, V=2, layers=2, library=world.lib,
+        budget=SolverBudget(max_attempts=1, max_backtracks=0, max_observations=1),
+    )  # fmt: skip
+    grid = starved.region(0, 0, 40, 40)
+    assert starved.fallbacks > 0
+    assert forbidden_pairs(grid, world.model.allowed) == 0
+    assert np.array_equal(grid, world.base_region(0, 0, 40, 40))
+
+
+def test_sample_corner_colours_are_hashed_per_vertex(make_sample_world: WorldFactory) -> None:
+    world = make_sample_world("lakes", seed=4)
+    assert world.lib.hashed
+    colours = world.vertex_classes(-50, 7, 40, 30)
+    assert np.array_equal(colours[3:9, 5:11], world.vertex_classes(-45, 10, 6, 6))
+    # every corner colour occurs, and no lattice line repeats the one above it
+    assert set(np.unique(colours).tolist()) == set(range(world.lib.classes))
+    assert not any(np.array_equal(colours[j], colours[j + 1]) for j in range(29))
+
+
+@pytest.mark.parametrize("name", BUNDLED_SAMPLES)
+def test_sample_fallback_rate_at_the_default_block_size(
+    make_sample_world: WorldFactory, name: str
+) -> None:
+    world = make_sample_world(name, seed=42, S=16, V=4)
+    world.region(-100, -60, 96, 96)
+    blocks = world.fallbacks + world.solved_blocks
+    assert blocks > 80
+    assert world.fallbacks <= 0.01 * blocks

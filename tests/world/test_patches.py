@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -7,15 +8,23 @@ import pytest
 
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
+from worldgen.world.model import WorldModel, tileset_model
 from worldgen.world.patches import (
+    ALGORITHM_VERSION,
+    LIBRARY_SEED,
+    MAX_CORNER_COLOURS,
+    PAD,
+    ROUNDS,
+    all_combinations,
     allowed_combinations,
     build_library,
     check_library,
     library_version,
     load_or_build,
 )
+from worldgen.world.spec import WorldSpec, build_world
 
-from .conftest import ALL_TILESETS
+from .conftest import ALL_SAMPLES, ALL_TILESETS, sample_id
 
 
 @pytest.mark.parametrize("path", ALL_TILESETS, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
@@ -73,3 +82,59 @@ def test_bad_sizes_are_refused(tilesets: dict[Path, Tileset]) -> None:
         build_library(ts, 7, 2)
     with pytest.raises(InputError, match="variants"):
         build_library(ts, 8, 0)
+
+
+@pytest.mark.parametrize("name", ALL_SAMPLES, ids=sample_id)
+def test_sample_library_is_complete_and_hashed(name: str, world_cache: Path) -> None:
+    world = build_world(WorldSpec("sample", name, 0, S=8, V=2), allow_files=True)
+    lib, model = world.lib, world.model
+    assert lib.hashed
+    assert 1 <= lib.classes <= MAX_CORNER_COLOURS
+    assert [tuple(c) for c in lib.combos.tolist()] == all_combinations(lib.classes)
+    assert check_library(lib, model.allowed) == []
+    # every corner colour is the same, most frequent, pattern: seams differ, not corners
+    assert set(lib.corners.tolist()) == {int(np.argmax(model.weights))}
+
+
+def _cyclic_toy(period: int) -> WorldModel:
+    """A one-class 'sample' whose rows repeat with ``period`` and whose columns are free."""
+    t = period
+    right = np.zeros((t, t), dtype=np.bool_)
+    for a in range(t):
+        right[a, (a + 1) % t] = True
+    free = np.ones((t, t), dtype=np.bool_)
+    allowed = np.stack([right.T, free, right, free])
+    colours = np.zeros((t, 3), dtype=np.uint8)
+    colours[:, 0] = np.arange(t) * 40
+    return WorldModel(
+        name="toy", kind="overlapping", allowed=allowed, weights=np.ones(t),
+        labels=tuple(f"#{40 * k:02x}0000" for k in range(t)), class_names=("all",),
+        variant_class=np.zeros(t, dtype=np.int32),
+        images=np.repeat(np.repeat(colours[:, None, None, :], 16, 1), 16, 2),
+        colours=colours, prefer_plain=False,
+    )  # fmt: skip
+
+
+def test_incomplete_sample_library_names_the_combination() -> None:
+    # rows of period 3 cannot return to their corner pattern after S = 8 steps
+    with pytest.raises(InputError, match=r"sample toy: .*incomplete.*all/all/all/all"):
+        build_library(_cyclic_toy(3), 8, 2)
+    assert build_library(_cyclic_toy(2), 8, 2).hashed  # period 2 divides S
+
+
+def test_tileset_library_version_is_unchanged_by_the_model(
+    tilesets: dict[Path, Tileset],
+) -> None:
+    # the version formula of tileset libraries, written out from the tileset's own fields: the
+    # world-model layer must not move tileset libraries (nor, therefore, their bytes)
+    ts = tilesets[ALL_TILESETS[0]]
+    names = ts.class_names()
+    index = {n: k for k, n in enumerate(names)}
+    h = hashlib.sha256(f"patches/{ALGORITHM_VERSION}/16/4/{PAD}/{ROUNDS}/{LIBRARY_SEED}".encode())
+    h.update(ts.allowed.tobytes())
+    h.update(ts.weights.astype("<f8").tobytes())
+    h.update("\x00".join(names).encode())
+    h.update(np.array([index[c] for c in ts.classes if c is not None], "<i4").tobytes())
+    assert library_version(ts, 16, 4) == h.hexdigest()[:24]
+    assert library_version(tileset_model(ts), 16, 4) == h.hexdigest()[:24]
+    assert not build_library(ts, 8, 1).hashed

@@ -158,7 +158,7 @@ class SolveResult:
 
 def neighbour_table(width: int, height: int, periodic: bool) -> npt.NDArray[np.int64]:
     """(cells, 4) neighbour index of every cell in directions left, down, right, up; -1 past an
-    edge of a bounded grid."""
+    edge of a bounded grid. A fresh array the caller may modify (see :func:`_shared_neighbours`)."""
     ys, xs = np.divmod(np.arange(width * height, dtype=np.int64), width)
     table = np.empty((width * height, 4), dtype=np.int64)
     for d, (dx, dy) in enumerate(zip(DX, DY, strict=True)):
@@ -169,6 +169,26 @@ def neighbour_table(width: int, height: int, periodic: bool) -> npt.NDArray[np.i
         else:
             inside = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
             table[:, d] = np.where(inside, ny * width + nx, -1)
+    return table
+
+
+# Solves of one shape repeat (a world solves thousands of S x S blocks): keep their neighbour
+# tables. Bounded; the kernels only read the table, and it never leaves this module.
+_NEIGHBOURS: dict[tuple[int, int, bool], npt.NDArray[np.int64]] = {}
+_NEIGHBOURS_MAX_CELLS = 1 << 16
+_NEIGHBOURS_MAX_SHAPES = 64
+
+
+def _shared_neighbours(width: int, height: int, periodic: bool) -> npt.NDArray[np.int64]:
+    """:func:`neighbour_table`, memoised for small grids (never modified by the kernels)."""
+    if width * height > _NEIGHBOURS_MAX_CELLS:
+        return neighbour_table(width, height, periodic)
+    key = (width, height, periodic)
+    table = _NEIGHBOURS.get(key)
+    if table is None:
+        if len(_NEIGHBOURS) >= _NEIGHBOURS_MAX_SHAPES:
+            _NEIGHBOURS.clear()
+        table = _NEIGHBOURS[key] = neighbour_table(width, height, periodic)
     return table
 
 
@@ -293,7 +313,7 @@ def solve(
         wave0 &= to_bitsets(self_ok)[None, :]
 
     started = time.perf_counter()
-    nbr = neighbour_table(width, height, periodic)
+    nbr = _shared_neighbours(width, height, periodic)
     count0 = np.zeros(cells, dtype=np.int32)
     sumw0 = np.zeros(cells, dtype=np.float64)
     sumwl0 = np.zeros(cells, dtype=np.float64)

@@ -10,31 +10,37 @@ layer L-1, re-solves the interior with the macro bias as weights and RNG
 every layer is valid everywhere.
 
 A block reads exactly :meth:`World.dependencies` (constant size), so :meth:`World.region` is a pure
-function of ``(tileset rules, S, V, layers, seed, window)``; the LRU only memoises.
+function of ``(model rules, S, V, layers, seed, window)``; the LRU only memoises. The model is a
+:class:`~worldgen.world.model.WorldModel`: a tileset's oriented tiles or a sample's patterns.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from worldgen.engine.rng import mix
 from worldgen.engine.rules import forbidden_pairs
-from worldgen.engine.solver import Constraints, SolverBudget, compile_rules, solve
+from worldgen.engine.solver import Constraints, SolverBudget, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world import macro
 from worldgen.world.hashing import mix_array
-from worldgen.world.patches import PatchLibrary, load_or_build, variant_classes
+from worldgen.world.model import WorldModel, as_world_model
+from worldgen.world.patches import PatchLibrary, load_or_build
+
+if TYPE_CHECKING:
+    from worldgen.world.spec import WorldSpec
 
 PURPOSE_PATCH_CHOICE = 0x50415443
 PURPOSE_BLOCK = 0x424C4F43
 PURPOSE_ORDER = 0x4F524452
+PURPOSE_CORNER = 0x434F524E
 MAX_COORD = 2**53
 """Largest |coordinate| accepted; keeps every intermediate inside int64."""
 MAX_LAYERS = 3
@@ -47,7 +53,10 @@ ORDERS: tuple[Order, ...] = ("rowmajor", "reverse", "shuffle")
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Everything needed to rebuild an identical :class:`World` in another process."""
+    """Everything needed to rebuild an identical tileset :class:`World` in another process.
+
+    (:class:`~worldgen.world.spec.WorldSpec` does the same for tilesets and samples alike.)
+    """
 
     tileset_path: str
     subset: str | None
@@ -67,15 +76,17 @@ def _check_window(x: int, y: int, w: int, h: int) -> None:
 
 
 class World:
-    """An infinite, deterministic tile world over a :class:`Tileset`.
+    """An infinite, deterministic world over a :class:`WorldModel` (a Tileset is converted).
 
     ``budget`` bounds each refinement solve; ``cache_blocks`` bounds the block LRU. Set ``trace`` to
-    a list to record ``(reader, read)`` block-key pairs (dependency-locality tests).
+    a list to record ``(reader, read)`` block-key pairs (dependency-locality tests). ``config``
+    records how to rebuild the world in another process (:mod:`worldgen.world.parallel`). Not
+    thread-safe: the LRU and counters are plain Python state.
     """
 
     def __init__(
         self,
-        tileset: Tileset,
+        model: WorldModel | Tileset,
         seed: int,
         *,
         S: int = 16,
@@ -84,24 +95,24 @@ class World:
         library: PatchLibrary | None = None,
         budget: SolverBudget | None = None,
         cache_blocks: int = 16384,
-        config: WorldConfig | None = None,
+        config: WorldConfig | WorldSpec | None = None,
     ) -> None:
         if not 0 <= layers <= MAX_LAYERS:
             raise InputError(f"layers must be in 0..{MAX_LAYERS}, got {layers}")
-        self.tileset = tileset
+        self.model = as_world_model(model)
         self.seed = int(seed)
         self.S = S
         self.layers = layers
         self.config = config
-        self.lib = library if library is not None else load_or_build(tileset, S, V)
+        self.lib = library if library is not None else load_or_build(self.model, S, V)
         if self.lib.S != S:
             raise InputError(f"library was built for S={self.lib.S}, not {S}")
         self.V = self.lib.V
-        names, vclass = variant_classes(tileset)
-        self.class_names = names
+        vclass = self.model.variant_class
+        self.class_names = self.model.class_names
         self.variant_class = vclass
-        self.K = len(names)
-        self.cr = compile_rules(tileset.rules())
+        self.K = len(self.class_names)
+        self.cr = self.model.compiled
         band = macro.band_multipliers(self.K).table  # (BANDS, K)
         self.profiles = np.where(vclass[None, :] >= 0, band[:, np.maximum(vclass, 0)], 1.0)
         self.budget = budget or SolverBudget(max_attempts=4, max_backtracks=200)
@@ -115,8 +126,9 @@ class World:
     # ------------------------------------------------------------------ identity
     @property
     def version(self) -> str:
-        """Identifies the content: library version (rules, S, V, algorithm) plus the layer count."""
-        return f"{self.lib.version}-L{self.layers}"
+        """Identifies the content: library version (rules, S, V, algorithm), the model's look
+        (labels and pictures) and the layer count; at most 36 characters of ``[0-9a-f-L]``."""
+        return f"{self.lib.version}-{self.model.look}-L{self.layers}"
 
     # ------------------------------------------------------------------ base layer
     def base_region(self, x0: int, y0: int, w: int, h: int) -> I32Array:
@@ -131,7 +143,7 @@ class World:
             for j in range(j0, j0 + hj):
                 for i in range(i0, i0 + wi):
                     self.trace.append((self._stack[-1], (0, i, j)))
-        cls = macro.lattice_classes(self.seed, i0, j0, wi + 1, hj + 1, S, self.K)
+        cls = self.vertex_classes(i0, j0, wi + 1, hj + 1)
         li, lj = (ci - i0)[None, :], (cj - j0)[:, None]
         combo = self.lib.combo_index[
             cls[lj, li], cls[lj, li + 1], cls[lj + 1, li + 1], cls[lj + 1, li]
@@ -148,6 +160,19 @@ class World:
             combo, variant, (ys - cj * S)[:, None], (xs - ci * S)[None, :]
         ]
         return cells
+
+    def vertex_classes(self, i0: int, j0: int, w: int, h: int) -> npt.NDArray[np.int64]:
+        """Library corner class ``(h, w)`` of lattice vertices ``(i0 + i, j0 + j)``.
+
+        Macro classes (clamped) for a tileset library; for a hashed (sample) library a corner
+        colour ``mix(seed, CORNER, i, j) % classes`` per vertex, independent of its neighbours.
+        """
+        if not self.lib.hashed:
+            return macro.lattice_classes(self.seed, i0, j0, w, h, self.S, self.K)
+        ii = np.arange(i0, i0 + w, dtype=np.int64)[None, :]
+        jj = np.arange(j0, j0 + h, dtype=np.int64)[:, None]
+        colour = mix_array(self.seed, PURPOSE_CORNER, ii, jj) % np.uint64(self.lib.classes)
+        return colour.astype(np.int64)
 
     def base_cell(self, x: int, y: int) -> int:
         """Layer-0 variant id at ``(x, y)``."""
@@ -211,7 +236,7 @@ class World:
             budget=self.budget,
         )  # fmt: skip
         # verified, not trusted: an engine result that breaks a rule counts as a failure
-        if res.solved and forbidden_pairs(res.grid, self.tileset.allowed) == 0:
+        if res.solved and forbidden_pairs(res.grid, self.model.allowed) == 0:
             self.solved_blocks += 1
             return res.grid
         self.fallbacks += 1
@@ -280,9 +305,31 @@ def ordered(keys: Iterable[BlockKey], order: Order) -> list[BlockKey]:
     raise InputError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
 
 
-def region_in_order(world: World, x: int, y: int, w: int, h: int, order: Order) -> I32Array:
-    """Compute the window's top-layer blocks in ``order``, then assemble the window."""
+def region_in_order(
+    world: World,
+    x: int,
+    y: int,
+    w: int,
+    h: int,
+    order: Order,
+    progress: Callable[[int], None] | None = None,
+) -> I32Array:
+    """Compute the window's top-layer blocks in ``order``, copying each into the window as it
+    is computed (a window with more blocks than the LRU holds is never computed twice).
+
+    ``progress(1)`` is called after each top-layer block (for a progress bar).
+    """
     _check_window(x, y, w, h)
-    for key in ordered(world.top_blocks(x, y, w, h), order):
-        world.block(*key)
-    return world.region(x, y, w, h)
+    if world.layers == 0:
+        return world.region(x, y, w, h)
+    S = world.S
+    out = np.empty((h, w), dtype=np.int32)
+    for layer, bi, bj in ordered(world.top_blocks(x, y, w, h), order):
+        blk = world.block(layer, bi, bj)
+        bx, by = world.block_origin(layer, bi, bj)
+        sx0, sy0 = max(x, bx), max(y, by)
+        sx1, sy1 = min(x + w, bx + S), min(y + h, by + S)
+        out[sy0 - y : sy1 - y, sx0 - x : sx1 - x] = blk[sy0 - by : sy1 - by, sx0 - bx : sx1 - bx]
+        if progress is not None:
+            progress(1)
+    return out

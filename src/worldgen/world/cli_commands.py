@@ -2,51 +2,45 @@
 
 ``add_world_commands(subparsers)`` adds both to an ``argparse`` sub-parser set; each sets
 ``handler`` (``Callable[[argparse.Namespace], int]``) as a default, so the main CLI runs
-``args.handler(args)`` and maps :class:`InputError` to exit code 2.
+``args.handler(args)`` and maps :class:`InputError` to exit code 2. The world comes from a
+:class:`~worldgen.world.spec.WorldSpec` (``--tileset`` or ``--sample``, a bundled name or a file).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from worldgen.engine.tileset import Tileset, load_tileset
+from worldgen import tilesets
 from worldgen.errors import InputError
-from worldgen.world.blocks import ORDERS, World, WorldConfig, region_in_order
+from worldgen.world.blocks import ORDERS, World, region_in_order
 from worldgen.world.parallel import region_parallel
 from worldgen.world.render import png_bytes, region_rgb, render_tile
+from worldgen.world.spec import (
+    MAX_REGION_SIDE,
+    Source,
+    WorldSpec,
+    build_world,
+    region_document,
+)
 
-MAX_REGION_SIDE = 4096
-BUNDLED = Path(__file__).resolve().parent.parent / "tilesets"
-
-
-def resolve_tileset(ref: str) -> Path:
-    """A tileset file path, or the bundled tileset called ``ref``."""
-    path = Path(ref)
-    if path.suffix.lower() in (".xml", ".json"):
-        if not path.is_file():
-            raise InputError(f"tileset file {ref!r} does not exist")
-        return path
-    bundled = BUNDLED / ref / f"{ref}.xml"
-    if ref.replace("_", "").replace("-", "").isalnum() and bundled.is_file():
-        return bundled
-    names = sorted(p.name for p in BUNDLED.iterdir() if (p / f"{p.name}.xml").is_file())
-    raise InputError(
-        f"unknown tileset {ref!r}: give a .xml/.json file or a bundled name ({', '.join(names)})"
-    )
+MAX_WORKERS = 64
+PROGRESS_MIN_BLOCKS = 64
+"""A progress bar appears (on a terminal) for jobs of more top-layer blocks than this."""
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--tileset", help="tileset .xml/.json file or bundled name (e.g. terrain)")
-    src.add_argument("--sample", help="sample bitmap for the overlapping model (not supported yet)")
+    src.add_argument("--sample", help="sample PNG or bundled sample name (e.g. lakes)")
     p.add_argument("--subset", default=None, help="tileset subset name")
-    p.add_argument("--N", type=int, default=3, help="overlapping pattern size (with --sample)")
-    p.add_argument("--symmetry", type=int, default=8, help="overlapping symmetry (with --sample)")
+    p.add_argument("--N", type=int, default=3, help="pattern size 2..5 (with --sample)")
+    p.add_argument("--symmetry", type=int, default=8, help="1, 2, 4 or 8 (with --sample)")
     p.add_argument("--seed", type=int, required=True, help="world seed")
     p.add_argument("--block-size", type=int, default=16, dest="S", help="block size S (even)")
     p.add_argument("--variants", type=int, default=4, dest="V", help="patch variants V")
@@ -75,17 +69,21 @@ def add_world_commands(subparsers: Any) -> None:
     til.set_defaults(handler=run_tile)
 
 
-def open_world(args: argparse.Namespace) -> tuple[World, Tileset]:
-    """Build the world the arguments describe; InputError for anything unsupported."""
-    if args.sample is not None:
-        raise InputError(
-            "sample worlds are not supported yet; use --tileset (a file or a bundled name)"
-        )
-    path = resolve_tileset(args.tileset)
-    tileset = load_tileset(path, args.subset)
-    config = WorldConfig(str(path), args.subset, args.seed, args.S, args.V, args.layers)
-    world = World(tileset, args.seed, S=args.S, V=args.V, layers=args.layers, config=config)
-    return world, tileset
+def spec_from_args(args: argparse.Namespace) -> WorldSpec:
+    """The :class:`WorldSpec` the arguments describe (a file path is made absolute for workers)."""
+    source: Source = "sample" if args.sample is not None else "tileset"
+    name: str = args.sample if args.sample is not None else args.tileset
+    kind: tilesets.Kind = "overlapping" if source == "sample" else "tiled"
+    if tilesets.lookup(name, kind) is None and Path(name).is_file():
+        name = str(Path(name).resolve())
+    return WorldSpec(
+        source, name, args.seed, args.subset, args.N, args.symmetry, args.S, args.V, args.layers
+    )
+
+
+def open_world(args: argparse.Namespace) -> World:
+    """Build the world the arguments describe; InputError for anything invalid."""
+    return build_world(spec_from_args(args), allow_files=True)
 
 
 def _suffix(out: str, allowed: tuple[str, ...]) -> str:
@@ -95,29 +93,40 @@ def _suffix(out: str, allowed: tuple[str, ...]) -> str:
     return suffix
 
 
+@contextlib.contextmanager
+def progress_bar(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on stderr for ``total`` blocks, only on a terminal and for big jobs;
+    yields the ``advance(n)`` callback, or None when no bar is shown."""
+    if total <= PROGRESS_MIN_BLOCKS or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console  # imported lazily: only interactive runs need it
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("blocks", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("blocks", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 def run_region(args: argparse.Namespace) -> int:
-    """Write the window as JSON (tile names + row-major cells) or as a PNG picture."""
+    """Write the window as JSON (variant labels + row-major cells) or as a PNG picture."""
     suffix = _suffix(args.out, (".json", ".png"))
-    if not (1 <= args.width <= MAX_REGION_SIDE and 1 <= args.height <= MAX_REGION_SIDE):
-        raise InputError(f"--width and --height must be in 1..{MAX_REGION_SIDE}")
-    if args.workers < 1 or args.workers > 64:
-        raise InputError("--workers must be in 1..64")
-    world, tileset = open_world(args)
-    if args.workers > 1:
-        grid = region_parallel(world, args.x, args.y, args.width, args.height, args.workers)
-    else:
-        grid = region_in_order(world, args.x, args.y, args.width, args.height, args.order)
+    for option, value in (("--width", args.width), ("--height", args.height)):
+        if not 1 <= value <= MAX_REGION_SIDE:
+            raise InputError(f"{option} must be in 1..{MAX_REGION_SIDE}, got {value}")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers must be in 1..{MAX_WORKERS}, got {args.workers}")
+    world = open_world(args)
+    x, y, w, h = args.x, args.y, args.width, args.height
+    with progress_bar(len(world.top_blocks(x, y, w, h))) as advance:
+        if args.workers > 1:
+            grid = region_parallel(world, x, y, w, h, args.workers, advance)
+        else:
+            grid = region_in_order(world, x, y, w, h, args.order, advance)
     out = Path(args.out)
     if suffix == ".json":
-        doc = {
-            "x": args.x,
-            "y": args.y,
-            "width": args.width,
-            "height": args.height,
-            "tiles": list(tileset.variant_names),
-            "cells": [int(v) for v in np.asarray(grid).reshape(-1)],
-        }
-        out.write_text(json.dumps(doc, separators=(",", ":")))
+        out.write_text(json.dumps(region_document(world, x, y, grid), separators=(",", ":")))
     else:
         out.write_bytes(png_bytes(region_rgb(world, grid)))
     return 0
@@ -126,6 +135,6 @@ def run_region(args: argparse.Namespace) -> int:
 def run_tile(args: argparse.Namespace) -> int:
     """Write map tile ``(z, x, y)`` as PNG."""
     _suffix(args.out, (".png",))
-    world, _ = open_world(args)
+    world = open_world(args)
     Path(args.out).write_bytes(render_tile(world, args.z, args.x, args.y))
     return 0

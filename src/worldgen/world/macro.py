@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from worldgen.world import _noise
 from worldgen.world.hashing import mix_array
 
 I64Array = npt.NDArray[np.int64]
@@ -97,7 +98,21 @@ def _stretch(v: I64Array) -> I64Array:
 def level(
     seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
 ) -> I64Array:
-    """The class-ordering level in ``[0, 65535]``: continents, raised by mountain noise inland."""
+    """The class-ordering level in ``[0, 65535]``: continents, raised by mountain noise inland.
+
+    Computed by the numba twin in :mod:`worldgen.world._noise` (bit-identical to
+    :func:`level_numpy`, the readable specification, which runs when the JIT is disabled).
+    """
+    if not _noise.jit_enabled():
+        return level_numpy(seed, x, y)
+    fields = tuple((f, *_FIELDS[f]) for f in (FIELD_CONTINENT, FIELD_ELEVATION))
+    return _noise.level(seed, x, y, fields, PURPOSE_NOISE)
+
+
+def level_numpy(
+    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+) -> I64Array:
+    """:func:`level` in plain numpy (the specification the numba twin is tested against)."""
     cont = _stretch(value_noise(seed, FIELD_CONTINENT, x, y))
     elev = _stretch(value_noise(seed, FIELD_ELEVATION, x, y))
     # mountains only lift land: (elev - mid) counts where the continent is already above sea level

@@ -14,6 +14,20 @@ Built once per (rules, S, V, algorithm version) and cached on disk as ``.npz`` (
 A combination that cannot be solved redraws its four seams (bounded rounds); if the library is still
 incomplete the build raises :class:`InputError` naming the combination. Since every variant of every
 combination shares the same ring vocabulary, any arrangement whose corner classes agree is valid.
+
+**Samples** (``WorldModel.prefer_plain`` false; one class) build a *hashed* library instead:
+
+* up to ``MAX_CORNER_COLOURS`` corner patterns ("corner colours"): the most frequent pattern of each
+  colour a cell can show, colours by falling total weight, keeping a candidate only if seams join it
+  to itself and to every corner already kept (a maze has no plain pattern; a ground strip cannot
+  end, so a flower sample's dirt corner is refused). Each lattice vertex takes a corner colour from
+  ``mix(seed, CORNER, i, j)``, so every 4-corner combination occurs and all are built;
+* seams and patch interiors follow the sample's own weights (no plain bias). A plain-biased single
+  corner gives a city of nothing but park (streets are unbounded lines that cannot start inside a
+  plain block); one natural seam per orientation gives a perfectly periodic street grid. Hashed
+  corner colours make the base layer non-periodic;
+* if a combination still cannot be completed, the corner colour with the highest index in it is
+  dropped and the library rebuilt; with one corner left the build fails as above.
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ import hashlib
 import itertools
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,30 +48,30 @@ from worldgen.engine.rules import RuleTable, forbidden_pairs, from_bitsets
 from worldgen.engine.solver import CompiledRules, Constraints, SolverBudget, compile_rules, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
+from worldgen.world.model import WorldModel, as_world_model
 
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
+"""Bumped whenever tile bytes change. 2: far-zoom tiles (z <= -3) use the fast PNG encoding."""
+MAX_CORNER_COLOURS = 3
+"""Corner patterns of a hashed (sample) library: 3**4 = 81 combinations."""
 PAD = 2
 ROUNDS = 8
+HASHED_ROUNDS = 5
+"""A hashed library's failures are structural (seams that cannot meet): fewer rounds, then one
+corner colour fewer."""
 LIBRARY_SEED = 0x5EED_11B
 PLAIN_BIAS = 6.0
 CLASS_BIAS = 4.0
 _PURPOSE_SEAM = 0x5EA3
 _PURPOSE_PATCH = 0x9A7C
+_PURPOSE_PROBE = 0x9B0B
 
 I32Array = npt.NDArray[np.int32]
+ModelSource = WorldModel | Tileset
 _BUDGET = SolverBudget(max_attempts=12, max_backtracks=400)
-
-
-def variant_classes(tileset: Tileset) -> tuple[tuple[str, ...], I32Array]:
-    """Class names in tileset order and each variant's class index (-1: no class).
-
-    A tileset without classes is one class, named ``"all"``.
-    """
-    names = tileset.class_names()
-    if not names:
-        return ("all",), np.zeros(tileset.size, dtype=np.int32)
-    index = {n: k for k, n in enumerate(names)}
-    return names, np.array([index[c] if c is not None else -1 for c in tileset.classes], np.int32)
+# hashed (sample) libraries: a patch that does not close at once rarely closes later (its seams
+# disagree structurally), so fail fast and redraw instead
+_HASHED_BUDGET = SolverBudget(max_attempts=3, max_backtracks=100)
 
 
 def allowed_combinations(classes: int) -> list[tuple[int, int, int, int]]:
@@ -69,15 +84,23 @@ def allowed_combinations(classes: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def library_version(tileset: Tileset, S: int, V: int) -> str:
+def all_combinations(colours: int) -> list[tuple[int, int, int, int]]:
+    """Every ``(top-left, top-right, bottom-right, bottom-left)`` corner combination, lexicographic
+    (a hashed library, where vertices take corner colours independently)."""
+    return [(a, b, c, d) for a, b, c, d in itertools.product(range(colours), repeat=4)]
+
+
+def library_version(source: ModelSource, S: int, V: int) -> str:
     """Hex digest identifying the library: rules, weights, classes, S, V, algorithm version."""
-    names, vclass = variant_classes(tileset)
+    model = as_world_model(source)
     h = hashlib.sha256()
     h.update(f"patches/{ALGORITHM_VERSION}/{S}/{V}/{PAD}/{ROUNDS}/{LIBRARY_SEED}".encode())
-    h.update(np.ascontiguousarray(tileset.allowed, dtype=np.bool_).tobytes())
-    h.update(np.ascontiguousarray(tileset.weights, dtype="<f8").tobytes())
-    h.update("\x00".join(names).encode())
-    h.update(vclass.astype("<i4").tobytes())
+    h.update(np.ascontiguousarray(model.allowed, dtype=np.bool_).tobytes())
+    h.update(np.ascontiguousarray(model.weights, dtype="<f8").tobytes())
+    h.update("\x00".join(model.class_names).encode())
+    h.update(model.variant_class.astype("<i4").tobytes())
+    if not model.prefer_plain:
+        h.update(f"/hashed-corners/{MAX_CORNER_COLOURS}/{HASHED_ROUNDS}".encode())
     return h.hexdigest()[:24]
 
 
@@ -89,7 +112,9 @@ class PatchLibrary:
       ``seams_v[a, b]`` (column, top a to bottom b) start and end with those corner tiles;
     * ``patches[c, v]`` has top row ``seams_h[tl, tr]``, bottom row ``seams_h[bl, br]``, left column
       ``seams_v[tl, bl]``, right column ``seams_v[tr, br]`` for ``combos[c] = (tl, tr, br, bl)``;
-    * ``combo_index[tl, tr, br, bl]`` is c, or -1 for combinations the clamp never produces.
+    * ``combo_index[tl, tr, br, bl]`` is c, or -1 for combinations the clamp never produces;
+    * ``hashed``: corner classes are corner colours chosen by a hash per lattice vertex (samples),
+      ``combos`` is :func:`all_combinations`; otherwise macro classes, :func:`allowed_combinations`.
     """
 
     version: str
@@ -102,6 +127,7 @@ class PatchLibrary:
     combos: I32Array  # (C, 4)
     patches: I32Array  # (C, V, S+1, S+1)
     combo_index: I32Array  # (K, K, K, K)
+    hashed: bool = False
 
     @staticmethod
     def index_of(combos: I32Array, classes: int) -> I32Array:
@@ -118,24 +144,33 @@ def _plain(allowed: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return plain
 
 
-def corner_tiles(tileset: Tileset) -> I32Array:
+def corner_tiles(source: ModelSource) -> I32Array:
     """One corner tile per class (see module docs); raise InputError when a class has none."""
-    names, vclass = variant_classes(tileset)
-    plain = _plain(tileset.allowed)
+    model = as_world_model(source)
+    names, vclass = model.class_names, model.variant_class
+    plain = _plain(model.allowed)
     out = np.zeros(len(names), dtype=np.int32)
     for k, name in enumerate(names):
-        cands = [t for t in range(tileset.size) if vclass[t] == k and plain[t]]
+        members = [t for t in range(model.size) if vclass[t] == k]
+        cands = [t for t in members if plain[t]]
         if not cands:
             raise InputError(
-                f"tileset {tileset.name}: class {name!r} has no tile that may neighbour itself on "
-                "all four sides; the world generator needs one per class as its corner tile"
+                f"{model.noun} {model.name}: class {name!r} has no tile that may neighbour itself "
+                "on all four sides; the world generator needs one per class as its corner tile"
             )
-        out[k] = max(cands, key=lambda t: (float(tileset.weights[t]), -t))
+        out[k] = max(cands, key=lambda t: (float(model.weights[t]), -t))
     return out
 
 
 def _seam(
-    cr: CompiledRules, plain_row: npt.NDArray[np.float64], S: int, a: int, b: int, gen: int, o: int
+    cr: CompiledRules,
+    plain_row: npt.NDArray[np.float64],
+    S: int,
+    a: int,
+    b: int,
+    gen: int,
+    o: int,
+    salt: tuple[int, ...] = (),
 ) -> I32Array | None:
     h = 2 * PAD + 1
     pins = np.full((h, S + 1), -1, dtype=np.int32)
@@ -143,7 +178,7 @@ def _seam(
     zero_profile = np.zeros((h, S + 1), dtype=np.int32)
     res = solve(
         cr, S + 1, h,
-        seed=mix(LIBRARY_SEED, _PURPOSE_SEAM, o, a, b, gen),
+        seed=mix(LIBRARY_SEED, _PURPOSE_SEAM, o, a, b, gen, *salt),
         constraints=Constraints(pins=pins, bias=(plain_row[None, :], zero_profile)),
         budget=_BUDGET,
     )  # fmt: skip
@@ -154,26 +189,129 @@ def _seam(
     return row
 
 
-def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:
+class IncompleteLibraryError(InputError):
+    """The library cannot be completed; ``combo`` is the failing corner combination
+    ``(top-left, top-right, bottom-right, bottom-left)``."""
+
+    def __init__(self, message: str, combo: tuple[int, int, int, int]) -> None:
+        super().__init__(message)
+        self.combo = combo
+
+
+def build_library(source: ModelSource, S: int, V: int) -> PatchLibrary:
     """Build the complete library (see module docs); raise InputError if it cannot be completed."""
     if S < 4 or S % 2:
         raise InputError(f"block size S must be an even number >= 4, got {S}")
     if not 1 <= V <= 16:
         raise InputError(f"patch variants V must be in 1..16, got {V}")
-    names, vclass = variant_classes(tileset)
+    model = as_world_model(source)
+    if not model.prefer_plain:
+        return _build_hashed(model, S, V)
+    names, vclass = model.class_names, model.variant_class
     K = len(names)
-    corners = corner_tiles(tileset)
-    rules = tileset.rules()
-    cr = compile_rules(rules)
-    # vertical seams are horizontal seams of the transposed rule table: left<->up, down<->right
-    allowed_t = rules.allowed[[3, 2, 1, 0]]
-    cr_t = compile_rules(RuleTable(allowed=allowed_t, weights=rules.weights))
-    plain_row = np.where(_plain(tileset.allowed), PLAIN_BIAS, 1.0)
-    class_rows = np.ones((K, tileset.size), dtype=np.float64)
+    class_rows = np.ones((K, model.size), dtype=np.float64)
     for k in range(K):
         class_rows[k, vclass == k] = CLASS_BIAS
+    plain_row = np.where(_plain(model.allowed), PLAIN_BIAS, 1.0)
+    return _build(
+        model, S, V, corner_tiles(model), allowed_combinations(K), names, class_rows, plain_row
+    )
 
-    combos = allowed_combinations(K)
+
+def _transposed(model: WorldModel) -> CompiledRules:
+    # vertical seams are horizontal seams of the transposed rule table: left<->up, down<->right
+    rules = model.rules()
+    return compile_rules(RuleTable(allowed=rules.allowed[[3, 2, 1, 0]], weights=rules.weights))
+
+
+def _reference_seams(
+    model: WorldModel, S: int, corner: int, flat: npt.NDArray[np.float64]
+) -> tuple[I32Array, I32Array]:
+    """A horizontal and a vertical corner-to-corner seam whose patch (each side a copy of one of
+    them) can be completed; every other seam of a hashed library must be able to stand in for
+    them (see :func:`_build_hashed`)."""
+    cr, cr_t = model.compiled, _transposed(model)
+    for gen in range(HASHED_ROUNDS * 4):
+        h = _seam(cr, flat, S, corner, corner, gen, 0, (0, 0))
+        v = _seam(cr_t, flat, S, corner, corner, gen, 1, (0, 0))
+        if h is None or v is None:
+            continue
+        pins = np.full((S + 1, S + 1), -1, dtype=np.int32)
+        pins[0, :] = pins[S, :] = h
+        pins[:, 0] = pins[:, S] = v
+        res = solve(
+            cr, S + 1, S + 1, seed=mix(LIBRARY_SEED, _PURPOSE_PROBE, gen),
+            constraints=Constraints(pins=pins), budget=_HASHED_BUDGET,
+        )  # fmt: skip
+        if res.solved and forbidden_pairs(res.grid, model.allowed) == 0:
+            return h, v
+    raise IncompleteLibraryError(
+        f"{model.noun} {model.name}: the patch library is incomplete; corner classes "
+        "(top-left/top-right/bottom-right/bottom-left) all/all/all/all cannot be completed "
+        f"(no {S + 1}x{S + 1} patch closes around its most frequent pattern); try another S",
+        (0, 0, 0, 0),
+    )
+
+
+def _build_hashed(model: WorldModel, S: int, V: int) -> PatchLibrary:
+    """The hashed library of a one-class model (see module docs)."""
+    corner = int(np.argmax(model.weights))  # the most frequent pattern; ties: lowest id
+    flat = np.ones(model.size, dtype=np.float64)
+    cr = model.compiled
+    reference = _reference_seams(model, S, corner, flat)
+
+    def interchangeable(o: int, row: I32Array) -> bool:
+        # the reference patch (every side a reference seam) with this seam on its top (left) side
+        pins = np.full((S + 1, S + 1), -1, dtype=np.int32)
+        pins[0, :] = pins[S, :] = reference[0]
+        pins[:, 0] = pins[:, S] = reference[1]
+        if o == 0:
+            pins[0, :] = row
+        else:
+            pins[:, 0] = row
+        res = solve(
+            cr, S + 1, S + 1, seed=mix(LIBRARY_SEED, _PURPOSE_PROBE, o),
+            constraints=Constraints(pins=pins), budget=_HASHED_BUDGET,
+        )  # fmt: skip
+        return res.solved and forbidden_pairs(res.grid, model.allowed) == 0
+
+    colours = MAX_CORNER_COLOURS
+    while True:
+        names = ("all",) if colours == 1 else tuple(f"all#{k}" for k in range(colours))
+        rows = np.ones((colours, model.size), dtype=np.float64)
+        try:
+            return _build(
+                model, S, V, np.full(colours, corner, dtype=np.int32), all_combinations(colours),
+                names, rows, flat, hashed=True, accept=interchangeable, first=reference,
+            )  # fmt: skip
+        except IncompleteLibraryError:
+            if colours == 1:
+                raise
+            colours -= 1
+
+
+def _build(
+    model: WorldModel,
+    S: int,
+    V: int,
+    corners: I32Array,
+    combos: list[tuple[int, int, int, int]],
+    names: tuple[str, ...],
+    class_rows: npt.NDArray[np.float64],
+    plain_row: npt.NDArray[np.float64],
+    *,
+    hashed: bool = False,
+    accept: Callable[[int, I32Array], bool] | None = None,
+    first: tuple[I32Array, I32Array] | None = None,
+) -> PatchLibrary:
+    """Seams for every pair, then V patches per combination, redrawing seams of failures.
+
+    ``accept(o, row)`` vets every drawn seam (orientation 0 = horizontal); ``first`` gives the
+    horizontal and vertical seams of pair (0, 0) instead of drawing them.
+    """
+    K = len(names)
+    rounds = HASHED_ROUNDS if hashed else ROUNDS
+    cr, cr_t = model.compiled, _transposed(model)
     pairs = sorted({(c[0], c[1]) for c in combos} | {(c[1], c[0]) for c in combos})
     gen_h = dict.fromkeys(pairs, 0)
     gen_v = dict.fromkeys(pairs, 0)
@@ -183,19 +321,25 @@ def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:
     def draw(o: int, pair: tuple[int, int]) -> None:
         gens = gen_h if o == 0 else gen_v
         target = seams_h if o == 0 else seams_v
-        for extra in range(ROUNDS * 4):
+        for extra in range(rounds * 4):
+            # a hashed library's corner colours share one corner tile: salt by colour pair
             row = _seam(cr if o == 0 else cr_t, plain_row, S, int(corners[pair[0]]),
-                        int(corners[pair[1]]), gens[pair] + extra, o)  # fmt: skip
-            if row is not None:
+                        int(corners[pair[1]]), gens[pair] + extra, o,
+                        pair if hashed else ())  # fmt: skip
+            if row is not None and (accept is None or accept(o, row)):
                 gens[pair] += extra
                 target[pair] = row
                 return
-        raise InputError(
-            f"tileset {tileset.name}: no seam joins class {names[pair[0]]!r} to "
-            f"{names[pair[1]]!r} in {S + 1} cells; try a larger S"
+        raise IncompleteLibraryError(
+            f"{model.noun} {model.name}: no seam joins class {names[pair[0]]!r} to "
+            f"{names[pair[1]]!r} in {S + 1} cells; try a larger S",
+            (pair[0], pair[1], pair[1], pair[0]),
         )
 
     for p in pairs:
+        if first is not None and p == (0, 0):
+            seams_h[p], seams_v[p] = first
+            continue
         draw(0, p)
         draw(1, p)
 
@@ -204,36 +348,41 @@ def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:
     quadrant = (yy > S // 2).astype(np.int32) * 2 + (xx > S // 2).astype(np.int32)
     q_to_corner = np.array([0, 1, 3, 2])  # tl, tr, bl, br -> index in (tl, tr, br, bl)
     patches = np.full((len(combos), V, S + 1, S + 1), -1, dtype=np.int32)
-    done = np.zeros(len(combos), dtype=np.bool_)
+    # solved[c]: leading variants of combination c solved under its current seams. A hashed
+    # library first closes one variant of every combination (cheap to find seams that disagree),
+    # then the rest; a tileset library solves all V at once (its established build order).
+    solved = np.zeros(len(combos), dtype=np.int64)
+    targets = (1, V) if hashed and V > 1 else (V,)
     failing: tuple[int, int, int, int] | None = None
-    for rnd in range(ROUNDS):
+    complete = False
+    for rnd in range(rounds):
         failed: list[int] = []
-        for c, (tl, tr, br, bl) in enumerate(combos):
-            if done[c]:
-                continue
-            pins = np.full((S + 1, S + 1), -1, dtype=np.int32)
-            pins[0, :] = seams_h[tl, tr]
-            pins[S, :] = seams_h[bl, br]
-            pins[:, 0] = seams_v[tl, bl]
-            pins[:, S] = seams_v[tr, br]
-            corner_cls = np.array([tl, tr, br, bl])[q_to_corner[quadrant]].astype(np.int32)
-            ok = True
-            for v in range(V):
-                res = solve(
-                    cr, S + 1, S + 1,
-                    seed=mix(LIBRARY_SEED, _PURPOSE_PATCH, tl, tr, br, bl, v, rnd),
-                    constraints=Constraints(pins=pins, bias=(class_rows, corner_cls)),
-                    budget=_BUDGET,
-                )  # fmt: skip
-                if not res.solved or forbidden_pairs(res.grid, tileset.allowed):
-                    ok = False
-                    break
-                patches[c, v] = res.grid
-            if ok:
-                done[c] = True
-            else:
-                failed.append(c)
+        for target in targets:
+            for c, (tl, tr, br, bl) in enumerate(combos):
+                if solved[c] >= target:
+                    continue
+                pins = np.full((S + 1, S + 1), -1, dtype=np.int32)
+                pins[0, :] = seams_h[tl, tr]
+                pins[S, :] = seams_h[bl, br]
+                pins[:, 0] = seams_v[tl, bl]
+                pins[:, S] = seams_v[tr, br]
+                corner_cls = np.array([tl, tr, br, bl])[q_to_corner[quadrant]].astype(np.int32)
+                for v in range(int(solved[c]), target):
+                    res = solve(
+                        cr, S + 1, S + 1,
+                        seed=mix(LIBRARY_SEED, _PURPOSE_PATCH, tl, tr, br, bl, v, rnd),
+                        constraints=Constraints(pins=pins, bias=(class_rows, corner_cls)),
+                        budget=_HASHED_BUDGET if hashed else _BUDGET,
+                    )  # fmt: skip
+                    if not res.solved or forbidden_pairs(res.grid, model.allowed):
+                        failed.append(c)
+                        break
+                    patches[c, v] = res.grid
+                    solved[c] = v + 1
+            if failed:
+                break
         if not failed:
+            complete = True
             break
         failing = combos[failed[0]]
         redraw_h: set[tuple[int, int]] = set()
@@ -251,20 +400,21 @@ def build_library(tileset: Tileset, S: int, V: int) -> PatchLibrary:
         # combinations sharing a redrawn seam must be solved again
         for c, (tl, tr, br, bl) in enumerate(combos):
             if {(tl, tr), (bl, br)} & redraw_h or {(tl, bl), (tr, br)} & redraw_v:
-                done[c] = False
-    if not done.all():
+                solved[c] = 0
+    if not complete:
         assert failing is not None
         label = "/".join(names[k] for k in failing)
-        raise InputError(
-            f"tileset {tileset.name}: the patch library is incomplete after {ROUNDS} rounds; "
+        raise IncompleteLibraryError(
+            f"{model.noun} {model.name}: the patch library is incomplete after {rounds} rounds; "
             f"corner classes (top-left/top-right/bottom-right/bottom-left) {label} cannot be "
-            "completed; try a larger S or add transition tiles"
+            "completed; try a larger S or add transition tiles",
+            failing,
         )
     combos_arr = np.array(combos, dtype=np.int32).reshape(-1, 4)
     return PatchLibrary(
-        version=library_version(tileset, S, V), S=S, V=V, classes=K, corners=corners,
+        version=library_version(model, S, V), S=S, V=V, classes=K, corners=corners,
         seams_h=seams_h, seams_v=seams_v, combos=combos_arr, patches=patches,
-        combo_index=PatchLibrary.index_of(combos_arr, K),
+        combo_index=PatchLibrary.index_of(combos_arr, K), hashed=hashed,
     )  # fmt: skip
 
 
@@ -272,9 +422,9 @@ def check_library(lib: PatchLibrary, allowed: npt.NDArray[np.bool_]) -> list[str
     """Every broken invariant of ``lib`` under the adjacency table ``allowed``; empty when sound."""
     problems: list[str] = []
     S = lib.S
-    expected = allowed_combinations(lib.classes)
+    expected = (all_combinations if lib.hashed else allowed_combinations)(lib.classes)
     if [tuple(c) for c in lib.combos.tolist()] != expected:
-        problems.append("combination list differs from allowed_combinations")
+        problems.append("combination list differs from the expected combinations")
     for c, (tl, tr, br, bl) in enumerate(lib.combos.tolist()):
         for v in range(lib.V):
             p = lib.patches[c, v]
@@ -311,30 +461,39 @@ def cache_dir() -> Path:
 _FIELDS = ("corners", "seams_h", "seams_v", "combos", "patches")
 
 
-def load_or_build(tileset: Tileset, S: int, V: int, directory: Path | None = None) -> PatchLibrary:
-    """The cached library for ``(tileset, S, V)``, building and caching it on a miss.
+def load_or_build(
+    source: ModelSource, S: int, V: int, directory: Path | None = None
+) -> PatchLibrary:
+    """The cached library for ``(model, S, V)``, building and caching it on a miss.
 
     A cached file that is unreadable or inconsistent is rebuilt; writes are atomic (rename).
     """
-    version = library_version(tileset, S, V)
+    model = as_world_model(source)
+    version = library_version(model, S, V)
     folder = directory if directory is not None else cache_dir()
     path = folder / f"{version}.npz"
-    names, _ = variant_classes(tileset)
+    hashed = not model.prefer_plain
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: np.asarray(data[k], dtype=np.int32) for k in _FIELDS}
                 stored = str(data["version"])
             combos = arrays["combos"]
+            classes = int(arrays["corners"].shape[0])
+            expected = (all_combinations if hashed else allowed_combinations)(classes)
             lib = PatchLibrary(
-                version=stored, S=S, V=V, classes=len(names),
-                combo_index=PatchLibrary.index_of(combos, len(names)), **arrays,
+                version=stored, S=S, V=V, classes=classes,
+                combo_index=PatchLibrary.index_of(combos, classes), hashed=hashed, **arrays,
             )  # fmt: skip
-            if stored == version and lib.patches.shape[1:] == (V, S + 1, S + 1):
+            if (
+                stored == version
+                and lib.patches.shape[1:] == (V, S + 1, S + 1)
+                and [tuple(c) for c in combos.tolist()] == expected
+            ):
                 return lib
         except (OSError, ValueError, KeyError, IndexError):
             pass
-    lib = build_library(tileset, S, V)
+    lib = build_library(model, S, V)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
     try:

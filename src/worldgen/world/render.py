@@ -5,21 +5,26 @@ Zoom convention (Leaflet-style: larger z = more detail; ``z = 0`` is the opening
 ==========  ==============  =============  ========================================
 z           cells per tile  pixels / cell  drawn from
 ==========  ==============  =============  ========================================
-2 (detail)  16              16             top refinement layer, tile images
-1           32              8              top refinement layer, images box-filtered
+2 (detail)  16              16             top refinement layer, variant pictures
+1           32              8              top refinement layer, pictures box-filtered
 0           64              4              base layer (Wang patches), box-filtered
 -1, -2      128, 256        2, 1           base layer, box-filtered
 -3 .. -10   512 .. 2**16    < 1            macro classes sampled at pixel centres
 ==========  ==============  =============  ========================================
 
 Tile ``(z, x, y)`` covers cells ``[x*n, (x+1)*n) x [y*n, (y+1)*n)`` with ``n`` the cells per tile,
-so a detail tile is exactly one aligned S=16 block area. Images of any tile size are resampled to
-16 px (nearest) first. PNGs use fixed compression settings and carry no metadata.
+so a detail tile is exactly one aligned S=16 block area. Every variant has a 16-px picture
+(:class:`~worldgen.world.model.WorldModel`: a tile image resampled, or a sample pattern's flat
+colour). Far zooms colour a class by its corner tile's mean colour (tilesets) or by the sample's
+weight-averaged colour (samples: one class), shaded by the macro level. PNGs use fixed compression
+settings and carry no metadata.
 """
 
 from __future__ import annotations
 
 import io
+import weakref
+import zlib
 
 import numpy as np
 import numpy.typing as npt
@@ -28,15 +33,19 @@ from PIL import Image
 from worldgen.errors import InputError
 from worldgen.world import macro
 from worldgen.world.blocks import MAX_COORD, World
+from worldgen.world.model import CELL_PX
 
 TILE_PX = 256
-CELL_PX = 16
 Z_DETAIL = 2
 Z_BASE = 0
 """Zooms at or below this draw the base layer (no WFC)."""
 Z_MACRO = -3
 """Zooms at or below this draw macro classes only."""
 Z_MIN = -10
+
+SHADE_MIN = 870
+SHADES = 260
+"""Far zooms scale the class colour by ``(SHADE_MIN + level * SHADES // 65536) / 1000``."""
 
 U8Array = npt.NDArray[np.uint8]
 
@@ -46,32 +55,86 @@ def cells_per_tile(z: int) -> int:
     return CELL_PX << (Z_DETAIL - z)
 
 
+def _coverage(px: int) -> npt.NDArray[np.int64]:
+    """``(px, 16)`` overlap of output pixel p with picture pixel i, in units of 1/px pixel.
+
+    Output pixel p spans picture pixels ``[p*16/px, (p+1)*16/px)``; scaled by ``px`` both ends are
+    integers, and every row sums to 16.
+    """
+    p = np.arange(px, dtype=np.int64)[:, None]
+    i = np.arange(CELL_PX, dtype=np.int64)[None, :]
+    lo = np.maximum(p * CELL_PX, i * px)
+    hi = np.minimum((p + 1) * CELL_PX, (i + 1) * px)
+    out: npt.NDArray[np.int64] = np.maximum(hi - lo, 0)
+    return out
+
+
+def box_filter(images: npt.NDArray[np.integer], px: int) -> U8Array:
+    """``(T, 16, 16, 3)`` pictures reduced to ``(T, px, px, 3)``: area-weighted mean, floored.
+
+    Integer arithmetic only. For ``px`` dividing 16 this is the plain mean of each
+    ``16/px``-square of pixels.
+    """
+    if not 1 <= px <= CELL_PX:
+        raise InputError(f"pixels per cell must be in 1..{CELL_PX}, got {px}")
+    c = _coverage(px)
+    img = np.asarray(images, dtype=np.int64)
+    rows = np.tensordot(c, img, axes=([1], [1]))  # (px, T, 16, 3)
+    both = np.tensordot(c, rows, axes=([1], [2]))  # (px, px, T, 3): [q, p, t, c]
+    boxed = both.transpose(2, 1, 0, 3) // (CELL_PX * CELL_PX)
+    return np.ascontiguousarray(boxed, dtype=np.uint8)
+
+
 class Palette:
-    """The tileset's images as a box-filtered pyramid: ``levels[p]`` is ``(T, p, p, 3)`` uint8."""
+    """The model's 16-px pictures, box-filtered: ``level(p)`` is ``(T, p, p, 3)`` for p in 1..16.
+
+    ``levels`` holds the sizes computed so far (16, 8, 4, 2 and 1 from the start).
+    """
 
     def __init__(self, world: World) -> None:
-        ts = world.tileset
-        if ts.images is None:
-            raise InputError(f"tileset {ts.name} was loaded without images; cannot render it")
-        idx = np.arange(CELL_PX) * ts.tile_size // CELL_PX
-        img = ts.images[:, idx][:, :, idx, :3].astype(np.int64)  # (T, 16, 16, 3)
+        model = world.model
+        if model.images is None:
+            raise InputError(
+                f"{model.noun} {model.name} was loaded without images; cannot render it"
+            )
+        self._img = model.images
         self.levels: dict[int, U8Array] = {}
-        p = CELL_PX
-        while p >= 1:
-            f = CELL_PX // p
-            t = img.shape[0]
-            boxed = img.reshape(t, p, f, p, f, 3).sum(axis=(2, 4)) // (f * f)
-            self.levels[p] = boxed.astype(np.uint8)
-            p //= 2
-        mean = self.levels[1][:, 0, 0, :]
-        corners = world.lib.corners
-        self.class_rgb = mean[corners].astype(np.int64)  # (K, 3)
+        for p in (16, 8, 4, 2, 1):
+            self.levels[p] = box_filter(self._img, p)
+        if model.kind == "overlapping":
+            self.class_rgb = np.repeat(model.mean_colour()[None, :], world.K, axis=0)  # (K, 3)
+        else:
+            self.class_rgb = self.levels[1][world.lib.corners, 0, 0, :].astype(np.int64)
+        # far-zoom colour of (class k, shade s) at row k * SHADES + s - SHADE_MIN: one gather per
+        # pixel instead of int64 arithmetic on every channel (same integers as the formula)
+        shades = np.arange(SHADE_MIN, SHADE_MIN + SHADES, dtype=np.int64)
+        table = self.class_rgb[:, None, :] * shades[None, :, None] // 1000
+        self.shade_rgb: U8Array = np.clip(table, 0, 255).astype(np.uint8).reshape(-1, 3)
+
+    def level(self, px: int) -> U8Array:
+        """The pictures at ``px`` (1..16) pixels per cell, ``(T, px, px, 3)`` uint8."""
+        got = self.levels.get(px)
+        if got is None:
+            got = self.levels[px] = box_filter(self._img, px)
+        return got
 
     def draw(self, grid: npt.NDArray[np.integer], px: int) -> U8Array:
         """RGB image ``(H*px, W*px, 3)`` of a variant-id grid at ``px`` pixels per cell."""
         h, w = grid.shape
-        cells = self.levels[px][np.asarray(grid)]  # (H, W, px, px, 3)
+        cells = self.level(px)[np.asarray(grid)]  # (H, W, px, px, 3)
         return np.ascontiguousarray(cells.transpose(0, 2, 1, 3, 4).reshape(h * px, w * px, 3))
+
+
+# One palette per world object (a world's pictures never change).
+_PALETTES: weakref.WeakKeyDictionary[World, Palette] = weakref.WeakKeyDictionary()
+
+
+def palette_for(world: World) -> Palette:
+    """The (memoised) palette of ``world``."""
+    found = _PALETTES.get(world)
+    if found is None:
+        found = _PALETTES[world] = Palette(world)
+    return found
 
 
 def tile_rgb(world: World, z: int, x: int, y: int, palette: Palette | None = None) -> U8Array:
@@ -82,7 +145,7 @@ def tile_rgb(world: World, z: int, x: int, y: int, palette: Palette | None = Non
     x0, y0 = x * n, y * n
     if max(abs(x0), abs(y0), abs(x0 + n), abs(y0 + n)) > MAX_COORD:
         raise InputError(f"tile ({z}, {x}, {y}) lies outside the world (|cell| <= 2**53)")
-    pal = palette or Palette(world)
+    pal = palette or palette_for(world)
     if z > Z_BASE:
         return pal.draw(world.region(x0, y0, n, n), TILE_PX // n)
     if z > Z_MACRO:
@@ -91,22 +154,27 @@ def tile_rgb(world: World, z: int, x: int, y: int, palette: Palette | None = Non
     centres = np.arange(TILE_PX, dtype=np.int64) * step + step // 2
     lv = macro.level(world.seed, (x0 + centres)[None, :], (y0 + centres)[:, None])
     cls = macro.raw_classes(lv, world.K)
-    shade = 870 + lv * 260 // 65536  # brighter with level, in thousandths
-    rgb = pal.class_rgb[cls] * shade[..., None] // 1000
-    pixels: U8Array = np.clip(rgb, 0, 255).astype(np.uint8)
+    shade = lv * SHADES >> 16  # brighter with level: SHADE_MIN + shade thousandths
+    pixels: U8Array = pal.shade_rgb[cls * SHADES + shade]
     return pixels
 
 
-def png_bytes(rgb: U8Array) -> bytes:
-    """Deterministic PNG encoding (fixed compression, no metadata)."""
+def png_bytes(rgb: U8Array, *, fast: bool = False) -> bytes:
+    """Deterministic PNG encoding (fixed settings, no metadata).
+
+    Default: zlib level 6. ``fast`` (far-zoom tiles): level 1 with run-length matching only, which
+    is several times faster on their noisy, run-rich pixels (zlib level 6 alone took 14-20 ms
+    per tile at z <= -5) at a similar size.
+    """
     buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=6, optimize=False)
+    options = {"compress_level": 1, "compress_type": zlib.Z_RLE} if fast else {"compress_level": 6}
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False, **options)
     return buf.getvalue()
 
 
 def render_tile(world: World, z: int, x: int, y: int, palette: Palette | None = None) -> bytes:
-    """PNG bytes of map tile ``(z, x, y)``."""
-    return png_bytes(tile_rgb(world, z, x, y, palette))
+    """PNG bytes of map tile ``(z, x, y)`` (far zooms, ``z <= Z_MACRO``, use the fast encoding)."""
+    return png_bytes(tile_rgb(world, z, x, y, palette), fast=z <= Z_MACRO)
 
 
 def region_rgb(world: World, grid: npt.NDArray[np.integer], max_px: int = 4096) -> U8Array:
@@ -115,4 +183,4 @@ def region_rgb(world: World, grid: npt.NDArray[np.integer], max_px: int = 4096) 
     px = CELL_PX
     while px > 1 and max(h, w) * px > max_px:
         px //= 2
-    return Palette(world).draw(grid, px)
+    return palette_for(world).draw(grid, px)
