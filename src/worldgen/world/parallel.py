@@ -1,7 +1,7 @@
 """World generation in a long-lived pool of worker processes, byte-identical to serial.
 
-A :class:`WorkerPool` is created once (the web app keeps one for its lifetime; the CLI one per
-command) and reused for any number of worlds, regions, block batches and map tiles:
+A :class:`WorkerPool` is created once (the CLI makes one per command; a long-running service
+can keep one for its lifetime — the web app still uses its own pool in ``web/generation.py``) and reused for any number of worlds, regions, block batches and map tiles:
 
 * every task names its world by a config (:class:`~worldgen.world.blocks.WorldConfig` or
   :class:`~worldgen.world.spec.WorldSpec`, both frozen, hashable and picklable); a worker builds
@@ -13,7 +13,7 @@ command) and reused for any number of worlds, regions, block batches and map til
   bytes, never as pickled worlds or Python lists.
 
 :meth:`WorkerPool.region` splits a window into bands of whole top-layer block rows (see
-:func:`plan_pieces`), about four per worker so that uneven bands balance out. Neighbouring bands
+:func:`plan_pieces`), about eight per worker (``PIECES_PER_WORKER``) so that uneven bands balance out. Neighbouring bands
 read the same lower-layer blocks along their common edge (one layer-1 row for 2 layers); those
 are computed first, once, as block batches (:func:`shared_blocks`), and handed to both bands, so
 the pool computes exactly the blocks a serial run does (tested). Blocks are pure functions of
