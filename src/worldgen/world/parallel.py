@@ -1,7 +1,8 @@
 """World generation in a long-lived pool of worker processes, byte-identical to serial.
 
 A :class:`WorkerPool` is created once (the CLI makes one per command; a long-running service
-can keep one for its lifetime — the web app still uses its own pool in ``web/generation.py``) and reused for any number of worlds, regions, block batches and map tiles:
+can keep one for its lifetime — the web app still uses its own pool in ``web/generation.py``)
+and reused for any number of worlds, regions, block batches and map tiles:
 
 * every task names its world by a config (:class:`~worldgen.world.blocks.WorldConfig` or
   :class:`~worldgen.world.spec.WorldSpec`, both frozen, hashable and picklable); a worker builds
@@ -13,13 +14,13 @@ can keep one for its lifetime — the web app still uses its own pool in ``web/g
   bytes, never as pickled worlds or Python lists.
 
 :meth:`WorkerPool.region` splits a window into bands of whole top-layer block rows (see
-:func:`plan_pieces`), about eight per worker (``PIECES_PER_WORKER``) so that uneven bands balance out. Neighbouring bands
-read the same lower-layer blocks along their common edge (one layer-1 row for 2 layers); those
-are computed first, once, as block batches (:func:`shared_blocks`), and handed to both bands, so
-the pool computes exactly the blocks a serial run does (tested). Blocks are pure functions of
-``(world, layer, bi, bj)``, so neither the split, nor the worker that computes a piece, nor the
-order in which pieces finish can change a byte of the result (tested against the serial
-:meth:`World.region`).
+:func:`plan_pieces`), about eight per worker (``PIECES_PER_WORKER``) so that uneven bands balance
+out. Neighbouring bands read the same lower-layer blocks along their common edge (one layer-1 row
+for 2 layers); those are computed first, once, as block batches (:func:`shared_blocks`), and handed
+to both bands, so the pool computes exactly the blocks a serial run does (tested). Blocks are pure
+functions of ``(world, layer, bi, bj)``, so neither the split, nor the worker that computes a
+piece, nor the order in which pieces finish can change a byte of the result (tested against the
+serial :meth:`World.region`).
 
 Worker processes are started with ``spawn``: a program that creates a pool must guard its entry
 point with ``if __name__ == "__main__":``.
