@@ -44,6 +44,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from worldgen.store.client import connect as redis_connect
 from worldgen.store.embedded import EmbeddedValkey
 from worldgen.store.keys import Keys
+from worldgen.store.sessions import Revocations, SessionStore
+from worldgen.store.users import UserRepo
 from worldgen.store.worlds import WorldRepo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,9 +187,12 @@ class Conn:
     ws: ClientConnection
 
 
-async def open_conn(index: int, instance: int, app: App, world: str, deflate: bool) -> Conn:
+async def open_conn(
+    index: int, instance: int, app: App, world: str, deflate: bool, cookie: str
+) -> Conn:
     ws = await connect(
         app.ws(world),
+        additional_headers={"Cookie": cookie},  # chatting needs an account
         max_size=4 << 20,
         open_timeout=30,
         close_timeout=5,
@@ -244,7 +249,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_scenario(
-    scenario: Scenario, apps: list[App], worlds: list[str], valkey: int | None, deflate: bool
+    scenario: Scenario,
+    apps: list[App],
+    worlds: list[str],
+    valkey: int | None,
+    deflate: bool,
+    cookies: list[str],
 ) -> Result:
     result = Result(scenario)
     rss_before = sum(rss_kib(a.proc.pid) for a in apps)
@@ -256,7 +266,10 @@ async def run_scenario(
     for base in range(0, n, CONNECT_BATCH):
         batch = range(base, min(n, base + CONNECT_BATCH))
         conns += await asyncio.gather(
-            *(open_conn(i, i % 2, apps[i % 2], worlds[i // scenario.room], deflate) for i in batch)
+            *(
+                open_conn(i, i % 2, apps[i % 2], worlds[i // scenario.room], deflate, cookies[i])
+                for i in batch
+            )
         )
     result.connect_s = time.perf_counter() - start
     await asyncio.sleep(1.0)
@@ -372,6 +385,27 @@ async def make_worlds(url: str, count: int) -> list[str]:
         await client.aclose()
 
 
+async def make_sessions(url: str, count: int) -> list[str]:
+    """``count`` accounts with a live session each, written straight into Redis (no password
+    hashing): the ``Cookie`` header of each. Every connection chats as its own account."""
+    client = redis_connect(url)
+    try:
+        keys = Keys()
+        users = UserRepo(client, keys)
+        sessions = SessionStore(
+            client, keys, Revocations(client, keys), idle_s=86_400, max_s=86_400
+        )
+        cookies = []
+        tag = os.urandom(3).hex()
+        for i in range(count):
+            user = await users.create(f"bench-{tag}-{i}", "!")  # "!": no password matches
+            token, _ = await sessions.create(user.id, user.username)
+            cookies.append(f"wg_session={token}")
+        return cookies
+    finally:
+        await client.aclose()
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -432,9 +466,10 @@ def main(argv: list[str] | None = None) -> int:
             apps = [start_app(url, tmpdir / f"app{i}", tmpdir / f"app{i}.log") for i in range(2)]
             vpid = valkey_pid(port)
             worlds = asyncio.run(make_worlds(url, 100))
+            cookies = asyncio.run(make_sessions(url, max(s.connections for s in scenarios)))
             for scenario in scenarios:
                 print(f"running: {scenario.name} ...", flush=True)
-                run = run_scenario(scenario, apps, worlds, vpid, not args.no_deflate)
+                run = run_scenario(scenario, apps, worlds, vpid, not args.no_deflate, cookies)
                 results.append(asyncio.run(run))
         finally:
             for app in apps:

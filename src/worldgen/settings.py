@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worldgen.store.ratelimit import RateLimits
 
 __all__ = ["LogLevel", "Settings"]
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+_PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "change-me", "password", "secret"})
+"""Passwords copied from an example: refused, so a deployment cannot start with one."""
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
 
 
@@ -58,6 +62,17 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call unsafe methods; [] = same host."
     )
     warm_up: bool = Field(default=True, description="Compile the solver before serving.")
+    session_idle_s: int = Field(
+        default=7 * 86_400, ge=1, le=365 * 86_400, description="A session unused this long ends."
+    )
+    session_max_s: int = Field(
+        default=30 * 86_400, ge=1, le=365 * 86_400, description="Every session ends this late."
+    )
+    rate_limits: RateLimits = Field(
+        default_factory=RateLimits, description="Rate limits (JSON; see docs/security.md)."
+    )
+    ssl_certfile: Path | None = Field(default=None, description="Serve HTTPS with this cert.")
+    ssl_keyfile: Path | None = Field(default=None, description="... and this private key.")
 
     @field_validator("redis_url", mode="before")
     @classmethod
@@ -78,6 +93,22 @@ class Settings(BaseSettings):
                 f"got scheme {scheme!r}"
             )
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _no_placeholder_password(cls, value: str | None) -> str | None:
+        password = urlsplit(value).password if value is not None else None
+        if password is not None and password.lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("the Redis password is a placeholder from an example; set a real one")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.session_idle_s > self.session_max_s:
+            raise ValueError("session_idle_s must not exceed session_max_s")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
+        return self
 
     @field_validator("key_prefix")
     @classmethod

@@ -18,20 +18,24 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.accounts import fast_passwords, sign_in
 from tests.conftest import ValkeyHandle
 from worldgen.realtime.config import RealtimeSettings
 from worldgen.settings import Settings
 from worldgen.store.client import connect as redis_connect
 from worldgen.store.keys import Keys
+from worldgen.store.ratelimit import Limit, RateLimits
 from worldgen.store.worlds import WorldRepo
 from worldgen.web.app import create_app
 from worldgen.web.generation import InlineGenerator
+from worldgen.web.security import COOKIE_NAME
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -57,9 +61,16 @@ def build_app(redis_url: str, data_dir: Path, realtime: RealtimeSettings) -> Fas
         workers=1,
         log_json=True,
         log_level="warning",
+        # chatting needs an account (issue 6): clients register cheaply and without limits,
+        # and the per-account chat limit stays out of the way of the per-connection one
+        rate_limits=RateLimits(
+            register_address=Limit(count=1_000_000, window_s=3600),
+            chat=Limit(count=1_000_000, window_s=60),
+        ),
     )
     app = create_app(settings, generator=InlineGenerator())
     app.state.realtime_settings = realtime
+    app.state.passwords = fast_passwords()
     return app
 
 
@@ -170,16 +181,24 @@ async def with_redis(url: str, body: Callable[[Redis], Awaitable[T]]) -> T:
         await client.aclose()
 
 
-async def new_world(url: str, name: str = "Shared world") -> str:
-    """Create a world directly in Redis and return its id."""
+async def new_world(url: str, name: str = "Shared world", owner: str | None = None) -> str:
+    """Create a world directly in Redis and return its id (``owner``: a user id)."""
 
     async def create(r: Redis) -> str:
         record = await WorldRepo(r, Keys()).create(
-            name=name, tileset="terrain", kind="tiled", seed=7
+            name=name, tileset="terrain", kind="tiled", seed=7, owner=owner
         )
         return record.id
 
     return await with_redis(url, create)
+
+
+async def _session_cookie(ws_url: str, username: str | None) -> str:
+    """Register an account on the app behind ``ws_url``; the ``Cookie`` header of its session."""
+    base = "http" + ws_url.split("/ws/", 1)[0][2:]
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        await sign_in(http, username)
+        return f"{COOKIE_NAME}={http.cookies[COOKIE_NAME]}"
 
 
 class Client:
@@ -199,9 +218,17 @@ class Client:
         *,
         last_id: str | None = None,
         guest: Json | None = None,
+        user: str | None = None,
         max_size: int | None = 4 << 20,
     ) -> Client:
-        ws = await connect(url, max_size=max_size, open_timeout=10, close_timeout=2)
+        """Connect and say hello: signed in to a new account (named ``user``, or a fresh name),
+        or, when ``guest`` is given, as that guest (guests can watch, not chat)."""
+        headers: dict[str, str] = {}
+        if guest is None:
+            headers["Cookie"] = await _session_cookie(url, user)
+        ws = await connect(
+            url, max_size=max_size, open_timeout=10, close_timeout=2, additional_headers=headers
+        )
         hello: Json = {"type": "hello"}
         if last_id is not None:
             hello["last_id"] = last_id

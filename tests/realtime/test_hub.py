@@ -33,11 +33,11 @@ def test_a_message_sent_through_one_instance_reaches_clients_of_both(
 
     async def main() -> None:
         wid = await new_world(handle.url, "Meeting place")
-        alice = await Client.open(a.ws(wid), guest={"id": "g-aaaa0000", "name": "alice"})
+        alice = await Client.open(a.ws(wid), user="alice")
         bob = await Client.open(b.ws(wid))
         assert alice.you["name"] == "alice"
-        assert alice.you["guest"] is True
-        assert bob.you["name"].startswith("guest-")
+        assert alice.you["guest"] is False  # chatting needs an account
+        assert bob.you["guest"] is False
         assert alice.welcome["world"] == {"id": wid, "name": "Meeting place"}
         assert alice.welcome["limits"]["rate_messages"] == 100
 
@@ -48,7 +48,7 @@ def test_a_message_sent_through_one_instance_reaches_clients_of_both(
         assert got["id"] == msg_id
         assert got["stream_id"] == ack["stream_id"]
         assert got["text"] == "hello <b>bob</b>"
-        assert got["user"] == {"id": "g-aaaa0000", "name": "alice", "guest": True}
+        assert got["user"] == {"id": alice.you["id"], "name": "alice", "guest": False}
         assert isinstance(got["ts"], int)
         echo = await alice.until(is_type("chat"))  # the sender sees its message in stream order
         assert echo["stream_id"] == ack["stream_id"]

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.accounts import sign_in
 from tests.conftest import ValkeyHandle
 from tests.realtime.conftest import FAST, AppServers, Client, Json, new_world, run, with_redis
 from worldgen.store.keys import Keys
@@ -30,10 +31,12 @@ def test_rename_and_delete_reach_clients_of_both_instances(
     a, b = app_servers(handle, 2, FAST.model_copy(update={"maintenance_s": 30.0}))
 
     async def main() -> None:
-        wid = await new_world(handle.url, "Old name")
-        here = await Client.open(a.ws(wid))
-        there = await Client.open(b.ws(wid))
         async with httpx.AsyncClient(base_url=a.http) as http:
+            await sign_in(http)  # renaming and deleting need the world's owner
+            owner = (await http.get("/api/auth/me")).json()["id"]
+            wid = await new_world(handle.url, "Old name", owner=owner)
+            here = await Client.open(a.ws(wid))
+            there = await Client.open(b.ws(wid))
             renamed = await http.patch(f"/api/worlds/{wid}", json={"name": "New name"})
             assert renamed.status_code == 200, renamed.text
             for client in (here, there):

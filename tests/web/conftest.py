@@ -4,7 +4,8 @@
 an ``httpx.AsyncClient`` bound to it (``client.app`` is the app). Apps share one session Valkey
 server but each gets its own key prefix, so tests never see each other's data; tests that kill
 Redis start their own server with the ``valkey_server`` factory of ``tests/conftest.py``.
-Generation runs in threads (:class:`InlineGenerator`) unless a test passes a generator.
+Generation runs in threads (:class:`InlineGenerator`) unless a test passes a generator. Every
+client is signed in to a fresh account (cheap hashing), since creating a world needs one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.accounts import fast_passwords, sign_in
 from worldgen.settings import Settings
 from worldgen.store.embedded import EmbeddedValkey
 from worldgen.web.app import create_app
@@ -64,12 +66,14 @@ async def make_client(shared_valkey: str, tmp_path: Path) -> AsyncIterator[Clien
             }
             fields.update(overrides)
             app = create_app(Settings(**fields), generator=generator or InlineGenerator())
+            app.state.passwords = fast_passwords()
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = WebClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
             )
             client.app = app
             await stack.enter_async_context(client)
+            await sign_in(client, outage_ok=True)  # creating worlds needs an account
             return client
 
         yield make

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.accounts import sign_in_sync
 from worldgen.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +100,7 @@ def test_serve_prints_its_url_stops_cleanly_and_keeps_data(tmp_path: Path) -> No
         assert first.wait_for_url().strip() == f"worldgen: serving {first.url} (Ctrl+C stops)"
         with httpx.Client(base_url=first.url, timeout=60) as http:
             assert http.get("/readyz").json()["status"] == "ready"
+            sign_in_sync(http)  # creating a world needs an account
             world = http.post("/api/worlds", json={"name": "kept", "tileset": "terrain"}).json()
             assert http.get(f"/tiles/{world['id']}/0/0/0.png").status_code == 200
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.web.conftest import ClientFactory, StubGenerator, WebClient, metric
@@ -112,11 +113,17 @@ async def test_sample_worlds_are_sample_specs_with_colors(make_client: ClientFac
 async def test_list_is_newest_first_pages_and_hides_private(client: WebClient) -> None:
     ids = [(await create(client, name=f"w{i}")).json()["id"] for i in range(4)]
     hidden = (await create(client, name="secret", visibility="private")).json()
-    listed = [w["id"] for w in (await client.get("/api/worlds")).json()["worlds"]]
-    assert listed == ids[::-1]
-    # Paging counts every world (the newest, private one is skipped by offset=1).
-    page = (await client.get("/api/worlds?offset=1&limit=2")).json()["worlds"]
-    assert [w["id"] for w in page] == ids[::-1][0:2]
+    # Its creator (a member) sees the private world; anyone else sees only the public ones.
+    mine = [w["id"] for w in (await client.get("/api/worlds")).json()["worlds"]]
+    assert mine == [hidden["id"], *ids[::-1]]
+    transport = httpx.ASGITransport(app=client.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        listed = [w["id"] for w in (await other.get("/api/worlds")).json()["worlds"]]
+        assert listed == ids[::-1]
+        # Paging counts the worlds the caller can see.
+        page = (await other.get("/api/worlds?offset=1&limit=2")).json()["worlds"]
+        assert [w["id"] for w in page] == ids[::-1][1:3]
+        assert (await other.get(f"/api/worlds/{hidden['id']}")).status_code == 404
     assert (await client.get(f"/api/worlds/{hidden['id']}")).json()["visibility"] == "private"
 
 

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
 import structlog
@@ -70,7 +70,7 @@ from worldgen.store.chat import (
 )
 from worldgen.store.keys import Keys, valid_world_id
 from worldgen.store.presence import PresenceStore
-from worldgen.store.worlds import WorldRepo
+from worldgen.store.worlds import WorldRecord, WorldRepo
 
 log = structlog.get_logger("worldgen.realtime")
 
@@ -100,6 +100,9 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.stats = HubStats()
         self._on_connections = on_connections
+        self.message_gate: Callable[[User, str | None], Awaitable[None]] | None = None
+        """Checked before a chat message or ping is stored; raises a ``RealtimeError`` to refuse
+        it (the app sets the account check and the per-account rate limit here)."""
         self._channels: dict[str, str] = {}
         self.slots = asyncio.Semaphore(s.redis_concurrency)
         """Bounds the hub's Redis commands in flight (the pool is shared with HTTP routes)."""
@@ -158,13 +161,21 @@ class Hub:
 
     # --- one connection ----------------------------------------------------------------------
 
-    async def serve(self, transport: Transport, world_id: str, *, user: User | None = None) -> None:
+    async def serve(
+        self,
+        transport: Transport,
+        world_id: str,
+        *,
+        user: User | None = None,
+        can_view: Callable[[WorldRecord], Awaitable[bool]] | None = None,
+    ) -> None:
         """Run one accepted socket until it closes (see :mod:`~worldgen.realtime.session`).
 
         ``user`` is the signed-in user when there is one; otherwise the connection is a guest
-        whose identity comes from its ``hello``.
+        whose identity comes from its ``hello``. ``can_view`` (the app's authorisation) is asked
+        where the world's existence is checked: a world it refuses is "no such world".
         """
-        await self._session.run(transport, world_id, user=user)
+        await self._session.run(transport, world_id, user=user, can_view=can_view)
 
     async def release(self, room: Room, conn: Connection) -> None:
         """A socket left: forget it, announce it, drop its room with the last socket."""

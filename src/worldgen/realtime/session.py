@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -53,6 +54,7 @@ from worldgen.realtime.ratelimit import SlidingWindow
 from worldgen.realtime.room import Room
 from worldgen.store.chat import ChatRecord, PingRecord, WorldMissingError, parse_stream_id
 from worldgen.store.keys import valid_world_id
+from worldgen.store.worlds import WorldRecord
 
 if TYPE_CHECKING:
     from worldgen.realtime.hub import Hub
@@ -80,16 +82,23 @@ class Session:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
-    async def run(self, transport: Transport, world_id: str, *, user: User | None = None) -> None:
+    async def run(
+        self,
+        transport: Transport,
+        world_id: str,
+        *,
+        user: User | None = None,
+        can_view: Callable[[WorldRecord], Awaitable[bool]] | None = None,
+    ) -> None:
         """Run one accepted socket until it closes: hello, welcome, then its messages.
 
         ``user`` is the signed-in user when there is one; otherwise the connection is a guest
-        whose identity comes from its ``hello``.
+        whose identity comes from its ``hello``. A world ``can_view`` refuses is "no such world".
         """
         s = self.hub.settings
         frames = SlidingWindow(s.rate_frames, s.rate_window_s)
         try:
-            world_name = await self._world_name(world_id)
+            world_name = await self._world_name(world_id, can_view)
             hello = await self._hello(transport, frames)
         except RealtimeError as err:
             await self._refuse(transport, err)
@@ -122,7 +131,9 @@ class Session:
         finally:
             await self.hub.release(room, conn)
 
-    async def _world_name(self, world_id: str) -> str:
+    async def _world_name(
+        self, world_id: str, can_view: Callable[[WorldRecord], Awaitable[bool]] | None = None
+    ) -> str:
         if not valid_world_id(world_id):
             raise WorldGoneError("no such world")
         try:
@@ -132,6 +143,12 @@ class Session:
             raise UnavailableError("storage unavailable, retry") from None
         if record is None:
             raise WorldGoneError("no such world")
+        try:
+            visible = can_view is None or await can_view(record)
+        except RedisError:
+            raise UnavailableError("storage unavailable, retry") from None
+        if not visible:
+            raise WorldGoneError("no such world")  # exactly what an unknown world gets
         return record.name
 
     async def _hello(self, transport: Transport, frames: SlidingWindow) -> HelloIn:
@@ -303,6 +320,8 @@ class Session:
             raise RateLimitedError(
                 f"more than {s.rate_messages} messages in {s.rate_window_s:g} s", ref=ref
             )
+        if self.hub.message_gate is not None:
+            await self.hub.message_gate(conn.user, ref)
         record: ChatRecord | PingRecord
         if isinstance(message, ChatIn):
             record = ChatRecord(id=message.id, user=conn.user, text=message.text)

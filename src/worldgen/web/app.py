@@ -9,7 +9,11 @@ Nothing is built at import time. The app's lifespan owns, in start order (stoppe
 4. the generator (a process pool unless one is injected) and its warm-up (JIT compilation),
    finished before the server accepts its first request;
 5. the real-time hub (``app.state.hub``: rooms, presence, the pub/sub listener), configured by
-   ``app.state.realtime_settings`` (``WORLDGEN_REALTIME_*``; a test may replace it before start).
+   ``app.state.realtime_settings`` (``WORLDGEN_REALTIME_*``; a test may replace it before start);
+6. the security services (``app.state.security``: accounts, sessions, members, rate limits, the
+   revocation listener; see :mod:`worldgen.web.security`), and the hub's message gate.
+
+Middleware, outermost first: security headers, request log, body bound, cross-site check.
 
 ``app.state`` also holds ``settings``, ``metrics``, ``templates``, ``tile_ladder`` (memory LRU and
 single flight) and ``previews``. Routes reach all of them through :mod:`worldgen.web.deps`.
@@ -48,7 +52,14 @@ from worldgen.web.generation import Generator, ProcessGenerator
 from worldgen.web.ladder import TileLadder
 from worldgen.web.logging import RequestMiddleware, configure_logging
 from worldgen.web.metrics import Metrics
-from worldgen.web.routes import health, pages, realtime, tiles, worlds
+from worldgen.web.routes import auth, health, members, pages, realtime, tiles, worlds
+from worldgen.web.security import (
+    SecurityConfig,
+    install_security,
+    install_security_headers,
+    message_gate,
+    security_lifespan,
+)
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_app", "create_app_from_env", "leaflet_dir"]
 
@@ -122,6 +133,10 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
         stack.callback(metrics.registry.unregister, collector)
         await hub.start()
         stack.push_async_callback(hub.stop)
+        security = await stack.enter_async_context(
+            security_lifespan(app, redis, keys, SecurityConfig.from_settings(settings))
+        )
+        hub.message_gate = message_gate(security)
 
         try:
             await redis.ping()
@@ -157,11 +172,17 @@ def create_app(settings: Settings, *, generator: Generator | None = None) -> Fas
     app.state.realtime_settings = RealtimeSettings()
 
     install_error_handlers(app)
+    install_security(app, settings.allowed_origins)
     app.add_middleware(RequestMiddleware, metrics=metrics)
+    install_security_headers(app)
+    app.include_router(auth.router)
+    app.include_router(members.router)
     app.include_router(worlds.router)
     app.include_router(tiles.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(auth.page_router)
+    app.include_router(members.page_router)
     app.include_router(realtime.router)
     # The more specific mount first: "/static" would otherwise swallow "/static/vendor/...".
     app.mount("/static/vendor/leaflet", StaticFiles(directory=leaflet_dir()), name="leaflet")

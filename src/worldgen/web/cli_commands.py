@@ -7,6 +7,8 @@ the defaults of :class:`~worldgen.settings.Settings`. Invalid settings are an
 :class:`~worldgen.errors.InputError` (exit code 2).
 
 Once the app is ready (Redis connected, workers warmed up) the command prints its URL on stdout.
+With ``--ssl-certfile F --ssl-keyfile K`` (or ``WORLDGEN_SSL_CERTFILE``/``_KEYFILE``) it serves
+HTTPS and WSS only (see ``docs/security.md`` for deploying behind TLS).
 SIGINT (Ctrl+C) and SIGTERM stop it gracefully: requests in flight finish, the worker pool and
 the embedded Valkey server (AOF flushed) are stopped, and the exit code is 0. The web stack is
 imported only when the command runs, so other commands start as fast as before.
@@ -49,6 +51,15 @@ def add_serve_command(subparsers: Any) -> None:
         "--data-dir", type=Path, metavar="DIR", help="embedded Valkey keeps its data here (data)"
     )
     serve.add_argument("--workers", type=int, metavar="N", help="generation processes, 1..32 (2)")
+    serve.add_argument(
+        "--ssl-certfile",
+        type=Path,
+        metavar="FILE",
+        help="serve HTTPS and WSS with this certificate (PEM, chain included); needs --ssl-keyfile",
+    )
+    serve.add_argument(
+        "--ssl-keyfile", type=Path, metavar="FILE", help="the certificate's private key (PEM)"
+    )
     serve.set_defaults(handler=run_serve)
 
 
@@ -60,6 +71,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
     flags["workers"] = args.workers
+    flags["ssl_certfile"] = getattr(args, "ssl_certfile", None)
+    flags["ssl_keyfile"] = getattr(args, "ssl_keyfile", None)
     try:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
@@ -69,12 +82,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise InputError(f"invalid settings: {problems}") from None
 
 
-def _display_url(host: str, port: int) -> str:
+def _display_url(host: str, port: int, *, tls: bool = False) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 def _server_class() -> type[uvicorn.Server]:
@@ -124,6 +137,10 @@ def run_serve(args: argparse.Namespace) -> int:
     root.handlers[:] = [stdlib_handler(sys.stderr, json=settings.log_json)]
     root.setLevel(settings.log_level.upper())
 
+    tls = settings.ssl_certfile is not None and settings.ssl_keyfile is not None
+    for path in (settings.ssl_certfile, settings.ssl_keyfile):
+        if path is not None and not path.is_file():
+            raise InputError(f"TLS file not found: {path}")
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -138,9 +155,13 @@ def run_serve(args: argparse.Namespace) -> int:
         # and uvicorn's 16 MiB default frame limit is far above the protocol's 64 KiB
         ws_per_message_deflate=False,
         ws_max_size=1 << 20,
+        # TLS (HTTPS and WSS) when a certificate is given; the app then sets Secure cookies
+        # and HSTS by itself (it sees the https scheme)
+        ssl_certfile=str(settings.ssl_certfile) if tls else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if tls else None,
     )
     server = _server_class()(config)
-    if not asyncio.run(_serve(server, _display_url(settings.host, settings.port))):
+    if not asyncio.run(_serve(server, _display_url(settings.host, settings.port, tls=tls))):
         reason = app.state.startup_error or "the server could not start (see the log above)"
         print(f"worldgen: error: {reason}", file=sys.stderr)
         return 1

@@ -5,6 +5,10 @@ Routes declare what they need (``worlds: WorldsDep``, ``world: WorldDep``) and n
 ``app.dependency_overrides[get_generator] = ...`` (likewise :func:`get_worlds`,
 :func:`get_tile_cache`, :func:`get_templates`, :func:`get_settings`). The objects themselves are
 built once per app by the lifespan in :mod:`worldgen.web.app`.
+
+Accounts: ``CurrentUser`` (the signed-in user, else 401), ``OptionalUser`` (or None),
+``SecurityDep`` and ``GuardDep`` come from :mod:`worldgen.web.security`, re-exported here so
+routes find every dependency in one place.
 """
 
 from __future__ import annotations
@@ -25,13 +29,18 @@ from worldgen.web.errors import WorldNotFoundError
 from worldgen.web.generation import Generator
 from worldgen.web.ladder import TileLadder
 from worldgen.web.metrics import Metrics
+from worldgen.web.security import CurrentUser, GuardDep, OptionalUser, SecurityDep
 
 __all__ = [
+    "CurrentUser",
     "GeneratorDep",
+    "GuardDep",
     "HubDep",
     "MetricsDep",
+    "OptionalUser",
     "RedisDep",
     "SameOrigin",
+    "SecurityDep",
     "SettingsDep",
     "TemplatesDep",
     "TileCacheDep",

@@ -26,6 +26,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Playwright, sync_playwright
 
+from tests.accounts import PASSWORD, new_username, sign_in_sync
+
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "out" / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,11 +51,19 @@ class Server:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    cookies: httpx.Cookies = field(default_factory=httpx.Cookies)
+    """The session of the account that :meth:`create_world` uses (made on first use)."""
 
-    def create_world(self, name: str, tileset: str = "terrain", seed: int = 7) -> dict[str, Any]:
-        """A world made through the API (tests of other pages need not click through the form)."""
-        with httpx.Client(base_url=self.url, timeout=60) as client:
-            body = {"name": name, "tileset": tileset, "seed": seed}
+    def create_world(
+        self, name: str, tileset: str = "terrain", seed: int = 7, visibility: str = "public"
+    ) -> dict[str, Any]:
+        """A world made through the API (tests of other pages need not click through the form),
+        by one account of this server (creating a world needs one)."""
+        with httpx.Client(base_url=self.url, timeout=60, cookies=self.cookies) as client:
+            if not self.cookies:
+                sign_in_sync(client, new_username("maker"))
+                self.cookies = httpx.Cookies(client.cookies)
+            body = {"name": name, "tileset": tileset, "seed": seed, "visibility": visibility}
             response = client.post("/api/worlds", json=body)
         assert response.status_code == 201, response.text
         world: dict[str, Any] = response.json()
@@ -138,6 +148,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = ARTIFACTS / "server.log"
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+    # every test signs up its own people from 127.0.0.1: lift the per-address sign-up limit
+    env["WORLDGEN_RATE_LIMITS"] = '{"register_address": {"count": 10000, "window_s": 3600}}'
     command = [str(Path(sys.executable).with_name("worldgen")), "serve", "--port", str(port)]
     command += ["--data-dir", str(data_dir), "--workers", "1"]
     with log.open("wb") as out:
@@ -153,6 +165,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         family |= _descendants(proc.pid)
         _stop(proc)
+    # multiprocessing's resource tracker exits only once it reads EOF from its dead parent:
+    # give the children a moment to notice before calling them survivors
+    deadline = time.monotonic() + 3.0
+    while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
+        time.sleep(0.05)
     survivors = sorted(pid for pid in family if _alive(pid))
     for pid in survivors:
         with contextlib.suppress(ProcessLookupError):
@@ -219,6 +236,17 @@ def browser_page(browser: Browser, server: Server) -> Iterator[PageFactory]:
     for log in logs:
         assert not log.dialogs, f"unexpected dialogs: {log.dialogs}"
         assert not log.errors, f"JavaScript errors: {log.errors}"
+
+
+def sign_in(page: Page, prefix: str) -> str:
+    """Register a fresh account (``<prefix>-<random>``) in the page's browser context, which then
+    holds its session cookie; returns the username."""
+    username = new_username(prefix)
+    response = page.context.request.post(
+        "/api/auth/register", data={"username": username, "password": PASSWORD}
+    )
+    assert response.status == 201, response.text()
+    return username
 
 
 def screenshot(page: Page, name: str) -> Path:

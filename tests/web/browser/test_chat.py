@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.web.browser.conftest import PageFactory, Server, screenshot
+from tests.web.browser.conftest import PageFactory, Server, screenshot, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -29,13 +29,13 @@ def test_two_people_chat_and_see_each_others_pings(
 ) -> None:
     world = server.create_world("Chat room")
     ada, bob = browser_page(), browser_page()
+    ada_name, bob_name = sign_in(ada, "ada"), sign_in(bob, "bob")  # chatting needs an account
     open_world(ada, world["id"])
     open_world(bob, world["id"])
 
-    # Who is here: both guests, on both pages.
+    # Who is here: both, on both pages.
     for page in (ada, bob):
         expect(page.locator("#chat-people li")).to_have_count(2)
-    ada_name = ada.evaluate("JSON.parse(sessionStorage.getItem('worldgen.guest')).name")
     expect(bob.locator("#chat-people")).to_contain_text(ada_name)
 
     say(ada, "hello from ada")
@@ -49,7 +49,6 @@ def test_two_people_chat_and_see_each_others_pings(
     bob.locator("#chat-ping").click()
     ping = ada.locator(".map-ping .map-ping-label")
     expect(ping).to_have_count(1)
-    bob_name = bob.evaluate("JSON.parse(sessionStorage.getItem('worldgen.guest')).name")
     expect(ping).to_have_text(bob_name)
     expect(bob.locator(".map-ping")).to_have_count(1)
     expect(ada.locator("#chat-log .chat-goto")).to_contain_text("pinged 0, 0")
@@ -70,6 +69,7 @@ def test_hostile_text_is_shown_as_text_and_runs_nothing(
 ) -> None:
     world = server.create_world("XSS chat")
     ada, bob = browser_page(), browser_page()
+    sign_in(ada, "ada")  # the sender needs an account; bob watches as a guest
     open_world(ada, world["id"])
     open_world(bob, world["id"])
     say(ada, XSS)
@@ -102,6 +102,8 @@ def test_reconnect_shows_its_state_replays_and_resends(
         routes.append(ws)
 
     bob.route_web_socket(re.compile(r"/ws/worlds/"), on_socket)
+    sign_in(ada, "ada")
+    sign_in(bob, "bob")
     open_world(ada, world["id"])
     open_world(bob, world["id"])
     say(ada, "before")

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from worldgen.store.worlds import WorldRecord
-from worldgen.web.deps import TemplatesDep, WorldsDep
+from worldgen.web.deps import GuardDep, OptionalUser, TemplatesDep, WorldsDep
 from worldgen.web.routes.worlds import WorldOut
+from worldgen.web.security import visible_worlds
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,18 +30,27 @@ def world_view(record: WorldRecord) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, templates: TemplatesDep, worlds: WorldsDep) -> HTMLResponse:
-    """The public worlds, newest first, and the form that creates one."""
-    records = await worlds.list(limit=HOME_LIMIT)
-    visible = [world_view(r) for r in records if r.visibility == "public"]
+    """The worlds you can see (public, and private ones you belong to), newest first, and the
+    form that creates one."""
+    records = await visible_worlds(request, worlds, offset=0, limit=HOME_LIMIT)
+    visible = [world_view(r) for r in records]
     return templates.TemplateResponse(request, "home.html", {"worlds": visible})
 
 
 @router.get("/worlds/{world_id}", response_class=HTMLResponse)
 async def world_page(
-    request: Request, world_id: str, templates: TemplatesDep, worlds: WorldsDep
+    request: Request,
+    world_id: str,
+    templates: TemplatesDep,
+    worlds: WorldsDep,
+    user: OptionalUser,
+    guard: GuardDep,
 ) -> HTMLResponse:
-    """The full-window map of one world; an HTML 404 page for an unknown id."""
+    """The full-window map of one world; an HTML 404 page for an unknown id (and for a private
+    world you do not belong to: the same page)."""
     record = await worlds.get(world_id)
+    if record is not None and not await guard.can(user, record, "view"):
+        record = None
     if record is None:
         return templates.TemplateResponse(request, "404.html", {"what": "world"}, status_code=404)
     return templates.TemplateResponse(request, "world.html", {"world": world_view(record)})

@@ -4,6 +4,10 @@
   served by the app's :class:`~worldgen.realtime.hub.Hub`. A handshake from a foreign
   ``Origin`` is refused (close 1008 before accepting, an HTTP 403) by the same rule as
   :func:`~worldgen.web.deps.check_origin`: same host, or one of ``settings.allowed_origins``.
+  The hub asks the guard (:func:`~worldgen.web.security.view_check`) where it checks that the
+  world exists, so a private world answers a non-member exactly as an unknown world does (an
+  ``error`` ``not_found``, then close 4404). A signed-in user chats under their account (guests
+  may watch); the socket closes when its session ends (4401) or its user loses access (4404).
 - ``GET /api/worlds/{world_id}/chat?before=&limit=``: older messages, oldest first, with the
   cursor for the next (older) page.
 """
@@ -14,16 +18,21 @@ import contextlib
 from typing import Annotated, cast
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, WebSocket
+from fastapi import APIRouter, Query, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from worldgen.realtime.connection import TransportClosedError
-from worldgen.realtime.errors import CLOSE_POLICY
+from worldgen.realtime.errors import CLOSE_POLICY, CLOSE_TRY_LATER
 from worldgen.realtime.hub import Hub
 from worldgen.realtime.protocol import STREAM_ID_PATTERN, ChatOut, PingOut
 from worldgen.settings import Settings
+from worldgen.store.chat import parse_stream_id
+from worldgen.store.worlds import WorldRepo
 from worldgen.web.deps import HubDep, WorldDep
+from worldgen.web.errors import invalid
+from worldgen.web.security import author_of, authorize, current_user, view_check, watch_socket
 
 __all__ = ["ChatHistory", "StarletteTransport", "router"]
 
@@ -78,8 +87,21 @@ async def world_socket(websocket: WebSocket, world_id: str) -> None:
     if not _same_origin(websocket, cast(Settings, websocket.app.state.settings)):
         await websocket.close(CLOSE_POLICY)
         return
+    worlds = cast(WorldRepo, websocket.app.state.worlds)
+    try:
+        user = await current_user(websocket)
+    except RedisError:
+        await websocket.close(CLOSE_TRY_LATER)
+        return
     await websocket.accept()
-    await hub.serve(StarletteTransport(websocket), world_id)
+    transport = StarletteTransport(websocket)
+    unwatch = watch_socket(websocket, user, world_id, worlds, transport.close)
+    try:
+        await hub.serve(
+            transport, world_id, user=author_of(user), can_view=view_check(websocket, user)
+        )
+    finally:
+        unwatch()
 
 
 def _same_origin(websocket: WebSocket, settings: Settings) -> bool:
@@ -105,11 +127,20 @@ class ChatHistory(BaseModel):
 @router.get("/api/worlds/{world_id}/chat")
 async def chat_history(
     world: WorldDep,
+    request: Request,
     hub: HubDep,
     before: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN, max_length=41)] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX)] = 50,
 ) -> ChatHistory:
     """Messages older than ``before`` (the newest when absent), at most ``limit``."""
+    await authorize(request, world, "view")
+    if before is not None:
+        try:
+            oldest = parse_stream_id(before) == (0, 0)
+        except ValueError:  # the pattern allows parts beyond 64 bits
+            raise invalid(("query", "before"), "not a stream id (parts < 2**64)", before) from None
+        if oldest:  # nothing is older than 0-0 (and Redis refuses the exclusive range)
+            return ChatHistory(messages=[], before=None)
     messages = await hub.history(world.id, before=before, limit=limit)
     cursor = messages[0].stream_id if len(messages) == limit else None
     return ChatHistory(messages=messages, before=cursor)

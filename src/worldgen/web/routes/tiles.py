@@ -7,6 +7,10 @@ any cache is read. The remaining rungs live in :class:`~worldgen.web.ladder.Tile
 
 Zoom ``z`` runs from -10 (continents) to 2 (one cell per 16 px); ``x`` and ``y`` are any
 integers whose cells lie inside the world (|cell| ≤ 2**53), checked per zoom.
+
+A private world's tiles are a 404 to non-members (:func:`~worldgen.web.security.authorize`; a
+public world's tiles need no session lookup at all) and are ``Cache-Control: private``, so no
+shared cache keeps them for the next person.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ from worldgen.web.deps import GeneratorDep, TileCacheDep, TileLadderDep, WorldDe
 from worldgen.web.errors import invalid
 from worldgen.web.generation import spec_for
 from worldgen.web.ladder import etag_matches, tile_etag
+from worldgen.web.security import authorize
 from worldgen.world.blocks import MAX_COORD
 from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
 
-__all__ = ["CACHE_CONTROL", "router", "tile_range"]
+__all__ = ["CACHE_CONTROL", "PRIVATE_CACHE_CONTROL", "router", "tile_range"]
 
 router = APIRouter(tags=["tiles"])
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+PRIVATE_CACHE_CONTROL = "private, max-age=31536000, immutable"
 _ANY = 2**53
 
 
@@ -55,6 +61,7 @@ async def tile(
     ladder: TileLadderDep,
 ) -> Response:
     """One map tile of a world."""
+    await authorize(request, world, "view")
     low, high = tile_range(z)
     for name, value in (("x", x), ("y", y)):
         if not low <= value <= high:
@@ -64,7 +71,8 @@ async def tile(
     spec = spec_for(world)
     key = (world.id, await generator.version(spec), z, x, y)
     etag = tile_etag(key)
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    cache = CACHE_CONTROL if world.visibility == "public" else PRIVATE_CACHE_CONTROL
+    headers = {"ETag": etag, "Cache-Control": cache}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     data = await ladder.png(key, spec, tiles, generator)

@@ -2,8 +2,9 @@
 
 Every request and response is a pydantic model with bounds, so bad input is a 422 before any
 work is done. A world's content is a pure function of (tileset, kind, seed); renaming is the only
-change a world can undergo. Until accounts exist, ``visibility="private"`` means *unlisted*: the
-world is left out of ``GET /api/worlds`` but anyone with its id can open it.
+change a world can undergo. Every world route asks :func:`~worldgen.web.security.authorize`
+(creating needs an account; viewers view, editors rename, owners delete), and a private world is a
+404 to anyone who is not a member, exactly like a world that does not exist.
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ from pydantic import (
 )
 
 from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
-from worldgen.web.deps import GeneratorDep, HubDep, SameOrigin, WorldDep, WorldsDep
+from worldgen.web.deps import (
+    CurrentUser,
+    GeneratorDep,
+    HubDep,
+    SameOrigin,
+    SecurityDep,
+    WorldDep,
+    WorldsDep,
+)
 from worldgen.web.errors import WorldNotFoundError, invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
+from worldgen.web.security import authorize, authorize_user, rate_limit, visible_worlds
 from worldgen.world.spec import CatalogEntry
 
 __all__ = [
@@ -252,36 +262,56 @@ async def tileset_preview(
 
 # --------------------------------------------------------------------------------- worlds
 @router.post("/worlds", status_code=status.HTTP_201_CREATED, dependencies=[SameOrigin])
-async def create_world(body: WorldCreate, worlds: WorldsDep, generator: GeneratorDep) -> WorldOut:
-    """Create a world; its content is fixed by (tileset, seed) forever."""
+async def create_world(
+    body: WorldCreate,
+    user: CurrentUser,
+    security: SecurityDep,
+    worlds: WorldsDep,
+    generator: GeneratorDep,
+) -> WorldOut:
+    """Create a world (signed in; you become its owner); its content is fixed by (tileset, seed)
+    forever."""
+    await rate_limit(security, "world_create", user.id)
     entry = await _catalog_entry(generator, body.tileset, ("body", "tileset"))
     seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
     # Build the world once before storing it: refuses what cannot work, warms a worker.
     await generator.version(spec_of(entry.kind, entry.name, seed))
     created = await worlds.create(
-        name=body.name, tileset=entry.name, kind=entry.kind, seed=seed, visibility=body.visibility
+        name=body.name,
+        tileset=entry.name,
+        kind=entry.kind,
+        seed=seed,
+        visibility=body.visibility,
+        owner=user.id,
     )
+    await security.members.add(created.id, user.id, "owner")
     return WorldOut.of(created)
 
 
 @router.get("/worlds")
-async def list_worlds(query: Annotated[ListQuery, Query()], worlds: WorldsDep) -> WorldList:
-    """The public worlds, newest first."""
-    records = await worlds.list(offset=query.offset, limit=query.limit)
-    return WorldList(worlds=[WorldOut.of(r) for r in records if r.visibility == "public"])
+async def list_worlds(
+    query: Annotated[ListQuery, Query()], request: Request, worlds: WorldsDep
+) -> WorldList:
+    """The worlds you can see, newest first: the public ones and the private ones you belong to."""
+    records = await visible_worlds(request, worlds, offset=query.offset, limit=query.limit)
+    return WorldList(worlds=[WorldOut.of(r) for r in records])
 
 
 @router.get("/worlds/{world_id}")
-async def get_world(world: WorldDep) -> WorldOut:
+async def get_world(world: WorldDep, request: Request) -> WorldOut:
     """One world by id."""
+    await authorize(request, world, "view")
     return WorldOut.of(world)
 
 
 @router.patch("/worlds/{world_id}", dependencies=[SameOrigin])
 async def rename_world(
-    world_id: str, body: WorldRename, worlds: WorldsDep, hub: HubDep
+    world: WorldDep, body: WorldRename, request: Request, worlds: WorldsDep, hub: HubDep
 ) -> WorldOut:
-    """Rename a world (its content does not change); connected clients hear of it."""
+    """Rename a world (editors and owners; its content does not change); connected clients hear
+    of it."""
+    await authorize_user(request, world, "rename")
+    world_id = world.id
     record = await worlds.rename(world_id, body.name)
     if record is None:
         raise WorldNotFoundError(world_id)
@@ -292,11 +322,16 @@ async def rename_world(
 @router.delete(
     "/worlds/{world_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[SameOrigin]
 )
-async def delete_world(world_id: str, worlds: WorldsDep, hub: HubDep) -> Response:
-    """Delete a world and every key it owns (its cached tiles age out of the LRU).
+async def delete_world(
+    world: WorldDep, request: Request, security: SecurityDep, worlds: WorldsDep, hub: HubDep
+) -> Response:
+    """Delete a world (owners only) and every key it owns (its cached tiles age out of the LRU).
 
     Connected clients are told, then their sockets close (4404).
     """
+    await authorize_user(request, world, "delete")
+    world_id = world.id
+    await security.members.forget_world(world_id)
     if not await worlds.delete(world_id):
         raise WorldNotFoundError(world_id)
     await hub.world_event(world_id, "deleted")
@@ -305,9 +340,13 @@ async def delete_world(world_id: str, worlds: WorldsDep, hub: HubDep) -> Respons
 
 @router.get("/worlds/{world_id}/region", response_model_exclude_none=True)
 async def world_region(
-    world: WorldDep, query: Annotated[RegionQuery, Query()], generator: GeneratorDep
+    world: WorldDep,
+    query: Annotated[RegionQuery, Query()],
+    request: Request,
+    generator: GeneratorDep,
 ) -> RegionOut:
     """The cells of a window, as the ``worldgen region`` command writes them."""
+    await authorize(request, world, "view")
     doc: dict[str, Any] = await generator.region(
         spec_for(world), query.x, query.y, query.w, query.h
     )
@@ -326,6 +365,7 @@ async def world_export(
     generator: GeneratorDep,
 ) -> Response:
     """A PNG picture of a window (immutable: the same query always gives the same bytes)."""
+    await authorize(request, world, "view")
     spec = spec_for(world)
     version = await generator.version(spec)
     etag = bytes_etag(
@@ -333,7 +373,9 @@ async def world_export(
     )
     headers = {
         "ETag": etag,
-        "Cache-Control": "public, max-age=31536000, immutable",
+        # a private world's pictures must stay out of shared caches (proxies, CDNs)
+        "Cache-Control": f"{'public' if world.visibility == 'public' else 'private'}, "
+        "max-age=31536000, immutable",
         "Content-Disposition": f'inline; filename="{world.id}_{query.x}_{query.y}.png"',
     }
     if etag_matches(request.headers.get("if-none-match"), etag):

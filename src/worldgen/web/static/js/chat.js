@@ -334,6 +334,10 @@ export function startChat({ section, panel, world, map, onRename }) {
     heartbeatMs = Math.max(1000, frame.limits.heartbeat_s * 1000);
     attempt = 0;
     setState("connected", "connected");
+    // Chatting needs an account: guests watch, and are told how to join in.
+    ui.input.disabled = ui.ping.disabled = Boolean(you.guest);
+    ui.form.querySelector("button").disabled = Boolean(you.guest);
+    if (you.guest) ui.hint.textContent = "Sign in to chat and drop pings.";
     presence.clear();
     for (const entry of frame.presence) presence.set(entry.session, entry.user);
     renderPresence();
@@ -463,6 +467,14 @@ export function startChat({ section, panel, world, map, onRename }) {
       if (event.code === 4404) {
         closedForGood = true;
         setState("closed", "this world no longer exists");
+        return;
+      }
+      if (event.code === 4401) {
+        // The session ended (logged out here or elsewhere): no reconnecting as someone else.
+        closedForGood = true;
+        setState("closed", "signed out");
+        ui.input.disabled = ui.ping.disabled = true;
+        ui.form.querySelector("button").disabled = true;
         return;
       }
       scheduleReconnect();

@@ -67,7 +67,8 @@ function readForm() {
   if (!name) return { error: "Give the world a name." };
   const chosen = form.querySelector('input[name="tileset"]:checked');
   if (!chosen) return { error: "Pick a tileset." };
-  const body = { name, tileset: chosen.value };
+  const visibility = form.querySelector('input[name="visibility"]:checked');
+  const body = { name, tileset: chosen.value, visibility: visibility ? visibility.value : "public" };
   const seedText = seedInput.value.trim();
   if (seedText) {
     const seed = Number(seedText);
@@ -90,7 +91,7 @@ async function onSubmit(event) {
     const world = await postJSON("/api/worlds", body);
     window.location.assign(world.page ?? `/worlds/${encodeURIComponent(world.id)}`);
   } catch (err) {
-    showError(err.message);
+    showError(err.status === 401 ? "Sign in (top right) to create a world." : err.message);
     submit.disabled = false;
     submit.textContent = "Create world";
   }

@@ -1,0 +1,230 @@
+// members.js — the world page's "People" section: what the signed-in user may do here
+// (GET /api/worlds/{id}/access) decides what is shown. Editors get a rename form, owners get
+// delete, invite links (create, copy, revoke), role changes and removals; everyone who belongs
+// may see the members and leave. Nothing is shown that the user's role cannot do (the server
+// checks again anyway). User text reaches the DOM through textContent only.
+
+import { loginHref } from "./account.js";
+
+const world = JSON.parse(document.getElementById("world-data").textContent);
+const base = `/api/worlds/${encodeURIComponent(world.id)}`;
+const $ = (id) => document.getElementById(id);
+const section = $("people");
+
+const EXPIRIES = [
+  ["1 hour", 3600],
+  ["1 day", 86400],
+  ["7 days", 7 * 86400],
+  ["30 days", 30 * 86400],
+];
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node[key] = value;
+  }
+  node.append(...children);
+  return node;
+}
+
+async function call(method, url, body) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const detail = data && data.detail;
+    throw new Error(typeof detail === "string" ? detail : `The server answered ${response.status}.`);
+  }
+  return data;
+}
+
+function status(text) {
+  $("people-status").textContent = text;
+}
+
+function renameForm() {
+  const input = el("input", {
+    id: "rename-input",
+    type: "text",
+    maxLength: 80,
+    required: true,
+    value: world.name,
+  });
+  const form = el(
+    "form",
+    { id: "rename-form", class: "row" },
+    el("label", { htmlFor: "rename-input", class: "visually-hidden", text: "New name" }),
+    input,
+    el("button", { type: "submit", text: "Rename" }),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const renamed = await call("PATCH", base, { name: input.value.trim() });
+      world.name = renamed.name;
+      $("world-name").textContent = renamed.name;
+      document.title = `${renamed.name} — worldgen`;
+      status("Renamed.");
+    } catch (err) {
+      status(err.message);
+    }
+  });
+  return form;
+}
+
+function deleteButton() {
+  const button = el("button", { type: "button", id: "delete-world", class: "secondary", text: "Delete world…" });
+  let armed = false;
+  button.addEventListener("click", async () => {
+    if (!armed) {
+      armed = true;
+      button.textContent = "Click again to delete for good";
+      return;
+    }
+    try {
+      await call("DELETE", base);
+      window.location.assign("/");
+    } catch (err) {
+      status(err.message);
+    }
+  });
+  return button;
+}
+
+function memberRow(member, access, me) {
+  const row = el("li", { class: "member" });
+  row.dataset.userId = member.user_id;
+  row.append(el("span", { class: "member-name", text: member.username }));
+  const manage = access.actions.includes("manage");
+  if (manage && !member.creator) {
+    const select = el("select", { class: "member-role", ariaLabel: `Role of ${member.username}` });
+    for (const role of ["viewer", "editor", "owner"]) {
+      select.append(el("option", { value: role, text: role, selected: role === member.role }));
+    }
+    select.addEventListener("change", async () => {
+      try {
+        await call("PATCH", `${base}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
+        status(`${member.username} is now ${select.value}.`);
+      } catch (err) {
+        status(err.message);
+      }
+    });
+    const remove = el("button", { type: "button", class: "secondary member-remove", text: "Remove" });
+    remove.addEventListener("click", async () => {
+      try {
+        await call("DELETE", `${base}/members/${encodeURIComponent(member.user_id)}`);
+        row.remove();
+      } catch (err) {
+        status(err.message);
+      }
+    });
+    row.append(select, remove);
+  } else {
+    row.append(el("span", { class: "member-role hint", text: member.creator ? "owner (creator)" : member.role }));
+  }
+  if (me && member.user_id === me && !member.creator && !manage) {
+    const leave = el("button", { type: "button", class: "secondary", id: "leave-world", text: "Leave" });
+    leave.addEventListener("click", async () => {
+      try {
+        await call("DELETE", `${base}/members/${encodeURIComponent(member.user_id)}`);
+        window.location.assign("/");
+      } catch (err) {
+        status(err.message);
+      }
+    });
+    row.append(leave);
+  }
+  return row;
+}
+
+async function membersList(access, me) {
+  const list = el("ul", { id: "member-list", class: "member-list" });
+  const { members } = await call("GET", `${base}/members`);
+  for (const member of members) list.append(memberRow(member, access, me));
+  return list;
+}
+
+function inviteRow(invite) {
+  const expires = new Date(invite.expires).toLocaleString();
+  const row = el("li", { class: "invite" }, el("span", { text: `${invite.role}, until ${expires}` }));
+  const revoke = el("button", { type: "button", class: "secondary invite-revoke", text: "Revoke" });
+  revoke.addEventListener("click", async () => {
+    try {
+      await call("DELETE", `${base}/invites/${encodeURIComponent(invite.id)}`);
+      row.remove();
+    } catch (err) {
+      status(err.message);
+    }
+  });
+  row.append(revoke);
+  return row;
+}
+
+async function invitePanel() {
+  const role = el("select", { id: "invite-role" });
+  role.append(el("option", { value: "viewer", text: "viewer" }), el("option", { value: "editor", text: "editor" }));
+  const expiry = el("select", { id: "invite-expiry" });
+  for (const [label, seconds] of EXPIRIES) {
+    expiry.append(el("option", { value: String(seconds), text: label, selected: seconds === 7 * 86400 }));
+  }
+  const link = el("input", { id: "invite-link", type: "text", readOnly: true, hidden: true });
+  const list = el("ul", { id: "invite-list", class: "invite-list" });
+  const form = el(
+    "form",
+    { id: "invite-form" },
+    el("label", { htmlFor: "invite-role", text: "Invite as " }),
+    role,
+    el("label", { htmlFor: "invite-expiry", text: " for " }),
+    expiry,
+    el("button", { type: "submit", id: "invite-create", text: "Create link" }),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const invite = await call("POST", `${base}/invites`, {
+        role: role.value,
+        expires_in: Number(expiry.value),
+      });
+      link.value = new URL(invite.url, window.location.origin).href;
+      link.hidden = false;
+      link.select();
+      status("Share this link; it is shown only now.");
+      list.append(inviteRow(invite));
+    } catch (err) {
+      status(err.message);
+    }
+  });
+  const { invites } = await call("GET", `${base}/invites`);
+  for (const invite of invites) list.append(inviteRow(invite));
+  return el("div", { class: "invites" }, el("h3", { text: "Invite links" }), form, link, list);
+}
+
+async function main() {
+  if (!section) return;
+  let access;
+  try {
+    access = await call("GET", `${base}/access`);
+  } catch {
+    return;
+  }
+  const me = await fetch("/api/auth/me").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const body = $("people-body");
+  body.replaceChildren();
+  document.body.dataset.role = access.role ?? "none";
+  if (!access.signed_in) {
+    body.append(el("p", { class: "hint" }, el("a", { href: loginHref(), text: "Sign in" }), " to chat or join."));
+  }
+  if (access.actions.includes("rename")) body.append(renameForm());
+  if (access.actions.includes("delete")) body.append(deleteButton());
+  if (access.actions.includes("members")) body.append(await membersList(access, me && me.id));
+  if (access.actions.includes("invite")) body.append(await invitePanel());
+  section.hidden = body.childElementCount === 0;
+}
+
+main().catch((err) => status(err.message));
