@@ -28,6 +28,9 @@ def free_port() -> int:
         return port
 
 
+CHILD_EXIT_GRACE_S = 3.0
+
+
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (from /proc)."""
     tree: dict[int, list[int]] = {}
@@ -86,7 +89,13 @@ class Served:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+        # children notice the parent's exit through closed pipes (multiprocessing's resource
+        # tracker, pool workers): allow them a bounded moment, then anything left is a leak
+        deadline = time.monotonic() + CHILD_EXIT_GRACE_S
         survivors = [pid for pid in family if alive(pid)]
+        while survivors and time.monotonic() < deadline:
+            time.sleep(0.05)
+            survivors = [pid for pid in survivors if alive(pid)]
         for pid in survivors:
             os.kill(pid, signal.SIGKILL)
         assert not survivors, f"outlived the server: {survivors}"

@@ -68,6 +68,7 @@ from worldgen.errors import InputError
 from worldgen.store.chat import PAGE_MAX, ChatStore, Record, parse_stream_id
 from worldgen.store.keys import Keys, valid_user_id, valid_world_id
 from worldgen.store.members import Invite, MemberRepo, Membership
+from worldgen.store.replies import text as _text
 from worldgen.store.sessions import Revocations, SessionStore
 from worldgen.store.users import UserRecord, UserRepo, normalize_username
 from worldgen.store.worlds import WorldRecord, WorldRepo
@@ -599,14 +600,6 @@ def _user_order(record: UserRecord) -> tuple[float, str]:
 
 
 # ---- Redis: reading -----------------------------------------------------------------------------
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"expected a string reply from Redis, got {type(value).__name__}")
 
 
 def _glob_escape(text: str) -> str:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
 from worldgen.store.keys import Keys
+from worldgen.store.replies import text as _text
 
 TEXT_MAX = 2000
 """Longest chat text, in characters (code points)."""
@@ -148,14 +149,6 @@ return {1, id}
 
 _RawEntries = list[tuple[bytes | str | None, dict[bytes | str, bytes | str] | None]] | None
 """An XRANGE reply as redis-py types it (bytes, since clients do not decode responses)."""
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"expected a string reply from Redis, got {type(value).__name__}")
 
 
 class ChatStore:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 from worldgen.store.keys import Keys, digest, valid_user_id, valid_world_id
+from worldgen.store.replies import text as _text
 
 __all__ = [
     "INVITE_TTL_MAX_S",
@@ -133,10 +134,6 @@ redis.call('HSET', KEYS[3], ARGV[4], cjson.encode({role = inv['role'], joined = 
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 return {1, inv['role'], joined}
 """
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _membership(user_id: str, raw: bytes | str) -> Membership | None:

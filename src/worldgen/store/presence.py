@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from worldgen.store.chat import Author
 from worldgen.store.keys import Keys
+from worldgen.store.replies import text as _text
 
 _HEARTBEAT = """
 -- KEYS[1] zset, KEYS[2] users hash, KEYS[3] world meta; ARGV[1] session, ARGV[2] user JSON,
@@ -85,14 +86,6 @@ class PresenceSnapshot:
     """Sessions this sweep removed (this caller is the one to announce them)."""
     world_exists: bool = True
     world_name: str | None = None
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"expected a string reply from Redis, got {type(value).__name__}")
 
 
 class PresenceStore:

@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from worldgen.store.keys import Keys, digest, valid_user_id, valid_world_id
+from worldgen.store.replies import text as _text
 
 __all__ = [
     "Revocations",
@@ -66,10 +67,6 @@ def session_id(token: str) -> str | None:
     if not _TOKEN_RE.fullmatch(token):
         return None
     return digest(token)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Session(BaseModel):

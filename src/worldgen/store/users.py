@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 from worldgen.store.keys import Keys, valid_user_id
+from worldgen.store.replies import text as _text
 
 __all__ = [
     "PASSWORD_MAX",
@@ -93,10 +94,6 @@ class UserRecord(BaseModel):
     def from_hash(cls, raw: Mapping[bytes | str, bytes | str]) -> UserRecord:
         """Parse and validate a hash read from Redis (raises ``ValidationError``)."""
         return cls.model_validate({_text(k): _text(v) for k, v in raw.items()})
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class UserRepo:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 from worldgen.store.keys import Keys, valid_world_id
+from worldgen.store.replies import text as _text
 
 MAX_SEED = 2**53 - 1
 """Largest seed: every seed is an exact JavaScript number too."""
@@ -49,15 +50,6 @@ class WorldRecord(BaseModel):
         """Parse and validate a hash read from Redis (raises ``ValidationError``)."""
         fields = {_text(k): _text(v) for k, v in raw.items()}
         return cls.model_validate(fields)
-
-
-def _text(value: object) -> str:
-    """A key or member read from Redis as text (clients may return bytes or str)."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"expected a string reply from Redis, got {type(value).__name__}")
 
 
 def new_world_id() -> str:
