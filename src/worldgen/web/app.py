@@ -98,8 +98,11 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         url = settings.redis_url
+        app.state.embedded = None
         if url is None:
-            embedded = EmbeddedValkey(settings.data_dir / "valkey")
+            # supervised: restarted if it dies; /healthz fails once it cannot come back
+            embedded = EmbeddedValkey(settings.data_dir / "valkey", supervise=True)
+            app.state.embedded = embedded
             url = await asyncio.to_thread(embedded.start)
             stack.push_async_callback(asyncio.to_thread, embedded.stop)
             where = f"embedded Valkey {url} (data in {embedded.data_dir})"

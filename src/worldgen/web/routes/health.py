@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from redis.exceptions import RedisError
@@ -38,10 +38,21 @@ class Readiness(BaseModel):
     generator: Literal["ok", "starting"]
 
 
-@router.get("/healthz")
-async def healthz() -> Health:
-    """The process is up (says nothing about Redis)."""
-    return Health()
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"description": "The embedded Valkey cannot come back."}},
+)
+async def healthz(request: Request) -> Response:
+    """The process is up (says nothing about a remote Redis).
+
+    With the embedded Valkey, 503 once its supervisor has given up restarting it, so a container
+    health check replaces the instance instead of leaving it answering 503 to everything.
+    """
+    embedded = getattr(request.app.state, "embedded", None)
+    if embedded is not None and not embedded.healthy:
+        return JSONResponse({"status": "embedded valkey down"}, status_code=503)
+    return JSONResponse(Health().model_dump())
 
 
 @router.get("/readyz", responses={503: {"model": Readiness, "description": "Not ready (yet)."}})
