@@ -46,7 +46,10 @@ __all__ = [
     "Membership",
     "Role",
     "TooManyError",
+    "invite_json",
+    "membership_json",
     "parse_invite_token",
+    "parse_membership",
 ]
 
 Role = Literal["owner", "editor", "viewer"]
@@ -136,7 +139,8 @@ return {1, inv['role'], joined}
 """
 
 
-def _membership(user_id: str, raw: bytes | str) -> Membership | None:
+def parse_membership(user_id: str, raw: bytes | str) -> Membership | None:
+    """A member hash value read back (see :func:`membership_json`), or None if unreadable."""
     try:
         data = json.loads(_text(raw))
         return Membership(user_id=user_id, role=data["role"], joined=float(data["joined"]))
@@ -159,7 +163,7 @@ class MemberRepo:
         if not (valid_world_id(world_id) and valid_user_id(user_id)):
             return None
         raw = await self.redis.hget(self.keys.members(world_id), user_id)
-        return None if raw is None else _membership(user_id, raw)
+        return None if raw is None else parse_membership(user_id, raw)
 
     async def role(self, world_id: str, user_id: str) -> Role | None:
         """The user's role in the world from the member hash, or None."""
@@ -169,7 +173,7 @@ class MemberRepo:
     async def list_members(self, world_id: str) -> list[Membership]:
         """Every member, earliest first (at most :data:`MAX_MEMBERS`)."""
         raw = await self.redis.hgetall(self.keys.members(world_id))
-        members = [_membership(_text(u), v) for u, v in raw.items() if valid_user_id(_text(u))]
+        members = [parse_membership(_text(u), v) for u, v in raw.items() if valid_user_id(_text(u))]
         return sorted((m for m in members if m is not None), key=lambda m: (m.joined, m.user_id))
 
     async def add(self, world_id: str, user_id: str, role: Role) -> Membership:
@@ -181,7 +185,7 @@ class MemberRepo:
         member = Membership(
             user_id=user_id, role=role, joined=existing.joined if existing else time.time()
         )
-        await self.redis.hset(key, user_id, _member_json(member))
+        await self.redis.hset(key, user_id, membership_json(member))
         await self.redis.zadd(self.keys.user_worlds(user_id), {world_id: member.joined})
         return member
 
@@ -191,7 +195,7 @@ class MemberRepo:
         if existing is None:
             return None
         member = existing.model_copy(update={"role": role})
-        await self.redis.hset(self.keys.members(world_id), user_id, _member_json(member))
+        await self.redis.hset(self.keys.members(world_id), user_id, membership_json(member))
         return member
 
     async def remove(self, world_id: str, user_id: str) -> bool:
@@ -242,8 +246,7 @@ class MemberRepo:
             max_uses=max_uses,
             token_digest=digest(secret),
         )
-        data = invite.model_dump(exclude={"uses"})
-        await self.redis.hset(self.keys.invites(world_id), invite.id, json.dumps(data))
+        await self.redis.hset(self.keys.invites(world_id), invite.id, invite_json(invite))
         return invite, f"{world_id}.{invite.id}.{secret}"
 
     async def invites(self, world_id: str) -> list[Invite]:
@@ -328,5 +331,11 @@ class MemberRepo:
         return world_id, member, code == 1
 
 
-def _member_json(member: Membership) -> str:
+def membership_json(member: Membership) -> str:
+    """A member hash value: ``{"role", "joined"}`` JSON (the user id is the hash field)."""
     return json.dumps({"role": member.role, "joined": member.joined})
+
+
+def invite_json(invite: Invite) -> str:
+    """An invite hash value: the stored record as JSON, without ``uses`` (kept in invite-uses)."""
+    return json.dumps(invite.model_dump(exclude={"uses"}))
