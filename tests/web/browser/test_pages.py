@@ -10,12 +10,14 @@ import io
 import os
 import re
 import shutil
+from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
-from tests.web.browser.conftest import ARTIFACTS, ROOT, PageFactory, Server, screenshot, sign_in
+from tests.web.browser.conftest import ARTIFACTS, PageFactory, Server, screenshot, sign_in
 
+ROOT = Path(__file__).resolve().parents[3]
 HASH = re.compile(r"#(-?\d+)/(-?\d+)/(-?\d+)$")
 XSS_NAME = "<img src=x onerror=alert(1)>"
 

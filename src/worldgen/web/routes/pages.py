@@ -14,8 +14,16 @@ from fastapi.responses import HTMLResponse
 
 from worldgen.store.worlds import WorldRecord
 from worldgen.web.deps import GuardDep, OptionalUser, TemplatesDep, WorldsDep
-from worldgen.web.routes.worlds import WorldOut
+from worldgen.web.routes.worlds import (
+    MAX_COORD,
+    MAX_EXPORT,
+    MAX_EXPORT_PX,
+    MAX_REGION,
+    MAX_SCALE,
+    WorldOut,
+)
 from worldgen.web.security import visible_worlds
+from worldgen.world.render import Z_DETAIL, Z_MIN
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,6 +34,19 @@ HOME_LIMIT = 100
 def world_view(record: WorldRecord) -> dict[str, Any]:
     """A world as the API shows it, plus the export URL the world page's script calls."""
     return WorldOut.of(record).model_dump() | {"export_url": f"/api/worlds/{record.id}/export.png"}
+
+
+PAGE_LIMITS = {
+    "zoom_min": Z_MIN,
+    "zoom_max": Z_DETAIL,
+    "coord_max": MAX_COORD,
+    "region_max": MAX_REGION,
+    "export_cells": MAX_EXPORT,
+    "export_px": MAX_EXPORT_PX,
+    "export_scale": MAX_SCALE,
+}
+"""The API's bounds the world page keeps to (``world.limits`` in its page data), so the script
+never carries copies of them."""
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -53,4 +74,5 @@ async def world_page(
         record = None
     if record is None:
         return templates.TemplateResponse(request, "404.html", {"what": "world"}, status_code=404)
-    return templates.TemplateResponse(request, "world.html", {"world": world_view(record)})
+    view = world_view(record) | {"limits": PAGE_LIMITS}
+    return templates.TemplateResponse(request, "world.html", {"world": view})

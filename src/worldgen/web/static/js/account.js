@@ -2,15 +2,14 @@
 // "Log out" button, or a "Sign in" link; other modules await currentUser(). User text goes to
 // the DOM through textContent only.
 
+import { getJSON, paths, postJSON } from "./api.js";
+import { el } from "./dom.js";
+
 let cached = null;
 
 // The signed-in user ({id, username}) or null; one GET /api/auth/me per page.
 export function currentUser() {
-  if (cached === null) {
-    cached = fetch("/api/auth/me", { headers: { Accept: "application/json" } })
-      .then((r) => (r.ok ? r.json() : null))
-      .catch(() => null);
-  }
+  if (cached === null) cached = getJSON(paths.me).catch(() => null);
   return cached;
 }
 
@@ -27,33 +26,22 @@ export function loginHref() {
 }
 
 export async function logout() {
-  await fetch("/api/auth/logout", { method: "POST", headers: { Accept: "application/json" } });
+  await postJSON(paths.logout).catch(() => null);
   cached = null;
 }
 
 function render(slot, user) {
-  slot.replaceChildren();
-  if (user) {
-    const name = document.createElement("span");
-    name.className = "account-name";
-    name.textContent = user.username;
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "secondary account-logout";
-    button.textContent = "Log out";
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      await logout();
-      window.location.reload();
-    });
-    slot.append(name, button);
-  } else {
-    const link = document.createElement("a");
-    link.className = "account-login";
-    link.href = loginHref();
-    link.textContent = "Sign in";
-    slot.append(link);
+  if (!user) {
+    slot.replaceChildren(el("a", { class: "account-login", href: loginHref(), text: "Sign in" }));
+    return;
   }
+  const button = el("button", { type: "button", class: "secondary account-logout", text: "Log out" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    await logout();
+    window.location.reload();
+  });
+  slot.replaceChildren(el("span", { class: "account-name", text: user.username }), button);
 }
 
 const slots = document.querySelectorAll("[data-account]");

@@ -1,13 +1,18 @@
-// api.js — the one place that talks to the JSON API: fetch with a timeout, and errors turned
-// into short, human-readable messages (ApiError.message) that pages show inline.
+// api.js — the one place that talks to the server over HTTP: every JSON call, every download,
+// with a timeout, and errors turned into short, human-readable messages (ApiError.message) that
+// pages show inline. No other module calls fetch.
 
 const TIMEOUT_MS = 120_000;
 
 export class ApiError extends Error {
-  constructor(message, status) {
+  // status: the HTTP status (0 when the server was not reached); body: the parsed JSON error
+  // body or null; retryAfter: seconds from a Retry-After header (429, 503) or null.
+  constructor(message, status, { body = null, retryAfter = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.body = body;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -23,8 +28,18 @@ function detailMessage(body, status) {
       })
       .join("; ");
   }
+  if (status === 429) return "Too many attempts; wait a little and try again.";
   if (status === 503) return "The server is busy or its storage is unavailable; try again.";
   return `The server answered ${status}.`;
+}
+
+// Retry-After is either seconds or an HTTP date; null when absent or unreadable.
+function retryAfterSeconds(response) {
+  const value = response.headers.get("Retry-After");
+  if (!value) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value);
+  const when = Date.parse(value);
+  return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - Date.now()) / 1000));
 }
 
 async function request(method, url, { json, accept = "application/json" } = {}) {
@@ -51,19 +66,47 @@ async function request(method, url, { json, accept = "application/json" } = {}) 
     } catch {
       // Not JSON (a proxy's error page): fall back to the status code.
     }
-    throw new ApiError(detailMessage(body, response.status), response.status);
+    throw new ApiError(detailMessage(body, response.status), response.status, {
+      body,
+      retryAfter: retryAfterSeconds(response),
+    });
   }
   return response;
 }
 
+// The JSON body of a successful answer; null for 204 No Content.
+async function jsonOf(response) {
+  return response.status === 204 ? null : response.json();
+}
+
 export async function getJSON(url) {
-  return (await request("GET", url)).json();
+  return jsonOf(await request("GET", url));
 }
 
 export async function postJSON(url, body) {
-  return (await request("POST", url, { json: body })).json();
+  return jsonOf(await request("POST", url, { json: body }));
+}
+
+export async function patchJSON(url, body) {
+  return jsonOf(await request("PATCH", url, { json: body }));
+}
+
+export async function deleteJSON(url) {
+  return jsonOf(await request("DELETE", url));
 }
 
 export async function getBlob(url) {
   return (await request("GET", url, { accept: "image/png" })).blob();
 }
+
+// The API's paths, built in one place (ids are escaped).
+export const paths = {
+  world: (id) => `/api/worlds/${encodeURIComponent(id)}`,
+  me: "/api/auth/me",
+  logout: "/api/auth/logout",
+  auth: (action) => `/api/auth/${action}`,
+  tilesets: "/api/tilesets",
+  worlds: "/api/worlds",
+  invitePreview: "/api/invites/preview",
+  inviteAccept: "/api/invites/accept",
+};

@@ -1,17 +1,18 @@
 // home.js — the home page's create form: tileset picker (from GET /api/tilesets), random seed,
 // POST /api/worlds, then navigation to the new world's page. Errors are shown inline.
 
-import { getJSON, postJSON } from "./api.js";
+import { getJSON, paths, postJSON } from "./api.js";
+import { byId, el } from "./dom.js";
 
 const MAX_SEED = 2 ** 53 - 1;
 
-const form = document.getElementById("create-form");
-const nameInput = document.getElementById("world-name");
-const seedInput = document.getElementById("world-seed");
-const options = document.getElementById("tileset-options");
-const tilesetStatus = document.getElementById("tilesets-status");
-const errorBox = document.getElementById("create-error");
-const submit = document.getElementById("create-submit");
+const form = byId("create-form");
+const nameInput = byId("world-name");
+const seedInput = byId("world-seed");
+const options = byId("tileset-options");
+const tilesetStatus = byId("tilesets-status");
+const errorBox = byId("create-error");
+const submit = byId("create-submit");
 
 function showError(message) {
   errorBox.textContent = message;
@@ -25,34 +26,22 @@ function randomSeed() {
 }
 
 function tilesetOption(tileset, checked) {
-  const label = document.createElement("label");
-  label.className = "tileset-option";
-  const radio = document.createElement("input");
-  radio.type = "radio";
-  radio.name = "tileset";
-  radio.value = tileset.name;
-  radio.checked = checked;
-  const img = document.createElement("img");
-  img.src = tileset.preview;
-  img.alt = "";
-  img.width = 64;
-  img.height = 64;
-  const name = document.createElement("span");
-  name.className = "tileset-name";
-  name.textContent = tileset.name;
-  const meta = document.createElement("span");
-  meta.className = "hint";
   const count = tileset.tiles ?? tileset.patterns;
   const unit = tileset.kind === "tiled" ? "tiles" : "patterns";
-  meta.textContent = count === undefined ? tileset.kind : `${count} ${unit}`;
-  label.append(radio, img, name, meta);
-  if (tileset.description) label.title = tileset.description;
+  const label = el(
+    "label",
+    { class: "tileset-option", title: tileset.description || undefined },
+    el("input", { type: "radio", name: "tileset", value: tileset.name, checked }),
+    el("img", { src: tileset.preview, alt: "", width: 64, height: 64 }),
+    el("span", { class: "tileset-name", text: tileset.name }),
+    el("span", { class: "hint", text: count === undefined ? tileset.kind : `${count} ${unit}` }),
+  );
   return label;
 }
 
 async function loadTilesets() {
   try {
-    const tilesets = await getJSON("/api/tilesets");
+    const tilesets = await getJSON(paths.tilesets);
     const preferred = tilesets.findIndex((t) => t.name === "terrain");
     tilesets.forEach((t, i) => options.append(tilesetOption(t, i === Math.max(preferred, 0))));
     tilesetStatus.textContent = tilesets.length ? "" : "No tilesets are available.";
@@ -88,7 +77,7 @@ async function onSubmit(event) {
   submit.disabled = true;
   submit.textContent = "Creating…";
   try {
-    const world = await postJSON("/api/worlds", body);
+    const world = await postJSON(paths.worlds, body);
     window.location.assign(world.page ?? `/worlds/${encodeURIComponent(world.id)}`);
   } catch (err) {
     showError(err.status === 401 ? "Sign in (top right) to create a world." : err.message);
@@ -97,7 +86,7 @@ async function onSubmit(event) {
   }
 }
 
-document.getElementById("random-seed").addEventListener("click", () => {
+byId("random-seed").addEventListener("click", () => {
   seedInput.value = String(randomSeed());
 });
 form.addEventListener("submit", onSubmit);

@@ -4,9 +4,10 @@
 // first keeps the token in sessionStorage for the round trip through /login.
 
 import { currentUser } from "./account.js";
+import { paths, postJSON } from "./api.js";
+import { byId as $ } from "./dom.js";
 
 const KEY = "worldgen-invite";
-const $ = (id) => document.getElementById(id);
 
 function token() {
   const fromHash = decodeURIComponent(window.location.hash.slice(1));
@@ -16,16 +17,6 @@ function token() {
     return fromHash;
   }
   return sessionStorage.getItem(KEY) ?? "";
-}
-
-async function post(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "application/json" },
-    body: JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  return { ok: response.ok, status: response.status, data };
 }
 
 function fail(text) {
@@ -40,14 +31,16 @@ async function main() {
     fail("This invite link is incomplete: ask for a new one.");
     return;
   }
-  const preview = await post("/api/invites/preview", { token: value });
-  if (!preview.ok) {
+  let preview;
+  try {
+    preview = await postJSON(paths.invitePreview, { token: value });
+  } catch {
     sessionStorage.removeItem(KEY);
     fail("This invite link is not valid any more: ask for a new one.");
     return;
   }
-  $("invite-world").textContent = preview.data.world_name;
-  $("invite-role").textContent = preview.data.role;
+  $("invite-world").textContent = preview.world_name;
+  $("invite-role").textContent = preview.role;
   $("invite-offer").hidden = false;
   $("invite-status").textContent = "";
   const user = await currentUser();
@@ -59,14 +52,14 @@ async function main() {
   join.hidden = false;
   join.addEventListener("click", async () => {
     join.disabled = true;
-    const joined = await post("/api/invites/accept", { token: value });
-    if (!joined.ok) {
+    try {
+      const joined = await postJSON(paths.inviteAccept, { token: value });
+      sessionStorage.removeItem(KEY);
+      window.location.assign(joined.page);
+    } catch (err) {
       join.disabled = false;
-      fail(joined.data.detail ?? `The server answered ${joined.status}.`);
-      return;
+      fail(err.message);
     }
-    sessionStorage.removeItem(KEY);
-    window.location.assign(joined.data.page);
   });
 }
 

@@ -2,11 +2,13 @@
 // account; then back to ?next= (a same-site path only). Errors are shown inline as text.
 
 import { safeNext } from "./account.js";
+import { paths, postJSON } from "./api.js";
+import { byId } from "./dom.js";
 
-const form = document.getElementById("login-form");
-const username = document.getElementById("login-username");
-const password = document.getElementById("login-password");
-const errorBox = document.getElementById("login-error");
+const form = byId("login-form");
+const username = byId("login-username");
+const password = byId("login-password");
+const errorBox = byId("login-error");
 const buttons = form.querySelectorAll("button");
 
 function showError(message) {
@@ -14,9 +16,10 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function message(body, status) {
-  const detail = body && body.detail;
-  if (typeof detail === "string") return detail;
+// A validation error names the field; say what a good value looks like instead of pydantic's
+// wording. Anything else keeps the API's message.
+function message(err) {
+  const detail = err.body && err.body.detail;
   if (Array.isArray(detail) && detail.length > 0) {
     const field = detail[0].loc ? detail[0].loc[detail[0].loc.length - 1] : "";
     if (field === "username") {
@@ -25,33 +28,18 @@ function message(body, status) {
     if (field === "password") return "A password has 8 to 1024 characters.";
     return String(detail[0].msg);
   }
-  if (status === 429) return "Too many attempts; wait a little and try again.";
-  return `The server answered ${status}.`;
+  return err.message;
 }
 
 async function submit(action) {
   showError("");
   buttons.forEach((b) => (b.disabled = true));
   try {
-    const response = await fetch(`/api/auth/${action}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ username: username.value.trim(), password: password.value }),
-    });
-    if (!response.ok) {
-      let body = null;
-      try {
-        body = await response.json();
-      } catch {
-        // not JSON
-      }
-      showError(message(body, response.status));
-      return;
-    }
+    await postJSON(paths.auth(action), { username: username.value.trim(), password: password.value });
     const next = new URLSearchParams(window.location.search).get("next");
     window.location.assign(safeNext(next ?? "/"));
-  } catch {
-    showError("Could not reach the server; check your connection and try again.");
+  } catch (err) {
+    showError(message(err));
   } finally {
     buttons.forEach((b) => (b.disabled = false));
   }

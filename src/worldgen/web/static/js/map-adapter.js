@@ -1,18 +1,16 @@
 // map-adapter.js — the only module that touches Leaflet (window.L, from leaflet.js loaded
 // before the page's modules). It speaks in world cells and integer zooms so that another map
 // library could replace Leaflet by reimplementing this small interface:
-//   createMap(element, {tileUrl}) -> { getView, setView, getCellBounds, zoomIn, zoomOut,
+//   createMap(element, {tileUrl, limits}) -> { getView, setView, getCellBounds, zoomIn, zoomOut,
 //                                      onViewChange, onPointer, onLoading, addPing }
 // The map shows nothing until the first setView, so listeners registered before it see the
 // first tiles load.
 
-export const MIN_ZOOM = -10;
-export const MAX_ZOOM = 2;
+import { el } from "./dom.js";
+
 const TILE_PX = 256;
 // At z = 0 one cell is 4 px; every zoom step doubles that (z = 2: 16 px, a tile is 16x16 cells).
 const CELL_PX_Z0 = 4;
-// The farthest the map may wander, in cells (the region/export API's coordinate bound).
-export const MAX_CELL = 2 ** 31;
 // How long a ping stays on the map (its CSS animation fades it over the same time).
 export const PING_MS = 8000;
 
@@ -25,25 +23,28 @@ function cellCRS(L) {
   });
 }
 
-export function createMap(element, { tileUrl }) {
+// limits (from the page data): zoom_min, zoom_max, and coord_max, the farthest the map may
+// wander in cells (the region/export API's coordinate bound).
+export function createMap(element, { tileUrl, limits }) {
   const L = window.L;
   if (!L) throw new Error("Leaflet did not load");
-  const limits = L.latLngBounds([-MAX_CELL, -MAX_CELL], [MAX_CELL, MAX_CELL]);
+  const edge = limits.coord_max;
+  const bounds = L.latLngBounds([-edge, -edge], [edge, edge]);
   const map = L.map(element, {
     crs: cellCRS(L),
-    minZoom: MIN_ZOOM,
-    maxZoom: MAX_ZOOM,
+    minZoom: limits.zoom_min,
+    maxZoom: limits.zoom_max,
     zoomSnap: 1,
-    maxBounds: limits,
+    maxBounds: bounds,
     attributionControl: false,
     keyboard: true,
   });
   const layer = L.tileLayer(tileUrl, {
     tileSize: TILE_PX,
-    minZoom: MIN_ZOOM,
-    maxZoom: MAX_ZOOM,
+    minZoom: limits.zoom_min,
+    maxZoom: limits.zoom_max,
     noWrap: true,
-    bounds: limits,
+    bounds,
     keepBuffer: 2,
     updateWhenZooming: false,
     className: "world-tiles",
@@ -97,12 +98,8 @@ export function createMap(element, { tileUrl }) {
     // A marker on cell (x, y) that fades away. The label is set as text, never as HTML: the
     // icon is an element built here, not a string Leaflet would parse.
     addPing(x, y, label) {
-      const node = document.createElement("div");
-      node.className = "map-ping-dot";
-      const text = document.createElement("span");
-      text.className = "map-ping-label";
-      text.textContent = label ?? "";
-      node.append(text);
+      const text = el("span", { class: "map-ping-label", text: label ?? "" });
+      const node = el("div", { class: "map-ping-dot" }, text);
       const icon = L.divIcon({ className: "map-ping", html: node, iconSize: [0, 0] });
       const marker = L.marker([y + 0.5, x + 0.5], { icon, interactive: false, keyboard: false });
       marker.addTo(map);

@@ -4,11 +4,12 @@
 // may see the members and leave. Nothing is shown that the user's role cannot do (the server
 // checks again anyway). User text reaches the DOM through textContent only.
 
-import { loginHref } from "./account.js";
+import { currentUser, loginHref } from "./account.js";
+import { deleteJSON, getJSON, paths, patchJSON, postJSON } from "./api.js";
+import { byId as $, el, pageData } from "./dom.js";
 
-const world = JSON.parse(document.getElementById("world-data").textContent);
-const base = `/api/worlds/${encodeURIComponent(world.id)}`;
-const $ = (id) => document.getElementById(id);
+const world = pageData("world-data");
+const base = paths.world(world.id);
 const section = $("people");
 
 const EXPIRIES = [
@@ -17,32 +18,6 @@ const EXPIRIES = [
   ["7 days", 7 * 86400],
   ["30 days", 30 * 86400],
 ];
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
-}
-
-async function call(method, url, body) {
-  const init = { method, headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(url, init);
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) {
-    const detail = data && data.detail;
-    throw new Error(typeof detail === "string" ? detail : `The server answered ${response.status}.`);
-  }
-  return data;
-}
 
 function status(text) {
   $("people-status").textContent = text;
@@ -66,7 +41,7 @@ function renameForm() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      const renamed = await call("PATCH", base, { name: input.value.trim() });
+      const renamed = await patchJSON(base, { name: input.value.trim() });
       world.name = renamed.name;
       $("world-name").textContent = renamed.name;
       document.title = `${renamed.name} — worldgen`;
@@ -88,7 +63,7 @@ function deleteButton() {
       return;
     }
     try {
-      await call("DELETE", base);
+      await deleteJSON(base);
       window.location.assign("/");
     } catch (err) {
       status(err.message);
@@ -109,7 +84,7 @@ function memberRow(member, access, me) {
     }
     select.addEventListener("change", async () => {
       try {
-        await call("PATCH", `${base}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
+        await patchJSON(`${base}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
         status(`${member.username} is now ${select.value}.`);
       } catch (err) {
         status(err.message);
@@ -118,7 +93,7 @@ function memberRow(member, access, me) {
     const remove = el("button", { type: "button", class: "secondary member-remove", text: "Remove" });
     remove.addEventListener("click", async () => {
       try {
-        await call("DELETE", `${base}/members/${encodeURIComponent(member.user_id)}`);
+        await deleteJSON(`${base}/members/${encodeURIComponent(member.user_id)}`);
         row.remove();
       } catch (err) {
         status(err.message);
@@ -132,7 +107,7 @@ function memberRow(member, access, me) {
     const leave = el("button", { type: "button", class: "secondary", id: "leave-world", text: "Leave" });
     leave.addEventListener("click", async () => {
       try {
-        await call("DELETE", `${base}/members/${encodeURIComponent(member.user_id)}`);
+        await deleteJSON(`${base}/members/${encodeURIComponent(member.user_id)}`);
         window.location.assign("/");
       } catch (err) {
         status(err.message);
@@ -145,7 +120,7 @@ function memberRow(member, access, me) {
 
 async function membersList(access, me) {
   const list = el("ul", { id: "member-list", class: "member-list" });
-  const { members } = await call("GET", `${base}/members`);
+  const { members } = await getJSON(`${base}/members`);
   for (const member of members) list.append(memberRow(member, access, me));
   return list;
 }
@@ -156,7 +131,7 @@ function inviteRow(invite) {
   const revoke = el("button", { type: "button", class: "secondary invite-revoke", text: "Revoke" });
   revoke.addEventListener("click", async () => {
     try {
-      await call("DELETE", `${base}/invites/${encodeURIComponent(invite.id)}`);
+      await deleteJSON(`${base}/invites/${encodeURIComponent(invite.id)}`);
       row.remove();
     } catch (err) {
       status(err.message);
@@ -187,7 +162,7 @@ async function invitePanel() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      const invite = await call("POST", `${base}/invites`, {
+      const invite = await postJSON(`${base}/invites`, {
         role: role.value,
         expires_in: Number(expiry.value),
       });
@@ -200,7 +175,7 @@ async function invitePanel() {
       status(err.message);
     }
   });
-  const { invites } = await call("GET", `${base}/invites`);
+  const { invites } = await getJSON(`${base}/invites`);
   for (const invite of invites) list.append(inviteRow(invite));
   return el("div", { class: "invites" }, el("h3", { text: "Invite links" }), form, link, list);
 }
@@ -209,11 +184,11 @@ async function main() {
   if (!section) return;
   let access;
   try {
-    access = await call("GET", `${base}/access`);
+    access = await getJSON(`${base}/access`);
   } catch {
     return;
   }
-  const me = await fetch("/api/auth/me").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const me = await currentUser();
   const body = $("people-body");
   body.replaceChildren();
   document.body.dataset.role = access.role ?? "none";

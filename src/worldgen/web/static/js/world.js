@@ -4,15 +4,13 @@
 
 import { getBlob } from "./api.js";
 import { startChat } from "./chat.js";
-import { MAX_CELL, MAX_ZOOM, MIN_ZOOM, createMap } from "./map-adapter.js";
+import { byId as $, pageData, saveBlob } from "./dom.js";
+import { createMap } from "./map-adapter.js";
 
-// The export API's bounds: at most 1024 cells and 4096 px along a side, 1..16 px per cell.
-const EXPORT_MAX_CELLS = 1024;
-const EXPORT_MAX_PX = 4096;
-const EXPORT_MAX_SCALE = 16;
-
-const world = JSON.parse(document.getElementById("world-data").textContent);
-const $ = (id) => document.getElementById(id);
+const world = pageData("world-data");
+// The API's bounds, from the page data: zooms, coordinates, and the export's at most
+// export_cells cells and export_px px along a side at 1..export_scale px per cell.
+const limits = world.limits;
 
 // --- the #z/x/y hash: zoom and the integer cell at the centre of the view ---
 
@@ -23,9 +21,9 @@ function parseHash(hash) {
   if (!m) return null;
   const [z, x, y] = m.slice(1).map(Number);
   return {
-    z: clamp(z, MIN_ZOOM, MAX_ZOOM),
-    x: clamp(x, -MAX_CELL, MAX_CELL - 1),
-    y: clamp(y, -MAX_CELL, MAX_CELL - 1),
+    z: clamp(z, limits.zoom_min, limits.zoom_max),
+    x: clamp(x, -limits.coord_max, limits.coord_max - 1),
+    y: clamp(y, -limits.coord_max, limits.coord_max - 1),
   };
 }
 
@@ -35,7 +33,7 @@ const formatHash = ({ z, x, y }) => `#${z}/${x}/${y}`;
 const cellView = ({ z, x, y }) => ({ z, x: x + 0.5, y: y + 0.5 });
 
 const initial = parseHash(window.location.hash) ?? { z: 0, x: 0, y: 0 };
-const map = createMap($("map"), { tileUrl: world.tile_url });
+const map = createMap($("map"), { tileUrl: world.tile_url, limits });
 
 function onView(view) {
   const cell = centreCell(view);
@@ -73,21 +71,22 @@ map.onLoading((pending) => {
 // --- export: the visible area, clamped to the API's bounds around the centre ---
 
 function exportRegion() {
+  const { export_cells: maxCells, export_px: maxPx, export_scale: maxScale } = limits;
   const b = map.getCellBounds();
   let x = Math.floor(b.west);
   let y = Math.floor(b.north);
   let w = Math.max(1, Math.ceil(b.east) - x);
   let h = Math.max(1, Math.ceil(b.south) - y);
-  const clipped = w > EXPORT_MAX_CELLS || h > EXPORT_MAX_CELLS;
-  if (w > EXPORT_MAX_CELLS) {
-    x += Math.floor((w - EXPORT_MAX_CELLS) / 2);
-    w = EXPORT_MAX_CELLS;
+  const clipped = w > maxCells || h > maxCells;
+  if (w > maxCells) {
+    x += Math.floor((w - maxCells) / 2);
+    w = maxCells;
   }
-  if (h > EXPORT_MAX_CELLS) {
-    y += Math.floor((h - EXPORT_MAX_CELLS) / 2);
-    h = EXPORT_MAX_CELLS;
+  if (h > maxCells) {
+    y += Math.floor((h - maxCells) / 2);
+    h = maxCells;
   }
-  const scale = clamp(Math.floor(EXPORT_MAX_PX / Math.max(w, h)), 1, EXPORT_MAX_SCALE);
+  const scale = clamp(Math.floor(maxPx / Math.max(w, h)), 1, maxScale);
   return { x, y, w, h, scale, clipped };
 }
 
@@ -95,20 +94,9 @@ function updateExportNote() {
   const r = exportRegion();
   const size = `${r.w}×${r.h} cells, ${r.w * r.scale}×${r.h * r.scale} px`;
   $("export-note").textContent = r.clipped
-    ? `The view is larger than ${EXPORT_MAX_CELLS}×${EXPORT_MAX_CELLS} cells: ` +
+    ? `The view is larger than ${limits.export_cells}×${limits.export_cells} cells: ` +
       `the export covers its centre (${size}).`
     : `Exports the visible area (${size}).`;
-}
-
-function saveBlob(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = filename;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 // Progress and errors go to a live region; the note above it changes with every move, silently.
