@@ -427,6 +427,241 @@ def initial_propagate(
     )  # fmt: skip
 
 
+@njit(**_INLINE)
+def _push_undecided(
+    heuristic: np.int64,
+    wave: np.ndarray,
+    count: np.ndarray,
+    sumw: np.ndarray,
+    sumwl: np.ndarray,
+    profile: np.ndarray,
+    weights: np.ndarray,
+    wlogw: np.ndarray,
+    stamp: np.ndarray,
+    base_count: np.ndarray,
+    stream: np.uint64,
+    hkey: np.ndarray,
+    hcell: np.ndarray,
+    hstamp: np.ndarray,
+    st: np.ndarray,
+) -> None:
+    """Push a fresh heap entry for every undecided cell, in cell order."""
+    for c in range(wave.shape[0]):
+        if count[c] > 1:
+            key = _cell_key(
+                c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
+                base_count, stream,
+            )  # fmt: skip
+            _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
+
+
+@njit(**_INLINE)
+def _next_cell(
+    use_heap: bool,
+    count: np.ndarray,
+    stamp: np.ndarray,
+    hkey: np.ndarray,
+    hcell: np.ndarray,
+    hstamp: np.ndarray,
+    st: np.ndarray,
+) -> np.int64:
+    """The cell to observe next, or -1 when every cell is decided.
+
+    Heap: the root after dropping stale entries (older stamp, or a cell decided since).
+    Scanline: the first undecided cell at or after the cursor.
+    """
+    if use_heap:
+        while st[ST_HEAP] > 0:
+            c = hcell[0]
+            if count[c] > 1 and hstamp[0] == stamp[c]:
+                return c
+            _heap_pop(hkey, hcell, hstamp, st)
+        return -1
+    cells = count.shape[0]
+    cur = st[ST_CURSOR]
+    while cur < cells and count[cur] <= 1:
+        cur += 1
+    st[ST_CURSOR] = cur
+    return cur if cur < cells else -1
+
+
+@njit(**_INLINE)
+def _end_attempt(
+    outcome: np.int64, count: np.ndarray, st: np.ndarray, stats: np.ndarray
+) -> np.int64:
+    """Report the attempt's counters into ``stats`` and return its outcome.
+
+    A claimed solution is checked once more: every cell must hold exactly one pattern.
+    """
+    stats[0] += st[ST_OBS]
+    stats[1] += st[ST_BACKTRACKS]
+    if outcome == R_SOLVED:
+        for c in range(count.shape[0]):
+            if count[c] != 1:  # defensive: never report an empty cell as solved
+                return R_CONTRADICTION
+    return outcome
+
+
+@njit(**_INLINE)
+def _choose(
+    cell: np.int64,
+    stream: np.uint64,
+    wave: np.ndarray,
+    profile: np.ndarray,
+    weights: np.ndarray,
+    st: np.ndarray,
+) -> np.int64:
+    """Draw one of the cell's patterns by weight, from a number fixed by (stream, obs, cell)."""
+    nw = wave.shape[1]
+    p = profile[cell]
+    total = 0.0
+    for w in range(nw):
+        bits = wave[cell, w]
+        while bits != _ZERO:
+            total += weights[p, w * 64 + _ctz(bits)]
+            bits &= bits - _ONE
+    r = _unit(stream, st[ST_OBS], cell) * total
+    last = -1
+    for w in range(nw):
+        bits = wave[cell, w]
+        while bits != _ZERO:
+            t = w * 64 + _ctz(bits)
+            last = t
+            r -= weights[p, t]
+            if r < 0.0:
+                return t
+            bits &= bits - _ONE
+    return last  # rounding left r >= 0 after the last pattern
+
+
+@njit(**_INLINE)
+def _rollback_around(
+    e: np.int64,
+    radius: np.int64,
+    width: np.int64,
+    height: np.int64,
+    periodic: bool,
+    wave: np.ndarray,
+    count: np.ndarray,
+    sumw: np.ndarray,
+    sumwl: np.ndarray,
+    base_wave: np.ndarray,
+    base_count: np.ndarray,
+    base_sumw: np.ndarray,
+    base_sumwl: np.ndarray,
+    stamp: np.ndarray,
+    dirty: np.ndarray,
+    dirty_flag: np.ndarray,
+    stack: np.ndarray,
+    on_stack: np.ndarray,
+    st: np.ndarray,
+) -> np.int64:
+    """Undo the decisions around the emptied cell ``e``; return the stack size to propagate.
+
+    Every cell the failed step changed is re-checked against its neighbours. Cells within
+    ``radius`` (Chebyshev) of e return to the baseline; so do undecided cells within
+    ``2 * radius``, whose possibilities may have been cut by the decisions just undone.
+    Everything in the box, one cell wider, is re-propagated.
+    """
+    nw = wave.shape[1]
+    ex = e % width
+    ey = e // width
+    sp = 0
+    for i in range(st[ST_DIRTY]):
+        c = dirty[i]
+        if on_stack[c] == 0:
+            on_stack[c] = 1
+            stack[sp] = c
+            sp += 1
+    outer = 2 * radius
+    span = 2 * outer + 3
+    # On a torus smaller than the box, visit every row/column once.
+    wrap_y = periodic and span >= height
+    wrap_x = periodic and span >= width
+    for oy in range(height if wrap_y else span):
+        ry = oy if wrap_y else ey - outer - 1 + oy
+        if periodic:
+            ry %= height
+        elif ry < 0 or ry >= height:
+            continue
+        ddy = abs(ry - ey)
+        if periodic:
+            ddy = min(ddy, height - ddy)
+        for ox in range(width if wrap_x else span):
+            rx = ox if wrap_x else ex - outer - 1 + ox
+            if periodic:
+                rx %= width
+            elif rx < 0 or rx >= width:
+                continue
+            ddx = abs(rx - ex)
+            if periodic:
+                ddx = min(ddx, width - ddx)
+            c = ry * width + rx
+            dist = max(ddx, ddy)
+            if dist <= radius or (dist <= outer and count[c] > 1):
+                for w in range(nw):
+                    wave[c, w] = base_wave[c, w]
+                count[c] = base_count[c]
+                sumw[c] = base_sumw[c]
+                sumwl[c] = base_sumwl[c]
+                stamp[c] += 1
+                if dirty_flag[c] == 0:
+                    dirty_flag[c] = 1
+                    dirty[st[ST_DIRTY]] = c
+                    st[ST_DIRTY] += 1
+            if on_stack[c] == 0:
+                on_stack[c] = 1
+                stack[sp] = c
+                sp += 1
+    return sp
+
+
+@njit(**_INLINE)
+def _refresh_dirty(
+    use_heap: bool,
+    heap_cap: np.int64,
+    heuristic: np.int64,
+    wave: np.ndarray,
+    count: np.ndarray,
+    sumw: np.ndarray,
+    sumwl: np.ndarray,
+    profile: np.ndarray,
+    weights: np.ndarray,
+    wlogw: np.ndarray,
+    stamp: np.ndarray,
+    base_count: np.ndarray,
+    stream: np.uint64,
+    hkey: np.ndarray,
+    hcell: np.ndarray,
+    hstamp: np.ndarray,
+    dirty: np.ndarray,
+    dirty_flag: np.ndarray,
+    st: np.ndarray,
+) -> None:
+    """Give every cell that changed in this step a fresh heap key (each at most once) and
+    empty the dirty list. A heap that would overflow is rebuilt from the undecided cells."""
+    nd = st[ST_DIRTY]
+    if use_heap and st[ST_HEAP] + nd > heap_cap:
+        st[ST_HEAP] = 0
+        _push_undecided(
+            heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp, base_count,
+            stream, hkey, hcell, hstamp, st,
+        )  # fmt: skip
+        for i in range(nd):
+            dirty_flag[dirty[i]] = 0
+    else:
+        for i in range(nd):
+            c = dirty[i]
+            dirty_flag[c] = 0
+            if use_heap and count[c] > 1:
+                key = _cell_key(
+                    c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
+                    base_count, stream,
+                )  # fmt: skip
+                _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
+    st[ST_DIRTY] = 0
+
+
 @njit(**_FLAGS)
 def run_attempt(
     stream: np.uint64,
@@ -452,12 +687,14 @@ def run_attempt(
     """One attempt: observe and propagate until solved, stuck, or out of budget.
 
     The wave must be a propagated fixpoint (see :func:`initial_propagate`); that state is the
-    attempt's baseline. Backtracking is local: after a contradiction at cell e, every cell within
-    Chebyshev radius r of e returns to its baseline (undoing the decisions there), and the
-    region is re-propagated from its surroundings and from every cell the failed step had
-    changed. A new contradiction close to the last one doubles r (2, 4, ... 64); one elsewhere
-    starts again at 2. After ``max_backtracks`` repairs the attempt fails. ``stats`` receives
-    [observations, backtracks]. Returns R_SOLVED, R_CONTRADICTION or R_BUDGET.
+    attempt's baseline. Each step picks a cell (:func:`_next_cell`), draws its pattern
+    (:func:`_choose`) and propagates; a contradiction is repaired locally
+    (:func:`_rollback_around`): every cell within Chebyshev radius r of the emptied cell returns
+    to its baseline and the region is re-propagated. A new contradiction close to the last one
+    doubles r (2, 4, ... 32); one elsewhere starts again at 2. After ``max_backtracks`` repairs
+    the attempt fails. Settled steps refresh the heap keys of the changed cells
+    (:func:`_refresh_dirty`). ``stats`` receives [observations, backtracks]. Returns R_SOLVED,
+    R_CONTRADICTION or R_BUDGET.
     """
     cells, nw = wave.shape
     stack = np.empty(cells, dtype=np.int64)
@@ -479,71 +716,22 @@ def run_attempt(
 
     use_heap = heuristic != H_SCANLINE
     if use_heap:
-        for c in range(cells):
-            if count[c] > 1:
-                key = _cell_key(
-                    c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
-                    base_count, stream,
-                )  # fmt: skip
-                _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
+        _push_undecided(
+            heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp, base_count,
+            stream, hkey, hcell, hstamp, st,
+        )  # fmt: skip
     radius = 2
     last_x = -(1 << 40)
     last_y = -(1 << 40)
 
     while True:
-        # 1. Pick the cell to observe.
-        cell = -1
-        if use_heap:
-            while st[ST_HEAP] > 0:
-                c = hcell[0]
-                if count[c] > 1 and hstamp[0] == stamp[c]:
-                    cell = c
-                    break
-                _heap_pop(hkey, hcell, hstamp, st)
-        else:
-            cur = st[ST_CURSOR]
-            while cur < cells and count[cur] <= 1:
-                cur += 1
-            st[ST_CURSOR] = cur
-            if cur < cells:
-                cell = cur
+        cell = _next_cell(use_heap, count, stamp, hkey, hcell, hstamp, st)
         if cell < 0:
-            stats[0] += st[ST_OBS]
-            stats[1] += st[ST_BACKTRACKS]
-            for c in range(cells):
-                if count[c] != 1:  # defensive: never report an empty cell as solved
-                    return R_CONTRADICTION
-            return R_SOLVED
+            return _end_attempt(R_SOLVED, count, st, stats)
         if st[ST_OBS] >= max_observations:
-            stats[0] += st[ST_OBS]
-            stats[1] += st[ST_BACKTRACKS]
-            return R_BUDGET
+            return _end_attempt(R_BUDGET, count, st, stats)
 
-        # 2. Observe: choose one pattern, weighted, from a draw that depends on (stream, obs).
-        p = profile[cell]
-        total = 0.0
-        for w in range(nw):
-            bits = wave[cell, w]
-            while bits != _ZERO:
-                total += weights[p, w * 64 + _ctz(bits)]
-                bits &= bits - _ONE
-        r = _unit(stream, st[ST_OBS], cell) * total
-        chosen = -1
-        last = -1
-        for w in range(nw):
-            bits = wave[cell, w]
-            while bits != _ZERO:
-                t = w * 64 + _ctz(bits)
-                last = t
-                r -= weights[p, t]
-                if r < 0.0:
-                    chosen = t
-                    break
-                bits &= bits - _ONE
-            if chosen >= 0:
-                break
-        if chosen < 0:
-            chosen = last
+        chosen = _choose(cell, stream, wave, profile, weights, st)
         for w in range(nw):
             mask[w] = _ZERO
         mask[chosen >> 6] = _ONE << np.uint64(chosen & 63)
@@ -559,12 +747,9 @@ def run_attempt(
             sumw, sumwl, profile, weights, wlogw, stamp, dirty, dirty_flag, st,
         )  # fmt: skip
 
-        # 3. Contradiction: undo the decisions around it and re-propagate (local backtracking).
         while not ok:
             if st[ST_BACKTRACKS] >= max_backtracks:
-                stats[0] += st[ST_OBS]
-                stats[1] += st[ST_BACKTRACKS]
-                return R_CONTRADICTION
+                return _end_attempt(R_CONTRADICTION, count, st, stats)
             st[ST_BACKTRACKS] += 1
             e = st[ST_EMPTY]
             ex = e % width
@@ -577,57 +762,10 @@ def run_attempt(
             radius = min(radius * 2, 32) if max(dxl, dyl) <= 2 * radius else 2
             last_x = ex
             last_y = ey
-            sp = 0
-            # Every cell the failed step changed is re-checked against its neighbours.
-            for i in range(st[ST_DIRTY]):
-                c = dirty[i]
-                if on_stack[c] == 0:
-                    on_stack[c] = 1
-                    stack[sp] = c
-                    sp += 1
-            # Cells within ``radius`` return to the baseline; so do undecided cells within
-            # ``2 * radius``, whose possibilities may have been cut by the decisions just undone.
-            # Everything in the box, one cell wider, is re-propagated.
-            outer = 2 * radius
-            span = 2 * outer + 3
-            # On a torus smaller than the box, visit every row/column once.
-            wrap_y = periodic and span >= height
-            wrap_x = periodic and span >= width
-            for oy in range(height if wrap_y else span):
-                ry = oy if wrap_y else ey - outer - 1 + oy
-                if periodic:
-                    ry %= height
-                elif ry < 0 or ry >= height:
-                    continue
-                ddy = abs(ry - ey)
-                if periodic:
-                    ddy = min(ddy, height - ddy)
-                for ox in range(width if wrap_x else span):
-                    rx = ox if wrap_x else ex - outer - 1 + ox
-                    if periodic:
-                        rx %= width
-                    elif rx < 0 or rx >= width:
-                        continue
-                    ddx = abs(rx - ex)
-                    if periodic:
-                        ddx = min(ddx, width - ddx)
-                    c = ry * width + rx
-                    dist = max(ddx, ddy)
-                    if dist <= radius or (dist <= outer and count[c] > 1):
-                        for w in range(nw):
-                            wave[c, w] = base_wave[c, w]
-                        count[c] = base_count[c]
-                        sumw[c] = base_sumw[c]
-                        sumwl[c] = base_sumwl[c]
-                        stamp[c] += 1
-                        if dirty_flag[c] == 0:
-                            dirty_flag[c] = 1
-                            dirty[st[ST_DIRTY]] = c
-                            st[ST_DIRTY] += 1
-                    if on_stack[c] == 0:
-                        on_stack[c] = 1
-                        stack[sp] = c
-                        sp += 1
+            sp = _rollback_around(
+                e, radius, width, height, periodic, wave, count, sumw, sumwl, base_wave,
+                base_count, base_sumw, base_sumwl, stamp, dirty, dirty_flag, stack, on_stack, st,
+            )  # fmt: skip
             if not use_heap:
                 st[ST_CURSOR] = 0
             ok = _propagate(
@@ -635,30 +773,10 @@ def run_attempt(
                 count, sumw, sumwl, profile, weights, wlogw, stamp, dirty, dirty_flag, st,
             )  # fmt: skip
 
-        # 4. Refresh the heap keys of every cell that changed (each at most once).
-        nd = st[ST_DIRTY]
-        if use_heap and st[ST_HEAP] + nd > heap_cap:
-            st[ST_HEAP] = 0
-            for c in range(cells):
-                if count[c] > 1:
-                    key = _cell_key(
-                        c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
-                        base_count, stream,
-                    )  # fmt: skip
-                    _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
-            for i in range(nd):
-                dirty_flag[dirty[i]] = 0
-        else:
-            for i in range(nd):
-                c = dirty[i]
-                dirty_flag[c] = 0
-                if use_heap and count[c] > 1:
-                    key = _cell_key(
-                        c, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw, stamp,
-                        base_count, stream,
-                    )  # fmt: skip
-                    _heap_push(hkey, hcell, hstamp, st, key, c, stamp[c])
-        st[ST_DIRTY] = 0
+        _refresh_dirty(
+            use_heap, heap_cap, heuristic, wave, count, sumw, sumwl, profile, weights, wlogw,
+            stamp, base_count, stream, hkey, hcell, hstamp, dirty, dirty_flag, st,
+        )  # fmt: skip
 
 
 @njit(**_FLAGS)
