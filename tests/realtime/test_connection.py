@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from tests.realtime.conftest import run
+from worldgen.errors import CLOSE_POLICY, CLOSE_TRY_LATER, TransportClosedError
 from worldgen.realtime.config import RealtimeSettings
-from worldgen.realtime.connection import Connection, TransportClosedError
-from worldgen.realtime.errors import CLOSE_POLICY, CLOSE_TRY_LATER
+from worldgen.realtime.connection import Connection
 from worldgen.realtime.protocol import User
 from worldgen.realtime.ratelimit import SlidingWindow
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worldgen.realtime.errors import ProtocolError
+from worldgen.errors import ProtocolError
 from worldgen.realtime.fanout import EventSignal, WakeSignal, backoff_delay, parse_signal
 from worldgen.realtime.protocol import (
     ChatIn,

@@ -10,12 +10,12 @@ from redis.asyncio import Redis
 
 from tests.conftest import ValkeyHandle
 from tests.realtime.conftest import run, with_redis
+from worldgen.errors import WorldNotFoundError
 from worldgen.store.chat import (
     Author,
     ChatRecord,
     ChatStore,
     PingRecord,
-    WorldMissingError,
     parse_stream_id,
 )
 from worldgen.store.keys import Keys
@@ -68,7 +68,7 @@ def test_nothing_is_written_for_a_missing_world(valkey_server: Server) -> None:
     async def body(r: Redis) -> None:
         store = ChatStore(r, Keys())
         presence = PresenceStore(r, Keys())
-        with pytest.raises(WorldMissingError):
+        with pytest.raises(WorldNotFoundError):
             await store.append("nosuchworld", chat(1))
         assert await presence.heartbeat("nosuchworld", "s1", ADA) is None
         assert await r.dbsize() == 0

@@ -12,12 +12,13 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ValkeyHandle
+from worldgen.errors import RateLimitedError, TooManyError, UsernameTakenError
 from worldgen.store.client import connect
 from worldgen.store.keys import Keys
-from worldgen.store.members import MAX_INVITES, MemberRepo, TooManyError, parse_invite_token
-from worldgen.store.ratelimit import Limit, RateLimitedError, RateLimiter, RateLimits
+from worldgen.store.members import MAX_INVITES, MemberRepo, parse_invite_token
+from worldgen.store.ratelimit import Limit, RateLimiter, RateLimits
 from worldgen.store.sessions import Revocations, SessionStore, new_token, session_id
-from worldgen.store.users import UsernameTakenError, UserRepo, normalize_username, valid_username
+from worldgen.store.users import UserRepo, normalize_username, valid_username
 
 pytestmark = pytest.mark.anyio
 
@@ -226,7 +227,9 @@ async def test_rate_limit_allows_n_and_refuses_n_plus_one_with_retry_after(
         await limiter.hit("chat", "someone")
     with pytest.raises(RateLimitedError) as caught:
         await limiter.hit("chat", "someone")
+    assert caught.value.retry_after is not None
     assert 1 <= caught.value.retry_after <= 30
+    assert f"retry in {caught.value.retry_after} s" in caught.value.message
     await limiter.hit("chat", "someone else")  # subjects are separate
     await limiter.reset("chat", "someone")
     await limiter.hit("chat", "someone")

@@ -20,18 +20,14 @@ from typing import Protocol
 
 import structlog
 
+from worldgen.errors import CLOSE_TRY_LATER, TransportClosedError
 from worldgen.realtime._aio import raise_if_cancelling
 from worldgen.realtime.config import RealtimeSettings
-from worldgen.realtime.errors import CLOSE_TRY_LATER
 from worldgen.realtime.protocol import User
 from worldgen.realtime.ratelimit import SlidingWindow
 from worldgen.store.chat import StreamId
 
 log = structlog.get_logger("worldgen.realtime")
-
-
-class TransportClosedError(Exception):
-    """The socket is gone: a send cannot reach the client."""
 
 
 class Transport(Protocol):
@@ -41,7 +37,8 @@ class Transport(Protocol):
         """The next frame, or None once the socket is closed."""
 
     async def send(self, text: str) -> None:
-        """Send one text frame; raises :class:`TransportClosedError` if the socket is gone."""
+        """Send one text frame; :class:`~worldgen.errors.TransportClosedError` if the socket is
+        gone."""
 
     async def close(self, code: int, reason: str = "") -> None:
         """Close the socket; never raises, idempotent."""

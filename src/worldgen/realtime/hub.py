@@ -34,15 +34,16 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from worldgen.realtime._aio import raise_if_cancelling
-from worldgen.realtime.config import RealtimeSettings
-from worldgen.realtime.connection import Connection, Transport
-from worldgen.realtime.errors import (
+from worldgen.errors import (
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
     CLOSE_NOT_FOUND,
     CLOSE_SIGNED_OUT,
+    IdleTimeoutError,
 )
+from worldgen.realtime._aio import raise_if_cancelling
+from worldgen.realtime.config import RealtimeSettings
+from worldgen.realtime.connection import Connection, Transport
 from worldgen.realtime.fanout import (
     CloseUserSignal,
     EventSignal,
@@ -52,7 +53,6 @@ from worldgen.realtime.fanout import (
 )
 from worldgen.realtime.protocol import (
     ChatOut,
-    ErrorOut,
     Limits,
     PingOut,
     PresenceEntry,
@@ -63,7 +63,7 @@ from worldgen.realtime.protocol import (
     entry_message,
 )
 from worldgen.realtime.room import Room
-from worldgen.realtime.session import Session
+from worldgen.realtime.session import Session, error_frame
 from worldgen.realtime.stats import HubStats
 from worldgen.store.chat import (
     ChatStore,
@@ -101,7 +101,7 @@ class Hub:
         self.stats = HubStats()
         self._on_connections = on_connections
         self.message_gate: Callable[[User, str | None], Awaitable[None]] | None = None
-        """Checked before a chat message or ping is stored; raises a ``RealtimeError`` to refuse
+        """Checked before a chat message or ping is stored; raises a ``WorldgenError`` to refuse
         it (the app sets the account check and the per-account rate limit here)."""
         self._channels: dict[str, str] = {}
         self.slots = asyncio.Semaphore(s.redis_concurrency)
@@ -376,8 +376,9 @@ class Hub:
             room.wake()
             for conn in list(room.conns.values()):
                 if conn.ready and not conn.closed and now - conn.last_seen > timeout:
-                    conn.push(dump(ErrorOut(code="idle_timeout", message="no heartbeat received")))
-                    self._spawn(conn.close(CLOSE_IDLE, "idle_timeout"))
+                    idle = IdleTimeoutError()
+                    conn.push(error_frame(idle))
+                    self._spawn(conn.close(CLOSE_IDLE, idle.error_code))
             async with self.slots:
                 snap = await self.presence.sync(room.world_id)
             if not snap.world_exists:

@@ -11,7 +11,7 @@ Client → server (a discriminated union on ``type``; extra fields are ignored, 
 Server → client: ``welcome``, ``ack``, ``chat``, ``ping``, ``presence``, ``world``, ``error`` and
 ``heartbeat`` (the answer to a heartbeat, so a client can tell a dead connection from a quiet one).
 Bounds: text 1..2000 characters, label ≤ 80, coordinates within ±2**31, ids ≤ 64 characters.
-A frame that is not a valid client message raises :class:`~worldgen.realtime.errors.ProtocolError`
+A frame that is not a valid client message raises :class:`~worldgen.errors.ProtocolError`
 with a short message that names the field, never the input.
 """
 
@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from worldgen.realtime.errors import ProtocolError
+from worldgen.errors import ProtocolError
 from worldgen.store.chat import (
     CLIENT_ID_PATTERN,
     COORD_MAX,

@@ -6,7 +6,7 @@ room cannot be dropped under it), waits until the instance hears the world's cha
 socket present, fixes its history boundary under the room's lock and sends the welcome. Then
 every frame is size-checked, rate-limited, validated and handled in order; a message is
 acknowledged only after the store returned. Errors map to frames and close codes through
-:mod:`~worldgen.realtime.errors` only.
+the classes of :mod:`worldgen.errors` only.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
-from worldgen.realtime.connection import Connection, Transport, TransportClosedError
-from worldgen.realtime.errors import (
+from worldgen.errors import (
     CLOSE_TRY_LATER,
+    FloodError,
     FrameTooLargeError,
     HelloTimeoutError,
     ProtocolError,
-    RateLimitedError,
-    RealtimeError,
-    UnavailableError,
-    WorldGoneError,
+    StorageUnavailableError,
+    TransportClosedError,
+    WorldgenError,
+    WorldNotFoundError,
 )
+from worldgen.realtime.connection import Connection, Transport
 from worldgen.realtime.protocol import (
     Ack,
     ChatIn,
@@ -52,7 +51,8 @@ from worldgen.realtime.protocol import (
 )
 from worldgen.realtime.ratelimit import SlidingWindow
 from worldgen.realtime.room import Room
-from worldgen.store.chat import ChatRecord, PingRecord, WorldMissingError, parse_stream_id
+from worldgen.store.chat import ChatRecord, PingRecord, parse_stream_id
+from worldgen.store.client import StorageError
 from worldgen.store.keys import valid_world_id
 from worldgen.store.worlds import WorldRecord
 
@@ -71,7 +71,7 @@ def guest_user(identity: GuestIdentity | None) -> User:
     return User(id=guest_id, name=f"guest-{guest_id[2:6]}", guest=True)
 
 
-def error_frame(err: RealtimeError) -> str:
+def error_frame(err: WorldgenError) -> str:
     """The ``error`` frame of ``err``."""
     return dump(ErrorOut(code=err.error_code, message=err.message, id=err.ref))
 
@@ -100,10 +100,10 @@ class Session:
         try:
             world_name = await self._world_name(world_id, can_view)
             hello = await self._hello(transport, frames)
-        except RealtimeError as err:
-            await self._refuse(transport, err)
-            return
         except TransportClosedError:
+            return
+        except WorldgenError as err:
+            await self._refuse(transport, err)
             return
         conn = Connection(
             transport,
@@ -120,11 +120,11 @@ class Session:
         try:
             try:
                 await self._join(room, conn, hello)
-            except RealtimeError as err:
+            except (TransportClosedError, TimeoutError):
+                return
+            except WorldgenError as err:
                 await self._refuse(transport, err)
                 conn.closed = True
-                return
-            except (TransportClosedError, TimeoutError):
                 return
             conn.start()
             await self._receive(room, conn)
@@ -135,20 +135,20 @@ class Session:
         self, world_id: str, can_view: Callable[[WorldRecord], Awaitable[bool]] | None = None
     ) -> str:
         if not valid_world_id(world_id):
-            raise WorldGoneError("no such world")
+            raise WorldNotFoundError("no such world")
         try:
             async with self.hub.slots:
                 record = await self.hub.worlds.get(world_id)
-        except RedisError:
-            raise UnavailableError("storage unavailable, retry") from None
+        except StorageError:
+            raise StorageUnavailableError("storage unavailable, retry") from None
         if record is None:
-            raise WorldGoneError("no such world")
+            raise WorldNotFoundError("no such world")
         try:
             visible = can_view is None or await can_view(record)
-        except RedisError:
-            raise UnavailableError("storage unavailable, retry") from None
+        except StorageError:
+            raise StorageUnavailableError("storage unavailable, retry") from None
         if not visible:
-            raise WorldGoneError("no such world")  # exactly what an unknown world gets
+            raise WorldNotFoundError("no such world")  # exactly what an unknown world gets
         return record.name
 
     async def _hello(self, transport: Transport, frames: SlidingWindow) -> HelloIn:
@@ -169,14 +169,14 @@ class Session:
                 message = self._parse(frame, frames)
                 if not isinstance(message, HelloIn):
                     raise ProtocolError('the first message must be "hello"', code="hello_required")
-            except RealtimeError as err:
+            except WorldgenError as err:
                 if err.close_code is not None:
                     raise
                 await transport.send(error_frame(err))
                 continue
             return message
 
-    async def _refuse(self, transport: Transport, err: RealtimeError) -> None:
+    async def _refuse(self, transport: Transport, err: WorldgenError) -> None:
         """Tell a client why, then close (before or during its join)."""
         self.hub.stats.errors += 1
         with contextlib.suppress(TransportClosedError, TimeoutError):
@@ -196,7 +196,7 @@ class Session:
             async with self.hub.slots:
                 added = await self.hub.presence.heartbeat(world_id, conn.session, conn.user)
             if added is None:
-                raise WorldGoneError("no such world")
+                raise WorldNotFoundError("no such world")
             async with room.lock:
                 boundary = await room.boundary()
                 floor = parse_stream_id(boundary)
@@ -217,8 +217,8 @@ class Session:
                 more = False
             else:
                 entries, more, cursor = await self._replay(world_id, hello.last_id, boundary)
-        except RedisError:
-            raise UnavailableError("storage unavailable, retry") from None
+        except StorageError:
+            raise StorageUnavailableError("storage unavailable, retry") from None
         me = PresenceEntry(session=conn.session, user=conn.user)
         present = {sid: PresenceEntry(session=sid, user=a) for sid, a in snap.present.items()}
         present[conn.session] = me
@@ -266,8 +266,8 @@ class Session:
                     page = await self.hub.chat.read_after(
                         conn.world_id, cursor, upto=upto, count=self.hub.settings.replay_page
                     )
-            except RedisError:
-                raise UnavailableError("storage unavailable, retry") from None
+            except StorageError:
+                raise StorageUnavailableError("storage unavailable, retry") from None
             for entry in page.entries:
                 await conn.send_now(dump(entry_message(entry)))
             if page.last_id is None or not page.full:
@@ -282,9 +282,9 @@ class Session:
             conn.last_seen = time.monotonic()
             try:
                 await self._handle(room, conn, self._parse(frame, conn.frames))
-            except RealtimeError as err:
+            except WorldgenError as err:
                 self.hub.stats.errors += 1
-                if isinstance(err, RateLimitedError):
+                if isinstance(err, FloodError):
                     self.hub.stats.rate_limited += 1
                 conn.push(error_frame(err))
                 if err.close_code is not None:
@@ -301,7 +301,7 @@ class Session:
         if size > limit:
             raise FrameTooLargeError(f"frames are limited to {limit} bytes")
         if not frames.hit():
-            raise RateLimitedError("too many frames; slow down")
+            raise FloodError("too many frames; slow down")
         if isinstance(frame, bytes):
             raise ProtocolError("binary frames are not supported; send JSON text")
         return parse_client_message(frame)
@@ -317,7 +317,7 @@ class Session:
         ref = message.id
         if not conn.messages.hit():
             s = self.hub.settings
-            raise RateLimitedError(
+            raise FloodError(
                 f"more than {s.rate_messages} messages in {s.rate_window_s:g} s", ref=ref
             )
         if self.hub.message_gate is not None:
@@ -340,10 +340,12 @@ class Session:
                     record,
                     notify=(self.hub.keys.world_channel(room.world_id), self.hub.wake_payload),
                 )
-        except RedisError:
-            raise UnavailableError("storage unavailable; retry with the same id", ref=ref) from None
-        except WorldMissingError:
-            raise WorldGoneError("this world was deleted", ref=ref) from None
+        except StorageError:
+            raise StorageUnavailableError(
+                "storage unavailable; retry with the same id", ref=ref
+            ) from None
+        except WorldNotFoundError:
+            raise WorldNotFoundError("this world was deleted", ref=ref) from None
         self.hub.stats.messages += 1
         if not stored.created:
             self.hub.stats.duplicates += 1
@@ -355,10 +357,10 @@ class Session:
         try:
             async with self.hub.slots:
                 added = await self.hub.presence.heartbeat(room.world_id, conn.session, conn.user)
-        except RedisError:
-            raise UnavailableError("storage unavailable, retry") from None
+        except StorageError:
+            raise StorageUnavailableError("storage unavailable, retry") from None
         if added is None:
-            raise WorldGoneError("this world was deleted")
+            raise WorldNotFoundError("this world was deleted")
         if added:  # swept while silent (or storage lost it): present again
             entry = PresenceEntry(session=conn.session, user=conn.user)
             room.joined(entry)

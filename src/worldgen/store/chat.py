@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
+from worldgen.errors import WorldNotFoundError
 from worldgen.store.keys import Keys
 from worldgen.store.replies import text as _text
 
@@ -130,10 +131,6 @@ class Appended:
     created: bool
 
 
-class WorldMissingError(LookupError):
-    """The world's metadata is gone (unknown or deleted world): nothing was written."""
-
-
 _APPEND = """
 -- KEYS[1] stream, KEYS[2] dedup key, KEYS[3] world meta
 -- ARGV[1] maxlen, ARGV[2] dedup ttl (s), ARGV[3] record JSON, ARGV[4] channel, ARGV[5] payload
@@ -176,9 +173,9 @@ class ChatStore:
     ) -> Appended:
         """Store ``record`` once per client id; publish ``notify`` = (channel, payload) if new.
 
-        Raises :class:`WorldMissingError` when the world does not exist, and Redis errors
-        (``ConnectionError``/``TimeoutError``) when the server is unreachable: then the message
-        may or may not be stored, and retrying with the same id is safe.
+        Raises :class:`~worldgen.errors.WorldNotFoundError` when the world does not exist, and
+        Redis errors (``ConnectionError``/``TimeoutError``) when the server is unreachable: then
+        the message may or may not be stored, and retrying with the same id is safe.
         """
         channel, payload = notify if notify is not None else ("", b"")
         reply = await self._append(
@@ -191,7 +188,7 @@ class ChatStore:
         )
         status, stream_id = int(reply[0]), _text(reply[1])
         if status < 0:
-            raise WorldMissingError(world_id)
+            raise WorldNotFoundError
         return Appended(stream_id=stream_id, created=status == 1)
 
     async def tail_id(self, world_id: str) -> str:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, TimeoutError
+
+__all__ = ["StorageError", "connect"]
+
+StorageError = RedisError
+"""Any failure to reach or use storage (the Redis client's own base error, named here so that
+no code outside :mod:`worldgen.store` imports the client library). The web layer answers it
+like :class:`~worldgen.errors.StorageUnavailableError`."""
 
 RETRIES = 2
 SOCKET_TIMEOUT_S = 5.0

@@ -32,6 +32,7 @@ from typing import Final, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
+from worldgen.errors import TooManyError
 from worldgen.store.keys import Keys, digest, valid_user_id, valid_world_id
 from worldgen.store.replies import text as _text
 
@@ -45,7 +46,6 @@ __all__ = [
     "MemberRepo",
     "Membership",
     "Role",
-    "TooManyError",
     "invite_json",
     "membership_json",
     "parse_invite_token",
@@ -64,10 +64,6 @@ INVITE_MAX_USES: Final = 1000
 _INVITE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{12}$")
 _SECRET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{32}$")
 _USER_WORLDS_MAX: Final = 10_000
-
-
-class TooManyError(Exception):
-    """A bound on members or invites of one world would be exceeded."""
 
 
 class Membership(BaseModel):

@@ -18,9 +18,10 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
+from worldgen.errors import RateLimitedError
 from worldgen.store.keys import Keys
 
-__all__ = ["Bucket", "Limit", "RateLimitedError", "RateLimiter", "RateLimits"]
+__all__ = ["Bucket", "Limit", "RateLimiter", "RateLimits"]
 
 Bucket = Literal["login_account", "login_address", "register_address", "world_create", "chat"]
 
@@ -62,15 +63,6 @@ class RateLimits(BaseModel):
     """Chat messages and pings per account, across all its connections."""
 
 
-class RateLimitedError(Exception):
-    """A limit is exhausted; retry after ``retry_after`` seconds (at least 1)."""
-
-    def __init__(self, bucket: str, retry_after: int) -> None:
-        super().__init__(f"rate limit {bucket} exhausted")
-        self.bucket = bucket
-        self.retry_after = retry_after
-
-
 class RateLimiter:
     """Counts hits per (bucket, subject) and refuses those beyond the bucket's limit."""
 
@@ -81,13 +73,15 @@ class RateLimiter:
         self._hit = redis.register_script(_HIT)
 
     async def hit(self, bucket: Bucket, subject: str) -> None:
-        """Count one hit; :class:`RateLimitedError` if it is beyond the limit."""
+        """Count one hit; :class:`~worldgen.errors.RateLimitedError` (with the seconds until the
+        window ends) if it is beyond the limit."""
         limit: Limit = getattr(self.limits, bucket)
         n, ttl_ms = await self._hit(
             keys=[self.keys.rate(bucket, subject)], args=[limit.window_s * 1000]
         )
         if int(n) > limit.count:
-            raise RateLimitedError(bucket, max(1, math.ceil(int(ttl_ms) / 1000)))
+            wait = max(1, math.ceil(int(ttl_ms) / 1000))
+            raise RateLimitedError(f"too many requests; retry in {wait} s", retry_after=wait)
 
     async def reset(self, bucket: Bucket, subject: str) -> None:
         """Forget the subject's hits (a successful login clears its failed attempts)."""

@@ -23,6 +23,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
+from worldgen.errors import UsernameTakenError
 from worldgen.store.keys import Keys, valid_user_id
 from worldgen.store.replies import text as _text
 
@@ -34,7 +35,6 @@ __all__ = [
     "USERNAME_PATTERN",
     "UserRecord",
     "UserRepo",
-    "UsernameTakenError",
     "new_user_id",
     "normalize_username",
     "valid_username",
@@ -65,10 +65,6 @@ def normalize_username(name: str) -> str:
 def new_user_id() -> str:
     """A fresh random user id: 16 URL-safe characters (96 bits)."""
     return secrets.token_urlsafe(12)
-
-
-class UsernameTakenError(Exception):
-    """Another account already holds this username (compared case-insensitively)."""
 
 
 class UserRecord(BaseModel):
@@ -104,7 +100,8 @@ class UserRepo:
         self.keys = keys
 
     async def create(self, username: str, password_hash: str) -> UserRecord:
-        """Store a new account; :class:`UsernameTakenError` if the name is held (any letter case).
+        """Store a new account; :class:`~worldgen.errors.UsernameTakenError` if the name is held
+        (in any letter case).
 
         ``username`` must satisfy :func:`valid_username` (the request model checks it first).
         """
@@ -119,7 +116,7 @@ class UserRepo:
         )
         if not claimed:
             await self.redis.delete(self.keys.user(record.id))
-            raise UsernameTakenError(username)
+            raise UsernameTakenError
         return record
 
     async def get(self, user_id: str) -> UserRecord | None:

@@ -20,12 +20,12 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.templating import Jinja2Templates
 from redis.asyncio import Redis
 
+from worldgen.errors import WorldNotFoundError
 from worldgen.realtime.hub import Hub
 from worldgen.settings import Settings
 from worldgen.store.keys import valid_world_id
 from worldgen.store.tiles import TileCache
 from worldgen.store.worlds import WorldRecord, WorldRepo
-from worldgen.web.errors import WorldNotFoundError
 from worldgen.web.generation import Generator
 from worldgen.web.ladder import TileLadder
 from worldgen.web.metrics import Metrics
@@ -141,13 +141,14 @@ async def get_world(
     world_id: Annotated[str, Path(description="The world's id.")],
     worlds: WorldsDep,
 ) -> WorldRecord:
-    """The world named by the ``{world_id}`` path parameter, else :class:`WorldNotFoundError`.
+    """The world named by the ``{world_id}`` path parameter, else
+    :class:`~worldgen.errors.WorldNotFoundError`.
 
     A malformed id is simply unknown (404, not 422): ids are opaque to clients.
     """
     record = await worlds.get(world_id) if valid_world_id(world_id) else None
     if record is None:
-        raise WorldNotFoundError(world_id)
+        raise WorldNotFoundError
     return record
 
 

@@ -18,13 +18,10 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import structlog
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, status
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from worldgen.store.ratelimit import RateLimitedError
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -322,7 +319,7 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def install_security(app: FastAPI, allowed_origins: Iterable[str] = ()) -> None:
-    """Add the request checks (body bound, cross-site check) and the 429 mapping to ``app``.
+    """Add the request checks (body bound, cross-site check) to ``app``.
 
     Call it *before* adding the request-logging middleware, so refused requests are logged and
     counted like any other; then :func:`install_security_headers` after it, outermost, so every
@@ -331,16 +328,6 @@ def install_security(app: FastAPI, allowed_origins: Iterable[str] = ()) -> None:
     """
     app.add_middleware(OriginCheckMiddleware, allowed_origins=tuple(allowed_origins))
     app.add_middleware(BodyLimitMiddleware)
-
-    async def on_rate_limited(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RateLimitedError)
-        return JSONResponse(
-            {"detail": "too many requests, retry later"},
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-
-    app.add_exception_handler(RateLimitedError, on_rate_limited)
 
 
 def install_security_headers(app: FastAPI) -> None:

@@ -30,7 +30,7 @@ from enum import Enum
 from typing import Annotated, Final, Literal, TypeVar, cast, get_args
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi import Depends, FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,21 +39,23 @@ from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from worldgen.realtime.errors import (
+from worldgen.errors import (
     CLOSE_NOT_FOUND,
     CLOSE_SIGNED_OUT,
-    RealtimeError,
-    UnavailableError,
+    ForbiddenError,
+    RateLimitedError,
+    SignInRequiredError,
+    StorageUnavailableError,
+    WorldNotFoundError,
 )
 from worldgen.settings import Settings
 from worldgen.store.chat import Author
 from worldgen.store.keys import Keys
 from worldgen.store.members import ROLE_RANK, MemberRepo, Role
-from worldgen.store.ratelimit import Bucket, RateLimitedError, RateLimiter, RateLimits
+from worldgen.store.ratelimit import Bucket, RateLimiter, RateLimits
 from worldgen.store.sessions import Revocations, Session, SessionStore
 from worldgen.store.users import UserRepo
 from worldgen.store.worlds import WorldRecord, WorldRepo
-from worldgen.web.errors import WorldNotFoundError
 from worldgen.web.hardening import (
     CONTENT_SECURITY_POLICY,
     MAX_BODY_BYTES,
@@ -294,12 +296,10 @@ class Guard:
         if answer is Decision.ALLOW:
             return
         if answer is Decision.NOT_FOUND:
-            raise WorldNotFoundError(world.id)
+            raise WorldNotFoundError
         if answer is Decision.SIGN_IN:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "your role in this world does not allow this"
-        )
+            raise SignInRequiredError
+        raise ForbiddenError
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +464,7 @@ OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 async def get_current_user(user: OptionalUser) -> User:
     """The signed-in user; 401 when there is none."""
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
+        raise SignInRequiredError
     return user
 
 
@@ -491,7 +491,7 @@ async def authorize_user(conn: HTTPConnection, world: WorldRecord, action: Actio
     user = await current_user(conn)
     await get_security(conn).guard.require(user, world, action)
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
+        raise SignInRequiredError
     return user
 
 
@@ -537,19 +537,9 @@ def client_address(conn: HTTPConnection) -> str:
 
 
 async def rate_limit(security: SecurityServices, bucket: Bucket, subject: str) -> None:
-    """Count one hit; a 429 with ``Retry-After`` when the limit is exhausted."""
-    try:
-        await security.limiter.hit(bucket, subject)
-    except RateLimitedError as exc:
-        raise _too_many(exc) from None
-
-
-def _too_many(exc: RateLimitedError) -> HTTPException:
-    return HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        "too many requests, retry later",
-        headers={"Retry-After": str(exc.retry_after)},
-    )
+    """Count one hit; :class:`~worldgen.errors.RateLimitedError` (a 429 that says when to retry,
+    in its message and ``Retry-After``) when the limit is exhausted."""
+    await security.limiter.hit(bucket, subject)
 
 
 # --------------------------------------------------------------------------------------------
@@ -615,16 +605,18 @@ def message_gate(
 
     async def gate(author: Author, ref: str | None) -> None:
         if author.guest:
-            raise RealtimeError("sign in to chat", code="sign_in_required", ref=ref)
+            raise SignInRequiredError("sign in to chat", ref=ref)
         try:
             await security.limiter.hit("chat", author.id)
         except RateLimitedError as exc:
-            raise RealtimeError(
+            raise RateLimitedError(
                 f"too many messages from your account; wait {exc.retry_after} s",
-                code="rate_limited",
+                retry_after=exc.retry_after,
                 ref=ref,
             ) from None
         except RedisError:
-            raise UnavailableError("storage unavailable; retry with the same id", ref=ref) from None
+            raise StorageUnavailableError(
+                "storage unavailable; retry with the same id", ref=ref
+            ) from None
 
     return gate

@@ -25,7 +25,6 @@ from worldgen.store.users import (
     PASSWORD_MAX,
     PASSWORD_MIN,
     USERNAME_PATTERN,
-    UsernameTakenError,
     normalize_username,
 )
 from worldgen.web.deps import TemplatesDep
@@ -123,10 +122,7 @@ async def register(
     """Create an account and sign in to it."""
     await rate_limit(security, "register_address", client_address(request))
     password_hash = await security.passwords.hash(body.password)
-    try:
-        record = await security.users.create(body.username, password_hash)
-    except UsernameTakenError:
-        raise HTTPException(status.HTTP_409_CONFLICT, "this username is taken") from None
+    record = await security.users.create(body.username, password_hash)
     _log.info("account created", user=record.id)
     await _start_session(security, request, response, record.id, record.username)
     return UserOut(id=record.id, username=record.username)

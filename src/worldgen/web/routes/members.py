@@ -20,17 +20,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from worldgen.errors import ConflictError, NotFoundError
 from worldgen.store.members import (
     INVITE_MAX_USES,
     INVITE_TTL_MAX_S,
     INVITE_TTL_MIN_S,
     Invite,
     Role,
-    TooManyError,
 )
 from worldgen.web.deps import TemplatesDep, WorldDep, WorldsDep
 from worldgen.web.security import (
@@ -225,10 +225,10 @@ async def change_role(
     """Give a member another role (owners only; not the creator's)."""
     await authorize_user(request, world, "manage")
     if user_id == world.owner:
-        raise HTTPException(status.HTTP_409_CONFLICT, "the world's creator is always an owner")
+        raise ConflictError("the world's creator is always an owner")
     member = await security.members.set_role(world.id, user_id, body.role)
     if member is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such member")
+        raise NotFoundError("no such member")
     await security.revocations.access_changed(world.id, user_id)
     names = await security.users.usernames([user_id])
     return MemberOut(
@@ -253,9 +253,9 @@ async def remove_member(
     leaving = who is not None and who.id == user_id
     await authorize_user(request, world, "members" if leaving else "manage")
     if user_id == world.owner:
-        raise HTTPException(status.HTTP_409_CONFLICT, "the world's creator cannot be removed")
+        raise ConflictError("the world's creator cannot be removed")
     if not await security.members.remove(world.id, user_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such member")
+        raise NotFoundError("no such member")
     await security.revocations.access_changed(world.id, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -271,16 +271,13 @@ async def create_invite(
 ) -> InviteCreated:
     """A new invite link (owners only). The token is shown only in this answer."""
     user = await authorize_user(request, world, "invite")
-    try:
-        invite, token = await security.members.create_invite(
-            world.id,
-            role=body.role,
-            ttl_s=body.expires_in,
-            created_by=user.id,
-            max_uses=body.max_uses,
-        )
-    except TooManyError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    invite, token = await security.members.create_invite(
+        world.id,
+        role=body.role,
+        ttl_s=body.expires_in,
+        created_by=user.id,
+        max_uses=body.max_uses,
+    )
     return InviteCreated(
         **InviteOut.of(invite).model_dump(),
         token=token,
@@ -307,7 +304,7 @@ async def revoke_invite(
     """Make an invite link stop working (owners only)."""
     await authorize_user(request, world, "invite")
     if not await security.members.revoke_invite(world.id, invite_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such invite")
+        raise NotFoundError("no such invite")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -319,7 +316,7 @@ async def preview_invite(
     found = await security.members.peek_invite(body.token)
     world = await worlds.get(found[0]) if found is not None else None
     if found is None or world is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "this invite link is not valid any more")
+        raise NotFoundError("this invite link is not valid any more")
     return InvitePreview(
         world_id=world.id, world_name=world.name, role=found[1].role, expires=iso(found[1].expires)
     )
@@ -338,12 +335,9 @@ async def accept_invite(
     world = await worlds.get(world_id)
     if world is not None and world.owner == user.id:
         return Joined(world_id=world.id, role="owner", changed=False, page=f"/worlds/{world.id}")
-    try:
-        joined = await security.members.redeem(body.token, user.id) if world else None
-    except TooManyError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    joined = await security.members.redeem(body.token, user.id) if world else None
     if joined is None or world is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "this invite link is not valid any more")
+        raise NotFoundError("this invite link is not valid any more")
     _, member, changed = joined
     if changed:
         await security.revocations.access_changed(world.id, user.id)

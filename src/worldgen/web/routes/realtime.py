@@ -23,8 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from worldgen.realtime.connection import TransportClosedError
-from worldgen.realtime.errors import CLOSE_POLICY, CLOSE_TRY_LATER
+from worldgen.errors import CLOSE_POLICY, CLOSE_TRY_LATER, TransportClosedError
 from worldgen.realtime.hub import Hub
 from worldgen.realtime.protocol import STREAM_ID_PATTERN, ChatOut, PingOut
 from worldgen.settings import Settings

@@ -14,7 +14,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from worldgen.errors import NotFoundError, WorldNotFoundError
 from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
 from worldgen.web.deps import (
     CurrentUser,
@@ -35,11 +36,11 @@ from worldgen.web.deps import (
     WorldDep,
     WorldsDep,
 )
-from worldgen.web.errors import WorldNotFoundError, invalid
+from worldgen.web.errors import invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
 from worldgen.web.security import authorize, authorize_user, rate_limit, visible_worlds
-from worldgen.world.spec import CatalogEntry
+from worldgen.world.api import CatalogEntry
 
 __all__ = [
     "ExportQuery",
@@ -248,7 +249,7 @@ async def tileset_preview(
     """A small picture of the tileset or sample (cached by the browser for a day)."""
     entries = await generator.catalog()
     if all(e.name != name for e in entries):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "tileset not found")
+        raise NotFoundError("tileset not found")
     previews: dict[str, bytes] = request.app.state.previews
     data = previews.get(name)
     if data is None:
@@ -314,7 +315,7 @@ async def rename_world(
     world_id = world.id
     record = await worlds.rename(world_id, body.name)
     if record is None:
-        raise WorldNotFoundError(world_id)
+        raise WorldNotFoundError
     await hub.world_event(world_id, "renamed", name=record.name)
     return WorldOut.of(record)
 
@@ -333,7 +334,7 @@ async def delete_world(
     world_id = world.id
     await security.members.forget_world(world_id)
     if not await worlds.delete(world_id):
-        raise WorldNotFoundError(world_id)
+        raise WorldNotFoundError
     await hub.world_event(world_id, "deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
