@@ -37,11 +37,12 @@ from bench.engine import machine
 from worldgen.engine import solver
 from worldgen.engine.tileset import load_tileset
 from worldgen.errors import InputError
+from worldgen.world.api import build_world
 from worldgen.world.blocks import World
-from worldgen.world.parallel import WorkerPool
 from worldgen.world.patches import cache_dir, load_or_build
+from worldgen.world.pool import WorkerPool
 from worldgen.world.render import Palette, render_tile
-from worldgen.world.spec import WorldSpec, build_world
+from worldgen.world.spec import WorldSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "samples" / "tilesets"
@@ -217,7 +218,10 @@ def bench_pool(base: World, spec: WorldSpec, res: Result, side: int, log: Consol
     warm = (-side, 90_000, side, side)
     runs: dict[str, list[dict[str, float]]] = {"serial": [], "1": [], "2": [], "copies": []}
     started = time.perf_counter()
-    with WorkerPool(1) as one, WorkerPool(2) as two:
+    with (
+        WorkerPool(1, allow_files=True) as one,
+        WorkerPool(2, allow_files=True) as two,
+    ):
         pools = {"1": one, "2": two}
         pids: dict[str, list[int]] = {}
         for name, pool in pools.items():

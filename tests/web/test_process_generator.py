@@ -40,10 +40,11 @@ async def test_process_pool_serves_the_app_and_survives_a_dead_worker(
     assert await generator.version(spec) == await inline.version(spec)
 
     # A worker killed from outside: the pool is replaced and the request still succeeds.
-    pool = generator._pool
-    assert pool is not None
-    for pid in list(pool._processes):
+    before = generator.pool.processes()
+    assert before
+    for pid in before:
         os.kill(pid, signal.SIGKILL)
     again = await client.get(f"/tiles/{world['id']}/2/5/5.png")
     assert again.status_code == 200
-    assert generator._pool is not pool
+    assert generator.pool.restarts == 1
+    assert not set(generator.pool.processes()) & set(before)

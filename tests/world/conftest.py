@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from worldgen.engine.tileset import Tileset, load_tileset
-from worldgen.world.blocks import World, WorldConfig
+from worldgen.world.api import build_world
+from worldgen.world.blocks import World
 from worldgen.world.patches import load_or_build
-from worldgen.world.spec import WorldSpec, build_world
+from worldgen.world.spec import WorldSpec
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED_TERRAIN = REPO / "src" / "worldgen" / "tilesets" / "terrain" / "terrain.xml"
@@ -51,15 +52,16 @@ def tilesets() -> dict[Path, Tileset]:
 
 @pytest.fixture
 def make_world(lib_dir: Path, tilesets: dict[Path, Tileset]) -> WorldFactory:
-    """``make_world(path=BUNDLED_TERRAIN, seed=7, S=8, layers=2, V=3)``: a fresh world."""
+    """``make_world(path=BUNDLED_TERRAIN, seed=7, S=8, layers=2, V=3)``: a fresh world over a
+    tileset file, carrying the spec a worker rebuilds it from (its library is in ``lib_dir``)."""
 
     def make(
         path: Path = BUNDLED_TERRAIN, seed: int = 7, S: int = 8, layers: int = 2, V: int = 3
     ) -> World:
         ts = tilesets[path]
         lib = load_or_build(ts, S, V, lib_dir)
-        config = WorldConfig(str(path), None, seed, S, V, layers, str(lib_dir))
-        return World(ts, seed, S=S, V=V, layers=layers, library=lib, config=config)
+        spec = WorldSpec("tileset", str(path), seed, S=S, V=V, layers=layers)
+        return World(ts, seed, S=S, V=V, layers=layers, library=lib, config=spec)
 
     return make
 

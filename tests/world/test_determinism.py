@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from worldgen.world.blocks import WorldConfig, region_in_order
-from worldgen.world.parallel import region_parallel
+from worldgen.world.blocks import region_in_order
+from worldgen.world.pool import region_parallel
+from worldgen.world.spec import WorldSpec
 
 from .conftest import WorldFactory
 
@@ -29,15 +30,14 @@ print(hashlib.sha256(g.tobytes()).hexdigest())
 """
 
 
-def test_processes_with_different_hash_seeds_agree(make_world: WorldFactory) -> None:
+def test_processes_with_different_hash_seeds_agree(make_world: WorldFactory, lib_dir: Path) -> None:
     world = make_world(seed=77)  # fills the library cache the children read
-    assert isinstance(world.config, WorldConfig)
+    assert isinstance(world.config, WorldSpec)
     expected = hashlib.sha256(world.region(-45, -(2**30), 40, 30).tobytes()).hexdigest()
     for hash_seed, order in (("1", "shuffle"), ("987654", "reverse")):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         out = subprocess.run(
-            [sys.executable, "-c", SCRIPT, world.config.tileset_path,
-             str(world.config.cache_dir), order],
+            [sys.executable, "-c", SCRIPT, world.config.name, str(lib_dir), order],
             env=env, capture_output=True, text=True, check=True, timeout=120,
         )  # fmt: skip
         assert out.stdout.strip() == expected
@@ -52,7 +52,8 @@ def test_spawn_workers_match_serial(make_world: WorldFactory) -> None:
 SAMPLE_SCRIPT = """
 import hashlib, sys
 from worldgen.world.blocks import region_in_order
-from worldgen.world.spec import WorldSpec, build_world
+from worldgen.world.api import build_world
+from worldgen.world.spec import WorldSpec
 w = build_world(WorldSpec("sample", "city", 77, S=8, V=2))
 g = region_in_order(w, -45, -2**40, 40, 30, sys.argv[1])
 print(w.version, hashlib.sha256(g.tobytes()).hexdigest())

@@ -8,6 +8,7 @@ import pytest
 
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
+from worldgen.world.api import build_world
 from worldgen.world.model import WorldModel, tileset_model
 from worldgen.world.patches import (
     ALGORITHM_VERSION,
@@ -22,7 +23,7 @@ from worldgen.world.patches import (
     library_version,
     load_or_build,
 )
-from worldgen.world.spec import WorldSpec, build_world
+from worldgen.world.spec import WorldSpec
 
 from .conftest import ALL_SAMPLES, ALL_TILESETS, sample_id
 

@@ -15,12 +15,8 @@ from PIL import Image
 from worldgen import tilesets
 from worldgen.engine.patterns import extract_patterns, load_sample
 from worldgen.errors import InputError
-from worldgen.world.render import render_tile
-from worldgen.world.spec import (
-    MAX_EXPORT_PX,
-    MAX_REGION_SIDE,
+from worldgen.world.api import (
     CatalogEntry,
-    WorldSpec,
     build_world,
     catalog,
     export_png,
@@ -28,6 +24,8 @@ from worldgen.world.spec import (
     region_doc,
     tile_png,
 )
+from worldgen.world.render import render_tile
+from worldgen.world.spec import MAX_EXPORT_PX, MAX_REGION_SIDE, WorldSpec
 
 from .conftest import BUNDLED_TERRAIN
 

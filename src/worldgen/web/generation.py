@@ -1,39 +1,33 @@
-"""Where world content is computed: the :class:`Generator` interface and its two implementations.
+"""Where the web app computes world content: the :class:`Generator` interface over the world pool.
 
 Generation is CPU-bound (numba kernels, numpy, PNG encoding) and never runs on the event loop.
 
-* :class:`ProcessGenerator` (production): a long-lived ``ProcessPoolExecutor`` of ``workers``
-  spawned processes. Each process keeps an LRU of built worlds by :class:`WorldSpec` and calls
-  the pure functions of :mod:`worldgen.world.spec`; world content is a pure function of the spec,
-  so any process may answer any request. A crashed process (``BrokenProcessPool``) is replaced
-  and the call retried once; a call past its time limit raises
-  :class:`~worldgen.web.errors.GeneratorUnavailableError` (mapped to 503). Regions and exports hold
-  one of ``workers - 1`` "heavy" slots, so big jobs cannot starve map tiles of every process.
-* :class:`InlineGenerator` (tests, tiny deployments): the same functions in a worker thread.
+* :class:`ProcessGenerator` (production): a thin async adapter over
+  :class:`~worldgen.world.pool.WorkerPool`, the one process pool (per-worker LRU of worlds by
+  :class:`~worldgen.world.spec.WorldSpec`, crash recovery with one retry, heavy slots for regions
+  and exports). Each call waits at most ``timeout_s``; past it, or when the pool is broken or shut
+  down, it raises :class:`~worldgen.errors.GeneratorUnavailableError` (mapped to 503).
+* :class:`InlineGenerator` (tests, tiny deployments): the same :mod:`worldgen.world.api` functions
+  in worker threads of this process, over the same kind of world cache.
 
-Only specs, ints and bytes cross the process boundary (pickled by ``multiprocessing``, never
-stored anywhere). :class:`~worldgen.errors.InputError` raised in a worker reaches the caller as is.
+:class:`~worldgen.errors.InputError` raised while generating reaches the caller as is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
-import signal
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from concurrent.futures import Future
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from worldgen.engine import solver
+from worldgen.errors import GeneratorUnavailableError
 from worldgen.store.worlds import WorldRecord
-from worldgen.web.errors import GeneratorUnavailableError
-from worldgen.world import spec as world_spec
-from worldgen.world.blocks import World
-from worldgen.world.spec import CatalogEntry, WorldSpec
+from worldgen.world import api
+from worldgen.world.api import CatalogEntry
+from worldgen.world.pool import WORLDS_PER_PROCESS, WorkerPool, WorldCache
+from worldgen.world.spec import WorldSpec
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -47,13 +41,12 @@ __all__ = [
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 120.0
 """Longest a single generation call may take (a maximal export is well below it)."""
-WORLDS_PER_PROCESS = 16
 _VERSIONS_KEPT = 4096
 
 
 def spec_of(kind: Literal["tiled", "overlapping"], tileset: str, seed: int) -> WorldSpec:
     """The content spec of a world over a tileset (``tiled``) or a sample (``overlapping``)."""
-    return WorldSpec(source="tileset" if kind == "tiled" else "sample", name=tileset, seed=seed)
+    return WorldSpec.of_kind(kind, tileset, seed)
 
 
 def spec_for(record: WorldRecord) -> WorldSpec:
@@ -91,70 +84,6 @@ class Generator(Protocol):
     async def close(self) -> None: ...
 
 
-# ------------------------------------------------------------ work functions (any process)
-class _WorldLRU:
-    """Built worlds by spec, least recently used dropped past ``size`` (thread-safe)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._worlds: OrderedDict[WorldSpec, World] = OrderedDict()
-        self._guard = threading.Lock()
-
-    def get(self, spec: WorldSpec) -> World:
-        with self._guard:
-            world = self._worlds.get(spec)
-            if world is not None:
-                self._worlds.move_to_end(spec)
-                return world
-        world = world_spec.build_world(spec)  # outside the guard: may take seconds
-        with self._guard:
-            world = self._worlds.setdefault(spec, world)
-            self._worlds.move_to_end(spec)
-            while len(self._worlds) > self.size:
-                self._worlds.popitem(last=False)
-        return world
-
-
-_PROCESS_WORLDS = _WorldLRU(WORLDS_PER_PROCESS)
-"""The worlds of this worker process (each pool process has its own)."""
-
-
-def _init_worker() -> None:
-    """Pool initializer: Ctrl+C is the parent's business; compile the kernels up front."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    solver.warm_up()
-
-
-def _warm() -> int:
-    solver.warm_up()
-    return os.getpid()
-
-
-def _version(spec: WorldSpec) -> str:
-    return _PROCESS_WORLDS.get(spec).version
-
-
-def _catalog() -> list[CatalogEntry]:
-    return world_spec.catalog()
-
-
-def _tile(spec: WorldSpec, z: int, x: int, y: int) -> bytes:
-    return world_spec.tile_png(_PROCESS_WORLDS.get(spec), z, x, y)
-
-
-def _region(spec: WorldSpec, x: int, y: int, w: int, h: int) -> dict[str, Any]:
-    return world_spec.region_doc(_PROCESS_WORLDS.get(spec), x, y, w, h)
-
-
-def _export(spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int) -> bytes:
-    return world_spec.export_png(_PROCESS_WORLDS.get(spec), x, y, w, h, scale)
-
-
-def _preview(name: str) -> bytes:
-    return world_spec.preview_png(name)
-
-
-# ------------------------------------------------------------------------------ generators
 class _VersionMemo:
     """Spec → content version, remembered in the app process (versions never change while the
     process runs: they hash the bundled files and the algorithm)."""
@@ -172,7 +101,7 @@ class _VersionMemo:
 
 
 class ProcessGenerator:
-    """Generation in a pool of ``workers`` processes (see the module docstring)."""
+    """Generation in a :class:`~worldgen.world.pool.WorkerPool` of ``workers`` processes."""
 
     def __init__(
         self,
@@ -182,107 +111,74 @@ class ProcessGenerator:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         compile_kernels: bool = True,
     ) -> None:
-        if not 1 <= workers <= 64:
-            raise ValueError(f"workers must be in 1..64, got {workers}")
+        self.pool = WorkerPool(workers, context=context, timeout_s=timeout_s)
         self.workers = workers
         self.timeout_s = timeout_s
         self.compile_kernels = compile_kernels
-        self._context = multiprocessing.get_context(context)
-        self._pool: ProcessPoolExecutor | None = None
-        self._closed = False
         self._ready = False
         self._versions = _VersionMemo()
         self._catalog: list[CatalogEntry] | None = None
-        self._heavy = asyncio.Semaphore(max(1, workers - 1))
 
     @property
     def ready(self) -> bool:
-        return self._ready and not self._closed
+        return self._ready and not self.pool.closed
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._closed:
-            raise GeneratorUnavailableError("the generation pool is shut down")
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=self._context, initializer=_init_worker
-            )
-        return self._pool
-
-    def _discard(self, pool: Executor) -> None:
-        if self._pool is pool:
-            self._pool = None
-        pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            pool = self._executor()
-            try:
-                future = loop.run_in_executor(pool, fn, *args)
-                return await asyncio.wait_for(future, self.timeout_s)
-            except BrokenProcessPool:
-                self._discard(pool)  # a worker died (OOM, signal): start a fresh pool once
-                if attempt == 2:
-                    raise GeneratorUnavailableError("generation worker crashed") from None
-            except TimeoutError:
-                raise GeneratorUnavailableError(
-                    f"generation took longer than {self.timeout_s:g} s"
-                ) from None
-        raise AssertionError("unreachable")
+    async def _wait(self, future: Future[T]) -> T:
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
+        except TimeoutError:
+            raise GeneratorUnavailableError(
+                f"generation took longer than {self.timeout_s:g} s"
+            ) from None
 
     async def version(self, spec: WorldSpec) -> str:
         known = self._versions.get(spec)
         if known is None:
-            known = await self._call(_version, spec)
+            known = await self._wait(self.pool.submit_version(spec))
             self._versions.put(spec, known)
         return known
 
     async def catalog(self) -> list[CatalogEntry]:
         if self._catalog is None:
-            self._catalog = await self._call(_catalog)
+            self._catalog = await self._wait(self.pool.submit_catalog())
         return list(self._catalog)
 
     async def tile(self, spec: WorldSpec, z: int, x: int, y: int) -> bytes:
-        return await self._call(_tile, spec, z, x, y)
+        return await self._wait(self.pool.submit_tile(spec, z, x, y))
 
     async def region(self, spec: WorldSpec, x: int, y: int, w: int, h: int) -> dict[str, Any]:
-        async with self._heavy:
-            return await self._call(_region, spec, x, y, w, h)
+        doc = await self._wait(self.pool.submit_region_doc(spec, x, y, w, h))
+        return cast(dict[str, Any], doc)
 
     async def export(self, spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int) -> bytes:
-        async with self._heavy:
-            return await self._call(_export, spec, x, y, w, h, scale)
+        return await self._wait(self.pool.submit_export(spec, x, y, w, h, scale))
 
     async def preview(self, name: str) -> bytes:
-        return await self._call(_preview, name)
+        return await self._wait(self.pool.submit_preview(name))
 
     async def warm_up(self) -> None:
-        """Start every process and compile its kernels (one task per process, concurrently).
-
-        With ``compile_kernels=False`` the processes start lazily, on the first request.
+        """Start every process and compile its kernels (``WorkerPool.start``), then read the
+        catalog. With ``compile_kernels=False`` the processes start lazily, on the first request.
         """
         if self.compile_kernels:
-            await asyncio.gather(*(self._call(_warm) for _ in range(self.workers)))
+            await asyncio.to_thread(self.pool.start)
             await self.catalog()
         self._ready = True
 
     async def close(self) -> None:
         """Stop the processes (waits for running tasks; queued ones are cancelled)."""
-        self._closed = True
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self.pool.close)
 
 
 class InlineGenerator:
     """Generation in worker threads of this process (tests; one core is enough).
 
-    Worlds are kept in an LRU like a pool process's; :mod:`worldgen.world.spec` serialises calls
-    on one world, so concurrent requests are safe.
+    Worlds are kept in a :class:`~worldgen.world.pool.WorldCache` like a pool process's;
+    :mod:`worldgen.world.api` serialises calls on one world, so concurrent requests are safe.
     """
 
     def __init__(self, *, worlds: int = WORLDS_PER_PROCESS) -> None:
-        self._worlds = _WorldLRU(worlds)
+        self._worlds = WorldCache(worlds)
         self._ready = False
         self._closed = False
 
@@ -299,22 +195,22 @@ class InlineGenerator:
         return (await self._run(self._worlds.get, spec)).version
 
     async def catalog(self) -> list[CatalogEntry]:
-        return await self._run(world_spec.catalog)
+        return await self._run(api.catalog)
 
     async def tile(self, spec: WorldSpec, z: int, x: int, y: int) -> bytes:
         world = await self._run(self._worlds.get, spec)
-        return await self._run(world_spec.tile_png, world, z, x, y)
+        return await self._run(api.tile_png, world, z, x, y)
 
     async def region(self, spec: WorldSpec, x: int, y: int, w: int, h: int) -> dict[str, Any]:
         world = await self._run(self._worlds.get, spec)
-        return await self._run(world_spec.region_doc, world, x, y, w, h)
+        return await self._run(api.region_doc, world, x, y, w, h)
 
     async def export(self, spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int) -> bytes:
         world = await self._run(self._worlds.get, spec)
-        return await self._run(world_spec.export_png, world, x, y, w, h, scale)
+        return await self._run(api.export_png, world, x, y, w, h, scale)
 
     async def preview(self, name: str) -> bytes:
-        return await self._run(world_spec.preview_png, name)
+        return await self._run(api.preview_png, name)
 
     async def warm_up(self) -> None:
         await self._run(solver.warm_up)

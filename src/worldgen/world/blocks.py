@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -33,9 +32,8 @@ from worldgen.world import macro
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import WorldModel, as_world_model
 from worldgen.world.patches import PatchLibrary, load_or_build
-
-if TYPE_CHECKING:
-    from worldgen.world.spec import WorldSpec
+from worldgen.world.plan import BlockKey
+from worldgen.world.spec import MAX_LAYERS, WorldSpec
 
 PURPOSE_PATCH_CHOICE = 0x50415443
 PURPOSE_BLOCK = 0x424C4F43
@@ -43,28 +41,10 @@ PURPOSE_ORDER = 0x4F524452
 PURPOSE_CORNER = 0x434F524E
 MAX_COORD = 2**53
 """Largest |coordinate| accepted; keeps every intermediate inside int64."""
-MAX_LAYERS = 3
 
 I32Array = npt.NDArray[np.int32]
-BlockKey = tuple[int, int, int]  # (layer, bi, bj); layer 0 keys are base lattice cells (i, j)
 Order = Literal["rowmajor", "reverse", "shuffle"]
 ORDERS: tuple[Order, ...] = ("rowmajor", "reverse", "shuffle")
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    """Everything needed to rebuild an identical tileset :class:`World` in another process.
-
-    (:class:`~worldgen.world.spec.WorldSpec` does the same for tilesets and samples alike.)
-    """
-
-    tileset_path: str
-    subset: str | None
-    seed: int
-    S: int = 16
-    V: int = 4
-    layers: int = 2
-    cache_dir: str | None = None
 
 
 def _check_window(x: int, y: int, w: int, h: int) -> None:
@@ -79,9 +59,10 @@ class World:
     """An infinite, deterministic world over a :class:`WorldModel` (a Tileset is converted).
 
     ``budget`` bounds each refinement solve; ``cache_blocks`` bounds the block LRU. Set ``trace`` to
-    a list to record ``(reader, read)`` block-key pairs (dependency-locality tests). ``config``
-    records how to rebuild the world in another process (:mod:`worldgen.world.parallel`). Not
-    thread-safe: the LRU and counters are plain Python state.
+    a list to record ``(reader, read)`` block-key pairs (dependency-locality tests). ``config`` is
+    the spec the world was built from (:func:`worldgen.world.api.build_world` sets it; a worker
+    process names the world by it, :mod:`worldgen.world.pool`). Not thread-safe: the LRU and
+    counters are plain Python state.
     """
 
     def __init__(
@@ -95,7 +76,7 @@ class World:
         library: PatchLibrary | None = None,
         budget: SolverBudget | None = None,
         cache_blocks: int = 16384,
-        config: WorldConfig | WorldSpec | None = None,
+        config: WorldSpec | None = None,
     ) -> None:
         if not 0 <= layers <= MAX_LAYERS:
             raise InputError(f"layers must be in 0..{MAX_LAYERS}, got {layers}")

@@ -1,65 +1,58 @@
-"""Worlds as plain data: a :class:`WorldSpec` in; a :class:`World`, JSON and PNG bytes out.
+"""A world's content as plain data: :class:`WorldSpec`, the only world configuration.
 
-This is the world's web-facing surface (and what the CLI uses). A spec holds only JSON-serialisable
-fields and is everything that defines a world's content: the same spec gives the same bytes in any
-process (a spec is also how a worker process rebuilds the world, see :mod:`.parallel`).
+A spec holds only JSON-serialisable fields and is everything that defines a world's content: the
+same spec gives the same bytes in any process. It is also how a worker process names (and
+rebuilds) a world (:mod:`.pool`), so it is frozen, hashable and picklable. This module imports
+nothing else from :mod:`worldgen.world` (it is the leaf every other world module may import);
+:mod:`.api` turns a spec into a :class:`~worldgen.world.blocks.World`.
 
-* :func:`build_world` validates a spec and builds the world. By default ``name`` must be a
-  *bundled* tileset or sample (:func:`catalog`), so a spec that came from a client can never make
-  the server read a file of its choosing; the CLI passes ``allow_files=True`` for paths.
-* :func:`region_doc`, :func:`tile_png`, :func:`export_png` read a world. Calls on one
-  :class:`World` are serialised by a per-world lock (its block cache is plain Python state); use one
-  world per thread for parallel work. Every bad argument raises
-  :class:`~worldgen.errors.InputError` with a message fit for a client.
-* :func:`catalog` and :func:`preview_png` describe the bundled tilesets and samples.
+It is also the one place that translates between the two vocabularies of a model's kind: a spec
+says ``source="tileset" | "sample"``, the catalog and the web API say ``kind="tiled" |
+"overlapping"`` (:data:`KIND`, :data:`SOURCE`, :meth:`WorldSpec.of_kind`).
 """
 
 from __future__ import annotations
 
-import functools
-import threading
-import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, TypeGuard
 
-import numpy as np
-import numpy.typing as npt
-
-from worldgen import tilesets
-from worldgen.engine.patterns import MAX_N, MIN_N, SYMMETRIES, extract_patterns, load_sample
-from worldgen.engine.tileset import load_tileset
+from worldgen.engine.patterns import MAX_N, MIN_N, SYMMETRIES
 from worldgen.errors import InputError
-from worldgen.world.blocks import MAX_LAYERS, World
-from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
-from worldgen.world.patches import PatchLibrary, cache_dir, load_or_build
-from worldgen.world.render import palette_for, png_bytes, render_tile
+from worldgen.tilesets import Kind
 
 __all__ = [
+    "KIND",
     "MAX_EXPORT_PX",
+    "MAX_LAYERS",
     "MAX_REGION_SIDE",
-    "CatalogEntry",
+    "MAX_S",
+    "MAX_SEED",
+    "MAX_V",
+    "SOURCE",
     "Source",
     "WorldSpec",
-    "build_world",
-    "catalog",
-    "export_png",
-    "preview_png",
-    "region_doc",
-    "region_document",
-    "tile_png",
+    "is_int",
 ]
 
 Source = Literal["tileset", "sample"]
+KIND: dict[Source, Kind] = {"tileset": "tiled", "sample": "overlapping"}
+"""A spec's ``source`` → the catalog's ``kind``."""
+SOURCE: dict[Kind, Source] = {kind: source for source, kind in KIND.items()}
+"""The catalog's ``kind`` → a spec's ``source``."""
+
 MAX_REGION_SIDE = 4096
-"""Largest region side (cells) for :func:`region_doc` and the ``region`` command."""
+"""Largest region side (cells) for a region document and the ``region`` command."""
 MAX_EXPORT_PX = 4096
-"""Largest side (pixels) of an :func:`export_png` picture."""
-MAX_PREVIEW_PX = 256
+"""Largest side (pixels) of an exported picture."""
 MAX_S = 64
 MAX_V = 16
+MAX_LAYERS = 3
 MAX_SEED = 2**64
-_KIND: dict[Source, tilesets.Kind] = {"tileset": "tiled", "sample": "overlapping"}
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """A real integer (``bool`` is not one here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -67,9 +60,9 @@ class WorldSpec:
     """Everything that defines a world's content; JSON-serialisable fields only.
 
     ``name`` is a bundled tileset or sample name (a file path only where files are allowed, see
-    :func:`build_world`). ``subset`` applies to tilesets, ``N`` and ``symmetry`` to samples (a
-    sample's patterns are always cut from the periodic input). ``S`` is the block size, ``V`` the
-    patch variants, ``layers`` the refinement layers.
+    :func:`worldgen.world.api.build_world`). ``subset`` applies to tilesets, ``N`` and
+    ``symmetry`` to samples (a sample's patterns are always cut from the periodic input). ``S`` is
+    the block size, ``V`` the patch variants, ``layers`` the refinement layers.
     """
 
     source: Source
@@ -82,224 +75,41 @@ class WorldSpec:
     V: int = 4
     layers: int = 2
 
+    @classmethod
+    def of_kind(cls, kind: Kind, name: str, seed: int) -> WorldSpec:
+        """The default spec of a world over a catalog entry of ``kind`` (``tiled`` or
+        ``overlapping``) named ``name``."""
+        return cls(source=SOURCE[kind], name=name, seed=seed)
 
-@dataclass(frozen=True)
-class CatalogEntry:
-    """A bundled tileset (``kind="tiled"``) or sample (``kind="overlapping"``).
+    @property
+    def kind(self) -> Kind:
+        """The catalog kind of the spec's model (``tiled`` or ``overlapping``)."""
+        return KIND[self.source]
 
-    ``count`` is the number of oriented tile variants, or the number of patterns a world cuts
-    from the sample (``N=3``, ``symmetry=8``: the :class:`WorldSpec` defaults).
-    """
-
-    name: str
-    kind: Literal["tiled", "overlapping"]
-    count: int
-    description: str
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_spec(spec: WorldSpec) -> None:
-    if spec.source not in _KIND:
-        raise InputError(f"source must be 'tileset' or 'sample', got {spec.source!r}")
-    if not isinstance(spec.name, str) or not spec.name:
-        raise InputError("name must be a non-empty string (a bundled tileset or sample)")
-    if not _is_int(spec.seed) or not -(2**63) <= spec.seed < MAX_SEED:
-        raise InputError("seed must be an integer in -2**63..2**64-1")
-    checks: tuple[tuple[str, object, int, int], ...] = (
-        ("N (pattern size)", spec.N, MIN_N, MAX_N),
-        ("S (block size)", spec.S, 4, MAX_S),
-        ("V (patch variants)", spec.V, 1, MAX_V),
-        ("layers", spec.layers, 0, MAX_LAYERS),
-    )
-    for field, value, low, high in checks:
-        if not _is_int(value) or not low <= value <= high:
-            raise InputError(f"{field} must be an integer in {low}..{high}, got {value!r}")
-    if spec.S % 2:
-        raise InputError(f"S (block size) must be even, got {spec.S}")
-    if not _is_int(spec.symmetry) or spec.symmetry not in SYMMETRIES:
-        raise InputError(f"symmetry must be 1, 2, 4 or 8, got {spec.symmetry!r}")
-    if spec.subset is not None:
-        if spec.source == "sample":
-            raise InputError("subset applies to tilesets only; drop it for a sample")
-        if not isinstance(spec.subset, str) or not spec.subset:
-            raise InputError("subset must be a non-empty string or None")
-
-
-def _model_from_file(source: Source, path: Path, name: str, spec: WorldSpec) -> WorldModel:
-    if source == "tileset":
-        return tileset_model(load_tileset(path, spec.subset))
-    sample, palette = load_sample(path)
-    return sample_model(extract_patterns(sample, palette, spec.N, spec.symmetry, True), name)
-
-
-@functools.lru_cache(maxsize=32)
-def _bundled_model(source: Source, name: str, subset: str | None, N: int, sym: int) -> WorldModel:
-    """Bundled files never change, so their models (and compiled rules) are shared."""
-    path = tilesets.resolve(name, _KIND[source])
-    spec = WorldSpec(source, name, 0, subset, N, sym)
-    return _model_from_file(source, path, name, spec)
-
-
-@functools.lru_cache(maxsize=64)
-def _bundled_library(model: WorldModel, S: int, V: int, folder: str) -> PatchLibrary:
-    return load_or_build(model, S, V, Path(folder))
-
-
-def build_world(spec: WorldSpec, *, allow_files: bool = False) -> World:
-    """The world ``spec`` describes; raises InputError on a bad spec.
-
-    Without ``allow_files`` the name must be a bundled tileset or sample. The patch library comes
-    from the on-disk cache (``$WORLDGEN_CACHE_DIR``), built on a miss (seconds, once per model).
-    """
-    _check_spec(spec)
-    kind = _KIND[spec.source]
-    entry = tilesets.lookup(spec.name, kind)
-    if entry is not None:
-        model = _bundled_model(spec.source, spec.name, spec.subset, spec.N, spec.symmetry)
-        lib = _bundled_library(model, spec.S, spec.V, str(cache_dir()))
-    elif allow_files:
-        path = tilesets.resolve(spec.name, kind)
-        model = _model_from_file(spec.source, path, path.stem, spec)
-        lib = load_or_build(model, spec.S, spec.V)
-    else:
-        known = ", ".join(e.name for e in tilesets.catalog() if e.kind == kind)
-        raise InputError(f"unknown {spec.source} {spec.name!r}; use a bundled one ({known})")
-    return World(model, spec.seed, S=spec.S, V=spec.V, layers=spec.layers, library=lib, config=spec)
-
-
-# ---------------------------------------------------------------------------------- reading
-_LOCKS: weakref.WeakKeyDictionary[World, threading.Lock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock(world: World) -> threading.Lock:
-    with _LOCKS_GUARD:
-        found = _LOCKS.get(world)
-        if found is None:
-            found = _LOCKS[world] = threading.Lock()
-        return found
-
-
-def _check_side(name: str, value: int, limit: int) -> None:
-    if not _is_int(value) or not 1 <= value <= limit:
-        raise InputError(f"{name} must be an integer in 1..{limit}, got {value!r}")
-
-
-def region_document(
-    world: World, x: int, y: int, grid: npt.NDArray[np.integer]
-) -> dict[str, object]:
-    """The region JSON of an already computed ``grid`` whose top-left cell is ``(x, y)``.
-
-    ``{"x", "y", "width", "height", "tiles" | "colors", "cells"}``: ``tiles`` lists every oriented
-    variant of a tileset (``"<tile> <k>"``); ``colors`` every pattern of a sample as ``"#rrggbb"``
-    (its top-left pixel: the colour the cell shows). ``cells`` holds, row-major, the index into
-    that list of each cell.
-    """
-    g = np.asarray(grid)
-    height, width = g.shape
-    labels = "tiles" if world.model.kind == "tiled" else "colors"
-    return {
-        "x": int(x),
-        "y": int(y),
-        "width": int(width),
-        "height": int(height),
-        labels: list(world.model.labels),
-        "cells": g.reshape(-1).astype(np.int64).tolist(),
-    }
-
-
-def region_doc(world: World, x: int, y: int, w: int, h: int) -> dict[str, object]:
-    """The region JSON (see :func:`region_document`) of the ``w`` x ``h`` window at ``(x, y)``."""
-    _check_side("width", w, MAX_REGION_SIDE)
-    _check_side("height", h, MAX_REGION_SIDE)
-    with _lock(world):
-        grid = world.region(x, y, w, h)
-    return region_document(world, x, y, grid)
-
-
-def tile_png(world: World, z: int, x: int, y: int) -> bytes:
-    """PNG bytes of map tile ``(z, x, y)`` (:func:`~worldgen.world.render.render_tile`)."""
-    with _lock(world):
-        return render_tile(world, z, x, y)
-
-
-def export_png(world: World, x: int, y: int, w: int, h: int, scale: int) -> bytes:
-    """PNG picture of the window at ``scale`` (1..16) pixels per cell, at most 4096 px a side."""
-    _check_side("scale", scale, CELL_PX)
-    _check_side("width", w, MAX_REGION_SIDE)
-    _check_side("height", h, MAX_REGION_SIDE)
-    if w * scale > MAX_EXPORT_PX or h * scale > MAX_EXPORT_PX:
-        raise InputError(
-            f"the picture would be {w * scale}x{h * scale} px; at most {MAX_EXPORT_PX} px a side, "
-            "use a smaller window or scale"
+    def check(self) -> None:
+        """Raise :class:`~worldgen.errors.InputError` (a message fit for a client) unless every
+        field is in range. Says nothing about whether ``name`` exists (:mod:`.api` does)."""
+        if self.source not in KIND:
+            raise InputError(f"source must be 'tileset' or 'sample', got {self.source!r}")
+        if not isinstance(self.name, str) or not self.name:
+            raise InputError("name must be a non-empty string (a bundled tileset or sample)")
+        if not is_int(self.seed) or not -(2**63) <= self.seed < MAX_SEED:
+            raise InputError("seed must be an integer in -2**63..2**64-1")
+        checks: tuple[tuple[str, object, int, int], ...] = (
+            ("N (pattern size)", self.N, MIN_N, MAX_N),
+            ("S (block size)", self.S, 4, MAX_S),
+            ("V (patch variants)", self.V, 1, MAX_V),
+            ("layers", self.layers, 0, MAX_LAYERS),
         )
-    with _lock(world):
-        grid = world.region(x, y, w, h)
-        rgb = palette_for(world).draw(grid, scale)
-    return png_bytes(rgb)
-
-
-# ---------------------------------------------------------------------------------- catalog
-@functools.lru_cache(maxsize=1)
-def _catalog() -> tuple[CatalogEntry, ...]:
-    out: list[CatalogEntry] = []
-    for entry in tilesets.catalog():
-        if entry.kind == "tiled":
-            count = load_tileset(entry.path, entry.defaults.get("subset"), load_images=False).size
-        else:
-            sample, palette = load_sample(entry.path)
-            count = extract_patterns(sample, palette, 3, 8, True).size
-        out.append(CatalogEntry(entry.name, entry.kind, count, entry.description))
-    return tuple(out)
-
-
-def catalog() -> list[CatalogEntry]:
-    """The bundled tilesets and samples, in catalog order."""
-    return list(_catalog())
-
-
-def _bundled_entry(name: str) -> tilesets.CatalogEntry:
-    for entry in tilesets.catalog():
-        if entry.name == name:
-            return entry
-    known = ", ".join(e.name for e in tilesets.catalog())
-    raise InputError(f"no bundled tileset or sample named {name!r} (known: {known})")
-
-
-def _nearest(rgb: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uint8]:
-    """Nearest-neighbour resample so that the longer side is ``size`` px (aspect kept)."""
-    h, w = rgb.shape[:2]
-    side = max(h, w)
-    oh, ow = max(1, size * h // side), max(1, size * w // side)
-    ys = np.arange(oh) * h // oh
-    xs = np.arange(ow) * w // ow
-    return np.ascontiguousarray(rgb[ys][:, xs])
-
-
-@functools.lru_cache(maxsize=64)
-def preview_png(name: str, size: int = 64) -> bytes:
-    """A small deterministic PNG (longer side ``size`` px, 8..256) of a bundled entry.
-
-    A sample shows its bitmap; a tileset a mosaic of its tiles (first orientation of each, in file
-    order, ``ceil(sqrt(n))`` per row, on black). Both are scaled with nearest-neighbour sampling.
-    """
-    if not _is_int(size) or not 8 <= size <= MAX_PREVIEW_PX:
-        raise InputError(f"size must be an integer in 8..{MAX_PREVIEW_PX}, got {size!r}")
-    entry = _bundled_entry(name)
-    if entry.kind == "overlapping":
-        sample, palette = load_sample(entry.path)
-        rgb = np.ascontiguousarray(palette[sample.astype(np.intp), :3])
-    else:
-        model = _bundled_model("tileset", name, entry.defaults.get("subset"), 3, 8)
-        assert model.images is not None  # bundled tilesets load with images
-        tiles = model.images[[model.labels.index(v) for v in model.labels if v.endswith(" 0")]]
-        cols = int(np.ceil(np.sqrt(tiles.shape[0])))
-        rows = -(-tiles.shape[0] // cols)
-        sheet = np.zeros((rows * cols, CELL_PX, CELL_PX, 3), dtype=np.uint8)
-        sheet[: tiles.shape[0]] = tiles
-        rgb = sheet.reshape(rows, cols, CELL_PX, CELL_PX, 3).transpose(0, 2, 1, 3, 4)
-        rgb = rgb.reshape(rows * CELL_PX, cols * CELL_PX, 3)
-    return png_bytes(_nearest(rgb, size))
+        for field, value, low, high in checks:
+            if not is_int(value) or not low <= value <= high:
+                raise InputError(f"{field} must be an integer in {low}..{high}, got {value!r}")
+        if self.S % 2:
+            raise InputError(f"S (block size) must be even, got {self.S}")
+        if not is_int(self.symmetry) or self.symmetry not in SYMMETRIES:
+            raise InputError(f"symmetry must be 1, 2, 4 or 8, got {self.symmetry!r}")
+        if self.subset is not None:
+            if self.source == "sample":
+                raise InputError("subset applies to tilesets only; drop it for a sample")
+            if not isinstance(self.subset, str) or not self.subset:
+                raise InputError("subset must be a non-empty string or None")

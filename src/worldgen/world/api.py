@@ -1,0 +1,237 @@
+"""Worlds for callers: a :class:`~worldgen.world.spec.WorldSpec` in; a :class:`World`, JSON and PNG
+bytes out. This is the world's surface for the web app (through :mod:`.pool`) and the CLI.
+
+* :func:`build_world` validates a spec and builds the world. By default ``name`` must be a
+  *bundled* tileset or sample (:func:`catalog`), so a spec that came from a client can never make
+  the server read a file of its choosing; the CLI passes ``allow_files=True`` for paths.
+* :func:`region_doc`, :func:`tile_png`, :func:`export_png` read a world. Calls on one
+  :class:`World` are serialised by a per-world lock (its block cache is plain Python state); use one
+  world per thread for parallel work. Every bad argument raises
+  :class:`~worldgen.errors.InputError` with a message fit for a client.
+* :func:`catalog` and :func:`preview_png` describe the bundled tilesets and samples.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from worldgen import tilesets
+from worldgen.engine.patterns import extract_patterns, load_sample
+from worldgen.engine.tileset import load_tileset
+from worldgen.errors import InputError
+from worldgen.world.blocks import World
+from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
+from worldgen.world.patches import PatchLibrary, cache_dir, load_or_build
+from worldgen.world.render import palette_for, png_bytes, render_tile
+from worldgen.world.spec import KIND, MAX_EXPORT_PX, MAX_REGION_SIDE, WorldSpec, is_int
+
+__all__ = [
+    "CatalogEntry",
+    "build_world",
+    "catalog",
+    "export_png",
+    "preview_png",
+    "region_doc",
+    "region_document",
+    "tile_png",
+]
+
+MAX_PREVIEW_PX = 256
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A bundled tileset (``kind="tiled"``) or sample (``kind="overlapping"``).
+
+    ``count`` is the number of oriented tile variants, or the number of patterns a world cuts
+    from the sample (``N=3``, ``symmetry=8``: the :class:`WorldSpec` defaults).
+    """
+
+    name: str
+    kind: Literal["tiled", "overlapping"]
+    count: int
+    description: str
+
+
+def _model_from_file(path: Path, name: str, spec: WorldSpec) -> WorldModel:
+    if spec.source == "tileset":
+        return tileset_model(load_tileset(path, spec.subset))
+    sample, palette = load_sample(path)
+    return sample_model(extract_patterns(sample, palette, spec.N, spec.symmetry, True), name)
+
+
+@functools.lru_cache(maxsize=32)
+def _bundled_model(spec: WorldSpec) -> WorldModel:
+    """Bundled files never change, so their models (and compiled rules) are shared; ``spec``
+    comes with its seed and block settings cleared, so one model serves every world."""
+    return _model_from_file(tilesets.resolve(spec.name, spec.kind), spec.name, spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _bundled_library(model: WorldModel, S: int, V: int, folder: str) -> PatchLibrary:
+    return load_or_build(model, S, V, Path(folder))
+
+
+def build_world(spec: WorldSpec, *, allow_files: bool = False) -> World:
+    """The world ``spec`` describes; raises InputError on a bad spec.
+
+    Without ``allow_files`` the name must be a bundled tileset or sample. The patch library comes
+    from the on-disk cache (``$WORLDGEN_CACHE_DIR``), built on a miss (seconds, once per model).
+    """
+    spec.check()
+    kind = KIND[spec.source]
+    if tilesets.lookup(spec.name, kind) is not None:
+        model_key = WorldSpec(spec.source, spec.name, 0, spec.subset, spec.N, spec.symmetry)
+        model = _bundled_model(model_key)
+        lib = _bundled_library(model, spec.S, spec.V, str(cache_dir()))
+    elif allow_files:
+        path = tilesets.resolve(spec.name, kind)
+        model = _model_from_file(path, path.stem, spec)
+        lib = load_or_build(model, spec.S, spec.V)
+    else:
+        known = ", ".join(e.name for e in tilesets.catalog() if e.kind == kind)
+        raise InputError(f"unknown {spec.source} {spec.name!r}; use a bundled one ({known})")
+    return World(model, spec.seed, S=spec.S, V=spec.V, layers=spec.layers, library=lib, config=spec)
+
+
+# ---------------------------------------------------------------------------------- reading
+_LOCKS: weakref.WeakKeyDictionary[World, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock(world: World) -> threading.Lock:
+    with _LOCKS_GUARD:
+        found = _LOCKS.get(world)
+        if found is None:
+            found = _LOCKS[world] = threading.Lock()
+        return found
+
+
+def _check_side(name: str, value: int, limit: int) -> None:
+    if not is_int(value) or not 1 <= value <= limit:
+        raise InputError(f"{name} must be an integer in 1..{limit}, got {value!r}")
+
+
+def region_document(
+    world: World, x: int, y: int, grid: npt.NDArray[np.integer]
+) -> dict[str, object]:
+    """The region JSON of an already computed ``grid`` whose top-left cell is ``(x, y)``.
+
+    ``{"x", "y", "width", "height", "tiles" | "colors", "cells"}``: ``tiles`` lists every oriented
+    variant of a tileset (``"<tile> <k>"``); ``colors`` every pattern of a sample as ``"#rrggbb"``
+    (its top-left pixel: the colour the cell shows). ``cells`` holds, row-major, the index into
+    that list of each cell.
+    """
+    g = np.asarray(grid)
+    height, width = g.shape
+    labels = "tiles" if world.model.kind == "tiled" else "colors"
+    return {
+        "x": int(x),
+        "y": int(y),
+        "width": int(width),
+        "height": int(height),
+        labels: list(world.model.labels),
+        "cells": g.reshape(-1).astype(np.int64).tolist(),
+    }
+
+
+def region_doc(world: World, x: int, y: int, w: int, h: int) -> dict[str, object]:
+    """The region JSON (see :func:`region_document`) of the ``w`` x ``h`` window at ``(x, y)``."""
+    _check_side("width", w, MAX_REGION_SIDE)
+    _check_side("height", h, MAX_REGION_SIDE)
+    with _lock(world):
+        grid = world.region(x, y, w, h)
+    return region_document(world, x, y, grid)
+
+
+def tile_png(world: World, z: int, x: int, y: int) -> bytes:
+    """PNG bytes of map tile ``(z, x, y)`` (:func:`~worldgen.world.render.render_tile`)."""
+    with _lock(world):
+        return render_tile(world, z, x, y)
+
+
+def export_png(world: World, x: int, y: int, w: int, h: int, scale: int) -> bytes:
+    """PNG picture of the window at ``scale`` (1..16) pixels per cell, at most 4096 px a side."""
+    _check_side("scale", scale, CELL_PX)
+    _check_side("width", w, MAX_REGION_SIDE)
+    _check_side("height", h, MAX_REGION_SIDE)
+    if w * scale > MAX_EXPORT_PX or h * scale > MAX_EXPORT_PX:
+        raise InputError(
+            f"the picture would be {w * scale}x{h * scale} px; at most {MAX_EXPORT_PX} px a side, "
+            "use a smaller window or scale"
+        )
+    with _lock(world):
+        grid = world.region(x, y, w, h)
+        rgb = palette_for(world).draw(grid, scale)
+    return png_bytes(rgb)
+
+
+# ---------------------------------------------------------------------------------- catalog
+@functools.lru_cache(maxsize=1)
+def _catalog() -> tuple[CatalogEntry, ...]:
+    out: list[CatalogEntry] = []
+    for entry in tilesets.catalog():
+        if entry.kind == "tiled":
+            count = load_tileset(entry.path, entry.defaults.get("subset"), load_images=False).size
+        else:
+            sample, palette = load_sample(entry.path)
+            count = extract_patterns(sample, palette, 3, 8, True).size
+        out.append(CatalogEntry(entry.name, entry.kind, count, entry.description))
+    return tuple(out)
+
+
+def catalog() -> list[CatalogEntry]:
+    """The bundled tilesets and samples, in catalog order."""
+    return list(_catalog())
+
+
+def _bundled_entry(name: str) -> tilesets.CatalogEntry:
+    for entry in tilesets.catalog():
+        if entry.name == name:
+            return entry
+    known = ", ".join(e.name for e in tilesets.catalog())
+    raise InputError(f"no bundled tileset or sample named {name!r} (known: {known})")
+
+
+def _nearest(rgb: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uint8]:
+    """Nearest-neighbour resample so that the longer side is ``size`` px (aspect kept)."""
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    oh, ow = max(1, size * h // side), max(1, size * w // side)
+    ys = np.arange(oh) * h // oh
+    xs = np.arange(ow) * w // ow
+    return np.ascontiguousarray(rgb[ys][:, xs])
+
+
+@functools.lru_cache(maxsize=64)
+def preview_png(name: str, size: int = 64) -> bytes:
+    """A small deterministic PNG (longer side ``size`` px, 8..256) of a bundled entry.
+
+    A sample shows its bitmap; a tileset a mosaic of its tiles (first orientation of each, in file
+    order, ``ceil(sqrt(n))`` per row, on black). Both are scaled with nearest-neighbour sampling.
+    """
+    if not is_int(size) or not 8 <= size <= MAX_PREVIEW_PX:
+        raise InputError(f"size must be an integer in 8..{MAX_PREVIEW_PX}, got {size!r}")
+    entry = _bundled_entry(name)
+    if entry.kind == "overlapping":
+        sample, palette = load_sample(entry.path)
+        rgb = np.ascontiguousarray(palette[sample.astype(np.intp), :3])
+    else:
+        model = _bundled_model(WorldSpec("tileset", name, 0, entry.defaults.get("subset")))
+        assert model.images is not None  # bundled tilesets load with images
+        tiles = model.images[[model.labels.index(v) for v in model.labels if v.endswith(" 0")]]
+        cols = int(np.ceil(np.sqrt(tiles.shape[0])))
+        rows = -(-tiles.shape[0] // cols)
+        sheet = np.zeros((rows * cols, CELL_PX, CELL_PX, 3), dtype=np.uint8)
+        sheet[: tiles.shape[0]] = tiles
+        rgb = sheet.reshape(rows, cols, CELL_PX, CELL_PX, 3).transpose(0, 2, 1, 3, 4)
+        rgb = rgb.reshape(rows * CELL_PX, cols * CELL_PX, 3)
+    return png_bytes(_nearest(rgb, size))

@@ -1,0 +1,529 @@
+"""The process pool that computes worlds: the only one (the web app and the CLI share it).
+
+A :class:`WorkerPool` is a long-lived pool of ``workers`` spawned processes, created once and
+reused for any number of worlds and tasks (submitting from several threads is safe):
+
+* every task names its world by a :class:`~worldgen.world.spec.WorldSpec` (frozen, hashable,
+  picklable); a worker builds the world on first use and keeps its last ``max_worlds`` worlds,
+  with their block caches, in an LRU (:class:`WorldCache`), so a later task on the same world
+  pays neither the rebuild nor the blocks it already computed. World content is a pure function
+  of the spec, so any worker may answer any task;
+* workers load the JIT kernels once, when they start (the initializer); :meth:`WorkerPool.start`
+  waits until every worker has;
+* only specs, ints, int32 arrays and bytes cross the process boundary (pickled by
+  ``multiprocessing``, never stored anywhere). An :class:`~worldgen.errors.InputError` raised in a
+  worker reaches the caller as is;
+* **crash recovery**: a worker that dies (OOM, signal) breaks the executor; the pool replaces it
+  with a fresh one and retries every call that failed that way once; a second failure raises
+  :class:`~worldgen.errors.GeneratorUnavailableError`, as does any call after :meth:`close`;
+* **heavy slots**: tasks submitted with ``heavy=True`` (regions and exports) run at most
+  ``heavy_slots`` at a time (default ``workers - 1``, at least 1); the others wait in the parent,
+  so big jobs cannot occupy every process while map tiles wait;
+* **timeouts**: :meth:`WorkerPool.call` waits at most ``timeout_s`` (from submission) and then
+  raises :class:`~worldgen.errors.GeneratorUnavailableError` (the task itself runs on);
+  asynchronous callers (:mod:`worldgen.web.generation`) apply the same limit to the future.
+
+:meth:`WorkerPool.region` cuts a window into pieces (:func:`~worldgen.world.plan.plan_pieces`) and
+computes the lower-layer blocks that several pieces read once, first
+(:func:`~worldgen.world.plan.shared_blocks`), so the pool computes exactly the blocks a serial run
+does; neither the split, the worker, nor the order in which pieces finish can change a byte.
+
+Worker processes are started with ``spawn`` by default: a program that creates a pool must guard
+its entry point with ``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from worldgen.errors import GeneratorUnavailableError, InputError
+from worldgen.world import api
+from worldgen.world.blocks import World
+from worldgen.world.plan import (
+    BlockKey,
+    Window,
+    offset,
+    plan_pieces,
+    shared_blocks,
+    top_block_count,
+)
+from worldgen.world.spec import WorldSpec
+
+__all__ = [
+    "MAX_WORKERS",
+    "WORLDS_PER_PROCESS",
+    "WorkerPool",
+    "WorldCache",
+    "region_parallel",
+]
+
+I32Array = npt.NDArray[np.int32]
+T = TypeVar("T")
+MAX_WORKERS = 64
+WORLDS_PER_PROCESS = 16
+"""Default number of built worlds (with their block caches) each worker keeps."""
+START_TIMEOUT_S = 300.0
+"""Longest :meth:`WorkerPool.start` waits for a worker to start and load its kernels."""
+Context = Literal["spawn", "forkserver"]
+
+
+class WorldCache:
+    """Built worlds by spec, the least recently used dropped past ``size`` (thread-safe).
+
+    ``allow_files`` is passed to :func:`~worldgen.world.api.build_world`: without it only bundled
+    tilesets and samples are built (specs from web clients); the CLI allows file paths.
+    """
+
+    def __init__(self, size: int, *, allow_files: bool = False) -> None:
+        self.size = size
+        self.allow_files = allow_files
+        self._worlds: OrderedDict[WorldSpec, World] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def get(self, spec: WorldSpec) -> World:
+        """The world of ``spec``: built on first use (outside the lock: it may take seconds)."""
+        with self._guard:
+            world = self._worlds.get(spec)
+            if world is not None:
+                self._worlds.move_to_end(spec)
+                return world
+        world = api.build_world(spec, allow_files=self.allow_files)
+        with self._guard:
+            world = self._worlds.setdefault(spec, world)
+            self._worlds.move_to_end(spec)
+            while len(self._worlds) > self.size:
+                self._worlds.popitem(last=False)
+        return world
+
+
+# ---------------------------------------------------------------------------------- worker side
+_WORLDS = WorldCache(WORLDS_PER_PROCESS)
+"""The worlds of this worker process (each pool process has its own)."""
+
+
+def _init_worker(max_worlds: int, allow_files: bool) -> None:
+    """Runs once in each new worker: Ctrl+C is the parent's business; size the world cache; load
+    the JIT kernels."""
+    global _WORLDS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORLDS = WorldCache(max_worlds, allow_files=allow_files)
+    from worldgen.engine.solver import warm_up
+
+    warm_up()
+
+
+def _ping(pause: float) -> int:
+    """The worker's pid, after ``pause`` seconds (so that one worker cannot answer every ping)."""
+    time.sleep(pause)
+    return os.getpid()
+
+
+def _version_task(spec: WorldSpec) -> str:
+    return _WORLDS.get(spec).version
+
+
+def _catalog_task() -> list[api.CatalogEntry]:
+    return api.catalog()
+
+
+def _preview_task(name: str) -> bytes:
+    return api.preview_png(name)
+
+
+def _tile_task(spec: WorldSpec, z: int, x: int, y: int) -> bytes:
+    return api.tile_png(_WORLDS.get(spec), z, x, y)
+
+
+def _region_doc_task(spec: WorldSpec, x: int, y: int, w: int, h: int) -> dict[str, object]:
+    return api.region_doc(_WORLDS.get(spec), x, y, w, h)
+
+
+def _export_task(spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int) -> bytes:
+    return api.export_png(_WORLDS.get(spec), x, y, w, h, scale)
+
+
+def _blocks_task(spec: WorldSpec, keys: list[BlockKey]) -> I32Array:
+    world = _WORLDS.get(spec)
+    out = np.empty((len(keys), world.S, world.S), dtype=np.int32)
+    for n, key in enumerate(keys):
+        out[n] = world.block(*key)
+    return out
+
+
+def _window_task(spec: WorldSpec, window: Window) -> I32Array:
+    return _WORLDS.get(spec).region(*window)
+
+
+def _piece_task(
+    spec: WorldSpec, window: Window, keys: list[BlockKey], blocks: I32Array | None
+) -> I32Array:
+    """A region piece, given the shared blocks another task computed (identical by purity)."""
+    world = _WORLDS.get(spec)
+    if blocks is not None:
+        for key, grid in zip(keys, blocks, strict=True):
+            world.put_block(key, grid)
+    return world.region(*window)
+
+
+# ---------------------------------------------------------------------------------- parent side
+def _settle(future: Future[Any], *, value: object = None, exc: BaseException | None = None) -> None:
+    """Complete ``future`` unless it is already done (a caller may cancel it at any time)."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+    except InvalidStateError:
+        pass
+
+
+def spec_of_world(world: World | WorldSpec) -> WorldSpec:
+    """The spec a task names ``world`` by (a :class:`World` must carry one: ``build_world``)."""
+    if isinstance(world, WorldSpec):
+        return world
+    if world.config is None:
+        raise InputError("parallel generation needs a world built from a WorldSpec")
+    return world.config
+
+
+class WorkerPool:
+    """A long-lived pool of ``workers`` processes (see the module docstring).
+
+    ``max_worlds`` worlds per worker; ``allow_files``: workers may build worlds over tileset and
+    sample files (the CLI), not only bundled ones; ``timeout_s`` bounds :meth:`call` (None: no
+    limit); ``heavy_slots`` bounds concurrent ``heavy`` tasks. Processes start on the first task
+    (or :meth:`start`). Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        max_worlds: int = WORLDS_PER_PROCESS,
+        allow_files: bool = False,
+        context: Context = "spawn",
+        timeout_s: float | None = None,
+        heavy_slots: int | None = None,
+    ) -> None:
+        if not 1 <= workers <= MAX_WORKERS:
+            raise InputError(f"workers must be in 1..{MAX_WORKERS}, got {workers}")
+        if max_worlds < 1:
+            raise InputError(f"max_worlds must be at least 1, got {max_worlds}")
+        self.workers = workers
+        self.max_worlds = max_worlds
+        self.allow_files = allow_files
+        self.timeout_s = timeout_s
+        self.heavy_slots = heavy_slots if heavy_slots is not None else max(1, workers - 1)
+        self._context = multiprocessing.get_context(context)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._executor: ProcessPoolExecutor | None = None
+        self.restarts = 0
+        """How many times a broken executor was replaced."""
+        self._heavy_running = 0
+        self._heavy_queue: deque[tuple[Future[Any], Callable[[], None]]] = deque()
+
+    # -------------------------------------------------------------------------------- executor
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def processes(self) -> list[int]:
+        """Process ids of the current executor's live workers (for tests and diagnostics)."""
+        with self._lock:
+            executor = self._executor
+            found = getattr(executor, "_processes", None) or {}
+            return sorted(int(pid) for pid in found)
+
+    def _current(self) -> ProcessPoolExecutor:
+        if self._closed:
+            raise GeneratorUnavailableError("the generation pool is shut down")
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self.workers,
+                mp_context=self._context,
+                initializer=_init_worker,
+                initargs=(self.max_worlds, self.allow_files),
+            )
+        return self._executor
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Drop ``broken`` (if it is still the current executor); the next task starts a new one."""
+        with self._lock:
+            if self._executor is broken:
+                self._executor = None
+                self.restarts += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def _start(self, outer: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Run ``fn(*args)`` for ``outer``, retrying once on a fresh executor if one breaks.
+
+        Cancelling ``outer`` cancels the task if it has not started in a worker yet.
+        """
+
+        def attempt(retries: int) -> None:
+            if outer.done():  # cancelled by the caller meanwhile
+                return
+            try:
+                with self._lock:
+                    executor = self._current()
+                    inner = executor.submit(fn, *args)
+            except BrokenProcessPool:
+                recover(executor, retries)
+                return
+            except BaseException as exc:  # a closed pool, or the executor refused the task
+                _settle(outer, exc=exc)
+                return
+            outer.add_done_callback(lambda o: inner.cancel() if o.cancelled() else None)
+
+            def done(f: Future[Any]) -> None:
+                if outer.done():
+                    return
+                if f.cancelled():  # the pool was closed under it
+                    _settle(
+                        outer, exc=GeneratorUnavailableError("the generation pool is shut down")
+                    )
+                    return
+                exc = f.exception()
+                if isinstance(exc, BrokenProcessPool):
+                    # not from this callback: it runs inside the broken executor's own thread
+                    threading.Thread(target=recover, args=(executor, retries), daemon=True).start()
+                elif exc is not None:
+                    _settle(outer, exc=exc)
+                else:
+                    _settle(outer, value=f.result())
+
+            inner.add_done_callback(done)
+
+        def recover(broken: ProcessPoolExecutor, retries: int) -> None:
+            self._replace(broken)
+            if retries and not self._closed:
+                attempt(retries - 1)
+            else:
+                _settle(outer, exc=GeneratorUnavailableError("generation worker crashed"))
+
+        attempt(1)
+
+    def submit(self, fn: Callable[..., T], *args: Any, heavy: bool = False) -> Future[T]:
+        """A future of ``fn(*args)`` run in a worker (``fn`` must be a module-level function).
+
+        ``heavy`` tasks wait for one of :attr:`heavy_slots`. A closed pool raises
+        :class:`~worldgen.errors.GeneratorUnavailableError` at once. Cancelling the future
+        cancels the task unless a worker has started it.
+        """
+        if self._closed:
+            raise GeneratorUnavailableError("the generation pool is shut down")
+        outer: Future[T] = Future()
+        if not heavy:
+            self._start(outer, fn, args)
+            return outer
+
+        def release(_: Future[T]) -> None:
+            with self._lock:
+                self._heavy_running -= 1
+                follow = self._heavy_queue.popleft() if self._heavy_queue else None
+                if follow is not None:
+                    self._heavy_running += 1
+            if follow is not None:
+                follow[1]()
+
+        def launch() -> None:
+            outer.add_done_callback(release)
+            self._start(outer, fn, args)
+
+        with self._lock:
+            now = self._heavy_running < self.heavy_slots
+            if now:
+                self._heavy_running += 1
+            else:
+                self._heavy_queue.append((outer, launch))
+        if now:
+            launch()
+        return outer
+
+    def call(self, fn: Callable[..., T], *args: Any, heavy: bool = False) -> T:
+        """``fn(*args)`` in a worker, waiting at most :attr:`timeout_s`."""
+        future = self.submit(fn, *args, heavy=heavy)
+        try:
+            return future.result(self.timeout_s)
+        except FutureTimeoutError:
+            raise GeneratorUnavailableError(
+                f"generation took longer than {self.timeout_s:g} s"
+            ) from None
+
+    # -------------------------------------------------------------------------------- tasks
+    def start(self) -> list[int]:
+        """Start every worker now and wait until they have loaded the kernels, so that the first
+        real task does not pay the process start-up. Returns the process ids that answered,
+        sorted (normally every worker's; the rounds of pings are bounded). Waits at most
+        ``START_TIMEOUT_S`` per round, not :attr:`timeout_s` (which bounds single tasks)."""
+        seen: set[int] = set()
+        for _ in range(20):
+            futures = [self.submit(_ping, 0.05) for _ in range(self.workers)]
+            try:
+                seen.update(f.result(START_TIMEOUT_S) for f in futures)
+            except FutureTimeoutError:
+                raise GeneratorUnavailableError(
+                    f"the workers did not start within {START_TIMEOUT_S:g} s"
+                ) from None
+            if len(seen) >= self.workers:
+                break
+        return sorted(seen)
+
+    def submit_version(self, spec: WorldSpec) -> Future[str]:
+        """The content version of the spec's world (``World.version``)."""
+        return self.submit(_version_task, spec)
+
+    def submit_catalog(self) -> Future[list[api.CatalogEntry]]:
+        """:func:`~worldgen.world.api.catalog`, computed in a worker."""
+        return self.submit(_catalog_task)
+
+    def submit_preview(self, name: str) -> Future[bytes]:
+        """:func:`~worldgen.world.api.preview_png` of a bundled entry, in a worker."""
+        return self.submit(_preview_task, name)
+
+    def submit_tile(self, world: World | WorldSpec, z: int, x: int, y: int) -> Future[bytes]:
+        """PNG bytes of map tile ``(z, x, y)`` (:func:`~worldgen.world.api.tile_png`)."""
+        return self.submit(_tile_task, spec_of_world(world), int(z), int(x), int(y))
+
+    def submit_region_doc(
+        self, spec: WorldSpec, x: int, y: int, w: int, h: int
+    ) -> Future[dict[str, object]]:
+        """The region JSON (:func:`~worldgen.world.api.region_doc`), in one worker (heavy)."""
+        return self.submit(_region_doc_task, spec, x, y, w, h, heavy=True)
+
+    def submit_export(
+        self, spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int
+    ) -> Future[bytes]:
+        """An exported PNG (:func:`~worldgen.world.api.export_png`), in one worker (heavy)."""
+        return self.submit(_export_task, spec, x, y, w, h, scale, heavy=True)
+
+    def submit_blocks(self, world: World | WorldSpec, keys: Sequence[BlockKey]) -> Future[I32Array]:
+        """Blocks ``keys`` (``(layer, bi, bj)``, layer >= 1) of the world, computed in a worker:
+        a future of their ``(len(keys), S, S)`` int32 variant ids, in the order of ``keys``."""
+        spec = spec_of_world(world)
+        clean = [(int(k[0]), int(k[1]), int(k[2])) for k in keys]
+        if any(k[0] < 1 or k[0] > spec.layers for k in clean):
+            raise InputError(f"block layers must be in 1..{spec.layers}")
+        return self.submit(_blocks_task, spec, clean)
+
+    def submit_window(
+        self, world: World | WorldSpec, x: int, y: int, w: int, h: int
+    ) -> Future[I32Array]:
+        """``World.region(x, y, w, h)`` computed in one worker: a future of ``(h, w)`` int32."""
+        window = (int(x), int(y), int(w), int(h))
+        return self.submit(_window_task, spec_of_world(world), window)
+
+    def region(
+        self,
+        world: World | WorldSpec,
+        x: int,
+        y: int,
+        w: int,
+        h: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> I32Array:
+        """``World.region(x, y, w, h)`` computed by all workers.
+
+        The window is cut into pieces; the lower-layer blocks that several pieces read are
+        computed first, once, in groups, and handed to the pieces that need them, so no block is
+        computed twice. A piece starts as soon as its groups are done; results are written into
+        the window as they arrive. ``progress(n)`` is called as each piece of ``n`` top-layer
+        blocks arrives. The parent's own block cache is neither read nor filled.
+        """
+        spec = spec_of_world(world)
+        if w < 1 or h < 1:
+            raise InputError(f"window size must be at least 1x1, got {w}x{h}")
+        S, layers = spec.S, spec.layers
+        pieces = plan_pieces((x, y, w, h), S, offset(S, layers), self.workers)
+        groups, needs = shared_blocks(pieces, S, layers) if layers > 1 else ([], [])
+        waiting = [set(n) for n in needs] if needs else [set() for _ in pieces]
+        done_groups: dict[int, I32Array] = {}
+        out = np.empty((h, w), dtype=np.int32)
+        pending: dict[Future[I32Array], tuple[str, int]] = {}
+
+        def submit_piece(index: int) -> None:
+            keys = [k for g in needs[index] for k in groups[g]] if needs else []
+            blocks = np.concatenate([done_groups[g] for g in needs[index]]) if keys else None
+            future = self.submit(_piece_task, spec, pieces[index], keys, blocks)
+            pending[future] = ("piece", index)
+
+        try:
+            for g, keys in enumerate(groups):
+                pending[self.submit(_blocks_task, spec, keys)] = ("group", g)
+            for index, wanted in enumerate(waiting):
+                if not wanted:
+                    submit_piece(index)
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    kind, index = pending.pop(future)
+                    result = future.result()
+                    if kind == "group":
+                        done_groups[index] = result
+                        for p, wanted in enumerate(waiting):
+                            if index in wanted:
+                                wanted.discard(index)
+                                if not wanted:
+                                    submit_piece(p)
+                        continue
+                    px, py, pw, ph = pieces[index]
+                    out[py - y : py - y + ph, px - x : px - x + pw] = result
+                    if progress is not None:
+                        progress(top_block_count(pieces[index], S, layers))
+        finally:
+            for future in pending:
+                future.cancel()
+        return out
+
+    # -------------------------------------------------------------------------------- lifetime
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers (after the running tasks when ``wait``); queued tasks are cancelled."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+            queued = [outer for outer, _ in self._heavy_queue]
+            self._heavy_queue.clear()
+        for outer in queued:  # never started: nobody would complete them
+            _settle(outer, exc=GeneratorUnavailableError("the generation pool is shut down"))
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def region_parallel(
+    world: World,
+    x: int,
+    y: int,
+    w: int,
+    h: int,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> I32Array:
+    """``world.region(x, y, w, h)`` computed by a :class:`WorkerPool` of ``workers`` processes
+    started for this call (one-shot use such as the CLI; servers keep a pool instead). Files are
+    allowed: the world's spec may name a tileset or sample file.
+
+    ``progress(n)`` is called as each piece of ``n`` top-layer blocks arrives (a progress bar).
+    """
+    spec = spec_of_world(world)
+    with WorkerPool(workers, max_worlds=4, allow_files=True) as pool:
+        return pool.region(spec, x, y, w, h, progress)

@@ -1,0 +1,183 @@
+"""The worker pool: same bytes as serial, reuse across worlds, crash recovery, heavy slots."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldgen.errors import GeneratorUnavailableError, InputError
+from worldgen.world.api import build_world
+from worldgen.world.blocks import World
+from worldgen.world.pool import WorkerPool, WorldCache, region_parallel
+from worldgen.world.render import render_tile
+from worldgen.world.spec import WorldSpec
+
+from .conftest import SHARED_TILESETS, WorldFactory
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    with WorkerPool(2, allow_files=True) as p:
+        yield p
+
+
+def test_pool_matches_serial_and_is_reused(pool: WorkerPool, make_world: WorldFactory) -> None:
+    # unaligned (several bands sharing lower-layer rows), few rows (columns too), one cell
+    windows = [(-37, -21, 90, 70), (5, 3, 200, 9), (-8, -8, 1, 1)]
+    for seed, layers in ((5, 2), (6, 1), (5, 3)):
+        for window in windows:
+            serial = make_world(seed=seed, layers=layers).region(*window)
+            got = pool.region(make_world(seed=seed, layers=layers), *window)
+            assert got.dtype == np.int32
+            assert np.array_equal(serial, got), (seed, layers, window)
+    assert len(pool.start()) == 2  # two distinct processes answer
+
+
+def test_progress_counts_every_top_block(pool: WorkerPool, make_world: WorldFactory) -> None:
+    world = make_world(seed=9)
+    seen: list[int] = []
+    pool.region(world, 3, -50, 130, 140, seen.append)
+    assert sum(seen) == len(world.top_blocks(3, -50, 130, 140))
+    assert len(seen) > 1
+
+
+def test_submit_blocks_tiles_and_windows(pool: WorkerPool, make_world: WorldFactory) -> None:
+    world = make_world(seed=11, S=16)
+    keys = [(2, 0, 0), (1, -3, 4), (2, 5, -1)]
+    got = pool.submit_blocks(world, keys).result()
+    assert got.shape == (3, 16, 16)
+    assert got.dtype == np.int32
+    fresh = make_world(seed=11, S=16)
+    for k, key in enumerate(keys):
+        assert np.array_equal(got[k], fresh.block(*key))
+    assert pool.submit_tile(world, 2, -1, 3).result() == render_tile(fresh, 2, -1, 3)
+    assert pool.submit_tile(world, -4, 0, 0).result() == render_tile(fresh, -4, 0, 0)
+    window = pool.submit_window(world, -3, -3, 20, 21).result()
+    assert np.array_equal(window, fresh.region(-3, -3, 20, 21))
+    with pytest.raises(InputError, match="layers"):
+        pool.submit_blocks(world, [(3, 0, 0)])
+
+
+def test_worker_errors_reach_the_caller(pool: WorkerPool, make_world: WorldFactory) -> None:
+    with pytest.raises(InputError, match="outside the world"):
+        pool.submit_window(make_world(), 2**60, 0, 4, 4).result()
+    with pytest.raises(InputError, match="zoom"):
+        pool.submit_tile(make_world(), 9, 0, 0).result()
+
+
+def test_one_shot_parallel_region_matches_serial(make_world: WorldFactory) -> None:
+    serial = make_world(seed=5).region(-20, -20, 48, 40)
+    assert np.array_equal(region_parallel(make_world(seed=5), -20, -20, 48, 40, workers=1), serial)
+
+
+def test_spec_worlds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WORLDGEN_CACHE_DIR", str(tmp_path))
+    spec = WorldSpec("tileset", "pipes", seed=3, S=8, V=2)
+    serial = build_world(spec).region(-10, 4, 40, 30)
+    with WorkerPool(1) as one:
+        assert np.array_equal(one.region(spec, -10, 4, 40, 30), serial)
+
+
+def test_bad_use_is_refused(make_world: WorldFactory) -> None:
+    with pytest.raises(InputError, match="workers"):
+        WorkerPool(0)
+    world = make_world()
+    bare = World(world.model, 1, S=8, V=3, library=world.lib)
+    p = WorkerPool(1)
+    with pytest.raises(InputError, match="WorldSpec"):
+        p.region(bare, 0, 0, 4, 4)
+    p.close()
+    with pytest.raises(GeneratorUnavailableError, match="shut down"):
+        p.submit_window(world, 0, 0, 4, 4)
+
+
+@pytest.mark.skipif(not SHARED_TILESETS[1].is_file(), reason="shared tilesets are absent")
+def test_shared_tileset_in_pool(pool: WorkerPool, make_world: WorldFactory) -> None:
+    world = make_world(SHARED_TILESETS[1], seed=21)
+    serial = make_world(SHARED_TILESETS[1], seed=21).region(0, 0, 64, 64)
+    assert np.array_equal(pool.region(world, 0, 0, 64, 64), serial)
+
+
+def _span(pause: float) -> tuple[float, float, int]:
+    """Runs in a worker: (start, end) on the system-wide monotonic clock, and the worker's pid."""
+    start = time.monotonic()
+    time.sleep(pause)
+    return start, time.monotonic(), os.getpid()
+
+
+def _die() -> int:
+    """Runs in a worker: kills it (a crash the pool cannot retry its way out of)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0
+
+
+def test_a_killed_worker_is_replaced_and_the_call_retried_once() -> None:
+    with WorkerPool(2) as p:
+        first = p.start()
+        assert len(first) == 2
+        running = p.submit(_span, 0.5)
+        time.sleep(0.2)
+        for pid in p.processes():
+            os.kill(pid, signal.SIGKILL)
+        _, _, pid = running.result(60)  # retried on a fresh executor
+        assert pid not in first
+        assert p.restarts == 1
+        with pytest.raises(GeneratorUnavailableError, match="crashed"):
+            p.submit(_die).result(60)  # fails on both attempts
+        assert p.restarts == 3
+        assert p.call(_span, 0.0)[2] > 0  # and the pool still works
+
+
+def test_heavy_tasks_take_turns_and_close_cancels_the_queue() -> None:
+    with WorkerPool(2, heavy_slots=1) as p:
+        p.start()
+        spans = [p.submit(_span, 0.3, heavy=True) for _ in range(3)]
+        got = sorted(f.result(60)[:2] for f in spans)
+        for (_, end), (start, _) in itertools.pairwise(got):
+            assert end <= start  # one heavy task at a time
+        blocker = p.submit(_span, 0.5, heavy=True)
+        queued = p.submit(_span, 0.0, heavy=True)
+        p.close(wait=True)
+        assert blocker.done()  # finished, or cancelled before a worker took it
+        with pytest.raises(GeneratorUnavailableError, match="shut down"):
+            queued.result(60)
+
+
+def test_timeouts_and_cancellation() -> None:
+    with WorkerPool(1, timeout_s=0.2) as p:
+        p.start()
+        with pytest.raises(GeneratorUnavailableError, match=r"longer than 0\.2 s"):
+            p.call(_span, 1.0)
+        behind = p.submit(_span, 0.0)  # behind the slow task: the caller may give up on it
+        assert behind.cancel()
+        assert behind.cancelled()
+        assert p.submit(_span, 0.0).result(60)[2] > 0  # the pool still serves
+
+
+def test_world_cache_keeps_the_last_worlds(world_cache: Path) -> None:
+    cache = WorldCache(2)
+    specs = [WorldSpec("tileset", "pipes", seed, S=8, V=2) for seed in range(3)]
+    worlds = [cache.get(s) for s in specs]
+    assert cache.get(specs[2]) is worlds[2]
+    assert cache.get(specs[0]) is not worlds[0]  # dropped: the least recently used
+    with pytest.raises(InputError, match="bundled"):
+        cache.get(WorldSpec("tileset", "/etc/passwd", 1))
+    found = []
+
+    def build() -> None:
+        found.append(cache.get(specs[1]))
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(w is found[0] for w in found)
