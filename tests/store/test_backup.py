@@ -1139,10 +1139,9 @@ def test_restored_server_serves_the_same_worlds_tiles_chat_and_logins(
     import httpx
 
     from tests.accounts import PASSWORD as PASSWORD_API
-    from tests.accounts import fast_passwords, sign_in
+    from tests.accounts import sign_in
+    from tests.harness import build_app
     from worldgen.settings import Settings
-    from worldgen.web.app import create_app
-    from worldgen.web.generation import InlineGenerator
 
     monkeypatch.setenv("WORLDGEN_CACHE_DIR", str(tmp_path / "cache"))
     source, target = valkey_server(), valkey_server()
@@ -1150,8 +1149,7 @@ def test_restored_server_serves_the_same_worlds_tiles_chat_and_logins(
 
     async def through_app(url: str, create: bool, cookies: httpx.Cookies) -> dict[str, Any]:
         settings = Settings(redis_url=url, data_dir=tmp_path / "unused", log_level="warning")
-        app = create_app(settings, generator=InlineGenerator())
-        app.state.passwords = fast_passwords()
+        app = build_app(settings)
         seen: dict[str, Any] = {}
         async with (
             app.router.lifespan_context(app),

@@ -1,82 +1,40 @@
 """Web-test fixtures: whole apps (lifespan included) on a real Valkey, driven in-process by httpx.
 
-``make_client(**settings)`` builds an app with :func:`create_app`, runs its lifespan and returns
-an ``httpx.AsyncClient`` bound to it (``client.app`` is the app). Apps share one session Valkey
-server but each gets its own key prefix, so tests never see each other's data; tests that kill
-Redis start their own server with the ``valkey_server`` factory of ``tests/conftest.py``.
-Generation runs in threads (:class:`InlineGenerator`) unless a test passes a generator. Every
-client is signed in to a fresh account (cheap hashing), since creating a world needs one.
+``make_client(**settings)`` is the harness's ``client_factory`` (see ``tests/harness.py``) with
+every client signed in to a fresh account (cheap hashing), since creating a world needs one:
+apps share the session Valkey, each with its own key prefix, and generation runs in threads
+unless a test passes a generator. Tests that kill Redis start their own server with the
+``valkey_server`` factory.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from tests.accounts import fast_passwords, sign_in
-from worldgen.settings import Settings
-from worldgen.store.embedded import EmbeddedValkey
-from worldgen.web.app import create_app
-from worldgen.web.generation import Generator, InlineGenerator
+from tests.accounts import sign_in
+from tests.conftest import ClientFactory
+from tests.harness import AppClient
+from worldgen.web.generation import InlineGenerator
 from worldgen.web.metrics import Metrics
 from worldgen.world.spec import WorldSpec
 
+__all__ = ["ClientFactory", "CountingGenerator", "StubGenerator", "WebClient", "metric"]
 
-class WebClient(httpx.AsyncClient):
-    """An httpx client talking to one in-process app."""
-
-    app: FastAPI
-
-
-ClientFactory = Callable[..., Awaitable[WebClient]]
+WebClient = AppClient
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def make_client(client_factory: ClientFactory) -> ClientFactory:
+    """Factory of started apps whose client is signed in (anonymous while storage is down)."""
 
+    async def make(**kwargs: Any) -> WebClient:
+        client = await client_factory(**kwargs)
+        await sign_in(client, outage_ok=True)  # creating worlds needs an account
+        return client
 
-@pytest.fixture(scope="session")
-def shared_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One real Valkey server for the whole session (apps isolate themselves by key prefix)."""
-    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey-shared"))
-    url = server.start()
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-async def make_client(shared_valkey: str, tmp_path: Path) -> AsyncIterator[ClientFactory]:
-    """Factory of started apps; every app is shut down (lifespan exit) at teardown."""
-    async with AsyncExitStack() as stack:
-
-        async def make(*, generator: Generator | None = None, **overrides: Any) -> WebClient:
-            fields: dict[str, Any] = {
-                "redis_url": shared_valkey,
-                "key_prefix": f"t{uuid.uuid4().hex[:12]}",
-                "data_dir": tmp_path / "data",
-                "log_json": True,
-            }
-            fields.update(overrides)
-            app = create_app(Settings(**fields), generator=generator or InlineGenerator())
-            app.state.passwords = fast_passwords()
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            client = WebClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
-            )
-            client.app = app
-            await stack.enter_async_context(client)
-            await sign_in(client, outage_ok=True)  # creating worlds needs an account
-            return client
-
-        yield make
+    return make
 
 
 @pytest.fixture

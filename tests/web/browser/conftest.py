@@ -1,8 +1,9 @@
 """Browser-test fixtures: one real ``worldgen serve`` (embedded Valkey) and Debian's Chromium.
 
-``server`` runs the same command a user runs, on a free port with a temporary data directory,
-waits for ``/readyz`` and, at the end, stops it with SIGINT (SIGKILL after a grace period) and
-checks that none of its processes — the embedded Valkey above all — outlived it.
+``server`` runs the same command a user runs (the harness's :class:`~tests.harness.ServeProcess`),
+on a free port with a temporary data directory, waits for ``/readyz`` and, at the end, stops it
+with SIGINT (SIGKILL after a grace period) and checks that none of its processes — the embedded
+Valkey above all — outlived it.
 ``browser_page`` is a factory of pages in fresh contexts that records JavaScript errors and
 dialogs; a test that ends with either fails. Screenshots and downloads go to
 ``out/test-artifacts/browser/``. Chromium comes from ``scripts/install-browser.sh``.
@@ -10,13 +11,8 @@ dialogs; a test that ends with either fails. Screenshots and downloads go to
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +23,9 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, Playwright, sync_playwright
 
 from tests.accounts import PASSWORD, new_username, sign_in_sync
+from tests.harness import ROOT, ServeProcess, command_name
 
-ROOT = Path(__file__).resolve().parents[3]
+__all__ = ["ARTIFACTS", "ROOT", "PageFactory", "Server", "screenshot", "sign_in"]
 ARTIFACTS = ROOT / "out" / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -70,111 +67,25 @@ class Server:
         return world
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> child pids of every process now running (from /proc)."""
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def _descendants(pid: int) -> set[int]:
-    tree, out, todo = _children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
-
-
-def _command(pid: int) -> str:
-    """The process's name ("" once it has gone)."""
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    """True if ``pid`` is a running (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    with httpx.Client(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"worldgen serve exited with {proc.returncode}; see {log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(f"{url}/readyz").status_code == 200:
-                    return
-            time.sleep(0.25)
-    pytest.fail(f"worldgen serve was not ready within {READY_TIMEOUT_S:.0f} s; see {log}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT_S)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``worldgen serve`` with an embedded Valkey in a temporary data directory."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("serve-data")
     log = ARTIFACTS / "server.log"
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
     # every test signs up its own people from 127.0.0.1: lift the per-address sign-up limit
-    env["WORLDGEN_RATE_LIMITS"] = '{"register_address": {"count": 10000, "window_s": 3600}}'
-    command = [str(Path(sys.executable).with_name("worldgen")), "serve", "--port", str(port)]
-    command += ["--data-dir", str(data_dir), "--workers", "1"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    family: set[int] = set()
+    limits = '{"register_address": {"count": 10000, "window_s": 3600}}'
+    serve = ServeProcess(
+        tmp_path_factory.mktemp("serve-data"), log, env={"WORLDGEN_RATE_LIMITS": limits}
+    )
     try:
-        _wait_ready(url, proc, log)
-        family = _descendants(proc.pid)
-        assert any("valkey" in _command(pid) for pid in family), "no embedded Valkey running"
-        yield Server(url=url, proc=proc, log=log)
-        family |= _descendants(proc.pid)
+        serve.wait_ready(READY_TIMEOUT_S)
+        assert any("valkey" in command_name(pid) for pid in serve.family), "no embedded Valkey"
+        yield Server(url=serve.url, proc=serve.proc, log=log)
     finally:
-        family |= _descendants(proc.pid)
-        _stop(proc)
-    # multiprocessing's resource tracker exits only once it reads EOF from its dead parent:
-    # give the children a moment to notice before calling them survivors
-    deadline = time.monotonic() + 3.0
-    while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    survivors = sorted(pid for pid in family if _alive(pid))
-    for pid in survivors:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    assert not survivors, f"processes outlived worldgen serve (embedded Valkey?): {survivors}"
+        serve.stop(signal.SIGINT, STOP_TIMEOUT_S)
+    assert not serve.survivors, (
+        f"processes outlived worldgen serve (embedded Valkey?): {serve.survivors}"
+    )
 
 
 # Module scope, not session: while the sync API runs it keeps an asyncio loop marked as running
