@@ -34,6 +34,7 @@ its entry point with ``if __name__ == "__main__":``.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -54,15 +55,20 @@ from worldgen.world import api
 from worldgen.world.blocks import World
 from worldgen.world.plan import (
     BlockKey,
+    ChunkKey,
     Window,
+    chunk_pieces,
     offset,
     plan_pieces,
     shared_blocks,
     top_block_count,
 )
+from worldgen.world.render import Z_DETAIL, Z_FAR, cells_per_tile, render_cells, tile_window
 from worldgen.world.spec import WorldSpec
 
 __all__ = [
+    "CHUNK",
+    "CHUNKS_KEPT",
     "MAX_WORKERS",
     "WORLDS_PER_PROCESS",
     "WorkerPool",
@@ -75,6 +81,10 @@ T = TypeVar("T")
 MAX_WORKERS = 64
 WORLDS_PER_PROCESS = 16
 """Default number of built worlds (with their block caches) each worker keeps."""
+CHUNK = cells_per_tile(0)
+"""Side (cells) of the pieces of final cells the parent keeps: one opening-zoom tile."""
+CHUNKS_KEPT = 4096
+"""Default number of chunks the parent keeps (int16 cells: 8 KiB each, 32 MiB in all)."""
 START_TIMEOUT_S = 300.0
 """Longest :meth:`WorkerPool.start` waits for a worker to start and load its kernels."""
 Context = Literal["spawn", "forkserver"]
@@ -114,10 +124,29 @@ _WORLDS = WorldCache(WORLDS_PER_PROCESS)
 """The worlds of this worker process (each pool process has its own)."""
 
 
+PARENT_CHECK_S = 1.0
+"""How often a worker checks that the process that started it is still alive."""
+
+
+def _exit_with_parent() -> None:
+    """Ends this worker within :data:`PARENT_CHECK_S` of its parent's death (even by SIGKILL,
+    which gives the parent no chance to stop its pool): an orphan is re-parented, so its parent
+    pid changes. A daemon thread, so it never delays a normal exit."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _init_worker(max_worlds: int, allow_files: bool) -> None:
-    """Runs once in each new worker: Ctrl+C is the parent's business; size the world cache; load
-    the JIT kernels."""
+    """Runs once in each new worker: die with the parent; Ctrl+C is the parent's business; size
+    the world cache; load the JIT kernels."""
     global _WORLDS
+    _exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORLDS = WorldCache(max_worlds, allow_files=allow_files)
     from worldgen.engine.solver import warm_up
@@ -155,6 +184,10 @@ def _export_task(spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int) ->
     return api.export_png(_WORLDS.get(spec), x, y, w, h, scale)
 
 
+def _draw_task(spec: WorldSpec, z: int, cells: npt.NDArray[np.integer]) -> bytes:
+    return render_cells(_WORLDS.get(spec), z, cells)
+
+
 def _blocks_task(spec: WorldSpec, keys: list[BlockKey]) -> I32Array:
     world = _WORLDS.get(spec)
     out = np.empty((len(keys), world.S, world.S), dtype=np.int32)
@@ -190,6 +223,79 @@ def _settle(future: Future[Any], *, value: object = None, exc: BaseException | N
         pass
 
 
+def _chain(source: Future[Any], target: Future[Any]) -> None:
+    """Complete ``target`` with ``source``'s outcome when it arrives."""
+
+    def copy(f: Future[Any]) -> None:
+        if f.cancelled():
+            _settle(target, exc=GeneratorUnavailableError("generation cancelled"))
+        elif f.exception() is not None:
+            _settle(target, exc=f.exception())
+        else:
+            _settle(target, value=f.result())
+
+    source.add_done_callback(copy)
+
+
+class _ChunkStore:
+    """The parent's chunks of final cells by ``(spec, chunk)``: an LRU of ``size`` finished ones
+    (int16 when every id fits) and the futures of those being computed. Not locked itself: the
+    pool calls it under its own lock, except :meth:`publish` and :meth:`fail`, which lock."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._done: OrderedDict[tuple[WorldSpec, ChunkKey], npt.NDArray[np.integer]] = OrderedDict()
+        self._flying: dict[tuple[WorldSpec, ChunkKey], Future[npt.NDArray[np.integer]]] = {}
+        self._guard = threading.Lock()
+
+    def get(self, spec: WorldSpec, key: ChunkKey) -> npt.NDArray[np.integer] | None:
+        """A finished chunk (marked recently used), or None."""
+        with self._guard:
+            found = self._done.get((spec, key))
+            if found is not None:
+                self._done.move_to_end((spec, key))
+            return found
+
+    def future(self, spec: WorldSpec, key: ChunkKey) -> Future[npt.NDArray[np.integer]] | None:
+        """A future of the chunk if it is kept or being computed, else None."""
+        found = self.get(spec, key)
+        if found is not None:
+            ready: Future[npt.NDArray[np.integer]] = Future()
+            ready.set_result(found)
+            return ready
+        with self._guard:
+            return self._flying.get((spec, key))
+
+    def expect(self, spec: WorldSpec, key: ChunkKey) -> Future[npt.NDArray[np.integer]]:
+        """Register the chunk as being computed; its future completes on publish or fail."""
+        future: Future[npt.NDArray[np.integer]] = Future()
+        with self._guard:
+            self._flying[(spec, key)] = future
+        return future
+
+    def publish(self, spec: WorldSpec, key: ChunkKey, cells: I32Array) -> None:
+        """Keep a computed chunk and complete its future."""
+        kept: npt.NDArray[np.integer] = cells
+        if int(cells.max(initial=0)) < 2**15:
+            kept = cells.astype(np.int16)
+        kept.setflags(write=False)
+        with self._guard:
+            future = self._flying.pop((spec, key), None)
+            if self.size > 0:
+                self._done[(spec, key)] = kept
+                while len(self._done) > self.size:
+                    self._done.popitem(last=False)
+        if future is not None:
+            _settle(future, value=kept)
+
+    def fail(self, spec: WorldSpec, key: ChunkKey, exc: BaseException) -> None:
+        """Forget a chunk being computed and fail its future (a later tile tries again)."""
+        with self._guard:
+            future = self._flying.pop((spec, key), None)
+        if future is not None:
+            _settle(future, exc=exc)
+
+
 def spec_of_world(world: World | WorldSpec) -> WorldSpec:
     """The spec a task names ``world`` by (a :class:`World` must carry one: ``build_world``)."""
     if isinstance(world, WorldSpec):
@@ -204,8 +310,9 @@ class WorkerPool:
 
     ``max_worlds`` worlds per worker; ``allow_files``: workers may build worlds over tileset and
     sample files (the CLI), not only bundled ones; ``timeout_s`` bounds :meth:`call` (None: no
-    limit); ``heavy_slots`` bounds concurrent ``heavy`` tasks. Processes start on the first task
-    (or :meth:`start`). Use as a context manager or call :meth:`close`.
+    limit); ``heavy_slots`` bounds concurrent ``heavy`` tasks; ``chunks_kept`` bounds the
+    parent's cache of final cells for map tiles (:meth:`submit_tile`). Processes start on the
+    first task (or :meth:`start`). Use as a context manager or call :meth:`close`.
     """
 
     def __init__(
@@ -217,6 +324,7 @@ class WorkerPool:
         context: Context = "spawn",
         timeout_s: float | None = None,
         heavy_slots: int | None = None,
+        chunks_kept: int = CHUNKS_KEPT,
     ) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise InputError(f"workers must be in 1..{MAX_WORKERS}, got {workers}")
@@ -233,6 +341,9 @@ class WorkerPool:
         self._executor: ProcessPoolExecutor | None = None
         self.restarts = 0
         """How many times a broken executor was replaced."""
+        self._running = 0
+        """Tasks submitted to an executor and not finished (to tell whether workers idle)."""
+        self._chunks = _ChunkStore(chunks_kept)
         self._heavy_running = 0
         self._heavy_queue: deque[tuple[Future[Any], Callable[[], None]]] = deque()
 
@@ -288,8 +399,12 @@ class WorkerPool:
                 _settle(outer, exc=exc)
                 return
             outer.add_done_callback(lambda o: inner.cancel() if o.cancelled() else None)
+            with self._lock:
+                self._running += 1
 
             def done(f: Future[Any]) -> None:
+                with self._lock:
+                    self._running -= 1
                 if outer.done():
                     return
                 if f.cancelled():  # the pool was closed under it
@@ -396,8 +511,142 @@ class WorkerPool:
         return self.submit(_preview_task, name)
 
     def submit_tile(self, world: World | WorldSpec, z: int, x: int, y: int) -> Future[bytes]:
-        """PNG bytes of map tile ``(z, x, y)`` (:func:`~worldgen.world.api.tile_png`)."""
-        return self.submit(_tile_task, spec_of_world(world), int(z), int(x), int(y))
+        """PNG bytes of map tile ``(z, x, y)``: the bytes of :func:`~worldgen.world.api.tile_png`.
+
+        A tile of the cell zooms ``-2 <= z <= 0`` is drawn from :data:`CHUNK`-cell chunks of final
+        cells that the parent keeps (an LRU of ``chunks_kept``); missing chunks are computed in
+        pieces spread over the workers (:func:`~worldgen.world.plan.chunk_pieces`; a lone chunk is
+        cut into bands when workers would idle), a chunk already being computed for another tile
+        is awaited rather than computed again, and a worker draws the tile from the cells. So a
+        z = -2 tile computed once serves the z = -1 and z = 0 tiles under it without any solve.
+        A detail tile (z = 1, 2) is drawn from its chunk when the parent has it, else computed
+        whole by one worker; far tiles (z <= -3) are one task.
+        """
+        spec = spec_of_world(world)
+        z, x, y = int(z), int(x), int(y)
+        if not Z_FAR < z <= Z_DETAIL:
+            return self.submit(_tile_task, spec, z, x, y)  # far, or refused by the worker
+        try:
+            x0, y0, n = tile_window(z, x, y)
+        except InputError as exc:
+            failed: Future[bytes] = Future()
+            failed.set_exception(exc)
+            return failed
+        if n < CHUNK:
+            key = (x0 // CHUNK, y0 // CHUNK)
+            chunk = self._chunks.get(spec, key)
+            if chunk is None:
+                return self.submit(_tile_task, spec, z, x, y)
+            dx, dy = x0 - key[0] * CHUNK, y0 - key[1] * CHUNK
+            return self.submit(_draw_task, spec, z, chunk[dy : dy + n, dx : dx + n])
+        keys = [
+            (cx, cy)
+            for cy in range(y0 // CHUNK, (y0 + n) // CHUNK)
+            for cx in range(x0 // CHUNK, (x0 + n) // CHUNK)
+        ]
+        outer: Future[bytes] = Future()
+        pending = self._chunk_futures(spec, keys)
+        left = [len(pending)]
+
+        def draw() -> None:
+            side = n // CHUNK
+            cells = np.empty((n, n), dtype=pending[0].result().dtype)
+            for index, future in enumerate(pending):
+                row, col = divmod(index, side)
+                cells[row * CHUNK : (row + 1) * CHUNK, col * CHUNK : (col + 1) * CHUNK] = (
+                    future.result()
+                )
+            _chain(self.submit(_draw_task, spec, z, cells), outer)
+
+        def arrived(future: Future[npt.NDArray[np.integer]]) -> None:
+            if outer.done():
+                return
+            if future.cancelled() or future.exception() is not None:
+                exc = None if future.cancelled() else future.exception()
+                _settle(outer, exc=exc or GeneratorUnavailableError("generation cancelled"))
+                return
+            with self._lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                try:
+                    draw()
+                except BaseException as exc:  # e.g. the pool was closed meanwhile
+                    _settle(outer, exc=exc)
+
+        for future in pending:
+            future.add_done_callback(arrived)
+        return outer
+
+    def _chunk_futures(
+        self, spec: WorldSpec, keys: Sequence[ChunkKey]
+    ) -> list[Future[npt.NDArray[np.integer]]]:
+        """A future of each chunk's final cells: kept, already being computed, or computed now
+        (the missing ones together, in pieces over the workers)."""
+        out: list[Future[npt.NDArray[np.integer]]] = []
+        missing: list[ChunkKey] = []
+        with self._lock:
+            idle = max(1, self.workers - self._running)
+            for key in keys:
+                found = self._chunks.future(spec, key)
+                if found is None:
+                    found = self._chunks.expect(spec, key)
+                    missing.append(key)
+                out.append(found)
+        if missing:
+            off = offset(spec.S, spec.layers) if spec.layers else 0
+            pieces = chunk_pieces(missing, CHUNK, spec.S, off, idle)
+            try:
+                self._compute_chunks(spec, missing, pieces)
+            except BaseException as exc:
+                for key in missing:
+                    self._chunks.fail(spec, key, exc)
+        return out
+
+    def _compute_chunks(
+        self, spec: WorldSpec, missing: Sequence[ChunkKey], pieces: Sequence[Window]
+    ) -> None:
+        """Submit ``pieces``; as each arrives, copy it into its chunks; publish every chunk whose
+        pieces have all arrived (or fail the chunks a failed piece covers)."""
+        buffers = {key: np.empty((CHUNK, CHUNK), dtype=np.int32) for key in missing}
+        waiting: dict[ChunkKey, int] = dict.fromkeys(missing, 0)
+        covers: list[list[ChunkKey]] = []
+        for px, py, pw, ph in pieces:
+            keys = [
+                (cx, cy)
+                for cy in range(py // CHUNK, (py + ph - 1) // CHUNK + 1)
+                for cx in range(px // CHUNK, (px + pw - 1) // CHUNK + 1)
+            ]
+            covers.append(keys)
+            for key in keys:
+                waiting[key] += 1
+
+        def arrived(index: int, future: Future[I32Array]) -> None:
+            px, py, pw, ph = pieces[index]
+            if future.cancelled() or future.exception() is not None:
+                exc = future.exception() if not future.cancelled() else None
+                for key in covers[index]:
+                    self._chunks.fail(spec, key, exc or GeneratorUnavailableError("cancelled"))
+                return
+            cells = future.result()
+            done: list[ChunkKey] = []
+            with self._lock:
+                for key in covers[index]:
+                    kx, ky = key[0] * CHUNK, key[1] * CHUNK
+                    x0, y0 = max(px, kx), max(py, ky)
+                    x1, y1 = min(px + pw, kx + CHUNK), min(py + ph, ky + CHUNK)
+                    buffers[key][y0 - ky : y1 - ky, x0 - kx : x1 - kx] = cells[
+                        y0 - py : y1 - py, x0 - px : x1 - px
+                    ]
+                    waiting[key] -= 1
+                    if waiting[key] == 0:
+                        done.append(key)
+            for key in done:
+                self._chunks.publish(spec, key, buffers.pop(key))
+
+        for index, window in enumerate(pieces):
+            future = self.submit(_window_task, spec, window)
+            future.add_done_callback(functools.partial(arrived, index))
 
     def submit_region_doc(
         self, spec: WorldSpec, x: int, y: int, w: int, h: int
