@@ -1,7 +1,7 @@
 """Accounts for the tests of other features: creating a world and chatting need one (issue 6).
 
 - :func:`fast_passwords`: argon2id with tiny costs for in-process apps (the same code path as
-  production, a thousandth of the time); set it as ``app.state.passwords`` before the lifespan.
+  production, a thousandth of the time); pass it as ``Parts(passwords=...)`` to ``create_app``.
 - :func:`sign_in` / :func:`sign_in_sync`: register a fresh account through the API with an
   httpx client, which then holds the session cookie.
 - :func:`mint_session`: an account and a session written straight into Redis (no hashing, no
@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from worldgen.store.keys import Keys
 from worldgen.store.sessions import Revocations, SessionStore
 from worldgen.store.users import UserRepo
-from worldgen.web.security import COOKIE_NAME, Passwords
+from worldgen.web.auth.passwords import Passwords
+from worldgen.web.auth.sessions import COOKIE_NAME
 
 PASSWORD = "test password 123"
 UNUSABLE_HASH = "!"

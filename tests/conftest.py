@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from tests.harness import AppClient, LiveServer, ValkeyHandle, app_settings, build_app
-from worldgen.realtime.config import RealtimeSettings
+from worldgen.settings import RealtimeSettings
+from worldgen.web.auth.passwords import Passwords
 from worldgen.web.generation import Generator
-from worldgen.web.security import Passwords
 
 __all__ = ["ClientFactory", "LiveServers", "ValkeyHandle"]
 

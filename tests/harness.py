@@ -40,12 +40,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.accounts import PASSWORD, fast_passwords
-from worldgen.realtime.config import RealtimeSettings
-from worldgen.settings import Settings
+from worldgen.settings import RealtimeSettings, Settings
 from worldgen.store.embedded import EmbeddedValkey, EmbeddedValkeyError
-from worldgen.web.app import create_app
+from worldgen.web.app import Parts, create_app
+from worldgen.web.auth.passwords import Passwords
+from worldgen.web.auth.services import SecurityServices
 from worldgen.web.generation import Generator, InlineGenerator
-from worldgen.web.security import Passwords, SecurityServices
 
 __all__ = [
     "ROOT",
@@ -136,11 +136,10 @@ def build_app(
 
     The one call of ``create_app`` in the tests: a change of its signature is an edit here.
     """
-    app = create_app(settings, generator=generator or InlineGenerator())
-    app.state.passwords = passwords or fast_passwords()
     if realtime is not None:
-        app.state.realtime_settings = realtime
-    return app
+        settings = settings.model_copy(update={"realtime": realtime})
+    parts = Parts(generator=generator or InlineGenerator(), passwords=passwords or fast_passwords())
+    return create_app(settings, parts)
 
 
 class AppClient(httpx.AsyncClient):

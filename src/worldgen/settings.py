@@ -5,6 +5,10 @@ which reads ``REDIS_URL`` (the name every Redis host and compose file already us
 arguments win over the environment: ``Settings(port=9000)``. Nothing is built at import time; the
 app factory and the ``serve`` command each build their own. Nonsense is refused with a message
 that names the field (``workers=0``, a port out of range, a URL that is not Redis).
+
+The real-time knobs are one section of it, :attr:`Settings.realtime` (a
+:class:`RealtimeSettings`), whose fields read ``WORLDGEN_REALTIME_<FIELD>``:
+``WORLDGEN_REALTIME_HEARTBEAT_S=5`` sets ``settings.realtime.heartbeat_s``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worldgen.store.ratelimit import RateLimits
 
-__all__ = ["LogLevel", "Settings"]
+__all__ = ["LogLevel", "RealtimeSettings", "Settings"]
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -27,6 +31,50 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "change-me", "password", "secret"})
 """Passwords copied from an example: refused, so a deployment cannot start with one."""
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
+
+
+class RealtimeSettings(BaseSettings):
+    """Limits, intervals and sizes of chat, presence and fan-out (``WORLDGEN_REALTIME_*``).
+
+    Every wait here is bounded.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WORLDGEN_REALTIME_", extra="forbid", frozen=True)
+
+    chat_maxlen: int = Field(default=10_000, ge=100, le=10_000_000, description="Stream MAXLEN ~.")
+    dedup_ttl_s: int = Field(default=3600, ge=10, le=7 * 86400, description="Retry window.")
+    history: int = Field(default=50, ge=0, le=1000, description="Messages in a fresh welcome.")
+    replay_page: int = Field(default=100, ge=1, le=1000, description="Entries per stream read.")
+    welcome_replay_max: int = Field(
+        default=500, ge=1, le=10_000, description="Replayed entries inside the welcome itself."
+    )
+    presence_timeout_s: float = Field(
+        default=25.0, gt=0, le=3600, description="A session silent this long has left."
+    )
+    heartbeat_s: float = Field(default=10.0, gt=0, le=600, description="Client heartbeat period.")
+    maintenance_s: float = Field(
+        default=2.0, gt=0, le=60, description="Safety-net poll, presence sweep, idle check."
+    )
+    rate_messages: int = Field(default=100, ge=1, le=100_000, description="Chats+pings/window.")
+    rate_frames: int = Field(default=300, ge=1, le=100_000, description="Any frames/window.")
+    rate_window_s: float = Field(default=60.0, gt=0, le=3600)
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    send_queue: int = Field(default=256, ge=8, le=100_000, description="Frames queued per client.")
+    send_timeout_s: float = Field(default=10.0, gt=0, le=300, description="One send, at most.")
+    hello_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    redis_concurrency: int = Field(
+        default=24, ge=1, le=1000, description="Redis commands in flight from the hub."
+    )
+    backoff_base_s: float = Field(default=0.1, gt=0, le=10, description="Pub/sub and pumps.")
+    backoff_cap_s: float = Field(default=5.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RealtimeSettings:
+        if self.heartbeat_s >= self.presence_timeout_s:
+            raise ValueError("heartbeat_s must be shorter than presence_timeout_s")
+        if self.backoff_base_s > self.backoff_cap_s:
+            raise ValueError("backoff_base_s must not exceed backoff_cap_s")
+        return self
 
 
 class Settings(BaseSettings):
@@ -73,6 +121,10 @@ class Settings(BaseSettings):
     )
     ssl_certfile: Path | None = Field(default=None, description="Serve HTTPS with this cert.")
     ssl_keyfile: Path | None = Field(default=None, description="... and this private key.")
+    realtime: RealtimeSettings = Field(
+        default_factory=RealtimeSettings,
+        description="Chat, presence and fan-out (each field also from WORLDGEN_REALTIME_<FIELD>).",
+    )
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -23,12 +23,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from tests.accounts import sign_in
 from tests.conftest import LiveServers, ValkeyHandle
 from tests.harness import LiveServer
-from worldgen.realtime.config import RealtimeSettings
+from worldgen.settings import RealtimeSettings
 from worldgen.store.client import connect as redis_connect
 from worldgen.store.keys import Keys
 from worldgen.store.ratelimit import Limit, RateLimits
 from worldgen.store.worlds import WorldRepo
-from worldgen.web.security import COOKIE_NAME
+from worldgen.web.auth.sessions import COOKIE_NAME
 
 T = TypeVar("T")
 Json = dict[str, Any]

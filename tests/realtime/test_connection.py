@@ -6,10 +6,10 @@ import asyncio
 
 from tests.realtime.conftest import run
 from worldgen.errors import CLOSE_POLICY, CLOSE_TRY_LATER, TransportClosedError
-from worldgen.realtime.config import RealtimeSettings
 from worldgen.realtime.connection import Connection
 from worldgen.realtime.protocol import User
 from worldgen.realtime.ratelimit import SlidingWindow
+from worldgen.settings import RealtimeSettings
 
 
 class FakeTransport:

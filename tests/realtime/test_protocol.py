@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from worldgen._aio import backoff_delay
 from worldgen.errors import ProtocolError
-from worldgen.realtime.fanout import EventSignal, WakeSignal, backoff_delay, parse_signal
+from worldgen.realtime.fanout import EventSignal, WakeSignal, parse_signal
 from worldgen.realtime.protocol import (
     ChatIn,
     ErrorOut,

@@ -13,7 +13,8 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from tests.security.conftest import PASSWORD, ClientFactory, SecClient, another, signed_in
 from worldgen.store.ratelimit import Limit, RateLimits
-from worldgen.web.security import COOKIE_NAME, Passwords
+from worldgen.web.auth.passwords import Passwords
+from worldgen.web.auth.sessions import COOKIE_NAME
 
 pytestmark = pytest.mark.anyio
 

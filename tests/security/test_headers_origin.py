@@ -9,9 +9,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tests.security.conftest import PASSWORD, ClientFactory, SecClient
-from worldgen.web.security import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, normalize_origin
+from worldgen.errors import CLOSE_POLICY
+from worldgen.web.hardening import (
+    CONTENT_SECURITY_POLICY,
+    MAX_BODY_BYTES,
+    OriginCheckMiddleware,
+    normalize_origin,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -153,6 +165,62 @@ async def test_configured_origins_are_allowed(make_client: ClientFactory) -> Non
 )
 def test_origin_normalisation(raw: str, normal: str | None) -> None:
     assert normalize_origin(raw) == normal
+
+
+def _origin_probe() -> OriginCheckMiddleware:
+    """The app's one cross-site check around a tiny app: POST answers 200, a socket is accepted."""
+
+    async def write(_: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    inner = Starlette(routes=[Route("/", write, methods=["POST"]), WebSocketRoute("/ws", socket)])
+    return OriginCheckMiddleware(inner, allowed_origins=("https://maps.example.org:8443",))
+
+
+@pytest.mark.parametrize(
+    ("base", "host", "origin", "allowed"),
+    [
+        ("http://x", "example.org", "http://example.org", True),
+        ("http://x", "example.org:80", "http://example.org", True),  # default port on Host
+        ("http://x", "example.org", "http://example.org:80", True),  # ... or on Origin
+        ("http://x", "EXAMPLE.org", "http://example.ORG", True),  # case
+        ("http://x", "example.org:8080", "http://example.org:8080", True),
+        ("http://x", "example.org:8080", "http://example.org", False),  # another port
+        ("http://x", "example.org", "https://example.org", False),  # another scheme
+        ("https://x", "example.org:443", "https://example.org", True),
+        ("https://x", "example.org", "https://example.org:443", True),
+        ("https://x", "example.org", "http://example.org", False),
+        ("http://x", "[::1]:8000", "http://[::1]:8000", True),  # IPv6
+        ("http://x", "[::1]", "http://[::1]:80", True),
+        ("http://x", "[::1]:8000", "http://[::2]:8000", False),
+        ("http://x", "example.org", "https://MAPS.example.org:8443", True),  # allowed_origins
+        ("http://x", "example.org", "https://maps.example.org", False),
+        ("http://x", "example.org", "http://example.org.evil.example", False),
+        ("http://x", "example.org", "null", False),
+    ],
+)
+def test_websocket_handshakes_and_unsafe_requests_get_the_same_answer(
+    base: str, host: str, origin: str, allowed: bool
+) -> None:
+    headers = {"host": host, "origin": origin}
+    with TestClient(_origin_probe(), base_url=base) as http:
+        post = http.post("/", headers=headers)
+        assert post.status_code == (200 if allowed else 403)
+        ws_base = base.replace("http", "ws", 1)
+        if allowed:
+            with http.websocket_connect(f"{ws_base}/ws", headers=headers):
+                pass
+        else:
+            with (
+                pytest.raises(WebSocketDisconnect) as refused,
+                http.websocket_connect(f"{ws_base}/ws", headers=headers),
+            ):
+                pass
+            assert refused.value.code == CLOSE_POLICY
 
 
 def test_templates_have_no_inline_script_or_handlers() -> None:

@@ -40,7 +40,7 @@ async def make_world(owner: SecClient, visibility: str, name: str = "Home") -> W
         "/api/worlds", json={"name": name, "tileset": "terrain", "visibility": visibility}
     )
     assert response.status_code == 201, response.text
-    repo: WorldRepo = owner.app.state.worlds
+    repo: WorldRepo = owner.app.state.store.worlds
     record = await repo.get(response.json()["id"])
     assert record is not None
     assert record.owner == await user_id(owner)

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from worldgen.store.members import Role
-from worldgen.web.security import ACTIONS, Action, Decision, decide
+from worldgen.web.auth.policy import ACTIONS, Action, Decision, decide
 
 A, N, S, F = Decision.ALLOW, Decision.NOT_FOUND, Decision.SIGN_IN, Decision.FORBIDDEN
 

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.accounts import PASSWORD
 from tests.security.conftest import LiveApp, LiveApps
 from worldgen.store.ratelimit import Limit, RateLimits
-from worldgen.web.security import COOKIE_NAME
+from worldgen.web.auth.sessions import COOKIE_NAME
 
 Json = dict[str, Any]
 TEST_TIMEOUT_S = 60.0

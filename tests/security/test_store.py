@@ -16,6 +16,7 @@ from worldgen.errors import RateLimitedError, TooManyError, UsernameTakenError
 from worldgen.store.client import connect
 from worldgen.store.keys import Keys
 from worldgen.store.members import MAX_INVITES, MemberRepo, parse_invite_token
+from worldgen.store.pubsub import PubSub
 from worldgen.store.ratelimit import Limit, RateLimiter, RateLimits
 from worldgen.store.sessions import Revocations, SessionStore, new_token, session_id
 from worldgen.store.users import UserRepo, normalize_username, valid_username
@@ -157,10 +158,11 @@ async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 async def test_revocations_reach_other_instances_within_a_second(redis: Redis, keys: Keys) -> None:
-    here, there = Revocations(redis, keys), Revocations(redis, keys)
-    listener = asyncio.create_task(there.run())
+    bus = PubSub(redis)
+    here, there = Revocations(redis, keys), Revocations(redis, keys, bus)
+    bus.start()
     try:
-        await asyncio.wait_for(there.subscribed.wait(), 5)
+        assert await bus.wait_subscribed(keys.security_events(), 5)
         closed: list[str] = []
         closed_async: list[str] = []
 
@@ -183,9 +185,7 @@ async def test_revocations_reach_other_instances_within_a_second(redis: Redis, k
         await asyncio.sleep(0.3)
         assert closed == ["ws", "access"]
     finally:
-        listener.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await listener
+        await bus.stop()
 
 
 async def test_revocation_listener_resumes_after_a_redis_restart_and_rechecks(
@@ -193,26 +193,26 @@ async def test_revocation_listener_resumes_after_a_redis_restart_and_rechecks(
 ) -> None:
     server = valkey_server()
     redis = connect(server.url)
+    pubsub = PubSub(redis, backoff_base_s=0.05, backoff_cap_s=0.5)
     try:
-        bus = Revocations(redis, keys)
+        bus = Revocations(redis, keys, pubsub)
         store = SessionStore(redis, keys, bus, idle_s=60, max_s=60)
         _, session = await store.create("u" * 16, "anna")
-        listener = asyncio.create_task(bus.run())
-        await asyncio.wait_for(bus.subscribed.wait(), 5)
+        pubsub.start()
+        assert await pubsub.wait_subscribed(keys.security_events(), 5)
         fired: list[str] = []
         bus.watch_session(session.sid, lambda: fired.append("session"))
         bus.watch_access(WORLD, "u" * 16, lambda: fired.append("access"))
         server.kill()
-        await _until(lambda: not bus.subscribed.is_set())
+        await _until(lambda: not pubsub.connected)
         server.restart()
         # the session was deleted while nobody listened: the re-check must notice
         await redis.delete(keys.session(session.sid))
         await _until(lambda: bus.resubscriptions >= 1, timeout=15)
         await _until(lambda: "session" in fired and "access" in fired)
-        listener.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await listener
+        assert pubsub.reconnects >= 1
     finally:
+        await pubsub.stop()
         await redis.aclose()
 
 

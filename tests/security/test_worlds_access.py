@@ -157,7 +157,7 @@ async def test_creating_a_world_needs_an_account(quick: SecClient) -> None:
     world = await create(owner, "public")
     me = (await owner.get("/api/auth/me")).json()["id"]
     assert (await quick.security.members.role(world["id"], me)) == "owner"
-    record = await quick.app.state.worlds.get(world["id"])
+    record = await quick.app.state.store.worlds.get(world["id"])
     assert record.owner == me
 
 

@@ -14,7 +14,7 @@ from tests.web.conftest import ClientFactory, WebClient, metric
 from worldgen.errors import InputError
 from worldgen.settings import Settings
 from worldgen.store.embedded import EmbeddedValkeyError
-from worldgen.web.app import create_app
+from worldgen.web.app import Parts, create_app
 from worldgen.web.deps import get_generator
 from worldgen.web.generation import InlineGenerator
 from worldgen.world.spec import WorldSpec
@@ -45,7 +45,7 @@ async def test_a_failed_start_is_explained(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     settings = Settings(redis_url=None, data_dir=blocker / "data")
-    app = create_app(settings, generator=InlineGenerator())
+    app = create_app(settings, Parts(generator=InlineGenerator()))
     with pytest.raises(EmbeddedValkeyError):
         async with app.router.lifespan_context(app):
             pass

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worldgen.settings import Settings
+from worldgen.settings import RealtimeSettings, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +82,31 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValidationError):
         s.port = 1
+
+
+def test_realtime_is_a_section_that_keeps_its_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WORLDGEN_REALTIME_HEARTBEAT_S", "3")
+    monkeypatch.setenv("WORLDGEN_REALTIME_CHAT_MAXLEN", "500")
+    s = Settings()
+    assert (s.realtime.heartbeat_s, s.realtime.chat_maxlen) == (3.0, 500)
+    assert Settings(realtime=RealtimeSettings(history=7)).realtime.history == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WORLDGEN_REALTIME_CHAT_MAXLEN", "99"),  # limit 100
+        ("WORLDGEN_REALTIME_HEARTBEAT_S", "30"),  # not shorter than the presence timeout
+        ("WORLDGEN_REALTIME_BACKOFF_BASE_S", "9"),  # above the cap
+    ],
+)
+def test_realtime_nonsense_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.delenv(name)
+    assert Settings().realtime.chat_maxlen == 10_000

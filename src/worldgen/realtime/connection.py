@@ -20,11 +20,11 @@ from typing import Protocol
 
 import structlog
 
+from worldgen._aio import raise_if_cancelling
 from worldgen.errors import CLOSE_TRY_LATER, TransportClosedError
-from worldgen.realtime._aio import raise_if_cancelling
-from worldgen.realtime.config import RealtimeSettings
 from worldgen.realtime.protocol import User
 from worldgen.realtime.ratelimit import SlidingWindow
+from worldgen.settings import RealtimeSettings
 from worldgen.store.chat import StreamId
 
 log = structlog.get_logger("worldgen.realtime")

@@ -2,7 +2,8 @@
 
 A message is validated (:mod:`~worldgen.realtime.protocol`), stored (``XADD``, idempotent by the
 client id), acknowledged, then announced: the local room's pump is woken directly and other
-instances through a pub/sub wake-up (:mod:`~worldgen.realtime.fanout`). Rooms deliver from the
+instances through a pub/sub wake-up (:mod:`~worldgen.realtime.fanout`, carried by the instance's
+:class:`~worldgen.store.pubsub.PubSub`). Rooms deliver from the
 stream, so every socket in a world sees the same messages in the same order whichever instance
 stored them.
 
@@ -16,8 +17,9 @@ the hub owns what sockets share. Invariants:
 - Redis commands from the hub are bounded by a semaphore (``redis_concurrency``), so a burst of
   joins cannot exhaust the shared connection pool.
 - Every Redis failure is contained: a sender gets ``error``/``unavailable`` for its message (retry
-  with the same id), pumps and the listener retry with back-off, and the periodic maintenance
-  (safety-net poll, presence sweep, world check, idle sockets) converges whatever pub/sub missed.
+  with the same id), pumps and the pub/sub listener retry with back-off, and the periodic
+  maintenance (safety-net poll, presence sweep, world check, idle sockets) converges whatever
+  pub/sub missed; after a pub/sub reconnect it runs at once.
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from worldgen._aio import raise_if_cancelling
 from worldgen.errors import (
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
@@ -41,16 +42,8 @@ from worldgen.errors import (
     CLOSE_SIGNED_OUT,
     IdleTimeoutError,
 )
-from worldgen.realtime._aio import raise_if_cancelling
-from worldgen.realtime.config import RealtimeSettings
 from worldgen.realtime.connection import Connection, Transport
-from worldgen.realtime.fanout import (
-    CloseUserSignal,
-    EventSignal,
-    Listener,
-    WakeSignal,
-    parse_signal,
-)
+from worldgen.realtime.fanout import CloseUserSignal, EventSignal, WakeSignal, parse_signal
 from worldgen.realtime.protocol import (
     ChatOut,
     Limits,
@@ -65,16 +58,17 @@ from worldgen.realtime.protocol import (
 from worldgen.realtime.room import Room
 from worldgen.realtime.session import Session, error_frame
 from worldgen.realtime.stats import HubStats
-from worldgen.store.chat import (
-    ChatStore,
-)
-from worldgen.store.keys import Keys, valid_world_id
-from worldgen.store.presence import PresenceStore
-from worldgen.store.worlds import WorldRecord, WorldRepo
+from worldgen.settings import RealtimeSettings
+from worldgen.store.client import StorageError, Store
+from worldgen.store.keys import valid_world_id
+from worldgen.store.worlds import WorldRecord
 
 log = structlog.get_logger("worldgen.realtime")
 
 WorldEvent = Literal["renamed", "deleted"]
+MessageGate = Callable[[User, str | None], Awaitable[None]]
+"""Checked before a chat message or ping is stored; raises a ``WorldgenError`` to refuse it
+(the app's gate: an account is needed, and the per-account rate limit)."""
 
 
 class Hub:
@@ -82,28 +76,26 @@ class Hub:
 
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
-        worlds: WorldRepo,
-        settings: RealtimeSettings | None = None,
+        store: Store,
+        settings: RealtimeSettings,
         *,
+        message_gate: MessageGate | None = None,
         instance_id: str | None = None,
         on_connections: Callable[[int], None] | None = None,
     ) -> None:
-        self.settings = s = settings if settings is not None else RealtimeSettings()
-        self.redis = redis
-        self.keys = keys
-        self.worlds = worlds
+        self.settings = s = settings
+        self.pubsub = store.pubsub
+        """The instance's pub/sub (shared with the revocation bus); the app runs it."""
+        self.keys = store.keys
+        self.worlds = store.worlds
         self.instance_id = instance_id or secrets.token_hex(6)
-        self.chat = ChatStore(redis, keys, maxlen=s.chat_maxlen, dedup_ttl_s=s.dedup_ttl_s)
-        self.presence = PresenceStore(redis, keys, timeout_s=s.presence_timeout_s)
+        self.chat = store.chat
+        self.presence = store.presence
         self.rooms: dict[str, Room] = {}
         self.stats = HubStats()
         self._on_connections = on_connections
-        self.message_gate: Callable[[User, str | None], Awaitable[None]] | None = None
-        """Checked before a chat message or ping is stored; raises a ``WorldgenError`` to refuse
-        it (the app sets the account check and the per-account rate limit here)."""
-        self._channels: dict[str, str] = {}
+        self.message_gate = message_gate
+        self.control_channel = store.keys.realtime_control()
         self.slots = asyncio.Semaphore(s.redis_concurrency)
         """Bounds the hub's Redis commands in flight (the pool is shared with HTTP routes)."""
         self.wake_payload = WakeSignal(o=self.instance_id).model_dump_json().encode()
@@ -112,15 +104,7 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: list[asyncio.Task[None]] = []
         self._storage_down = False
-        self.listener = Listener(
-            redis,
-            keys.realtime_control(),
-            on_message=self._on_signal,
-            on_connected=self._on_listener_connected,
-            on_subscribed=self._on_subscribed,
-            backoff_base_s=s.backoff_base_s,
-            backoff_cap_s=s.backoff_cap_s,
-        )
+        self._unwatch_connect: Callable[[], None] | None = None
         self.limits = Limits(
             rate_messages=s.rate_messages,
             rate_window_s=s.rate_window_s,
@@ -131,15 +115,15 @@ class Hub:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the pub/sub listener and the maintenance loop."""
+        """Listen on the control channel, hear the pub/sub's reconnects, start maintenance."""
         if not self._main:
-            self._main = [
-                asyncio.create_task(self.listener.run(), name="realtime-listener"),
-                asyncio.create_task(self._maintenance(), name="realtime-maintenance"),
-            ]
+            control = self.control_channel
+            self.pubsub.subscribe(control, self._on_control)
+            self._unwatch_connect = self.pubsub.on_connect(self._on_pubsub_connected)
+            self._main = [asyncio.create_task(self._maintenance(), name="realtime-maintenance")]
 
     async def stop(self) -> None:
-        """Close every socket (1001), stop rooms, the listener and the maintenance loop."""
+        """Close every socket (1001), stop rooms and the maintenance loop, leave the pub/sub."""
         conns = [c for room in self.rooms.values() for c in room.conns.values()]
         await asyncio.gather(
             *(c.close(CLOSE_GOING_AWAY, "server shutting down") for c in conns),
@@ -153,6 +137,11 @@ class Hub:
             await asyncio.wait(tasks, timeout=5.0)
         for room in list(self.rooms.values()):
             await room.stop()
+            self.pubsub.unsubscribe(self.keys.world_channel(room.world_id))
+        self.pubsub.unsubscribe(self.control_channel)
+        if self._unwatch_connect is not None:
+            self._unwatch_connect()
+            self._unwatch_connect = None
 
     @property
     def connection_count(self) -> int:
@@ -188,7 +177,7 @@ class Hub:
         try:
             async with self.slots:
                 removed = await self.presence.leave(room.world_id, conn.session)
-        except RedisError:
+        except StorageError:
             removed = None  # the sweep removes it within the presence timeout
         entry = PresenceEntry(session=conn.session, user=conn.user)
         room.left(entry)
@@ -196,9 +185,7 @@ class Hub:
             await self.publish(room.world_id, PresenceOut(left=entry))
         if not room.conns and self.rooms.get(room.world_id) is room:
             del self.rooms[room.world_id]
-            channel = self.keys.world_channel(room.world_id)
-            self._channels.pop(channel, None)
-            self.listener.unsubscribe(channel)
+            self.pubsub.unsubscribe(self.keys.world_channel(room.world_id))
             await room.stop()
 
     # --- rooms, signals, world events --------------------------------------------------------
@@ -218,9 +205,12 @@ class Hub:
                 on_delivered=self._delivered,
             )
             self.rooms[world_id] = room
-            channel = self.keys.world_channel(world_id)
-            self._channels[channel] = world_id
-            self.listener.subscribe(channel)
+            # once Redis confirms the channel, the room reads what was stored before that point
+            self.pubsub.subscribe(
+                self.keys.world_channel(world_id),
+                lambda data: self._on_world_signal(world_id, data),
+                on_confirmed=room.wake,
+            )
             room.start()
         return room
 
@@ -237,24 +227,24 @@ class Hub:
         if self._on_connections is not None:
             self._on_connections(self.stats.connections)
 
-    def _on_signal(self, channel: str, data: bytes) -> None:
-        world_id = self._channels.get(channel)
-        room = self.rooms.get(world_id) if world_id is not None else None
-        control = channel == self.listener.control_channel
-        if room is None and not control:
-            return
+    def _parse(self, data: bytes) -> WakeSignal | EventSignal | CloseUserSignal | None:
+        """A signal from another instance (None: malformed, or our own echo)."""
         try:
             signal = parse_signal(data)
         except ValidationError:
             self.stats.bad_signals += 1
-            return
-        if signal.o == self.instance_id:
-            return
+            return None
+        return None if signal.o == self.instance_id else signal
+
+    def _on_control(self, data: bytes) -> None:
+        signal = self._parse(data)
         if isinstance(signal, CloseUserSignal):
-            if control:
-                self._close_user_here(signal.user_id, signal.code, signal.reason)
-            return
-        if room is None:
+            self._close_user_here(signal.user_id, signal.code, signal.reason)
+
+    def _on_world_signal(self, world_id: str, data: bytes) -> None:
+        room = self.rooms.get(world_id)
+        signal = self._parse(data) if room is not None else None
+        if room is None or signal is None or isinstance(signal, CloseUserSignal):
             return
         if isinstance(signal, WakeSignal):
             room.wake()
@@ -268,17 +258,13 @@ class Hub:
         else:
             self._apply_world(room, event)
 
-    def _on_listener_connected(self, reconnected: bool) -> None:
+    def _on_pubsub_connected(self, reconnected: bool) -> None:
+        """Every room re-reads its stream; after a loss, maintenance runs at once too (presence
+        and world events published while the subscriber was away were lost)."""
         for room in self.rooms.values():
             room.wake()
         if reconnected:
             self._maintain_now.set()
-
-    def _on_subscribed(self, channel: str) -> None:
-        world_id = self._channels.get(channel)
-        room = self.rooms.get(world_id) if world_id is not None else None
-        if room is not None:
-            room.wake()  # entries stored before the subscription took effect
 
     def _apply_world(self, room: Room, event: WorldOut) -> None:
         if event.event == "renamed":
@@ -322,8 +308,8 @@ class Hub:
         signal = CloseUserSignal(o=self.instance_id, user_id=user_id, code=code, reason=reason)
         try:
             async with self.slots:
-                await self.redis.publish(self.listener.control_channel, signal.model_dump_json())
-        except RedisError as exc:
+                await self.pubsub.publish(self.control_channel, signal.model_dump_json())
+        except StorageError as exc:
             log.warning("realtime close_user not published", error=type(exc).__name__)
 
     def _close_user_here(self, user_id: str, code: int, reason: str) -> None:
@@ -337,8 +323,8 @@ class Hub:
         payload = EventSignal(o=self.instance_id, m=event).model_dump_json()
         try:
             async with self.slots:
-                await self.redis.publish(self.keys.world_channel(world_id), payload)
-        except RedisError as exc:
+                await self.pubsub.publish(self.keys.world_channel(world_id), payload)
+        except StorageError as exc:
             log.info("realtime event not published", error=type(exc).__name__, world=world_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -357,7 +343,7 @@ class Hub:
             self._maintain_now.clear()
             try:
                 await self.maintain()
-            except RedisError as exc:
+            except StorageError as exc:
                 if not self._storage_down:
                     log.warning("realtime maintenance cannot reach Redis", error=type(exc).__name__)
                 self._storage_down = True

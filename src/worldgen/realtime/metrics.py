@@ -46,7 +46,7 @@ class RealtimeCollector(Collector):
             "client_errors": ("Error frames sent to clients.", stats.errors),
             "listener_reconnects": (
                 "Times the pub/sub listener came back after losing Redis.",
-                self.hub.listener.reconnects,
+                self.hub.pubsub.reconnects,
             ),
         }
         for name, (doc, value) in counters.items():
@@ -69,5 +69,5 @@ class RealtimeCollector(Collector):
         yield GaugeMetricFamily(
             "worldgen_realtime_listener_up",
             "1 while the pub/sub listener is connected to Redis.",
-            value=1 if self.hub.listener.connected else 0,
+            value=1 if self.hub.pubsub.connected else 0,
         )

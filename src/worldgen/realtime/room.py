@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable
 
 import structlog
-from redis.exceptions import RedisError
 
-from worldgen.realtime._aio import raise_if_cancelling
+from worldgen._aio import backoff_delay, raise_if_cancelling
 from worldgen.realtime.connection import Connection
-from worldgen.realtime.fanout import backoff_delay
 from worldgen.realtime.protocol import PresenceEntry, PresenceOut, dump, entry_message
 from worldgen.store.chat import ChatStore
+from worldgen.store.client import StorageError
 
 log = structlog.get_logger("worldgen.realtime")
 
@@ -126,7 +125,7 @@ class Room:
             except Exception as exc:  # the pump must outlive any failure; Redis's above all
                 failures += 1
                 delay = backoff_delay(failures, *self._backoff)
-                if not isinstance(exc, RedisError):
+                if not isinstance(exc, StorageError):
                     log.exception("realtime room pump failed", world=self.world_id)
                 elif failures == 1 or failures % 20 == 0:
                     log.warning(

@@ -189,7 +189,7 @@ class Session:
         world_id = room.world_id
         # Welcome only once this instance hears the world's channel: from then on no event can
         # slip between the welcome and the live feed (if Redis is down, the join fails below).
-        await self.hub.listener.wait_subscribed(
+        await self.hub.pubsub.wait_subscribed(
             self.hub.keys.world_channel(world_id), SUBSCRIBE_WAIT_S
         )
         try:

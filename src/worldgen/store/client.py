@@ -1,18 +1,36 @@
-"""Connecting to Redis/Valkey with bounded, jittered retries and health checks.
+"""Connecting to Redis/Valkey, and :class:`Store`: every repository of an app on one client.
 
 A dropped connection is retried a few times with back-off, then the error surfaces
-(``redis.exceptions.ConnectionError``/``TimeoutError``) so the caller can answer 503. The pool
-reconnects by itself on the next command once the server is back: nothing waits forever.
+(:data:`StorageError`) so the caller can answer 503. The pool reconnects by itself on the next
+command once the server is back: nothing waits forever.
+
+:class:`Store` is how the rest of worldgen reaches Redis: the web app and the real-time hub get
+one and use its repositories; none of them holds (or imports) the client itself.
 """
 
 from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, TimeoutError
 
-__all__ = ["StorageError", "connect"]
+from worldgen.settings import Settings
+from worldgen.store.chat import ChatStore
+from worldgen.store.keys import Keys
+from worldgen.store.members import MemberRepo
+from worldgen.store.presence import PresenceStore
+from worldgen.store.pubsub import PubSub
+from worldgen.store.ratelimit import RateLimiter
+from worldgen.store.sessions import Revocations, SessionStore
+from worldgen.store.tiles import TileCache
+from worldgen.store.users import UserRepo
+from worldgen.store.worlds import WorldRepo
+
+__all__ = ["StorageError", "Store", "connect"]
 
 StorageError = RedisError
 """Any failure to reach or use storage (the Redis client's own base error, named here so that
@@ -37,3 +55,65 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
         max_connections=max_connections,
         decode_responses=False,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """The repositories of one app instance, all on one Redis client, configured by the app's
+    settings. Built by :meth:`open` (lazy: no I/O until the first command); closed once."""
+
+    keys: Keys
+    worlds: WorldRepo
+    tiles: TileCache
+    users: UserRepo
+    sessions: SessionStore
+    members: MemberRepo
+    limiter: RateLimiter
+    chat: ChatStore
+    presence: PresenceStore
+    pubsub: PubSub
+    """The instance's one pub/sub listener (run by its owner with ``start``/``stop``)."""
+    revocations: Revocations
+    _redis: Redis = field(repr=False)
+
+    @classmethod
+    def open(cls, url: str, settings: Settings) -> Store:
+        """The repositories on a new client for ``url``, with the limits of ``settings``."""
+        redis = connect(url)
+        keys = Keys(settings.key_prefix)
+        rt = settings.realtime
+        pubsub = PubSub(redis, backoff_base_s=rt.backoff_base_s, backoff_cap_s=rt.backoff_cap_s)
+        revocations = Revocations(redis, keys, pubsub)
+        return cls(
+            keys=keys,
+            worlds=WorldRepo(redis, keys),
+            tiles=TileCache(redis, keys, settings.tile_cache_max),
+            users=UserRepo(redis, keys),
+            sessions=SessionStore(
+                redis,
+                keys,
+                revocations,
+                idle_s=settings.session_idle_s,
+                max_s=max(settings.session_max_s, settings.session_idle_s),
+            ),
+            members=MemberRepo(redis, keys),
+            limiter=RateLimiter(redis, keys, settings.rate_limits),
+            chat=ChatStore(redis, keys, maxlen=rt.chat_maxlen, dedup_ttl_s=rt.dedup_ttl_s),
+            presence=PresenceStore(redis, keys, timeout_s=rt.presence_timeout_s),
+            pubsub=pubsub,
+            revocations=revocations,
+            _redis=redis,
+        )
+
+    async def ping(self, timeout_s: float) -> bool:
+        """True when Redis answers ``PING`` within ``timeout_s`` (never raises)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return bool(await self._redis.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def aclose(self) -> None:
+        """Stop the pub/sub listener (if running) and close the client's connections."""
+        await self.pubsub.stop()
+        await self._redis.aclose()

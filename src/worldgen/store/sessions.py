@@ -14,7 +14,7 @@ Invariants:
   its session still valid.
 - :class:`Revocations` dispatches each event to the local watchers at once *and* publishes it for
   the other instances (which skip their own echo, so each watcher fires once per event). After
-  its subscription is re-established (a Redis restart), every watched session is checked again
+  the instance's pub/sub reconnects (a Redis restart), every watched session is checked again
   and every access watcher is told to re-check, so an event lost while the subscriber was down
   still closes what it should.
 """
@@ -22,14 +22,13 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Literal, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Final, Literal, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,6 +36,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from worldgen.store.keys import Keys, digest, valid_user_id, valid_world_id
+from worldgen.store.pubsub import PubSub
 from worldgen.store.replies import text as _text
 
 __all__ = [
@@ -202,26 +202,25 @@ class Revocations:
     watchers; ``access-changed`` (a member removed, a role changed) fires the watchers of that
     world and user, which re-check their permission and close if it is gone. Callbacks should be
     idempotent: after a gap in the subscription, the re-check may fire them again.
+
+    Events travel on the instance's one :class:`~worldgen.store.pubsub.PubSub` (its listener is
+    run by the app); without one given, a private one is made that can only publish (tools that
+    end sessions but hold no connections).
     """
 
-    RESUBSCRIBE_MAX_S: Final = 5.0
-
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, pubsub: PubSub | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.channel = keys.security_events()
         self.instance = secrets.token_hex(8)
+        self.pubsub = pubsub if pubsub is not None else PubSub(redis)
         self._sessions: dict[str, set[Callback]] = {}
         self._access: dict[tuple[str, str], set[Callback]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.subscribed = asyncio.Event()
-        """Set while the pub/sub subscription is live (tests wait on it)."""
         self.resubscriptions = 0
-        self._stopped = False
-
-    def stop(self) -> None:
-        """Make :meth:`run` end at its next step (with or without a cancellation)."""
-        self._stopped = True
+        """Times the events came back after a gap (each followed by a re-check)."""
+        self.pubsub.subscribe(self.channel, self._receive)
+        self.pubsub.on_connect(self._connected)
 
     # -- watching --------------------------------------------------------------------------
 
@@ -250,7 +249,7 @@ class Revocations:
 
     async def _announce(self, event: _Event) -> None:
         self._dispatch(event)
-        await self.redis.publish(self.channel, event.model_dump_json(exclude_none=True))
+        await self.pubsub.publish(self.channel, event.model_dump_json(exclude_none=True))
 
     def _dispatch(self, event: _Event) -> None:
         if event.type == "session-revoked" and event.sid is not None:
@@ -269,47 +268,18 @@ class Revocations:
             _log.exception("revocation watcher failed")
             return
         if inspect.isawaitable(result):
-            task: asyncio.Task[None] = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(result)
+
+    def _spawn(self, awaitable: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- listening ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Listen for events from other instances until cancelled or stopped; reconnects by
-        itself. The stop flag is checked at every step too, so a cancellation swallowed somewhere
-        in the client library cannot keep the loop alive."""
-        backoff = 0.1
-        first = True
-        while not self._stopped:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                self.subscribed.set()
-                backoff = 0.1
-                if not first:
-                    self.resubscriptions += 1
-                    _log.info("security events resubscribed")
-                    await self._recheck()
-                first = False
-                while not self._stopped:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._receive(message)
-            except RedisError as exc:
-                self.subscribed.clear()
-                _log.warning("security events listener lost Redis", error=type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.RESUBSCRIBE_MAX_S)
-            finally:
-                self.subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    def _receive(self, message: Mapping[str, Any]) -> None:
-        data = message.get("data")
+    def _receive(self, data: bytes) -> None:
         try:
-            event = _Event.model_validate(json.loads(data if isinstance(data, str | bytes) else ""))
+            event = _Event.model_validate(json.loads(data))
         except (ValueError, ValidationError):
             _log.warning("ignored a malformed security event")
             return
@@ -319,13 +289,22 @@ class Revocations:
             return
         self._dispatch(event)
 
+    def _connected(self, reconnected: bool) -> None:
+        if reconnected:
+            self.resubscriptions += 1
+            _log.info("security events resubscribed")
+            self._spawn(self._recheck())
+
     async def _recheck(self) -> None:
         """After a gap in the subscription: fire watchers whose session is gone, and let every
         access watcher re-check (events published during the gap were lost)."""
-        for sid in list(self._sessions):
-            if not await self.redis.exists(self.keys.session(sid)):
-                for callback in set(self._sessions.get(sid, ())):
-                    self._run(callback)
+        try:
+            for sid in list(self._sessions):
+                if not await self.redis.exists(self.keys.session(sid)):
+                    for callback in set(self._sessions.get(sid, ())):
+                        self._run(callback)
+        except RedisError as exc:  # the next reconnect re-checks again
+            _log.warning("session re-check failed", error=type(exc).__name__)
         for callbacks in list(self._access.values()):
             for callback in set(callbacks):
                 self._run(callback)

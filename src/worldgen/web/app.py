@@ -1,17 +1,20 @@
-"""The app factory: ``create_app(settings)`` builds one self-contained FastAPI app.
+"""The app factory: ``create_app(settings, parts)`` builds one self-contained FastAPI app.
 
-Nothing is built at import time. The app's lifespan owns, in start order (stopped in reverse):
+Nothing is built at import time. :class:`Parts` is the one injection point: the pieces a caller
+may replace (the generator, the password hasher); everything else follows from ``settings``.
+The app's lifespan owns, in start order (stopped in reverse):
 
 1. the embedded Valkey server, when ``settings.redis_url`` is None (data in ``data_dir/valkey``);
-2. the Redis client (bounded retries, health checks: it reconnects by itself after an outage,
-   so a Redis restart costs 503s while it lasts and nothing afterwards);
-3. the repositories on ``app.state`` (``worlds``, ``tiles``) and the key schema (``keys``);
-4. the generator (a process pool unless one is injected) and its warm-up (JIT compilation),
+2. the :class:`~worldgen.store.client.Store` on ``app.state.store``: the Redis client (bounded
+   retries, health checks: it reconnects by itself after an outage, so a Redis restart costs
+   503s while it lasts and nothing afterwards), every repository, and the pub/sub listener;
+3. the generator (``parts.generator``, else a process pool) and its warm-up (JIT compilation),
    finished before the server accepts its first request;
-5. the real-time hub (``app.state.hub``: rooms, presence, the pub/sub listener), configured by
-   ``app.state.realtime_settings`` (``WORLDGEN_REALTIME_*``; a test may replace it before start);
-6. the security services (``app.state.security``: accounts, sessions, members, rate limits, the
-   revocation listener; see :mod:`worldgen.web.security`), and the hub's message gate.
+4. the security services (``app.state.security``: accounts, sessions, members, rate limits, the
+   revocation bus, the guard; see :mod:`worldgen.web.auth`);
+5. the real-time hub (``app.state.hub``: rooms, presence, fan-out), configured by
+   ``settings.realtime``, with the security layer's message gate;
+6. the pub/sub listener, started once the hub and the revocation bus have subscribed.
 
 Middleware, outermost first: security headers, request log, body bound, cross-site check.
 
@@ -26,6 +29,7 @@ import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -34,40 +38,56 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
-from redis.exceptions import RedisError
 
 from worldgen import __version__
 from worldgen.errors import WorldgenError
-from worldgen.realtime.config import RealtimeSettings
 from worldgen.realtime.hub import Hub
 from worldgen.realtime.metrics import RealtimeCollector
 from worldgen.settings import Settings
-from worldgen.store.client import connect
+from worldgen.store.client import Store
 from worldgen.store.embedded import EmbeddedValkey
-from worldgen.store.keys import Keys
-from worldgen.store.tiles import TileCache
-from worldgen.store.worlds import WorldRepo
+from worldgen.web.auth.passwords import Passwords
+from worldgen.web.auth.services import SecurityServices
+from worldgen.web.auth.sockets import message_gate
 from worldgen.web.errors import install_error_handlers
 from worldgen.web.generation import Generator, ProcessGenerator
+from worldgen.web.hardening import install_security, install_security_headers
 from worldgen.web.ladder import TileLadder
 from worldgen.web.logging import RequestMiddleware, configure_logging
 from worldgen.web.metrics import Metrics
 from worldgen.web.routes import auth, health, members, pages, realtime, tiles, worlds
-from worldgen.web.security import (
-    SecurityConfig,
-    install_security,
-    install_security_headers,
-    message_gate,
-    security_lifespan,
-)
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_app", "create_app_from_env", "leaflet_dir"]
+__all__ = [
+    "STATIC_DIR",
+    "TEMPLATES_DIR",
+    "Parts",
+    "create_app",
+    "create_app_from_env",
+    "leaflet_dir",
+]
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 
 _log = structlog.get_logger("worldgen.web")
+_STARTUP_PING_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The replaceable parts of an app; a None part is built from the settings.
+
+    Tests pass an :class:`~worldgen.web.generation.InlineGenerator` (generation in threads) and
+    a cheap :class:`~worldgen.web.auth.passwords.Passwords`; a deployment could pass its own
+    generator. The app closes the generator on shutdown, whoever made it.
+    """
+
+    generator: Generator | None = None
+    """Computes world content; None: a :class:`~worldgen.web.generation.ProcessGenerator` of
+    ``settings.workers`` processes."""
+    passwords: Passwords | None = None
+    """Hashes and verifies passwords; None: argon2id with the library's default costs."""
 
 
 def leaflet_dir() -> Path:
@@ -108,26 +128,26 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
             where = f"embedded Valkey {url} (data in {embedded.data_dir})"
         else:
             where = settings.redis_url_redacted() or ""
-        redis = connect(url)
-        stack.push_async_callback(redis.aclose)
-        keys = Keys(settings.key_prefix)
-        app.state.redis = redis
-        app.state.keys = keys
-        app.state.worlds = WorldRepo(redis, keys)
-        app.state.tiles = TileCache(redis, keys, settings.tile_cache_max)
+        store = Store.open(url, settings)
+        stack.push_async_callback(store.aclose)
+        app.state.store = store
 
-        given: Generator | None = app.state.generator_given
-        generator = given or ProcessGenerator(settings.workers, compile_kernels=settings.warm_up)
+        parts: Parts = app.state.parts
+        generator = parts.generator or ProcessGenerator(
+            settings.workers, compile_kernels=settings.warm_up
+        )
         stack.push_async_callback(generator.close)
         app.state.generator = generator
         await generator.warm_up()
 
+        security = SecurityServices.build(store, settings, parts.passwords or Passwords())
+        app.state.security = security
+
         metrics: Metrics = app.state.metrics
         hub = Hub(
-            redis,
-            keys,
-            app.state.worlds,
-            app.state.realtime_settings,
+            store,
+            settings.realtime,
+            message_gate=message_gate(security),
             on_connections=metrics.websocket_connections.set,
         )
         app.state.hub = hub
@@ -136,26 +156,18 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
         stack.callback(metrics.registry.unregister, collector)
         await hub.start()
         stack.push_async_callback(hub.stop)
-        security = await stack.enter_async_context(
-            security_lifespan(app, redis, keys, SecurityConfig.from_settings(settings))
-        )
-        hub.message_gate = message_gate(security)
+        store.pubsub.start()  # after the hub and the revocation bus subscribed: one SUBSCRIBE
+        stack.push_async_callback(store.pubsub.stop)
 
-        try:
-            await redis.ping()
-        except RedisError as exc:  # serve anyway: /readyz says 503 until Redis answers
-            _log.warning("redis unavailable at start", redis=where, error=type(exc).__name__)
+        if not await store.ping(_STARTUP_PING_S):  # serve anyway: /readyz says 503 meanwhile
+            _log.warning("redis unavailable at start", redis=where)
         _log.info("started", redis=where, generator=type(generator).__name__)
         yield
         _log.info("stopping")
 
 
-def create_app(settings: Settings, *, generator: Generator | None = None) -> FastAPI:
-    """A new app configured by ``settings``.
-
-    ``generator`` replaces the process pool (tests pass an
-    :class:`~worldgen.web.generation.InlineGenerator`); the app closes it on shutdown.
-    """
+def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
+    """A new app configured by ``settings``, with ``parts`` replacing the defaults it names."""
     configure_logging(settings.log_level, json=settings.log_json)
     metrics = Metrics()
     app = FastAPIOffline(
@@ -167,12 +179,11 @@ def create_app(settings: Settings, *, generator: Generator | None = None) -> Fas
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.generator_given = generator
+    app.state.parts = parts or Parts()
     app.state.templates = _templates()
     app.state.tile_ladder = TileLadder(metrics, settings.memory_tile_cache)
     app.state.previews = {}
     app.state.startup_error = None
-    app.state.realtime_settings = RealtimeSettings()
 
     install_error_handlers(app)
     install_security(app, settings.allowed_origins)

@@ -1,35 +1,38 @@
 """FastAPI dependencies as ``Annotated`` aliases that read like types.
 
-Routes declare what they need (``worlds: WorldsDep``, ``world: WorldDep``) and never reach into
-``app.state`` themselves, so a test or a deployment swaps one piece with
+Routes declare what they need (``worlds: WorldsDep``, ``world: WorldDep``, ``user: CurrentUser``)
+and never reach into ``app.state`` themselves, so a test or a deployment swaps one piece with
 ``app.dependency_overrides[get_generator] = ...`` (likewise :func:`get_worlds`,
 :func:`get_tile_cache`, :func:`get_templates`, :func:`get_settings`). The objects themselves are
-built once per app by the lifespan in :mod:`worldgen.web.app`.
+built once per app by the lifespan in :mod:`worldgen.web.app`; the parts a caller may replace
+are passed to :func:`~worldgen.web.app.create_app` as :class:`~worldgen.web.app.Parts`.
 
 Accounts: ``CurrentUser`` (the signed-in user, else 401), ``OptionalUser`` (or None),
-``SecurityDep`` and ``GuardDep`` come from :mod:`worldgen.web.security`, re-exported here so
-routes find every dependency in one place.
+``SecurityDep`` (:class:`~worldgen.web.auth.services.SecurityServices`) and ``GuardDep`` (the
+authorisation guard of :mod:`worldgen.web.auth.policy`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, cast
-from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, Path, Request
 from fastapi.templating import Jinja2Templates
-from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
 
-from worldgen.errors import WorldNotFoundError
+from worldgen.errors import SignInRequiredError, WorldNotFoundError
 from worldgen.realtime.hub import Hub
 from worldgen.settings import Settings
+from worldgen.store.client import Store
 from worldgen.store.keys import valid_world_id
 from worldgen.store.tiles import TileCache
 from worldgen.store.worlds import WorldRecord, WorldRepo
+from worldgen.web.auth.policy import Guard
+from worldgen.web.auth.services import SecurityServices, current_user, services_of
+from worldgen.web.auth.sessions import User
 from worldgen.web.generation import Generator
 from worldgen.web.ladder import TileLadder
 from worldgen.web.metrics import Metrics
-from worldgen.web.security import CurrentUser, GuardDep, OptionalUser, SecurityDep
 
 __all__ = [
     "CurrentUser",
@@ -38,21 +41,23 @@ __all__ = [
     "HubDep",
     "MetricsDep",
     "OptionalUser",
-    "RedisDep",
-    "SameOrigin",
     "SecurityDep",
     "SettingsDep",
+    "StoreDep",
     "TemplatesDep",
     "TileCacheDep",
     "TileLadderDep",
     "WorldDep",
     "WorldsDep",
-    "check_origin",
+    "get_current_user",
     "get_generator",
+    "get_guard",
     "get_hub",
     "get_metrics",
-    "get_redis",
+    "get_optional_user",
+    "get_security",
     "get_settings",
+    "get_store",
     "get_templates",
     "get_tile_cache",
     "get_tile_ladder",
@@ -66,19 +71,19 @@ def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def get_redis(request: Request) -> Redis:
-    """The app's Redis client (for health checks; data access goes through the repositories)."""
-    return cast(Redis, request.app.state.redis)
+def get_store(conn: HTTPConnection) -> Store:
+    """Every repository of the app, on its Redis client (health checks use it directly)."""
+    return cast(Store, conn.app.state.store)
 
 
-def get_worlds(request: Request) -> WorldRepo:
+def get_worlds(conn: HTTPConnection) -> WorldRepo:
     """The world metadata repository."""
-    return cast(WorldRepo, request.app.state.worlds)
+    return get_store(conn).worlds
 
 
 def get_tile_cache(request: Request) -> TileCache:
     """The Redis tile cache."""
-    return cast(TileCache, request.app.state.tiles)
+    return get_store(request).tiles
 
 
 def get_generator(request: Request) -> Generator:
@@ -101,13 +106,36 @@ def get_metrics(request: Request) -> Metrics:
     return cast(Metrics, request.app.state.metrics)
 
 
-def get_hub(request: Request) -> Hub:
+def get_hub(conn: HTTPConnection) -> Hub:
     """The real-time hub (rooms, presence, fan-out); routes tell it of world changes."""
-    return cast(Hub, request.app.state.hub)
+    return cast(Hub, conn.app.state.hub)
+
+
+def get_security(conn: HTTPConnection) -> SecurityServices:
+    """The app's security services."""
+    return services_of(conn)
+
+
+def get_guard(conn: HTTPConnection) -> Guard:
+    """The authorisation guard."""
+    return services_of(conn).guard
+
+
+async def get_optional_user(conn: HTTPConnection) -> User | None:
+    """The signed-in user, or None (looked up once per request)."""
+    return await current_user(conn)
+
+
+async def get_current_user(conn: HTTPConnection) -> User:
+    """The signed-in user; 401 when there is none."""
+    user = await current_user(conn)
+    if user is None:
+        raise SignInRequiredError
+    return user
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RedisDep = Annotated[Redis, Depends(get_redis)]
+StoreDep = Annotated[Store, Depends(get_store)]
 WorldsDep = Annotated[WorldRepo, Depends(get_worlds)]
 TileCacheDep = Annotated[TileCache, Depends(get_tile_cache)]
 GeneratorDep = Annotated[Generator, Depends(get_generator)]
@@ -115,26 +143,10 @@ TileLadderDep = Annotated[TileLadder, Depends(get_tile_ladder)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 HubDep = Annotated[Hub, Depends(get_hub)]
-
-
-def check_origin(request: Request, settings: SettingsDep) -> None:
-    """Refuse (403) an unsafe request whose ``Origin`` is neither this host nor allowed.
-
-    Browsers send ``Origin`` with every cross-site write; requests without one (curl, other
-    servers) are not browser-borne CSRF and pass. ``settings.allowed_origins`` adds origins for
-    deployments behind a proxy that rewrites ``Host``.
-    """
-    origin = request.headers.get("origin")
-    if origin is None or origin in settings.allowed_origins:
-        return
-    parts = urlsplit(origin)
-    if parts.scheme in ("http", "https") and parts.netloc == request.headers.get("host"):
-        return
-    raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
-
-
-SameOrigin = Depends(check_origin)
-"""For ``dependencies=[SameOrigin]`` on every route that changes state."""
+SecurityDep = Annotated[SecurityServices, Depends(get_security)]
+GuardDep = Annotated[Guard, Depends(get_guard)]
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 async def get_world(

@@ -1,7 +1,10 @@
 """HTTP hardening that needs no knowledge of users: the cross-site check of unsafe requests and
 WebSocket handshakes, the security headers (with a Content-Security-Policy that allows no inline
-script), and the bound on request bodies. :mod:`worldgen.web.security` re-exports all of it and
-is where the rest of the security layer lives; ``docs/security.md`` explains why each exists.
+script), and the bound on request bodies. Accounts and the authorisation policy live in
+:mod:`worldgen.web.auth`; ``docs/security.md`` explains why each defence exists.
+
+:func:`origin_allowed` is the app's one cross-site check: the middleware applies it to every
+unsafe HTTP method and to every WebSocket handshake, so the two can never disagree.
 
 Every middleware here is pure ASGI (no body buffering beyond the bounds stated, WebSockets
 included). Order, outermost first: headers, request log, body bound, cross-site check — see

@@ -17,8 +17,8 @@ import time
 from collections import OrderedDict
 
 import structlog
-from redis.exceptions import RedisError
 
+from worldgen.store.client import StorageError
 from worldgen.store.tiles import TileCache
 from worldgen.web.generation import Generator
 from worldgen.web.metrics import Metrics
@@ -118,7 +118,7 @@ class TileLadder:
         self.memory.put(key, data)
         try:
             await tiles.put(world_id, version, z, x, y, data)
-        except RedisError as exc:  # the cache is optional; the tile is good
+        except StorageError as exc:  # the cache is optional; the tile is good
             self.metrics.errors.labels(kind="tile_cache_write").inc()
             _log.warning("tile cache write failed", error=type(exc).__name__)
         return data

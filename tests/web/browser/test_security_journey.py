@@ -14,7 +14,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.accounts import PASSWORD, new_username
 from tests.web.browser.conftest import PageFactory, Server, screenshot
-from worldgen.web.security import COOKIE_NAME
+from worldgen.web.auth.sessions import COOKIE_NAME
 
 
 def watch_csp(page: Page, violations: list[str]) -> None:

@@ -27,17 +27,14 @@ from worldgen.store.users import (
     USERNAME_PATTERN,
     normalize_username,
 )
-from worldgen.web.deps import TemplatesDep
-from worldgen.web.security import (
-    CurrentUser,
-    SecurityDep,
-    SecurityServices,
+from worldgen.web.auth.services import SecurityServices, rate_limit
+from worldgen.web.auth.sessions import (
     clear_session_cookie,
     client_address,
-    rate_limit,
     session_token,
     set_session_cookie,
 )
+from worldgen.web.deps import CurrentUser, SecurityDep, TemplatesDep
 
 __all__ = ["Credentials", "PasswordChange", "Registration", "UserOut", "page_router", "router"]
 
@@ -106,7 +103,7 @@ async def _start_session(
     if previous is not None:
         await security.sessions.revoke(previous)
     token, _ = await security.sessions.create(user_id, username)
-    set_session_cookie(response, request, token, security.config.session_max_s)
+    set_session_cookie(response, request, token, security.settings.session_max_s)
     response.headers.update(NO_STORE)
 
 

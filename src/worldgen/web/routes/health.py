@@ -7,15 +7,13 @@ otherwise, so traffic drains while Redis restarts and returns by itself when it 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 
-from worldgen.web.deps import GeneratorDep, MetricsDep, RedisDep
+from worldgen.web.deps import GeneratorDep, MetricsDep, StoreDep
 
 __all__ = ["PING_TIMEOUT_S", "Health", "Readiness", "router"]
 
@@ -56,12 +54,9 @@ async def healthz(request: Request) -> Response:
 
 
 @router.get("/readyz", responses={503: {"model": Readiness, "description": "Not ready (yet)."}})
-async def readyz(redis: RedisDep, generator: GeneratorDep) -> JSONResponse:
+async def readyz(store: StoreDep, generator: GeneratorDep) -> JSONResponse:
     """Ready to serve: Redis reachable and the generation pool warmed up."""
-    try:
-        redis_ok = bool(await asyncio.wait_for(redis.ping(), PING_TIMEOUT_S))
-    except (RedisError, OSError, TimeoutError):
-        redis_ok = False
+    redis_ok = await store.ping(PING_TIMEOUT_S)
     body = Readiness(
         status="ready" if redis_ok and generator.ready else "not ready",
         redis="ok" if redis_ok else "unavailable",

@@ -3,7 +3,7 @@
 
 Invariants:
 
-- Every route asks :meth:`~worldgen.web.security.Guard.require` first, so a private world is a
+- Every route asks :meth:`~worldgen.web.auth.policy.Guard.require` first, so a private world is a
   404 to non-members here exactly as everywhere else.
 - Only owners invite, change roles and remove members; anyone may leave a world (remove
   themselves). The world's creator is always an owner: their role cannot be changed and they
@@ -32,16 +32,15 @@ from worldgen.store.members import (
     Invite,
     Role,
 )
-from worldgen.web.deps import TemplatesDep, WorldDep, WorldsDep
-from worldgen.web.security import (
-    ACTIONS,
-    Action,
+from worldgen.web.auth.policy import ACTIONS, Action, Decision
+from worldgen.web.auth.services import authorize_user, current_user
+from worldgen.web.deps import (
     CurrentUser,
-    Decision,
     OptionalUser,
     SecurityDep,
-    authorize_user,
-    current_user,
+    TemplatesDep,
+    WorldDep,
+    WorldsDep,
 )
 
 __all__ = ["page_router", "router"]

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from worldgen.store.worlds import WorldRecord
+from worldgen.web.auth.services import visible_worlds
 from worldgen.web.deps import GuardDep, OptionalUser, TemplatesDep, WorldsDep
 from worldgen.web.routes.worlds import (
     MAX_COORD,
@@ -22,7 +23,6 @@ from worldgen.web.routes.worlds import (
     MAX_SCALE,
     WorldOut,
 )
-from worldgen.web.security import visible_worlds
 from worldgen.world.render import Z_DETAIL, Z_MIN
 
 router = APIRouter(include_in_schema=False)

@@ -2,9 +2,10 @@
 
 - ``GET /ws/worlds/{world_id}`` (WebSocket): the protocol of :mod:`worldgen.realtime.protocol`,
   served by the app's :class:`~worldgen.realtime.hub.Hub`. A handshake from a foreign
-  ``Origin`` is refused (close 1008 before accepting, an HTTP 403) by the same rule as
-  :func:`~worldgen.web.deps.check_origin`: same host, or one of ``settings.allowed_origins``.
-  The hub asks the guard (:func:`~worldgen.web.security.view_check`) where it checks that the
+  ``Origin`` never gets here: the one cross-site check,
+  :func:`~worldgen.web.hardening.origin_allowed`, refuses it in the middleware (close 1008
+  before accepting, an HTTP 403), by the same rule as every unsafe HTTP request.
+  The hub asks the guard (:func:`~worldgen.web.auth.sockets.view_check`) where it checks that the
   world exists, so a private world answers a non-member exactly as an unknown world does (an
   ``error`` ``not_found``, then close 4404). A signed-in user chats under their account (guests
   may watch); the socket closes when its session ends (4401) or its user loses access (4404).
@@ -16,22 +17,19 @@ from __future__ import annotations
 
 import contextlib
 from typing import Annotated, cast
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from worldgen.errors import CLOSE_POLICY, CLOSE_TRY_LATER, TransportClosedError
-from worldgen.realtime.hub import Hub
+from worldgen.errors import CLOSE_TRY_LATER, TransportClosedError
 from worldgen.realtime.protocol import STREAM_ID_PATTERN, ChatOut, PingOut
-from worldgen.settings import Settings
 from worldgen.store.chat import parse_stream_id
-from worldgen.store.worlds import WorldRepo
-from worldgen.web.deps import HubDep, WorldDep
+from worldgen.store.client import StorageError
+from worldgen.web.auth.services import authorize, current_user
+from worldgen.web.auth.sockets import author_of, view_check, watch_socket
+from worldgen.web.deps import HubDep, WorldDep, get_hub, get_worlds
 from worldgen.web.errors import invalid
-from worldgen.web.security import author_of, authorize, current_user, view_check, watch_socket
 
 __all__ = ["ChatHistory", "StarletteTransport", "router"]
 
@@ -82,14 +80,11 @@ class StarletteTransport:
 @router.websocket("/ws/worlds/{world_id}")
 async def world_socket(websocket: WebSocket, world_id: str) -> None:
     """Chat, presence, pings and world events of one world (see ``docs/realtime.md``)."""
-    hub = cast(Hub, websocket.app.state.hub)
-    if not _same_origin(websocket, cast(Settings, websocket.app.state.settings)):
-        await websocket.close(CLOSE_POLICY)
-        return
-    worlds = cast(WorldRepo, websocket.app.state.worlds)
+    hub = get_hub(websocket)
+    worlds = get_worlds(websocket)
     try:
         user = await current_user(websocket)
-    except RedisError:
+    except StorageError:
         await websocket.close(CLOSE_TRY_LATER)
         return
     await websocket.accept()
@@ -101,15 +96,6 @@ async def world_socket(websocket: WebSocket, world_id: str) -> None:
         )
     finally:
         unwatch()
-
-
-def _same_origin(websocket: WebSocket, settings: Settings) -> bool:
-    """Browsers always send ``Origin`` on a handshake; other clients may omit it."""
-    origin = websocket.headers.get("origin")
-    if origin is None or origin in settings.allowed_origins:
-        return True
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc == websocket.headers.get("host")
 
 
 class ChatHistory(BaseModel):

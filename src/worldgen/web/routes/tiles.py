@@ -8,8 +8,9 @@ any cache is read. The remaining rungs live in :class:`~worldgen.web.ladder.Tile
 Zoom ``z`` runs from -10 (continents) to 2 (one cell per 16 px); ``x`` and ``y`` are any
 integers whose cells lie inside the world (|cell| ≤ 2**53), checked per zoom.
 
-A private world's tiles are a 404 to non-members (:func:`~worldgen.web.security.authorize`; a
-public world's tiles need no session lookup at all) and are ``Cache-Control: private``, so no
+A private world's tiles are a 404 to non-members
+(:func:`~worldgen.web.auth.services.authorize`; a public world's tiles need no session lookup at
+all) and are ``Cache-Control: private``, so no
 shared cache keeps them for the next person.
 """
 
@@ -19,11 +20,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
+from worldgen.web.auth.services import authorize
 from worldgen.web.deps import GeneratorDep, TileCacheDep, TileLadderDep, WorldDep
 from worldgen.web.errors import invalid
 from worldgen.web.generation import spec_for
 from worldgen.web.ladder import etag_matches, tile_etag
-from worldgen.web.security import authorize
 from worldgen.world.blocks import MAX_COORD
 from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
 

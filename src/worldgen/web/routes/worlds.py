@@ -2,7 +2,7 @@
 
 Every request and response is a pydantic model with bounds, so bad input is a 422 before any
 work is done. A world's content is a pure function of (tileset, kind, seed); renaming is the only
-change a world can undergo. Every world route asks :func:`~worldgen.web.security.authorize`
+change a world can undergo. Every world route asks :func:`~worldgen.web.auth.services.authorize`
 (creating needs an account; viewers view, editors rename, owners delete), and a private world is a
 404 to anyone who is not a member, exactly like a world that does not exist.
 """
@@ -27,11 +27,11 @@ from pydantic import (
 
 from worldgen.errors import NotFoundError, WorldNotFoundError
 from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
+from worldgen.web.auth.services import authorize, authorize_user, rate_limit, visible_worlds
 from worldgen.web.deps import (
     CurrentUser,
     GeneratorDep,
     HubDep,
-    SameOrigin,
     SecurityDep,
     WorldDep,
     WorldsDep,
@@ -39,7 +39,6 @@ from worldgen.web.deps import (
 from worldgen.web.errors import invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
-from worldgen.web.security import authorize, authorize_user, rate_limit, visible_worlds
 from worldgen.world.api import CatalogEntry
 
 __all__ = [
@@ -262,7 +261,7 @@ async def tileset_preview(
 
 
 # --------------------------------------------------------------------------------- worlds
-@router.post("/worlds", status_code=status.HTTP_201_CREATED, dependencies=[SameOrigin])
+@router.post("/worlds", status_code=status.HTTP_201_CREATED)
 async def create_world(
     body: WorldCreate,
     user: CurrentUser,
@@ -305,7 +304,7 @@ async def get_world(world: WorldDep, request: Request) -> WorldOut:
     return WorldOut.of(world)
 
 
-@router.patch("/worlds/{world_id}", dependencies=[SameOrigin])
+@router.patch("/worlds/{world_id}")
 async def rename_world(
     world: WorldDep, body: WorldRename, request: Request, worlds: WorldsDep, hub: HubDep
 ) -> WorldOut:
@@ -320,9 +319,7 @@ async def rename_world(
     return WorldOut.of(record)
 
 
-@router.delete(
-    "/worlds/{world_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[SameOrigin]
-)
+@router.delete("/worlds/{world_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_world(
     world: WorldDep, request: Request, security: SecurityDep, worlds: WorldsDep, hub: HubDep
 ) -> Response:
