@@ -1,0 +1,366 @@
+"""World quality benchmark: does a world window look like a plain WFC solve of its model?
+
+Run from the repository root (``bench/README.md`` defines every figure and lists the targets)::
+
+    .venv/bin/python -m bench.quality [--only NAME ...] [--S 16] [--V 4] [--layers 2]
+
+For every bundled and shared sample and every tileset without classes, a 256 x 256 window of the
+world (seed 42, at an arbitrary offset; for a sample with a ground, the 256 rows ending at the
+ground row y = 0) is compared with a 256 x 256 plain ``generate`` of the same model and seed
+(periodic for samples, bounded for tilesets, one cell per pixel). Cells are compared by *label*:
+the colour a sample cell shows, the tile name (orientation dropped) of a tileset cell.
+
+* **periodicity excess**: for every lag ``(dx, dy)`` with ``8 <= max(|dx|, |dy|) <= 64``, the
+  fraction of cells equal to the cell at that lag minus the mean of that fraction over its 8
+  neighbouring lags; the maximum over the lags. A wallpaper peaks at its period. Target: world
+  <= plain + 0.02.
+* **structure size**: the size-weighted mean size of 4-connected same-label components (the
+  expected size of the component of a random cell), world / plain. Target 0.5 .. 2.
+* **local statistics**: total-variation distance between the histograms of 2 x 2 label windows
+  of world and plain, beside its noise floor (the same distance between plain seeds s and s + 1).
+  Target <= floor + 0.05.
+
+Nothing here is timed; the figures are deterministic for a given commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.table import Table
+
+from worldgen import tilesets
+from worldgen.engine.generate import generate_overlapping, generate_tiled
+from worldgen.engine.patterns import extract_patterns, load_sample
+from worldgen.engine.solver import SolverBudget
+from worldgen.engine.tileset import load_tileset
+from worldgen.world.api import build_world
+from worldgen.world.blocks import World
+from worldgen.world.spec import WorldSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "samples"
+RESULTS = ROOT / "bench" / "results"
+
+SEED = 42
+SIDE = 256
+WINDOW = (7913, -5127)
+"""Top-left cell of the world window (an arbitrary place, off every lattice alignment)."""
+MIN_LAG, MAX_LAG = 8, 64
+PERIODICITY_SLACK = 0.02
+SIZE_RANGE = (0.5, 2.0)
+LOCAL_SLACK = 0.05
+PLAIN_SEEDS = 6
+"""A plain solve that fails is retried with the next seeds (its seed is reported)."""
+
+I64Array = npt.NDArray[np.int64]
+Source = Literal["tileset", "sample"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A model to measure: bundled ``name`` or a file path, with the settings it is meant for."""
+
+    label: str
+    source: Source
+    name: str
+    path: Path
+    symmetry: int = 8
+    ground: bool = False
+
+
+def _cases() -> tuple[Case, ...]:
+    out: list[Case] = []
+    for entry in tilesets.catalog():
+        if entry.kind == "tiled":
+            if load_tileset(entry.path, load_images=False).class_names():
+                continue  # a tileset with classes follows its macro layer, not a plain solve
+            out.append(Case(entry.name, "tileset", entry.name, entry.path))
+        else:
+            d = entry.defaults
+            out.append(
+                Case(
+                    entry.name, "sample", entry.name, entry.path,
+                    int(d.get("symmetry", 8)), bool(d.get("ground", False)),
+                )
+            )  # fmt: skip
+    for png in sorted((SHARED / "overlapping").glob("*.png")):
+        garden = png.stem == "garden"  # drawn for symmetry 2 with a ground (samples/README.md)
+        out.append(Case(f"shared/{png.stem}", "sample", str(png), png, 2 if garden else 8, garden))
+    for xml in sorted((SHARED / "tilesets").glob("*/*.xml")):
+        if not load_tileset(xml, load_images=False).class_names():
+            out.append(Case(f"shared/{xml.stem}.xml", "tileset", str(xml), xml))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------- metrics
+def lag_agreement(labels: I64Array, radius: int) -> npt.NDArray[np.float64]:
+    """``A[dy + r, dx + r]``: fraction of cells equal to the cell ``(dx, dy)`` away, |d| <= r.
+
+    Only pairs inside the window count (no wrap-around), so plain periodic solves and world
+    windows are measured alike.
+    """
+    h, w = labels.shape
+    out = np.zeros((2 * radius + 1, 2 * radius + 1), dtype=np.float64)
+    for dy in range(0, radius + 1):
+        for dx in range(-radius, radius + 1):
+            x0, x1 = max(0, -dx), w - max(0, dx)  # x range of the first cell of each pair
+            a = labels[0 : h - dy, x0:x1]
+            b = labels[dy:h, x0 + dx : x1 + dx]
+            v = float(np.mean(a == b))
+            out[radius + dy, radius + dx] = v
+            out[radius - dy, radius - dx] = v  # the lag -d pairs the same cells
+    return out
+
+
+def periodicity_excess(labels: I64Array) -> float:
+    """Max over lags ``8 <= max(|dx|,|dy|) <= 64`` of agreement minus its 8 neighbours' mean."""
+    r = MAX_LAG + 1
+    A = lag_agreement(labels, r)
+    best = -1.0
+    for dy in range(-MAX_LAG, MAX_LAG + 1):
+        for dx in range(-MAX_LAG, MAX_LAG + 1):
+            if max(abs(dx), abs(dy)) < MIN_LAG:
+                continue
+            y, x = r + dy, r + dx
+            ring = A[y - 1 : y + 2, x - 1 : x + 2]
+            mean = (float(ring.sum()) - float(A[y, x])) / 8.0
+            best = max(best, float(A[y, x]) - mean)
+    return best
+
+
+def structure_size(labels: I64Array) -> float:
+    """Size-weighted mean size of 4-connected same-label components (union-find, sizes²/cells)."""
+    h, w = labels.shape
+    flat = labels.reshape(-1).tolist()
+    parent = list(range(h * w))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for y in range(h):
+        row = y * w
+        for x in range(w):
+            i = row + x
+            if x + 1 < w and flat[i] == flat[i + 1]:
+                ra, rb = find(i), find(i + 1)
+                if ra != rb:
+                    parent[ra] = rb
+            if y + 1 < h and flat[i] == flat[i + w]:
+                ra, rb = find(i), find(i + w)
+                if ra != rb:
+                    parent[ra] = rb
+    roots = np.array([find(i) for i in range(h * w)], dtype=np.int64)
+    sizes = np.bincount(roots).astype(np.float64)
+    return float((sizes**2).sum() / sizes.sum())
+
+
+def window_histogram(labels: I64Array) -> dict[tuple[int, int, int, int], float]:
+    """Frequencies of the 2 x 2 label windows (top-left, top-right, bottom-left, bottom-right)."""
+    q = np.stack(
+        [labels[:-1, :-1], labels[:-1, 1:], labels[1:, :-1], labels[1:, 1:]], axis=-1
+    ).reshape(-1, 4)
+    keys, counts = np.unique(q, axis=0, return_counts=True)
+    total = float(counts.sum())
+    return {
+        (int(k[0]), int(k[1]), int(k[2]), int(k[3])): float(c) / total
+        for k, c in zip(keys, counts, strict=True)
+    }
+
+
+def tv_distance(a: I64Array, b: I64Array) -> float:
+    """Total-variation distance between the 2 x 2 window histograms of ``a`` and ``b``."""
+    ha, hb = window_histogram(a), window_histogram(b)
+    return 0.5 * sum(abs(ha.get(k, 0.0) - hb.get(k, 0.0)) for k in ha.keys() | hb.keys())
+
+
+# ---------------------------------------------------------------------------------- inputs
+def _pack(rgb: npt.NDArray[np.integer]) -> I64Array:
+    c = np.asarray(rgb, dtype=np.int64)
+    out: I64Array = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+    return out
+
+
+def _tile_ids(names: Sequence[str]) -> I64Array:
+    """Per variant, an id of its tile name (``"<tile> <k>"`` without the orientation)."""
+    tiles = sorted({n.rsplit(" ", 1)[0] for n in names})
+    return np.array([tiles.index(n.rsplit(" ", 1)[0]) for n in names], dtype=np.int64)
+
+
+def plain_labels(case: Case, seed: int) -> tuple[I64Array, int]:
+    """Labels of a plain ``SIDE``² generate of the case's model, and the seed that solved."""
+    budget = SolverBudget(max_attempts=20, max_backtracks=2000)
+    for s in range(seed, seed + PLAIN_SEEDS):
+        if case.source == "sample":
+            sample, palette = load_sample(case.path)
+            model = extract_patterns(sample, palette, 3, case.symmetry, True)
+            res = generate_overlapping(
+                model, SIDE, SIDE, periodic=True, seed=s, ground=case.ground, budget=budget
+            )
+            if res.solved:
+                shown = model.patterns[res.result.grid, 0, 0]
+                return _pack(model.palette[shown.astype(np.intp), :3]), s
+        else:
+            ts = load_tileset(case.path, load_images=False)
+            res = generate_tiled(ts, SIDE, SIDE, periodic=False, seed=s, budget=budget)
+            if res.solved:
+                return _tile_ids(ts.variant_names)[res.result.grid], s
+    raise RuntimeError(f"{case.label}: no plain solve in seeds {seed}..{seed + PLAIN_SEEDS - 1}")
+
+
+def world_window(case: Case) -> tuple[int, int]:
+    """Top-left cell of the measured window (a ground sample: the rows ending at y = 0)."""
+    x, y = WINDOW
+    return (x, 1 - SIDE) if case.ground else (x, y)
+
+
+def world_labels(world: World, case: Case) -> I64Array:
+    """Labels of the world's ``SIDE``² window (see :func:`world_window`)."""
+    x, y = world_window(case)
+    grid = world.region(x, y, SIDE, SIDE)
+    model = world.model
+    if model.colours is not None:
+        return _pack(model.colours)[grid]
+    return _tile_ids(model.labels)[grid]
+
+
+def spec_for(case: Case, S: int, V: int, layers: int) -> WorldSpec:
+    """The world spec of a case (the case's symmetry)."""
+    return WorldSpec(case.source, case.name, SEED, symmetry=case.symmetry, S=S, V=V, layers=layers)
+
+
+# ---------------------------------------------------------------------------------- results
+@dataclass
+class Quality:
+    """The figures of one model (None: not measured, see ``error``)."""
+
+    case: str
+    plain_seed: int | None = None
+    world_period: float | None = None
+    plain_period: float | None = None
+    world_size: float | None = None
+    plain_size: float | None = None
+    size_ratio: float | None = None
+    local: float | None = None
+    floor: float | None = None
+    fallbacks: int = 0
+    blocks: int = 0
+    seconds: float = 0.0
+    met: dict[str, bool] = field(default_factory=dict)
+    error: str | None = None
+
+
+def measure(case: Case, S: int = 16, V: int = 4, layers: int = 2) -> Quality:
+    """Every quality figure of one case (errors become ``Quality.error``, never a crash)."""
+    q = Quality(case.label)
+    started = time.perf_counter()
+    try:
+        plain, s = plain_labels(case, SEED)
+        other, _ = plain_labels(case, s + 1)
+        q.plain_seed = s
+        world = build_world(spec_for(case, S, V, layers), allow_files=True)
+        got = world_labels(world, case)
+        q.fallbacks, q.blocks = world.fallbacks, world.fallbacks + world.solved_blocks
+    except Exception as exc:  # a bench reports, it does not crash
+        q.error = f"{type(exc).__name__}: {exc}"[:300]
+        return q
+    q.world_period, q.plain_period = periodicity_excess(got), periodicity_excess(plain)
+    q.world_size, q.plain_size = structure_size(got), structure_size(plain)
+    q.size_ratio = q.world_size / q.plain_size
+    q.local, q.floor = tv_distance(got, plain), tv_distance(plain, other)
+    q.met = {
+        "period": q.world_period <= q.plain_period + PERIODICITY_SLACK,
+        "size": SIZE_RANGE[0] <= q.size_ratio <= SIZE_RANGE[1],
+        "local": q.local <= q.floor + LOCAL_SLACK,
+    }
+    q.seconds = time.perf_counter() - started
+    return q
+
+
+def _f(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _mark(ok: bool | None) -> str:
+    return "" if ok is None else ("[green]yes[/]" if ok else "[red]no[/]")
+
+
+def table(results: Sequence[Quality]) -> Table:
+    """The printed table: figures, targets and whether each is met."""
+    t = Table(title="world quality vs a plain solve (256² windows, seed 42)")
+    for col in (
+        "model", "period world", "plain", "≤ +0.02?", "size world/plain", "0.5..2?",
+        "local TV", "floor", "≤ +0.05?", "fallbacks",
+    ):  # fmt: skip
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for r in results:
+        if r.error is not None:
+            t.add_row(r.case, f"[red]{r.error}[/]")
+            continue
+        t.add_row(
+            r.case, _f(r.world_period, ".3f"), _f(r.plain_period, ".3f"),
+            _mark(r.met.get("period")), _f(r.size_ratio, ".2f"), _mark(r.met.get("size")),
+            _f(r.local, ".3f"), _f(r.floor, ".3f"), _mark(r.met.get("local")),
+            f"{r.fallbacks}/{r.blocks}",
+        )  # fmt: skip
+    return t
+
+
+def run(
+    only: Sequence[str] = (), S: int = 16, V: int = 4, layers: int = 2, log: Console | None = None
+) -> list[Quality]:
+    """Measure every case (or those whose label contains one of ``only``)."""
+    out = []
+    for case in _cases():
+        if only and not any(o in case.label for o in only):
+            continue
+        q = measure(case, S, V, layers)
+        if log is not None:
+            log.print(f"  {case.label}: {q.seconds:.1f} s" + (f" ({q.error})" if q.error else ""))
+        out.append(q)
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    p = argparse.ArgumentParser(prog="bench.quality", description=__doc__.split("\n")[0])
+    p.add_argument("--only", action="append", default=[], help="only cases containing NAME")
+    p.add_argument("--S", type=int, default=16, help="block size (default 16)")
+    p.add_argument("--V", type=int, default=4, help="patch variants (default 4)")
+    p.add_argument("--layers", type=int, default=2, help="refinement layers (default 2)")
+    p.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the table and write the JSON results."""
+    args = parse_args(argv)
+    log = Console()
+    results = run(args.only, args.S, args.V, args.layers, log)
+    log.print(table(results))
+    if not args.no_json:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        doc = {"S": args.S, "V": args.V, "layers": args.layers, "seed": SEED, "window": WINDOW}
+        doc["results"] = [asdict(r) for r in results]
+        path = RESULTS / f"quality-{stamp}.json"
+        path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        log.print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
