@@ -55,7 +55,7 @@ from worldgen.web.hardening import install_security, install_security_headers
 from worldgen.web.ladder import TileLadder
 from worldgen.web.logging import RequestMiddleware, configure_logging
 from worldgen.web.metrics import Metrics
-from worldgen.web.routes import auth, health, members, pages, realtime, tiles, worlds
+from worldgen.web.routes import auth, health, legend, members, pages, realtime, tiles, worlds
 
 __all__ = [
     "STATIC_DIR",
@@ -192,6 +192,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(members.router)
     app.include_router(worlds.router)
+    app.include_router(legend.router)
     app.include_router(tiles.router)
     app.include_router(health.router)
     app.include_router(pages.router)
