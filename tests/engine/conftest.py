@@ -1,4 +1,8 @@
-"""Shared factories of the engine tests: sample folders and models built once per session."""
+"""Shared factories of the engine tests: sample folders and models built once per session.
+
+The samples are the repository's copy in ``tests/data/samples`` (:mod:`tests.samples`), so a
+fresh clone runs every test.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.samples import SAMPLES
 from worldgen.engine.patterns import OverlappingModel, extract_patterns, load_sample
 from worldgen.engine.tileset import Tileset, load_tileset
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_SAMPLES = REPO.parent / "shared" / "samples"
+SHARED_SAMPLES = SAMPLES
 BUNDLED_TILESETS = REPO / "src" / "worldgen" / "tilesets"
 
 OverlappingFactory = Callable[..., OverlappingModel]
@@ -20,9 +25,7 @@ TilesetFactory = Callable[..., Tileset]
 
 @pytest.fixture(scope="session")
 def shared_samples() -> Path:
-    """The shared sample folder (``../shared/samples``); tests that need it skip without it."""
-    if not SHARED_SAMPLES.is_dir():
-        pytest.skip(f"shared samples are absent ({SHARED_SAMPLES})")
+    """The shared samples folder (its copy in ``tests/data/samples``)."""
     return SHARED_SAMPLES
 
 
@@ -45,15 +48,13 @@ def overlapping_model(shared_samples: Path) -> OverlappingFactory:
 def tileset() -> TilesetFactory:
     """``tileset(where, name, subset=None)``: a tileset without images.
 
-    ``where`` is ``"shared"`` (skipped when the shared samples are absent) or ``"bundled"``.
+    ``where`` is ``"shared"`` (the samples in ``tests/data``) or ``"bundled"``.
     """
     cache: dict[tuple[str, str, str | None], Tileset] = {}
 
     def make(where: str, name: str, subset: str | None = None) -> Tileset:
         root = {"shared": SHARED_SAMPLES / "tilesets", "bundled": BUNDLED_TILESETS}[where]
         path = root / name / f"{name}.xml"
-        if not path.is_file():
-            pytest.skip(f"tileset {path} is absent")
         key = (where, name, subset)
         if key not in cache:
             cache[key] = load_tileset(path, subset, load_images=False)

@@ -18,6 +18,7 @@ from tests.reference.naive_wfc import (
     solve_reference,
     windows_are_patterns,
 )
+from tests.samples import OVERLAPPING
 from worldgen.engine.patterns import (
     UNKNOWN_RGBA,
     OverlappingModel,
@@ -30,8 +31,7 @@ from worldgen.engine.patterns import (
 from worldgen.engine.rules import OPPOSITE, RuleTable
 from worldgen.errors import InputError, SampleError
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "overlapping"
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples are absent")
+SAMPLES = OVERLAPPING
 
 # A 3x2 two-colour sample used by the hand-worked examples below.
 #   0 0 1
@@ -167,7 +167,6 @@ def test_agreement_is_symmetric_under_direction_reversal() -> None:
         assert np.array_equal(a[d], a[OPPOSITE[d]].T)
 
 
-@needs_samples
 def test_agreement_matches_brute_force_on_maze() -> None:
     sample, palette = load_sample(SAMPLES / "maze.png")
     model = extract_patterns(sample, palette, 3)
@@ -214,7 +213,6 @@ def test_extraction_matches_the_naive_scan(
 # --- the shared samples ---------------------------------------------------------------------
 
 
-@needs_samples
 @pytest.mark.parametrize(
     ("name", "count"),
     [
@@ -237,7 +235,6 @@ def test_pattern_counts_of_shared_samples(name: str, count: int) -> None:
     assert [tuple(tuple(r) for r in p) for p in model.patterns.tolist()] == patterns
 
 
-@needs_samples
 def test_garden_ground_pattern_is_dirt_under_sky() -> None:
     sample, palette = load_sample(SAMPLES / "garden.png")
     model = extract_patterns(sample, palette, 3, symmetry=2)
@@ -331,7 +328,6 @@ def test_render_rejects_a_grid_of_the_wrong_shape_or_ids() -> None:
         colour_indices(model, np.array([[0, 5]], np.int32), 3, 2, periodic=False)
 
 
-@needs_samples
 @pytest.mark.parametrize("periodic", [True, False])
 def test_reference_solutions_render_to_sample_windows(periodic: bool) -> None:
     sample, palette = load_sample(SAMPLES / "maze.png")

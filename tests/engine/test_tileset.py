@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from tests.samples import TILESET_NAMES, sample_tileset
 from worldgen.engine.tileset import (
     MAX_FILE_BYTES,
     MAX_IMAGE_SIZE,
@@ -31,8 +32,7 @@ from worldgen.engine.tileset import (
 )
 from worldgen.errors import InputError, TilesetError
 
-SHARED_TILESETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples" / "tilesets"
-SHARED_NAMES = ("terrain", "pipes", "dungeon")
+SHARED_NAMES = TILESET_NAMES
 
 Pairs = set[tuple[str, str]]
 Triples = set[tuple[int, str, str]]
@@ -89,10 +89,7 @@ def expected(horizontal: Pairs, vertical: Pairs) -> Triples:
 
 
 def shared(name: str) -> Path:
-    path = SHARED_TILESETS / name / f"{name}.xml"
-    if not path.is_file():
-        pytest.skip(f"shared sample tileset {path} is absent")
-    return path
+    return sample_tileset(name)
 
 
 # ---------------------------------------------------------------------------------------------

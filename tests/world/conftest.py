@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.samples import OVERLAPPING, TILESET_NAMES, sample_tileset
 from worldgen.engine.tileset import Tileset, load_tileset
 from worldgen.world.api import build_world
 from worldgen.world.blocks import World
@@ -16,12 +17,10 @@ from worldgen.world.spec import WorldSpec
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED_TERRAIN = REPO / "src" / "worldgen" / "tilesets" / "terrain" / "terrain.xml"
-SHARED = REPO.parent / "shared" / "samples" / "tilesets"
-SHARED_TILESETS = [SHARED / n / f"{n}.xml" for n in ("terrain", "pipes", "dungeon")]
-ALL_TILESETS = [BUNDLED_TERRAIN, *(p for p in SHARED_TILESETS if p.is_file())]
+SHARED_TILESETS = [sample_tileset(n) for n in TILESET_NAMES]
+ALL_TILESETS = [BUNDLED_TERRAIN, *SHARED_TILESETS]
 BUNDLED_SAMPLES = ["lakes", "corridors", "flowers", "city"]
-SHARED_SAMPLE_DIR = REPO.parent / "shared" / "samples" / "overlapping"
-SHARED_SAMPLES = sorted(str(p) for p in SHARED_SAMPLE_DIR.glob("*.png"))
+SHARED_SAMPLES = sorted(str(p) for p in OVERLAPPING.glob("*.png"))
 ALL_SAMPLES = [*BUNDLED_SAMPLES, *SHARED_SAMPLES]
 
 WorldFactory = Callable[..., World]

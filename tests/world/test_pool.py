@@ -99,7 +99,6 @@ def test_bad_use_is_refused(make_world: WorldFactory) -> None:
         p.submit_window(world, 0, 0, 4, 4)
 
 
-@pytest.mark.skipif(not SHARED_TILESETS[1].is_file(), reason="shared tilesets are absent")
 def test_shared_tileset_in_pool(pool: WorkerPool, make_world: WorldFactory) -> None:
     world = make_world(SHARED_TILESETS[1], seed=21)
     serial = make_world(SHARED_TILESETS[1], seed=21).region(0, 0, 64, 64)
