@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
+import os
+import time
+from typing import Final
+
+from worldgen.engine.rng import mix, unit_float
 
 __all__ = ["backoff_delay", "raise_if_cancelling"]
+
+PURPOSE_JITTER: Final = 0x4A495454
+"""The :func:`~worldgen.engine.rng.mix` purpose of back-off jitter."""
 
 
 def raise_if_cancelling() -> None:
@@ -25,7 +32,9 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
     """Delay before retry ``attempt`` (1, 2, ...): exponential, capped, half of it jittered.
 
     The jitter spreads the reconnects of many instances after one Redis restart; it needs no
-    reproducibility, so it comes from the ``random`` module (never used for world content).
+    reproducibility, so it hashes the process id and the clock (with the project's one source of
+    randomness, :func:`~worldgen.engine.rng.mix`: no global RNG anywhere).
     """
     ceiling = min(cap_s, base_s * 2 ** min(attempt - 1, 30))
-    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+    jitter = unit_float(mix(PURPOSE_JITTER, attempt, os.getpid(), time.monotonic_ns()))
+    return float(ceiling / 2 + jitter * ceiling / 2)
