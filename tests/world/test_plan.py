@@ -11,6 +11,7 @@ from worldgen.world.plan import (
     MAX_PIECE_BLOCKS,
     PIECES_PER_WORKER,
     BlockKey,
+    chunk_pieces,
     plan_pieces,
     shared_blocks,
     top_block_count,
@@ -125,3 +126,38 @@ def test_top_block_count_is_the_number_of_top_blocks(
     offset = S // 2 if layers % 2 else 0
     expected = top_blocks((x, y, w, h), S, offset) if layers else 0
     assert top_block_count((x, y, w, h), S, layers) == expected
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.sets(st.tuples(st.integers(-6, 6), st.integers(-6, 6)), min_size=1, max_size=20),
+    st.sampled_from([8, 16, 32]),
+    st.booleans(),
+    st.integers(1, 8),
+)
+def test_chunk_pieces_cover_the_chunks_once_on_block_boundaries(
+    chunks: set[tuple[int, int]], S: int, odd: bool, parts: int
+) -> None:
+    side = 64
+    offset = S // 2 if odd else 0
+    pieces = chunk_pieces(sorted(chunks), side, S, offset, parts)
+    covered: dict[tuple[int, int], int] = {}
+    for px, py, pw, ph in pieces:
+        assert pw >= 1
+        assert ph >= 1
+        for y in range(py, py + ph):
+            for x in range(px, px + pw):
+                covered[(x, y)] = covered.get((x, y), 0) + 1
+        # pieces are whole chunks side by side, or bands of one chunk cut between block rows
+        assert px % side == 0
+        assert pw % side == 0
+        if ph != side:
+            assert pw == side
+            for edge in (py, py + ph):
+                assert edge % side == 0 or (edge - offset) % S == 0
+    cells = [(i, j) for i in range(side) for j in range(side)]
+    expected = {(cx * side + i, cy * side + j) for cx, cy in chunks for i, j in cells}
+    assert set(covered) == expected
+    assert set(covered.values()) == {1}
+    # enough pieces for the workers: whole chunks first, then a lone chunk cut into bands
+    assert len(pieces) >= min(parts, max(len(chunks), 2))

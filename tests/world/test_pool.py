@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from worldgen.errors import GeneratorUnavailableError, InputError
-from worldgen.world.api import build_world
+from worldgen.world.api import build_world, tile_png
 from worldgen.world.blocks import World
 from worldgen.world.pool import WorkerPool, WorldCache, region_parallel
 from worldgen.world.render import render_tile
@@ -180,3 +180,29 @@ def test_world_cache_keeps_the_last_worlds(world_cache: Path) -> None:
     for t in threads:
         t.join()
     assert all(w is found[0] for w in found)
+
+
+def test_pool_tiles_are_the_in_process_tiles_and_reuse_chunks(world_cache: Path) -> None:
+    spec = WorldSpec("tileset", "pipes", 5)
+    world = build_world(spec)
+    with WorkerPool(2) as p:
+        p.start()
+        # a lone z=0 tile (cut into bands for the idle workers); a z=-1 tile around it (three new
+        # chunks, one kept); detail tiles drawn from a kept chunk, and one from a new chunk
+        for key in ((0, -1, 0), (-1, -1, 0), (1, -2, 1), (2, -3, 3), (1, 7, 7)):
+            assert p.submit_tile(spec, *key).result(600) == tile_png(world, *key), key
+        assert (p.chunk_misses, p.chunk_hits) == (4, 3)
+        # a z=-2 tile computed once serves every cell zoom under it without computing again
+        assert p.submit_tile(spec, -2, -1, -1).result(600) == tile_png(world, -2, -1, -1)
+        misses = p.chunk_misses
+        for key in ((-1, -2, -1), (0, -1, -3), (1, -5, -2), (2, -9, -9)):
+            assert p.submit_tile(spec, *key).result(600) == tile_png(world, *key), key
+        assert p.chunk_misses == misses
+        # concurrent tiles sharing chunks; bad tiles fail as in-process ones do
+        keys = [(-1, 4, 4), (0, 8, 8), (0, 9, 9), (-2, 2, 2), (-5, 0, -1)]
+        futures = [p.submit_tile(spec, *k) for k in keys]
+        assert [f.result(600) for f in futures] == [tile_png(world, *k) for k in keys]
+        with pytest.raises(InputError, match="outside the world"):
+            p.submit_tile(spec, 0, 2**50, 0).result(60)
+        with pytest.raises(InputError, match="zoom"):
+            p.submit_tile(spec, 3, 0, 0).result(60)

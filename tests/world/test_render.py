@@ -10,19 +10,21 @@ from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile, render_tile, 
 
 from .conftest import BUNDLED_TERRAIN, WorldFactory
 
-# Sample world (bundled lakes, seed 42, S=16, V=4, 2 layers): same rule as above.
+# Sample world (bundled lakes, seed 42, S=16, V=4, 2 layers): same rule as below.
 GOLDEN_SAMPLE = {
     (2, -1, 3): "0c9efa389c46fb9cdf5fd2e58d02c5dd368cf910219e0af32c79192f0df0d781",
-    (0, -1, 3): "fde4a34637bc11a1b3aa9fd7cb450f0ea210e4d6c3675e8195b0d87d0d9b296d",
-    (-6, 0, 0): "f2dfe14f7f57f53607fd9e8fd2f18ff3e8c41ecf538cc34ecadf407594d755a6",
+    (0, -1, 3): "12474d6e073727ae9f3621b0ce1a2d8d0f34680b081d34a24b40e2c05fc897ea",
+    (-6, 0, 0): "eb069800844779499986af9bcac32d1bbde6ffb96eedd7e5e2f65848ac62d66f",
 }
 
-# A digest change must come with a library/algorithm version bump (docs/world.md).
-# ALGORITHM_VERSION 2: the far-zoom digest changed with the fast PNG encoding of far tiles.
+# A digest change must come with a version bump (docs/world.md): ALGORITHM_VERSION (patches.py)
+# for content, TILE_VERSION (spec.py) for how tiles are drawn.
+# TILE_VERSION 1: z = 0 draws the final cells (not the base layer), far zooms the learnt summary;
+# the detail digests did not change.
 GOLDEN = {
     (2, -1, 3): "ecfd14589413e4ba2d7d4937b7e2f9a49d596aadc64c6e6c968b92859845c9bd",
-    (0, -1, 3): "6ebe47edbe5b847d2e3fe2e3e73b0df7ff84e3b89db247228e17fa8130aba62a",
-    (-6, 0, 0): "e836008b8d6f27e088e00eab31396ce35b9d0fef3dfaf0d4dc0ff91986819290",
+    (0, -1, 3): "cbebe92862b2a39b0d1b5fd08b182f7448ff54f529adeb2da9098173736ebdfb",
+    (-6, 0, 0): "50967973d51d3fc9b2d99ebac9a95b9cba3fe1ec2a3305d06d3116f898f4b2e0",
 }
 
 
@@ -70,9 +72,10 @@ def test_sample_detail_cells_are_flat_squares(make_sample_world: WorldFactory) -
     assert np.all(cells == expected[:, None, :, None, :])
 
 
-def test_sample_far_zoom_is_one_colour_shaded_by_level(make_sample_world: WorldFactory) -> None:
-    world = make_sample_world("lakes", seed=2)
-    rgb = tile_rgb(world, -6, 0, 0).reshape(-1, 3).astype(np.int64)
-    mean = world.model.mean_colour()
-    shades = {tuple(min(255, int(c)) for c in mean * s // 1000) for s in range(870, 1130)}
-    assert {tuple(p) for p in np.unique(rgb, axis=0).tolist()} <= shades
+def test_far_zooms_differ_between_samples(make_sample_world: WorldFactory) -> None:
+    """Every sample's far view is its own (the summary is learnt from its cells), not one texture
+    shared by all."""
+    tiles = {
+        name: tile_rgb(make_sample_world(name, seed=2), -6, 0, 0) for name in ("lakes", "city")
+    }
+    assert not np.array_equal(tiles["lakes"], tiles["city"])

@@ -29,7 +29,7 @@ from worldgen.world.spec import MAX_EXPORT_PX, MAX_REGION_SIDE, WorldSpec
 
 from .conftest import BUNDLED_TERRAIN
 
-VERSION = re.compile(r"[0-9a-f]{24}-[0-9a-f]{8}-L[0-3]")
+VERSION = re.compile(r"[0-9a-f]{24}-[0-9a-f]{8}-L[0-3]-t[0-9]+")
 LAKES = WorldSpec("sample", "lakes", 42, S=8, V=2)
 TERRAIN = WorldSpec("tileset", "terrain", 42, S=8, V=3)
 

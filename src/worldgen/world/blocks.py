@@ -33,7 +33,7 @@ from worldgen.world.hashing import mix_array
 from worldgen.world.model import WorldModel, as_world_model
 from worldgen.world.patches import PatchLibrary, load_or_build
 from worldgen.world.plan import BlockKey
-from worldgen.world.spec import MAX_LAYERS, WorldSpec
+from worldgen.world.spec import MAX_LAYERS, TILE_VERSION, WorldSpec
 
 PURPOSE_PATCH_CHOICE = 0x50415443
 PURPOSE_BLOCK = 0x424C4F43
@@ -107,9 +107,10 @@ class World:
     # ------------------------------------------------------------------ identity
     @property
     def version(self) -> str:
-        """Identifies the content: library version (rules, S, V, algorithm), the model's look
-        (labels and pictures) and the layer count; at most 36 characters of ``[0-9a-f-L]``."""
-        return f"{self.lib.version}-{self.model.look}-L{self.layers}"
+        """Identifies the content and its tiles: library version (rules, S, V, algorithm), the
+        model's look (labels and pictures), the layer count and the tile drawing rules
+        (:data:`~worldgen.world.spec.TILE_VERSION`); at most 40 characters of ``[0-9a-f-Lt]``."""
+        return f"{self.lib.version}-{self.model.look}-L{self.layers}-t{TILE_VERSION}"
 
     # ------------------------------------------------------------------ base layer
     def base_region(self, x0: int, y0: int, w: int, h: int) -> I32Array:
@@ -158,6 +159,22 @@ class World:
     def base_cell(self, x: int, y: int) -> int:
         """Layer-0 variant id at ``(x, y)``."""
         return int(self.base_region(x, y, 1, 1)[0, 0])
+
+    # ------------------------------------------------------------------ bias state
+    def profile_region(self, x0: int, y0: int, w: int, h: int) -> npt.NDArray[np.int32]:
+        """Bias profile ``(h, w)`` of each cell of the window: its row in :attr:`profiles`.
+
+        This is the whole macro state a refinement solve sees at a cell (its weight row), so the
+        far-zoom summary (:mod:`.summary`) is keyed by it too.
+        """
+        return macro.cell_bands(self.seed, x0, y0, w, h)
+
+    def profile_at(
+        self, x: npt.NDArray[np.integer], y: npt.NDArray[np.integer]
+    ) -> npt.NDArray[np.int32]:
+        """Bias profile at the cells ``(x, y)`` (broadcast; a row and a column vector make a
+        separable grid, the fast case): the same values as :meth:`profile_region`."""
+        return (macro.level(self.seed, x, y) >> 11).astype(np.int32)
 
     # ------------------------------------------------------------------ refinement layers
     def offset(self, layer: int) -> int:
@@ -209,7 +226,7 @@ class World:
         below = self.layer_region(layer - 1, ox, oy, S, S)
         pins = below.copy()
         pins[1:-1, 1:-1] = -1
-        bands = macro.cell_bands(self.seed, ox, oy, S, S)
+        bands = self.profile_region(ox, oy, S, S)
         res = solve(
             self.cr, S, S,
             seed=mix(self.seed, PURPOSE_BLOCK, layer, bi, bj),

@@ -16,7 +16,9 @@ __all__ = [
     "MAX_PIECE_BLOCKS",
     "PIECES_PER_WORKER",
     "BlockKey",
+    "ChunkKey",
     "Window",
+    "chunk_pieces",
     "offset",
     "plan_pieces",
     "shared_blocks",
@@ -27,6 +29,8 @@ BlockKey = tuple[int, int, int]
 """``(layer, bi, bj)``; layer-0 keys are base lattice cells ``(0, i, j)``."""
 Window = tuple[int, int, int, int]
 """``(x, y, width, height)`` in cells."""
+ChunkKey = tuple[int, int]
+"""``(cx, cy)``: the chunk of cells ``[cx*C, (cx+1)*C) x [cy*C, (cy+1)*C)`` for chunk side C."""
 
 PIECES_PER_WORKER = 8
 """A region is cut into about this many pieces per worker, so that uneven pieces balance out."""
@@ -152,3 +156,42 @@ def shared_blocks(
             needs[index].append(len(groups))
         groups.append(sorted(members, key=lambda k: (k[0], k[2], k[1])))
     return groups, needs
+
+
+def chunk_pieces(
+    chunks: Sequence[ChunkKey], side: int, S: int, off: int, parts: int
+) -> list[Window]:
+    """Windows that compute the square ``chunks`` of ``side`` cells in at least ``parts`` pieces
+    when possible; together they cover exactly the chunks, each cell once.
+
+    Chunks of one row that follow each other make one piece (fewer lower-layer blocks are read
+    twice along piece edges). While there are fewer than ``parts`` pieces, the widest piece is
+    halved between chunks, or a one-chunk piece cut into bands of whole top-layer block rows
+    (boundaries ``k * S + off``), so that idle workers share a lone chunk. Deterministic; pieces
+    are listed row-major by their first chunk.
+    """
+    if side % S:
+        raise ValueError(f"chunk side {side} must be a multiple of the block size {S}")
+    runs: list[list[ChunkKey]] = []
+    for key in sorted(set(chunks), key=lambda k: (k[1], k[0])):
+        last = runs[-1][-1] if runs else None
+        if last is not None and last[1] == key[1] and last[0] + 1 == key[0]:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    pieces: list[Window] = [
+        (run[0][0] * side, run[0][1] * side, len(run) * side, side) for run in runs
+    ]
+    while 0 < len(pieces) < parts:
+        widest = max(range(len(pieces)), key=lambda i: (pieces[i][2], pieces[i][3], -i))
+        x, y, w, h = pieces[widest]
+        if w > side:
+            left = (w // side) // 2 * side
+            halves = [(x, y, left, h), (x + left, y, w - left, h)]
+        else:
+            bands = _split(y, h, S, off, min(2, parts - len(pieces) + 1))
+            if len(bands) < 2:
+                break
+            halves = [(x, by, w, bh) for by, bh in bands]
+        pieces[widest : widest + 1] = halves
+    return pieces

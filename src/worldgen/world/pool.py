@@ -344,6 +344,10 @@ class WorkerPool:
         self._running = 0
         """Tasks submitted to an executor and not finished (to tell whether workers idle)."""
         self._chunks = _ChunkStore(chunks_kept)
+        self.chunk_hits = 0
+        """Chunks a tile found kept or already being computed."""
+        self.chunk_misses = 0
+        """Chunks a tile had computed."""
         self._heavy_running = 0
         self._heavy_queue: deque[tuple[Future[Any], Callable[[], None]]] = deque()
 
@@ -537,6 +541,8 @@ class WorkerPool:
             chunk = self._chunks.get(spec, key)
             if chunk is None:
                 return self.submit(_tile_task, spec, z, x, y)
+            with self._lock:
+                self.chunk_hits += 1
             dx, dy = x0 - key[0] * CHUNK, y0 - key[1] * CHUNK
             return self.submit(_draw_task, spec, z, chunk[dy : dy + n, dx : dx + n])
         keys = [
@@ -593,6 +599,8 @@ class WorkerPool:
                     found = self._chunks.expect(spec, key)
                     missing.append(key)
                 out.append(found)
+            self.chunk_misses += len(missing)
+            self.chunk_hits += len(keys) - len(missing)
         if missing:
             off = offset(spec.S, spec.layers) if spec.layers else 0
             pieces = chunk_pieces(missing, CHUNK, spec.S, off, idle)

@@ -1,22 +1,25 @@
 """256-pixel map tiles of a :class:`World`; PNG bytes are a pure function of (world, z, x, y).
 
-Zoom convention (Leaflet-style: larger z = more detail; ``z = 0`` is the opening zoom):
+Zoom convention (Leaflet-style: larger z = more detail; ``z = 0`` is the opening zoom). One world
+at every zoom: every zoom where a pixel covers at most one cell draws the *final* cells (the top
+refinement layer), box-filtered; farther zooms draw a summary that predicts them.
 
-==========  ==============  =============  ========================================
+==========  ==============  =============  ==================================================
 z           cells per tile  pixels / cell  drawn from
-==========  ==============  =============  ========================================
-2 (detail)  16              16             top refinement layer, variant pictures
-1           32              8              top refinement layer, pictures box-filtered
-0           64              4              base layer (Wang patches), box-filtered
--1, -2      128, 256        2, 1           base layer, box-filtered
--3 .. -10   512 .. 2**16    < 1            macro classes sampled at pixel centres
-==========  ==============  =============  ========================================
+==========  ==============  =============  ==================================================
+2 (detail)  16              16             final cells, variant pictures
+1 .. -2     32 .. 256       8 .. 1         final cells, pictures box-filtered (area mean)
+-3 .. -10   512 .. 2**16    < 1            the summary (:mod:`.summary`): the predicted mean
+                                           colour of the cells each pixel covers
+==========  ==============  =============  ==================================================
 
 Tile ``(z, x, y)`` covers cells ``[x*n, (x+1)*n) x [y*n, (y+1)*n)`` with ``n`` the cells per tile,
 so a detail tile is exactly one aligned S=16 block area. Every variant has a 16-px picture
 (:class:`~worldgen.world.model.WorldModel`: a tile image resampled, or a sample pattern's flat
-colour). Far zooms colour a class by its corner tile's mean colour (tilesets) or by the sample's
-weight-averaged colour (samples: one class), shaded by the macro level. PNGs use fixed compression
+colour). At the cell zooms a pixel is the floored area mean of the picture pixels it covers, so
+a z = k tile equals the 2x box downsample of its four z = k+1 tiles within 1 per channel (the
+floors), and an export at ``px`` pixels per cell draws the same pixels as the tile. The base
+layer and the lower refinement layers are scaffolding no zoom shows. PNGs use fixed compression
 settings and carry no metadata.
 """
 
@@ -31,21 +34,15 @@ import numpy.typing as npt
 from PIL import Image
 
 from worldgen.errors import InputError
-from worldgen.world import macro
 from worldgen.world.blocks import MAX_COORD, World
 from worldgen.world.model import CELL_PX
+from worldgen.world.summary import far_rgb
 
 TILE_PX = 256
 Z_DETAIL = 2
-Z_BASE = 0
-"""Zooms at or below this draw the base layer (no WFC)."""
-Z_MACRO = -3
-"""Zooms at or below this draw macro classes only."""
+Z_FAR = -3
+"""Zooms at or below this draw the summary (a pixel covers more than one cell)."""
 Z_MIN = -10
-
-SHADE_MIN = 870
-SHADES = 260
-"""Far zooms scale the class colour by ``(SHADE_MIN + level * SHADES // 65536) / 1000``."""
 
 U8Array = npt.NDArray[np.uint8]
 
@@ -101,15 +98,6 @@ class Palette:
         self.levels: dict[int, U8Array] = {}
         for p in (16, 8, 4, 2, 1):
             self.levels[p] = box_filter(self._img, p)
-        if model.kind == "overlapping":
-            self.class_rgb = np.repeat(model.mean_colour()[None, :], world.K, axis=0)  # (K, 3)
-        else:
-            self.class_rgb = self.levels[1][world.lib.corners, 0, 0, :].astype(np.int64)
-        # far-zoom colour of (class k, shade s) at row k * SHADES + s - SHADE_MIN: one gather per
-        # pixel instead of int64 arithmetic on every channel (same integers as the formula)
-        shades = np.arange(SHADE_MIN, SHADE_MIN + SHADES, dtype=np.int64)
-        table = self.class_rgb[:, None, :] * shades[None, :, None] // 1000
-        self.shade_rgb: U8Array = np.clip(table, 0, 255).astype(np.uint8).reshape(-1, 3)
 
     def level(self, px: int) -> U8Array:
         """The pictures at ``px`` (1..16) pixels per cell, ``(T, px, px, 3)`` uint8."""
@@ -137,34 +125,42 @@ def palette_for(world: World) -> Palette:
     return found
 
 
-def tile_rgb(world: World, z: int, x: int, y: int, palette: Palette | None = None) -> U8Array:
-    """The RGB pixels ``(256, 256, 3)`` of map tile ``(z, x, y)``."""
+def tile_window(z: int, x: int, y: int) -> tuple[int, int, int]:
+    """``(x0, y0, n)``: the top-left cell and side in cells of tile ``(z, x, y)``; InputError for a
+    zoom out of range or a tile outside the world."""
     if not Z_MIN <= z <= Z_DETAIL:
         raise InputError(f"zoom z must be in {Z_MIN}..{Z_DETAIL} (z=0 opens the map), got {z}")
     n = cells_per_tile(z)
     x0, y0 = x * n, y * n
     if max(abs(x0), abs(y0), abs(x0 + n), abs(y0 + n)) > MAX_COORD:
         raise InputError(f"tile ({z}, {x}, {y}) lies outside the world (|cell| <= 2**53)")
-    pal = palette or palette_for(world)
-    if z > Z_BASE:
-        return pal.draw(world.region(x0, y0, n, n), TILE_PX // n)
-    if z > Z_MACRO:
-        return pal.draw(world.base_region(x0, y0, n, n), TILE_PX // n)
-    step = n // TILE_PX
-    centres = np.arange(TILE_PX, dtype=np.int64) * step + step // 2
-    lv = macro.level(world.seed, (x0 + centres)[None, :], (y0 + centres)[:, None])
-    cls = macro.raw_classes(lv, world.K)
-    shade = lv * SHADES >> 16  # brighter with level: SHADE_MIN + shade thousandths
-    pixels: U8Array = pal.shade_rgb[cls * SHADES + shade]
-    return pixels
+    return x0, y0, n
+
+
+def cells_rgb(
+    world: World, z: int, cells: npt.NDArray[np.integer], palette: Palette | None = None
+) -> U8Array:
+    """The RGB pixels of a cell-zoom tile (``z > Z_FAR``) from its ``(n, n)`` final cells."""
+    n = cells_per_tile(z)
+    if z <= Z_FAR or np.shape(cells) != (n, n):
+        raise InputError(f"a zoom-{z} tile is drawn from {n}x{n} cells, got {np.shape(cells)}")
+    return (palette or palette_for(world)).draw(cells, TILE_PX // n)
+
+
+def tile_rgb(world: World, z: int, x: int, y: int, palette: Palette | None = None) -> U8Array:
+    """The RGB pixels ``(256, 256, 3)`` of map tile ``(z, x, y)``."""
+    x0, y0, n = tile_window(z, x, y)
+    if z > Z_FAR:
+        return cells_rgb(world, z, world.region(x0, y0, n, n), palette)
+    return far_rgb(world, x0, y0, TILE_PX, n // TILE_PX)
 
 
 def png_bytes(rgb: U8Array, *, fast: bool = False) -> bytes:
     """Deterministic PNG encoding (fixed settings, no metadata).
 
     Default: zlib level 6. ``fast`` (far-zoom tiles): level 1 with run-length matching only, which
-    is several times faster on their noisy, run-rich pixels (zlib level 6 alone took 14-20 ms
-    per tile at z <= -5) at a similar size.
+    is several times faster on their run-rich pixels (zlib level 6 alone took 14-20 ms per tile
+    at z <= -5) at a similar size.
     """
     buf = io.BytesIO()
     options = {"compress_level": 1, "compress_type": zlib.Z_RLE} if fast else {"compress_level": 6}
@@ -173,8 +169,15 @@ def png_bytes(rgb: U8Array, *, fast: bool = False) -> bytes:
 
 
 def render_tile(world: World, z: int, x: int, y: int, palette: Palette | None = None) -> bytes:
-    """PNG bytes of map tile ``(z, x, y)`` (far zooms, ``z <= Z_MACRO``, use the fast encoding)."""
-    return png_bytes(tile_rgb(world, z, x, y, palette), fast=z <= Z_MACRO)
+    """PNG bytes of map tile ``(z, x, y)`` (far zooms, ``z <= Z_FAR``, use the fast encoding)."""
+    return png_bytes(tile_rgb(world, z, x, y, palette), fast=z <= Z_FAR)
+
+
+def render_cells(world: World, z: int, cells: npt.NDArray[np.integer]) -> bytes:
+    """PNG bytes of a cell-zoom tile drawn from its final cells (the same bytes as
+    :func:`render_tile` when ``cells`` are the tile's): how the pool draws tiles whose cells it
+    computed in pieces."""
+    return png_bytes(cells_rgb(world, z, cells))
 
 
 def region_rgb(world: World, grid: npt.NDArray[np.integer], max_px: int = 4096) -> U8Array:

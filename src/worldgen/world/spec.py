@@ -29,6 +29,7 @@ __all__ = [
     "MAX_SEED",
     "MAX_V",
     "SOURCE",
+    "TILE_VERSION",
     "Source",
     "WorldSpec",
     "is_int",
@@ -48,6 +49,10 @@ MAX_S = 64
 MAX_V = 16
 MAX_LAYERS = 3
 MAX_SEED = 2**64
+TILE_VERSION = 1
+"""Version of how map tiles are drawn from a world's cells; part of every world's content
+version (``World.version``), so caches never serve tiles drawn by older rules. 1: every cell zoom
+draws the final cells, far zooms the learnt summary (before it, z = 0..-2 drew the base layer)."""
 
 
 def is_int(value: object) -> TypeGuard[int]:

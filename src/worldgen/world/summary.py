@@ -1,0 +1,250 @@
+"""The far-zoom summary: what the final cells around a point look like on average, predicted from
+the macro state there, so that a far tile shows what zooming in will reveal.
+
+A refinement solve sees the macro state of a cell only through its *bias profile*: the row of
+:attr:`World.profiles <worldgen.world.blocks.World.profiles>` that weights its variants
+(:meth:`World.profile_at <worldgen.world.blocks.World.profile_at>`). So the summary is a table
+"expected frequency of each variant among final cells, given the profile", learnt by generating
+the world:
+
+* **Learning** (once per library, layer count and profile table; cached on disk beside the patch
+  libraries as ``summaries/<key>.npz``, ``np.savez``, read with ``allow_pickle=False``): a world
+  with the fixed seed :data:`LEARN_SEED` computes ``min(16 x groups, 48)`` windows
+  (:func:`learn_windows`) of :data:`LEARN_SIDE`² final cells at hashed places spread over ±2**20
+  cells, and counts ``(profile group, variant)`` over their cells. Profiles with identical rows
+  form one group (a sample's neutral bias is one group: its summary is one colour, not noise).
+* **Prediction**: a group's variant frequencies are its counts shrunk towards the solver's prior
+  (weights × profile row, normalised) with the strength of :data:`PRIOR_CELLS` cells, so a rarely
+  seen group still gets a sensible colour; its colour is the frequency-weighted mean of the
+  variants' pictures. Integer arithmetic only (fixed point, exact sums), so every platform draws
+  the same bytes.
+* **A far pixel** averages the predicted colour over ``s x s`` sub-sample points spread evenly
+  over the cells it covers (:data:`SUBSAMPLES`; all of them when it covers 2 x 2 cells).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from worldgen.world.blocks import World
+from worldgen.world.hashing import mix_array
+from worldgen.world.model import CELL_PX
+from worldgen.world.patches import cache_dir
+
+__all__ = [
+    "LEARN_SEED",
+    "LEARN_SIDE",
+    "LEARN_WINDOWS",
+    "PRIOR_CELLS",
+    "SUBSAMPLES",
+    "SUMMARY_VERSION",
+    "WINDOWS_PER_GROUP",
+    "Summary",
+    "build_summary",
+    "far_rgb",
+    "learn_counts",
+    "learn_windows",
+    "sample_offsets",
+    "summaries_dir",
+    "summary_for",
+    "summary_key",
+]
+
+SUMMARY_VERSION = 1
+LEARN_SEED = 0x5355_4D4D_4152_59  # "SUMMARY"
+PURPOSE_LEARN = 0x4C45_4152_4E  # "LEARN"
+LEARN_WINDOWS = 48
+"""At most this many learning windows; :func:`learn_windows` says how many a world uses."""
+WINDOWS_PER_GROUP = 16
+LEARN_SIDE = 32
+LEARN_SPREAD = 2**20
+"""Learning windows lie in ``[-LEARN_SPREAD, LEARN_SPREAD)²`` (many continents' worth)."""
+PRIOR_CELLS = 256
+"""Weight of the solver's prior, in cells, when a group's counts become frequencies."""
+SUBSAMPLES = 2
+"""Sub-sample points per pixel side of a far tile."""
+_FREQ_ONE = 1 << 16
+"""Fixed-point unit of a frequency."""
+_RGB_ONE = 1 << 8
+"""Fixed-point unit of a colour channel in :attr:`Summary.table`."""
+
+I64Array = npt.NDArray[np.int64]
+U8Array = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, eq=False)
+class Summary:
+    """A world's far-zoom predictor.
+
+    ``group[p]`` is profile ``p``'s group; ``counts[g, t]`` the final cells of variant ``t`` seen
+    in group ``g`` while learning; ``table[g]`` the group's predicted mean RGB in units of 1/256.
+    """
+
+    group: npt.NDArray[np.intp]  # (P,) in [0, G)
+    counts: I64Array  # (G, T) >= 0
+    table: I64Array  # (G, 3) in [0, 255 * 256]
+
+    def colours(self) -> U8Array:
+        """The predicted RGB of each group, ``(G, 3)`` (floored)."""
+        return (self.table // _RGB_ONE).astype(np.uint8)
+
+
+def _groups(profiles: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], int]:
+    """Profile → group, identical rows sharing a group numbered by first appearance."""
+    seen: dict[bytes, int] = {}
+    group = np.empty(profiles.shape[0], dtype=np.intp)
+    for p, row in enumerate(np.ascontiguousarray(profiles)):
+        group[p] = seen.setdefault(row.tobytes(), len(seen))
+    return group, len(seen)
+
+
+def summary_key(world: World) -> str:
+    """Names a learnt count table: library, layers, profile table and :data:`SUMMARY_VERSION`."""
+    h = hashlib.sha256(f"{world.lib.version}-L{world.layers}-s{SUMMARY_VERSION}".encode())
+    h.update(np.ascontiguousarray(world.profiles, dtype=np.float64).tobytes())
+    h.update(f"{LEARN_SEED}-{LEARN_WINDOWS}-{WINDOWS_PER_GROUP}-{LEARN_SIDE}".encode())
+    h.update(f"{LEARN_SPREAD}-{PRIOR_CELLS}".encode())
+    return h.hexdigest()[:24]
+
+
+def learn_windows(groups: int) -> int:
+    """Learning windows for a world with ``groups`` profile groups (one group needs the fewest)."""
+    return min(LEARN_WINDOWS, WINDOWS_PER_GROUP * groups)
+
+
+def learn_counts(world: World, group: npt.NDArray[np.intp], groups: int) -> I64Array:
+    """Count ``(group, variant)`` over the final cells of the learning windows (see the module
+    docstring). Uses a private world with :data:`LEARN_SEED` over ``world``'s library."""
+    learner = World(
+        world.model, LEARN_SEED, S=world.S, V=world.V, layers=world.layers, library=world.lib,
+        budget=world.budget,
+    )  # fmt: skip
+    counts = np.zeros((groups, world.model.size), dtype=np.int64)
+    offset = learner.offset(world.layers) if world.layers else 0
+    for k in range(learn_windows(groups)):
+        hx, hy = (int(v) for v in mix_array(LEARN_SEED, PURPOSE_LEARN, k, np.arange(2)))
+        x = (hx % (2 * LEARN_SPREAD) - LEARN_SPREAD) // world.S * world.S + offset
+        y = (hy % (2 * LEARN_SPREAD) - LEARN_SPREAD) // world.S * world.S + offset
+        cells = learner.region(x, y, LEARN_SIDE, LEARN_SIDE)
+        prof = learner.profile_region(x, y, LEARN_SIDE, LEARN_SIDE)
+        np.add.at(counts, (group[prof.ravel()], cells.ravel()), 1)
+    return counts
+
+
+def _prior(world: World, group: npt.NDArray[np.intp], groups: int) -> I64Array:
+    """The solver's prior per group, ``(G, T)`` in units of 1/65536 (each row sums to <= 1)."""
+    out = np.zeros((groups, world.model.size), dtype=np.int64)
+    for p in range(world.profiles.shape[0]):
+        g = int(group[p])
+        if out[g].any():
+            continue
+        row = np.asarray(world.model.weights, dtype=np.float64) * world.profiles[p]
+        total = math.fsum(row.tolist())  # exactly rounded: the same on every platform
+        out[g] = np.floor(row / total * _FREQ_ONE).astype(np.int64)
+    return out
+
+
+def _table(world: World, counts: I64Array, prior: I64Array) -> I64Array:
+    """Predicted mean RGB per group in units of 1/256 (integers only, so exact)."""
+    images = world.model.images
+    if images is None:
+        raise ValueError("model has no pictures")
+    # each variant's mean colour in units of 1/256 (floored): < 2**16
+    per_variant = images.reshape(images.shape[0], -1, 3).astype(np.int64).sum(axis=1)
+    mean = per_variant * _RGB_ONE // (CELL_PX * CELL_PX)
+    numerator = counts * _FREQ_ONE + PRIOR_CELLS * prior  # (G, T)
+    # bounds: a count <= 2**16 cells and a mean < 2**16, so a term < 2**48 and a sum over
+    # T < 2**14 variants < 2**62: exact in int64 (integer sums do not depend on their order)
+    if int(counts.sum(axis=1).max(initial=0)) > 1 << 16 or counts.shape[1] >= 1 << 14:
+        raise ValueError("too many learnt cells or variants for exact int64 sums")
+    denominator = numerator.sum(axis=1)
+    rgb: I64Array = (numerator[:, :, None] * mean[None, :, :]).sum(axis=1) // denominator[:, None]
+    return rgb
+
+
+def _load(path: Path, shape: tuple[int, int]) -> I64Array | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            counts = np.asarray(data["counts"], dtype=np.int64)
+    except (OSError, ValueError, KeyError):
+        return None
+    return counts if counts.shape == shape and int(counts.min(initial=0)) >= 0 else None
+
+
+def _save(path: Path, counts: I64Array) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, counts=counts)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def summaries_dir() -> Path:
+    """Where learnt count tables are cached: beside the patch libraries."""
+    return cache_dir().parent / "summaries"
+
+
+def build_summary(world: World, directory: Path | None = None) -> Summary:
+    """The summary of ``world``: counts from the disk cache, learnt (and cached) on a miss."""
+    group, groups = _groups(world.profiles)
+    path = (directory or summaries_dir()) / f"{summary_key(world)}.npz"
+    counts = _load(path, (groups, world.model.size))
+    if counts is None:
+        counts = learn_counts(world, group, groups)
+        _save(path, counts)
+    table = _table(world, counts, _prior(world, group, groups))
+    for array in (group, counts, table):
+        array.setflags(write=False)
+    return Summary(group=group, counts=counts, table=table)
+
+
+_SUMMARIES: weakref.WeakKeyDictionary[World, Summary] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def summary_for(world: World) -> Summary:
+    """The (memoised) summary of ``world``."""
+    with _GUARD:
+        found = _SUMMARIES.get(world)
+    if found is None:
+        found = build_summary(world)
+        with _GUARD:
+            found = _SUMMARIES.setdefault(world, found)
+    return found
+
+
+def sample_offsets(cells_per_px: int, samples: int) -> I64Array:
+    """Offsets (cells) of the ``samples`` sub-sample points inside a pixel, evenly spread."""
+    k = np.arange(samples, dtype=np.int64)
+    out: I64Array = (2 * k + 1) * cells_per_px // (2 * samples)
+    return out
+
+
+def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U8Array:
+    """RGB ``(pixels, pixels, 3)`` of the square whose top-left cell is ``(x0, y0)``, each pixel
+    the predicted mean colour of the ``cells_per_px``² cells it covers."""
+    summary = summary_for(world)
+    s = min(SUBSAMPLES, cells_per_px)
+    inner = sample_offsets(cells_per_px, s)
+    starts = np.arange(pixels, dtype=np.int64) * cells_per_px
+    xs = (x0 + starts[:, None] + inner[None, :]).reshape(-1)
+    ys = (y0 + starts[:, None] + inner[None, :]).reshape(-1)
+    prof = world.profile_at(xs[None, :], ys[:, None])
+    rgb = summary.table[summary.group[prof]]  # (pixels*s, pixels*s, 3) in 1/256
+    total = rgb.reshape(pixels, s, pixels, s, 3).sum(axis=(1, 3))
+    out: U8Array = (total // (s * s * _RGB_ONE)).astype(np.uint8)
+    return out
