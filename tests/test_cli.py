@@ -17,8 +17,8 @@ from PIL import Image
 
 from tests.reference.naive_wfc import is_valid_tiling
 from worldgen import tilesets
-from worldgen._cli_io import MAX_SIDE
-from worldgen.cli import main
+from worldgen.cli import build_parser, main
+from worldgen.cli._io import MAX_SIDE
 from worldgen.engine.tileset import load_tileset
 
 STATS_KEYS = {
@@ -652,3 +652,54 @@ def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, _ = run(capsys, "generate", "--help")
     assert code == 0
     assert "--max-backtracks" in stdout
+
+
+def test_every_command_is_listed_and_has_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the running command's options are added, but every command stays reachable."""
+    code, stdout, _ = run(capsys, "--help")
+    assert code == 0
+    for name in ("generate", "tilesets", "demo", "region", "tile", "serve", "backup", "restore"):
+        assert name in stdout
+        code, own, _ = run(capsys, name, "--help")
+        assert code == 0
+        assert own.startswith(f"usage: worldgen {name} ")
+    full = build_parser()  # every command's options, as tests and tools use it
+    window = ["--x", "0", "--y", "0", "--width", "1", "--height", "1"]
+    args = full.parse_args(["region", "--tileset", "terrain", "--seed", "1", *window, "--out", "r"])
+    assert (args.command, args.order, args.workers) == ("region", "rowmajor", 1)
+
+
+# ---------------------------------------------------------------- start-up
+
+# Modules that take tens to hundreds of milliseconds to import; a command loads only those it uses.
+HEAVY = ("numpy", "numba", "PIL", "fastapi", "starlette", "pydantic", "redis", "rich", "uvicorn")
+SOLVER = ("numpy", "numba", "PIL")
+
+
+def heavy_modules_after(code: str) -> set[str]:
+    """The HEAVY packages a fresh interpreter has imported after running ``code``."""
+    probe = (
+        "import sys, contextlib, io\n"
+        f"with contextlib.redirect_stdout(io.StringIO()):\n    {code}\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(proc.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("code", "allowed"),
+    [
+        ("import worldgen.cli", ()),
+        ("from worldgen.cli import main; main(['--version'])", ()),
+        ("from worldgen.cli import main; main(['--help'])", ()),
+        ("from worldgen.cli import main; main(['serve', '--help'])", ()),
+        ("from worldgen.cli import main; main(['restore', '--help'])", ()),
+        ("from worldgen.cli import main; main(['generate', '--help'])", SOLVER),
+        ("from worldgen.cli import main; main(['tilesets', '--json'])", SOLVER),
+    ],
+)
+def test_commands_import_only_what_they_use(code: str, allowed: tuple[str, ...]) -> None:
+    assert heavy_modules_after(code) <= set(allowed)

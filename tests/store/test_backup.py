@@ -26,6 +26,8 @@ from redis.asyncio import Redis
 
 from tests.conftest import ValkeyHandle
 from worldgen.cli import main
+from worldgen.cli.backup import redact
+from worldgen.errors import UsernameTakenError
 from worldgen.store.backup import (
     FORMAT,
     MAX_LINE_BYTES,
@@ -41,14 +43,13 @@ from worldgen.store.backup import (
     write_archive,
 )
 from worldgen.store.chat import Author, ChatRecord, ChatStore, PingRecord
-from worldgen.store.cli_commands import redact
 from worldgen.store.client import connect
 from worldgen.store.embedded import EmbeddedValkey
 from worldgen.store.keys import Keys
 from worldgen.store.members import MAX_MEMBERS, MemberRepo
 from worldgen.store.sessions import Revocations, SessionStore
 from worldgen.store.tiles import TileCache
-from worldgen.store.users import UsernameTakenError, UserRecord, UserRepo
+from worldgen.store.users import UserRecord, UserRepo
 from worldgen.store.worlds import MAX_SEED, WorldRecord, WorldRepo
 
 T = TypeVar("T")

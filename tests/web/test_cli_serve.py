@@ -148,7 +148,7 @@ def test_bad_flags_exit_2_with_a_message(
 
 def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from worldgen.cli import build_parser
-    from worldgen.web.cli_commands import settings_from_args
+    from worldgen.cli.serve import settings_from_args
 
     monkeypatch.setenv("WORLDGEN_PORT", "9100")
     monkeypatch.setenv("WORLDGEN_WORKERS", "3")

@@ -10,18 +10,22 @@ from pathlib import Path
 
 import pytest
 
+from worldgen import tilesets
 from worldgen.cli import main
+from worldgen.cli import world as cli_world
+from worldgen.cli._terminal import PROGRESS_MIN_BLOCKS, progress_bar
 from worldgen.errors import InputError
-from worldgen.world import cli_commands
-from worldgen.world.cli_commands import PROGRESS_MIN_BLOCKS, add_world_commands, progress_bar
-from worldgen.world.spec import WorldSpec, build_world
+from worldgen.world.api import build_world
+from worldgen.world.spec import WorldSpec
 
 HEX = re.compile(r"#[0-9a-f]{6}")
 
 
 def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="worldgen")
-    add_world_commands(parser.add_subparsers(required=True))
+    sub = parser.add_subparsers(required=True)
+    for command in cli_world.COMMANDS:
+        command.add_arguments(sub.add_parser(command.name))
     args = parser.parse_args(list(argv))
     code: int = args.handler(args)
     return code
@@ -70,7 +74,7 @@ def test_sample_region_json_has_colors(tmp_path: Path) -> None:
 
 
 def test_sample_given_as_a_file_path(tmp_path: Path) -> None:
-    png = Path(cli_commands.__file__).parents[1] / "tilesets" / "samples" / "corridors.png"
+    png = tilesets.ROOT / "samples" / "corridors.png"
     by_path, by_name = tmp_path / "p.json", tmp_path / "n.json"
     rest = ("--seed", "3", "--block-size", "8", "--variants", "2", *GEO)
     assert run("region", "--sample", str(png), *rest, "--out", str(by_path)) == 0
@@ -185,13 +189,12 @@ def test_region_reports_progress_per_top_block(
 ) -> None:
     calls: list[int] = []
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    real = cli_commands.progress_bar
 
     def spy(total: int) -> AbstractContextManager[Callable[[int], None] | None]:
         calls.append(total)
-        return real(total)
+        return progress_bar(total)
 
-    monkeypatch.setattr(cli_commands, "progress_bar", spy)
+    monkeypatch.setattr("worldgen.cli.world.progress_bar", spy)
     geo = ("--x", "0", "--y", "0", "--width", "80", "--height", "80")
     assert run("region", *SAMPLE, *geo, "--out", str(tmp_path / "o.json")) == 0
     world = build_world(WorldSpec("sample", "lakes", 42, S=8, V=2))

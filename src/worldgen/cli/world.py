@@ -1,37 +1,27 @@
-"""The ``worldgen region`` and ``worldgen tile`` commands.
+"""``worldgen region`` and ``worldgen tile``: a window or a map tile of the infinite world.
 
-``add_world_commands(subparsers)`` adds both to an ``argparse`` sub-parser set; each sets
-``handler`` (``Callable[[argparse.Namespace], int]``) as a default, so the main CLI runs
-``args.handler(args)`` and maps :class:`InputError` to exit code 2. The world comes from a
-:class:`~worldgen.world.spec.WorldSpec` (``--tileset`` or ``--sample``, a bundled name or a file).
+The world comes from a :class:`~worldgen.world.spec.WorldSpec` (``--tileset`` or ``--sample``, a
+bundled name or a file). The world package is imported only when one of these commands runs, and
+``tile`` never loads the process pool.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from worldgen import tilesets
+from worldgen.cli import _gc
+from worldgen.cli._command import Command
+from worldgen.cli._terminal import progress_bar
 from worldgen.errors import InputError
-from worldgen.world.blocks import ORDERS, World, region_in_order
-from worldgen.world.parallel import region_parallel
-from worldgen.world.render import png_bytes, region_rgb, render_tile
-from worldgen.world.spec import (
-    MAX_REGION_SIDE,
-    Source,
-    WorldSpec,
-    build_world,
-    region_document,
-)
 
-MAX_WORKERS = 64
-PROGRESS_MIN_BLOCKS = 64
-"""A progress bar appears (on a terminal) for jobs of more top-layer blocks than this."""
+if TYPE_CHECKING:
+    from worldgen.world.blocks import World
+    from worldgen.world.spec import WorldSpec
+
+__all__ = ["COMMANDS", "open_world", "run_region", "run_tile", "spec_from_args"]
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -47,9 +37,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int, default=2, help="refinement layers (0..3)")
 
 
-def add_world_commands(subparsers: Any) -> None:
-    """Add ``region`` and ``tile`` to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
-    reg = subparsers.add_parser("region", help="generate a window of the infinite world")
+def _add_region_arguments(reg: argparse.ArgumentParser) -> None:
+    from worldgen.world.blocks import ORDERS
+
     _add_model_args(reg)
     reg.add_argument("--x", type=int, required=True)
     reg.add_argument("--y", type=int, required=True)
@@ -60,7 +50,8 @@ def add_world_commands(subparsers: Any) -> None:
     reg.add_argument("--out", required=True, help="output .json or .png")
     reg.set_defaults(handler=run_region)
 
-    til = subparsers.add_parser("tile", help="render one 256-px map tile (z=0 opens the map)")
+
+def _add_tile_arguments(til: argparse.ArgumentParser) -> None:
     _add_model_args(til)
     til.add_argument("--z", type=int, required=True)
     til.add_argument("--x", type=int, required=True)
@@ -69,12 +60,20 @@ def add_world_commands(subparsers: Any) -> None:
     til.set_defaults(handler=run_tile)
 
 
+COMMANDS = (
+    Command("region", "generate a window of the infinite world", _add_region_arguments),
+    Command("tile", "render one 256-px map tile (z=0 opens the map)", _add_tile_arguments),
+)
+
+
 def spec_from_args(args: argparse.Namespace) -> WorldSpec:
     """The :class:`WorldSpec` the arguments describe (a file path is made absolute for workers)."""
+    from worldgen import tilesets
+    from worldgen.world.spec import KIND, Source, WorldSpec
+
     source: Source = "sample" if args.sample is not None else "tileset"
     name: str = args.sample if args.sample is not None else args.tileset
-    kind: tilesets.Kind = "overlapping" if source == "sample" else "tiled"
-    if tilesets.lookup(name, kind) is None and Path(name).is_file():
+    if tilesets.lookup(name, KIND[source]) is None and Path(name).is_file():
         name = str(Path(name).resolve())
     return WorldSpec(
         source, name, args.seed, args.subset, args.N, args.symmetry, args.S, args.V, args.layers
@@ -83,6 +82,8 @@ def spec_from_args(args: argparse.Namespace) -> WorldSpec:
 
 def open_world(args: argparse.Namespace) -> World:
     """Build the world the arguments describe; InputError for anything invalid."""
+    from worldgen.world.api import build_world
+
     return build_world(spec_from_args(args), allow_files=True)
 
 
@@ -93,24 +94,14 @@ def _suffix(out: str, allowed: tuple[str, ...]) -> str:
     return suffix
 
 
-@contextlib.contextmanager
-def progress_bar(total: int) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar on stderr for ``total`` blocks, only on a terminal and for big jobs;
-    yields the ``advance(n)`` callback, or None when no bar is shown."""
-    if total <= PROGRESS_MIN_BLOCKS or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console  # imported lazily: only interactive runs need it
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    columns = ("blocks", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("blocks", total=total)
-        yield lambda n: bar.advance(task, n)
-
-
 def run_region(args: argparse.Namespace) -> int:
     """Write the window as JSON (variant labels + row-major cells) or as a PNG picture."""
+    from worldgen.world.api import region_document
+    from worldgen.world.blocks import region_in_order
+    from worldgen.world.pool import MAX_WORKERS, region_parallel
+    from worldgen.world.render import png_bytes, region_rgb
+    from worldgen.world.spec import MAX_REGION_SIDE
+
     suffix = _suffix(args.out, (".json", ".png"))
     for option, value in (("--width", args.width), ("--height", args.height)):
         if not 1 <= value <= MAX_REGION_SIDE:
@@ -118,6 +109,7 @@ def run_region(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers must be in 1..{MAX_WORKERS}, got {args.workers}")
     world = open_world(args)
+    _gc.start_work()  # the world's layers and model are loaded
     x, y, w, h = args.x, args.y, args.width, args.height
     with progress_bar(len(world.top_blocks(x, y, w, h))) as advance:
         if args.workers > 1:
@@ -134,7 +126,9 @@ def run_region(args: argparse.Namespace) -> int:
 
 def run_tile(args: argparse.Namespace) -> int:
     """Write map tile ``(z, x, y)`` as PNG."""
+    from worldgen.world.api import tile_png
+
     _suffix(args.out, (".png",))
     world = open_world(args)
-    Path(args.out).write_bytes(render_tile(world, args.z, args.x, args.y))
+    Path(args.out).write_bytes(tile_png(world, args.z, args.x, args.y))
     return 0

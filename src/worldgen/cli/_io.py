@@ -1,27 +1,27 @@
 """The command line's input checks and output files: sizes, output paths, PNG and JSON writing.
 
 Every check raises :class:`~worldgen.errors.InputError` with a message that says what is wrong
-and how to fix it; ``worldgen.cli`` turns those into exit code 2. The limits are documented in
-``docs/cli.md``.
+and how to fix it; :func:`worldgen.cli.main` turns those into exit code 2. The limits are
+documented in ``docs/cli.md``. numpy and Pillow are imported by :func:`write_png` only, so that
+the checks cost nothing at start-up.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
-from PIL import Image
-
-from worldgen.engine.solver import SolveResult
 from worldgen.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from worldgen.engine.solver import SolveResult
 
 MAX_SIDE: Final = 1024
 """Largest output side for ``generate`` (tiles or pixels), so at most 1,048,576 cells."""
@@ -110,6 +110,9 @@ def check_png_size(width_px: int, height_px: int, scale: int) -> None:
 
 def write_png(path: Path, image: npt.NDArray[np.uint8], scale: int) -> None:
     """Save an RGBA image, each pixel drawn as a ``scale × scale`` block."""
+    import numpy as np
+    from PIL import Image
+
     picture = Image.fromarray(np.ascontiguousarray(image))
     if scale != 1:
         size = (picture.width * scale, picture.height * scale)
@@ -149,13 +152,11 @@ def failure_message(result: SolveResult, ground: bool) -> str:
     )
 
 
-@contextlib.contextmanager
-def spinner(message: str) -> Iterator[None]:
-    """A rich status spinner on stderr while the block runs, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console  # imported lazily: only interactive runs need it
+def error(message: str) -> None:
+    """Print ``worldgen: error: <message>`` on stderr: the one shape of every error line."""
+    print(f"worldgen: error: {message}", file=sys.stderr)
 
-    with Console(stderr=True).status(message):
-        yield
+
+def warn(message: str) -> None:
+    """Print ``worldgen: warning: <message>`` on stderr (the command goes on)."""
+    print(f"worldgen: warning: {message}", file=sys.stderr)

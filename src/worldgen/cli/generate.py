@@ -1,72 +1,54 @@
-"""The ``worldgen`` command: argument parsing and dispatch (documented in ``docs/cli.md``).
+"""``worldgen generate``, ``worldgen tilesets`` and ``worldgen demo``: one picture or tile map.
 
-Exit codes are decided here and nowhere else: 0 solved, 1 no solution within the budget
-(:class:`~worldgen.errors.SolveError` or a failed result), 2 bad input
-(:class:`~worldgen.errors.InputError`, and argparse's own usage errors), 3 an unexpected internal
-error. Messages go to stderr as ``worldgen: error: ...``; stdout carries only results (and, with
-``--stats``, a JSON object as its last line).
+The engine (numpy, numba, the solver kernels) and Pillow are imported by the commands that use
+them, never when this module is imported: ``worldgen --version`` and the other commands do not
+load the solver.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from worldgen import __version__, tilesets
-from worldgen._cli_io import (
+from worldgen.cli import _gc
+from worldgen.cli._command import Command
+from worldgen.cli._io import (
     MAX_ATTEMPTS,
     MAX_BACKTRACKS,
     MAX_SCALE,
     check_output,
     check_png_size,
     check_range,
+    error,
     failure_message,
     parse_size,
-    spinner,
     write_json,
     write_png,
 )
-from worldgen.engine import solver
-from worldgen.engine.generate import (
-    GenerateResult,
-    OverlappingJob,
-    build_overlapping,
-    generate_overlapping,
-    generate_tiled,
-    overlapping_json,
-    tiled_json,
-)
-from worldgen.engine.patterns import MAX_N, MIN_N, wave_shape
-from worldgen.engine.solver import HEURISTICS, Heuristic, SolverBudget
-from worldgen.engine.tileset import load_tileset
-from worldgen.errors import InputError, SolveError
-from worldgen.store.cli_commands import add_store_commands
-from worldgen.web.cli_commands import add_serve_command
-from worldgen.world.cli_commands import add_world_commands
+from worldgen.cli._terminal import spinner
+from worldgen.errors import InputError
+
+if TYPE_CHECKING:
+    from worldgen.engine.generate import GenerateResult
+    from worldgen.engine.solver import SolverBudget
+
+__all__ = ["COMMANDS", "DEFAULT_SIZE", "run_demo", "run_generate", "run_tilesets"]
 
 DEFAULT_SIZE = "48x48"
 DEMO_TILESET, DEMO_SIZE, DEMO_SEED, DEMO_OUT = "terrain", "64x48", 1, "out/demo.png"
-# argparse takes "-3x3" for an option; such values are joined to their option ("--size=-3x3")
-# so that the size check can say what is wrong with them.
-_DASH_VALUE = re.compile(r"-[0-9]")
 _SAMPLE_ONLY = ("N", "symmetry", "ground", "periodic_input")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="worldgen", description="Wave Function Collapse generator (see docs/cli.md)."
-    )
-    parser.add_argument("--version", action="version", version=f"worldgen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_generate_arguments(gen: argparse.ArgumentParser) -> None:
+    """The options of ``generate`` (imports the engine for its limits and heuristics)."""
+    from worldgen.engine.patterns import MAX_N, MIN_N
+    from worldgen.engine.solver import HEURISTICS, SolverBudget
 
-    gen = sub.add_parser("generate", help="generate one picture or tile map")
     source = gen.add_mutually_exclusive_group(required=True)
     source.add_argument("--sample", metavar="PNG|NAME", help="overlapping model: a sample bitmap")
     source.add_argument("--tileset", metavar="FILE|NAME", help="tiled model: a .xml/.json file")
@@ -104,21 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=SolverBudget.max_backtracks,
         help=f"rollbacks per attempt, 0..{MAX_BACKTRACKS} (%(default)s)",
     )
-    gen.set_defaults(handler=_cmd_generate)
+    gen.set_defaults(handler=run_generate)
 
-    listing = sub.add_parser("tilesets", help="list the bundled tilesets and samples")
+
+def _add_tilesets_arguments(listing: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true", help="print a JSON list instead")
-    listing.set_defaults(handler=_cmd_tilesets)
+    listing.set_defaults(handler=run_tilesets)
 
-    demo = sub.add_parser("demo", help="generate a map from the bundled terrain tileset")
+
+def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--out", default=DEMO_OUT, metavar="FILE", help="(%(default)s)")
     _add_common(demo, size_default=DEMO_SIZE, seed_default=DEMO_SEED)
-    demo.set_defaults(handler=_cmd_demo)
-
-    add_world_commands(sub)
-    add_serve_command(sub)
-    add_store_commands(sub)
-    return parser
+    demo.set_defaults(handler=run_demo)
 
 
 def _add_common(p: argparse.ArgumentParser, *, size_default: str, seed_default: int) -> None:
@@ -130,44 +109,17 @@ def _add_common(p: argparse.ArgumentParser, *, size_default: str, seed_default: 
     p.add_argument("--stats", action="store_true", help="print a JSON stats line last")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (the console script exits with it)."""
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    joined: list[str] = []
-    for token in args_in:
-        if joined and joined[-1] == "--size" and _DASH_VALUE.match(token):
-            joined[-1] = f"--size={token}"
-        else:
-            joined.append(token)
-    try:
-        args = build_parser().parse_args(joined)
-    except SystemExit as exc:  # usage errors (2), --help and --version (0)
-        return exc.code if isinstance(exc.code, int) else 2
-    handler = cast(Callable[[argparse.Namespace], int], args.handler)
-    try:
-        return handler(args)
-    except InputError as exc:
-        _error(str(exc))
-        return 2
-    except SolveError as exc:
-        _error(str(exc))
-        return 1
-    except MemoryError:
-        _error("out of memory; use a smaller --size")
-        return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except Exception as exc:  # a bug: still one line, never a traceback
-        _error(f"internal error ({type(exc).__name__}: {exc}); please report it")
-        return 3
+COMMANDS = (
+    Command("generate", "generate one picture or tile map", add_generate_arguments),
+    Command("tilesets", "list the bundled tilesets and samples", _add_tilesets_arguments),
+    Command("demo", "generate a map from the bundled terrain tileset", _add_demo_arguments),
+)
 
 
-def _error(message: str) -> None:
-    print(f"worldgen: error: {message}", file=sys.stderr)
+def run_generate(args: argparse.Namespace) -> int:
+    """Solve one sample or tileset and write the output; 0 solved, 1 failed (partial output)."""
+    from worldgen.engine.solver import SolverBudget
 
-
-def _cmd_generate(args: argparse.Namespace) -> int:
     width, height = parse_size(args.size)
     budget = SolverBudget(
         max_attempts=check_range("--max-attempts", args.max_attempts, 1, MAX_ATTEMPTS),
@@ -183,6 +135,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _generate_sample(
     args: argparse.Namespace, width: int, height: int, budget: SolverBudget
 ) -> int:
+    from worldgen import tilesets
+    from worldgen.engine.generate import (
+        OverlappingJob,
+        build_overlapping,
+        generate_overlapping,
+        overlapping_json,
+    )
+    from worldgen.engine.patterns import MAX_N, MIN_N, wave_shape
+
     if args.subset is not None:
         raise InputError("--subset applies to --tileset only; drop it")
     entry = tilesets.lookup(args.sample, "overlapping")
@@ -215,7 +176,7 @@ def _generate_sample(
             height,
             periodic=args.periodic,
             seed=args.seed,
-            heuristic=cast(Heuristic, args.heuristic),
+            heuristic=args.heuristic,
             ground=job.ground,
             budget=budget,
         )
@@ -227,6 +188,10 @@ def _generate_sample(
 
 
 def _generate_tiles(args: argparse.Namespace, width: int, height: int, budget: SolverBudget) -> int:
+    from worldgen import tilesets
+    from worldgen.engine.generate import generate_tiled, tiled_json
+    from worldgen.engine.tileset import load_tileset
+
     given = [f"--{k.replace('_', '-')}" for k in _SAMPLE_ONLY if getattr(args, k) is not None]
     if given:
         verb, it = ("applies", "it") if len(given) == 1 else ("apply", "them")
@@ -255,7 +220,7 @@ def _generate_tiles(args: argparse.Namespace, width: int, height: int, budget: S
             height,
             periodic=args.periodic,
             seed=args.seed,
-            heuristic=cast(Heuristic, args.heuristic),
+            heuristic=args.heuristic,
             budget=budget,
         )
 
@@ -266,8 +231,12 @@ def _generate_tiles(args: argparse.Namespace, width: int, height: int, budget: S
 
 
 def _warm_up() -> float:
+    from worldgen.engine import solver
+
     with spinner("compiling the solver (first run only)"):
-        return solver.warm_up()
+        seconds = solver.warm_up()
+    _gc.start_work()  # the engine and its kernels are loaded
+    return seconds
 
 
 def _finish(
@@ -293,7 +262,7 @@ def _finish(
             f"seed {args.seed}, solved in {gen.result.solve_s:.2f} s"
         )
     else:
-        _error(failure_message(gen.result, ground))
+        error(failure_message(gen.result, ground))
         hole = "grey" if out.suffix.lower() == ".png" else "-1"
         print(
             f"worldgen: wrote the partial result to {out} (undecided parts are {hole})",
@@ -312,7 +281,12 @@ def _finish(
     return 0 if gen.solved else 1
 
 
-def _cmd_tilesets(args: argparse.Namespace) -> int:
+def run_tilesets(args: argparse.Namespace) -> int:
+    """List the bundled tilesets and samples with their tile or pattern counts."""
+    from worldgen import tilesets
+    from worldgen.engine.generate import OverlappingJob, build_overlapping
+    from worldgen.engine.tileset import load_tileset
+
     rows = []
     for entry in tilesets.catalog():
         d = entry.defaults
@@ -344,7 +318,8 @@ def _cmd_tilesets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace) -> int:
+    """``generate --tileset terrain`` with the demo's defaults, creating the output's folder."""
     parse_size(args.size)
     out = Path(args.out)
     try:
@@ -353,17 +328,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise InputError(
             f"cannot create folder {str(out.parent)!r} ({exc.strerror}); choose another --out"
         ) from None
-    argv = [
-        "generate",
-        "--tileset",
-        DEMO_TILESET,
-        f"--size={args.size}",
-        "--seed",
-        str(args.seed),
-        "--out",
-        args.out,
-    ]
+    argv = ["--tileset", DEMO_TILESET, f"--size={args.size}", "--seed", str(args.seed)]
+    argv += ["--out", args.out]
     argv += ["--stats"] if args.stats else []
     argv += ["--scale", str(args.scale)] if args.scale is not None else []
-    gen_args = build_parser().parse_args(argv)
-    return _cmd_generate(gen_args)
+    parser = argparse.ArgumentParser(prog="worldgen generate")
+    add_generate_arguments(parser)
+    return run_generate(parser.parse_args(argv))

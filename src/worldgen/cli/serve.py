@@ -1,29 +1,28 @@
-"""The ``worldgen serve`` command: run the web app under uvicorn.
+"""``worldgen serve``: run the web app under uvicorn.
 
-``add_serve_command(subparsers)`` adds it to an ``argparse`` sub-parser set and sets ``handler``
-(``Callable[[argparse.Namespace], int]``), like :mod:`worldgen.world.cli_commands`. Flags given
-on the command line override the environment (``WORLDGEN_*``, ``REDIS_URL``), which overrides
-the defaults of :class:`~worldgen.settings.Settings`. Invalid settings are an
+Flags given on the command line override the environment (``WORLDGEN_*``, ``REDIS_URL``), which
+overrides the defaults of :class:`~worldgen.settings.Settings`. Invalid settings are an
 :class:`~worldgen.errors.InputError` (exit code 2).
 
 Once the app is ready (Redis connected, workers warmed up) the command prints its URL on stdout.
 With ``--ssl-certfile F --ssl-keyfile K`` (or ``WORLDGEN_SSL_CERTFILE``/``_KEYFILE``) it serves
 HTTPS and WSS only (see ``docs/security.md`` for deploying behind TLS).
 SIGINT (Ctrl+C) and SIGTERM stop it gracefully: requests in flight finish, the worker pool and
-the embedded Valkey server (AOF flushed) are stopped, and the exit code is 0. The web stack is
-imported only when the command runs, so other commands start as fast as before.
+the embedded Valkey server (AOF flushed) are stopped, and the exit code is 0. The web stack
+(uvicorn, FastAPI, pydantic, Redis) is imported only when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from worldgen.cli import _gc
+from worldgen.cli._command import Command
+from worldgen.cli._io import error
 from worldgen.errors import InputError
 
 if TYPE_CHECKING:
@@ -31,20 +30,13 @@ if TYPE_CHECKING:
 
     from worldgen.settings import Settings
 
-__all__ = ["add_serve_command", "run_serve", "settings_from_args"]
+__all__ = ["COMMANDS", "run_serve", "settings_from_args"]
 
 _READY_POLL_S = 0.05
 _GRACEFUL_SHUTDOWN_S = 10
 
 
-def add_serve_command(subparsers: Any) -> None:
-    """Add ``serve`` to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
-    serve = subparsers.add_parser(
-        "serve",
-        help="run the web app (an embedded Valkey server unless REDIS_URL is set)",
-        description="Serve the map and the API. Settings also come from WORLDGEN_* variables "
-        "and REDIS_URL (see docs/operations.md); flags win.",
-    )
+def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (8000)")
     serve.add_argument(
@@ -61,6 +53,17 @@ def add_serve_command(subparsers: Any) -> None:
         "--ssl-keyfile", type=Path, metavar="FILE", help="the certificate's private key (PEM)"
     )
     serve.set_defaults(handler=run_serve)
+
+
+COMMANDS = (
+    Command(
+        "serve",
+        "run the web app (an embedded Valkey server unless REDIS_URL is set)",
+        _add_serve_arguments,
+        description="Serve the map and the API. Settings also come from WORLDGEN_* variables "
+        "and REDIS_URL (see docs/operations.md); flags win.",
+    ),
+)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -108,6 +111,7 @@ def _server_class() -> type[uvicorn.Server]:
 
 async def _serve(server: uvicorn.Server, url: str) -> bool:
     """Run ``server``; print ``url`` once it accepts requests. False if it could not start."""
+    import asyncio
 
     async def run() -> bool:
         try:
@@ -126,6 +130,9 @@ async def _serve(server: uvicorn.Server, url: str) -> bool:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the app until SIGINT/SIGTERM; 0 after a clean stop, 1 if it could not start."""
+    import asyncio
+    import logging
+
     import uvicorn
 
     from worldgen.web.app import create_app
@@ -161,8 +168,9 @@ def run_serve(args: argparse.Namespace) -> int:
         ssl_keyfile=str(settings.ssl_keyfile) if tls else None,
     )
     server = _server_class()(config)
+    _gc.start_work()  # a long-lived process: collect as usual from here
     if not asyncio.run(_serve(server, _display_url(settings.host, settings.port, tls=tls))):
         reason = app.state.startup_error or "the server could not start (see the log above)"
-        print(f"worldgen: error: {reason}", file=sys.stderr)
+        error(reason)
         return 1
     return 0

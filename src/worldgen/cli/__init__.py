@@ -1,0 +1,107 @@
+"""The ``worldgen`` command: argument parsing and dispatch (documented in ``docs/cli.md``).
+
+One module per group of commands: :mod:`.generate` (``generate``, ``tilesets``, ``demo``),
+:mod:`.world` (``region``, ``tile``), :mod:`.serve` (``serve``), :mod:`.backup` (``backup``,
+``restore``); ``_io`` holds the input checks and output files, ``_terminal`` the spinner and the
+progress bar. No layer package (engine, world, store, web, realtime) knows about the command line.
+
+Start-up is part of the contract: importing this package imports no numpy, numba, Pillow,
+FastAPI, pydantic, Redis or rich. Each command imports what it drives when it runs, and
+:func:`main` adds the options of the command being run only (adding them may import its layer),
+so ``worldgen --version`` costs an interpreter start and ``worldgen serve`` never loads the
+solver. The garbage collector is paused while a command starts and skipped at exit (``_gc``).
+
+Exit codes are decided here and nowhere else: 0 solved, 1 no solution within the budget
+(:class:`~worldgen.errors.SolveError` or a failed result), 2 bad input
+(:class:`~worldgen.errors.InputError`, and argparse's own usage errors), 3 an unexpected internal
+error. Messages go to stderr as ``worldgen: error: ...``; stdout carries only results (and, with
+``--stats``, a JSON object as its last line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from typing import cast
+
+from worldgen import __version__
+from worldgen.cli import _gc, backup, generate, serve, world
+from worldgen.cli._command import Command, Handler
+from worldgen.cli._io import error
+from worldgen.errors import InputError, SolveError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: tuple[Command, ...] = (
+    *generate.COMMANDS,
+    *world.COMMANDS,
+    *serve.COMMANDS,
+    *backup.COMMANDS,
+)
+"""Every subcommand, in the order ``worldgen --help`` lists them."""
+
+# argparse takes "-3x3" for an option; such values are joined to their option ("--size=-3x3")
+# so that the size check can say what is wrong with them.
+_DASH_VALUE = re.compile(r"-[0-9]")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every subcommand is listed, but only ``command``'s options are added
+    (all of them when ``command`` is None, which imports every layer)."""
+    parser = argparse.ArgumentParser(
+        prog="worldgen", description="Wave Function Collapse generator (see docs/cli.md)."
+    )
+    parser.add_argument("--version", action="version", version=f"worldgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for spec in COMMANDS:
+        p = sub.add_parser(spec.name, help=spec.help, description=spec.description)
+        if command is None or command == spec.name:
+            spec.add_arguments(p)
+    return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is not an option (the top-level
+    options, ``-h`` and ``--version``, take no value)."""
+    return next((token for token in argv if not token.startswith("-")), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    joined: list[str] = []
+    for token in args_in:
+        if joined and joined[-1] == "--size" and _DASH_VALUE.match(token):
+            joined[-1] = f"--size={token}"
+        else:
+            joined.append(token)
+    _gc.freeze_at_exit()
+    with _gc.paused():
+        return _run(joined)
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        args = build_parser(_command_of(argv) or "").parse_args(argv)
+    except SystemExit as exc:  # usage errors (2), --help and --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
+    handler = cast(Handler, args.handler)
+    try:
+        return handler(args)
+    except InputError as exc:
+        error(str(exc))
+        return 2
+    except SolveError as exc:
+        error(str(exc))
+        return 1
+    except MemoryError:
+        error("out of memory; use a smaller --size")
+        return 2
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: still one line, never a traceback
+        error(f"internal error ({type(exc).__name__}: {exc}); please report it")
+        return 3
