@@ -11,6 +11,9 @@ fresh :class:`World` per tile, JIT warm, library cached), far-zoom tile times, f
 macro/tile class agreement against chance, top-layer blocks/s of a warm :class:`WorkerPool` with 1
 and 2 workers (and the serial in-process rate), and the peak RSS of ``worldgen region`` writing a
 large region as PNG, measured in a subprocess with ``getrusage(RUSAGE_CHILDREN)``.
+
+``--zooms`` runs :mod:`bench.zooms` instead: cold map tile latency per zoom through a 2-worker
+pool and the far-zoom colour error of every bundled model.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench import zooms
 from bench.engine import machine
 from worldgen.engine import solver
 from worldgen.engine.tileset import load_tileset
@@ -43,6 +47,7 @@ from worldgen.world.patches import cache_dir, load_or_build
 from worldgen.world.pool import WorkerPool
 from worldgen.world.render import Palette, render_tile
 from worldgen.world.spec import WorldSpec
+from worldgen.world.summary import summary_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "samples" / "tilesets"
@@ -95,6 +100,7 @@ class Result:
     classes: int = 0
     combos: int = 0
     library_build_s: float | None = None
+    summary_s: float | None = None
     detail_ms: list[float] = field(default_factory=list)
     detail_p50_ms: float | None = None
     detail_p95_ms: float | None = None
@@ -156,6 +162,9 @@ def bench_tiles(case: Case, spec: WorldSpec, res: Result, tiles: int, log: Conso
     res.detail_p50_ms = statistics.median(res.detail_ms)
     res.detail_p95_ms = _pct(res.detail_ms, 95)
     far_all: list[float] = []
+    started = time.perf_counter()
+    summary_for(base)  # learnt once per library (cached on disk); every fresh world reads it
+    res.summary_s = time.perf_counter() - started
     for z in FAR_ZOOMS:
         times = []
         for k in range(max(3, tiles // 4)):
@@ -376,11 +385,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-workers", type=int, default=1,
                         help="--workers of the memory run (default 1: one process)")  # fmt: skip
     parser.add_argument("--no-memory", action="store_true", help="skip the region PNG run")
+    parser.add_argument("--zooms", action="store_true",
+                        help="run bench.zooms instead (tile latency per zoom, far-zoom error); "
+                        "--quick and --only are passed on")  # fmt: skip
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.zooms:
+        passed = (["--quick"] if args.quick else []) + [f"--only={n}" for n in args.only]
+        return zooms.main(passed)
     out = Console() if sys.stdout.isatty() else Console(width=240)
     log = Console(stderr=True)
     started = time.perf_counter()

@@ -186,7 +186,7 @@ def test_pool_tiles_are_the_in_process_tiles_and_reuse_chunks(world_cache: Path)
     spec = WorldSpec("tileset", "pipes", 5)
     world = build_world(spec)
     with WorkerPool(2) as p:
-        p.start()
+        assert len(p.prepare(spec)) == 2  # world and far-zoom summary built in both workers
         # a lone z=0 tile (cut into bands for the idle workers); a z=-1 tile around it (three new
         # chunks, one kept); detail tiles drawn from a kept chunk, and one from a new chunk
         for key in ((0, -1, 0), (-1, -1, 0), (1, -2, 1), (2, -3, 3), (1, 7, 7)):

@@ -68,15 +68,27 @@ def test_identical_profiles_share_a_group() -> None:
 def test_far_pixels_average_the_predicted_colour_of_their_sub_samples() -> None:
     world = build_world(TERRAIN)
     found = summary_for(world)
-    rgb = far_rgb(world, -4096, 1024, 8, 32)
-    inner = sample_offsets(32, summary.SUBSAMPLES)
+    rgb = far_rgb(world, -4096, 1024, 8, 16)
+    inner = sample_offsets(16, summary.SUBSAMPLES)
     for py, px in ((0, 0), (3, 7), (7, 2)):
-        xs = -4096 + 32 * px + inner
-        ys = 1024 + 32 * py + inner
+        xs = -4096 + 16 * px + inner
+        ys = 1024 + 16 * py + inner
         table = found.table[found.group[world.profile_at(xs[None, :], ys[:, None])]]
         expected = table.reshape(-1, 3).sum(axis=0) // (len(inner) ** 2 * 256)
         assert np.array_equal(rgb[py, px], expected)
     assert np.array_equal(tile_rgb(world, Z_FAR, -1, 0)[:8, :8], far_rgb(world, -512, 0, 8, 2))
+
+
+@pytest.mark.parametrize("cells_per_px", [2, 16, summary.SMOOTH_FROM, 256])
+def test_far_squares_join_seamlessly(cells_per_px: int) -> None:
+    """A pixel depends only on where it is, not on the square drawn around it (the smoothed
+    zooms read their neighbours' sub-samples too), so far tiles join without seams."""
+    world = build_world(TERRAIN)
+    n = cells_per_px
+    whole = far_rgb(world, -8 * n, 40 * n, 16, n)
+    for dx, dy in ((0, 0), (8, 0), (0, 8), (5, 11)):
+        part = far_rgb(world, (dx - 8) * n, (dy + 40) * n, 5, n)
+        assert np.array_equal(part, whole[dy : dy + 5, dx : dx + 5]), (dx, dy)
 
 
 def test_far_pixels_predict_the_final_cells() -> None:

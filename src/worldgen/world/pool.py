@@ -65,6 +65,7 @@ from worldgen.world.plan import (
 )
 from worldgen.world.render import Z_DETAIL, Z_FAR, cells_per_tile, render_cells, tile_window
 from worldgen.world.spec import WorldSpec
+from worldgen.world.summary import summary_for
 
 __all__ = [
     "CHUNK",
@@ -156,6 +157,13 @@ def _init_worker(max_worlds: int, allow_files: bool) -> None:
 
 def _ping(pause: float) -> int:
     """The worker's pid, after ``pause`` seconds (so that one worker cannot answer every ping)."""
+    time.sleep(pause)
+    return os.getpid()
+
+
+def _prepare_task(spec: WorldSpec, pause: float) -> int:
+    """Build the spec's world and its far-zoom summary in this worker; its pid after ``pause``."""
+    summary_for(_WORLDS.get(spec))
     time.sleep(pause)
     return os.getpid()
 
@@ -498,6 +506,18 @@ class WorkerPool:
                 raise GeneratorUnavailableError(
                     f"the workers did not start within {START_TIMEOUT_S:g} s"
                 ) from None
+            if len(seen) >= self.workers:
+                break
+        return sorted(seen)
+
+    def prepare(self, spec: WorldSpec) -> list[int]:
+        """Build the spec's world (library included) and its far-zoom summary in every worker, so
+        that no later tile pays for them; returns the process ids that answered (bounded rounds,
+        like :meth:`start`). The first call may learn the summary (seconds, once per library)."""
+        seen: set[int] = set()
+        for _ in range(20):
+            futures = [self.submit(_prepare_task, spec, 0.05) for _ in range(self.workers)]
+            seen.update(f.result() for f in futures)
             if len(seen) >= self.workers:
                 break
         return sorted(seen)
