@@ -46,6 +46,7 @@ def test_rename_and_delete_reach_clients_of_both_instances(
                     "event": "renamed",
                     "world_id": wid,
                     "name": "New name",
+                    "version": 2,  # the record's version now (the rename box sends it back)
                 }
             assert (await http.delete(f"/api/worlds/{wid}")).status_code == 204
         for client in (here, there):
@@ -66,7 +67,7 @@ def test_a_change_made_behind_the_hubs_back_still_arrives(
     (a,) = app_servers(handle, 1)
 
     async def rename(r: Redis, wid: str) -> None:
-        await WorldRepo(r, Keys()).rename(wid, "Renamed quietly")
+        await WorldRepo(r, Keys()).update(wid, name="Renamed quietly")
 
     async def main() -> None:
         wid = await new_world(handle.url, "Before")

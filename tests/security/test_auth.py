@@ -345,3 +345,19 @@ async def test_no_password_or_token_reaches_the_log(
     out, err = capfd.readouterr()
     assert secret not in out + err
     assert token not in out + err
+
+
+async def test_pages_say_whether_the_visitor_is_signed_in(client: SecClient) -> None:
+    """Page data carries ``signed_in``, so a signed-out page never has to ask /api/auth/me
+    (and log a red 401 in the console)."""
+    member = await signed_in(client, "pagereader")
+    world = await client.app.state.store.worlds.create(  # no generation needed for this test
+        name="Paged", tileset="terrain", kind="tiled", seed=1
+    )
+    pages = ("/", f"/worlds/{world.id}", "/login", "/invite", "/worlds/AAAAAAAAAAAA")
+    anonymous = await another(client)
+    for who, expected in ((anonymous, "false"), (member, "true")):
+        for path in pages:
+            page = await who.get(path)
+            assert page.status_code in (200, 404), path
+            assert f'data-signed-in="{expected}"' in page.text, (path, expected)

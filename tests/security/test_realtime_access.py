@@ -2,7 +2,8 @@
 sockets: each role opens (or does not find) a world and chats (or may not); a private world is
 indistinguishable from a missing one; foreign origins are refused at the handshake; logging out
 closes that session's sockets within a second on every instance (and only those); a removed
-member is disconnected; the per-account chat limit at N and N + 1."""
+member is disconnected, and so is everyone who may no longer see a world made private; the
+per-account chat limit at N and N + 1."""
 
 from __future__ import annotations
 
@@ -257,6 +258,52 @@ def test_a_removed_member_is_disconnected_and_a_role_change_is_not(live_apps: Li
         again = await guest.socket(wid)
         assert (await until_closed(again))[1] == 4404
         for person in (owner, guest):
+            await person.close()
+
+    run(main())
+
+
+def test_making_a_world_private_closes_every_socket_that_may_no_longer_see_it(
+    live_apps: LiveApps,
+) -> None:
+    a, b = live_apps(2)
+
+    async def main() -> None:
+        owner = await Person(a, "keeper").register()
+        member = await Person(a, "insider").register()
+        outsider = await Person(a, "outsider").register()
+        anonymous = Person(a, None)
+        wid = await make_world(owner, "public")
+        await invite(owner, wid, member, "viewer")
+        sockets = {
+            "owner": await owner.socket(wid, app=b),
+            "member": await member.socket(wid, app=b),
+            "outsider": await outsider.socket(wid, app=b),
+            "guest": await anonymous.socket(wid, app=b),
+            "guest here": await anonymous.socket(wid),
+        }
+        for ws in sockets.values():
+            await next_frame(ws, "welcome")
+        started = time.monotonic()
+        changed = await owner.http.patch(
+            f"/api/worlds/{wid}", json={"visibility": "private"}, headers=owner.headers
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["visibility"] == "private"
+        for name in ("outsider", "guest", "guest here"):  # on both instances
+            _, code = await until_closed(sockets[name], timeout=2)
+            assert code == 4404, name
+        assert time.monotonic() - started < 1.5
+        for name in ("owner", "member"):
+            event = await next_frame(sockets[name], "world")
+            assert (event["event"], event["visibility"]) == ("changed", "private")
+            assert event["version"] == changed.json()["version"]
+            await still_open(sockets[name])
+        again = await anonymous.socket(wid)
+        assert (await until_closed(again))[1] == 4404
+        for ws in sockets.values():
+            await ws.close()
+        for person in (owner, member, outsider, anonymous):
             await person.close()
 
     run(main())

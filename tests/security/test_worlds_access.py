@@ -129,6 +129,56 @@ async def test_viewers_cannot_rename_editors_can_only_owners_delete(
     assert members == []
 
 
+CHANGE_VISIBILITY: dict[str, dict[str, int]] = {
+    "public": {"anonymous": 401, "outsider": 403, "viewer": 403, "editor": 403, "owner": 200},
+    "private": {"anonymous": 404, "outsider": 404, "viewer": 403, "editor": 403, "owner": 200},
+}
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+async def test_only_owners_change_visibility(quick: SecClient, visibility: str) -> None:
+    c = await cast(quick, visibility, "v" + visibility[:3])
+    wid = c.world["id"]
+    flipped = "private" if visibility == "public" else "public"
+    for who, status in CHANGE_VISIBILITY[visibility].items():
+        if who == "owner":
+            continue
+        body = {"visibility": flipped}
+        response = await c.clients[who].patch(f"/api/worlds/{wid}", json=body)
+        assert response.status_code == status, (who, response.text)
+        # a rename that slips a visibility change in is refused whole, not half applied
+        both = await c.clients[who].patch(f"/api/worlds/{wid}", json={**body, "name": "sneaky"})
+        assert both.status_code == status, (who, both.text)
+    current = (await c.clients["owner"].get(f"/api/worlds/{wid}")).json()
+    assert (current["visibility"], current["name"], current["version"]) == (
+        visibility,
+        "Somewhere",
+        1,
+    )
+    changed = await c.clients["owner"].patch(f"/api/worlds/{wid}", json={"visibility": flipped})
+    assert changed.status_code == 200
+    assert changed.json()["visibility"] == flipped
+    seen = await c.clients["outsider"].get(f"/api/worlds/{wid}")
+    assert seen.status_code == (404 if flipped == "private" else 200)
+
+
+async def test_a_world_made_private_stops_answering_cached_tiles(quick: SecClient) -> None:
+    owner = await signed_in(quick, "curtain")
+    wid = (await create(owner, "public"))["id"]
+    stranger = await another(quick)
+    tile = READS["tiles"].format(id=wid)
+    first = await stranger.get(tile)
+    assert first.status_code == 200
+    assert "immutable" not in first.headers["cache-control"]  # caches must come back and ask
+    etag = first.headers["etag"]
+    assert (await stranger.get(tile, headers={"if-none-match": etag})).status_code == 304
+    hidden = await owner.patch(f"/api/worlds/{wid}", json={"visibility": "private"})
+    assert hidden.status_code == 200
+    # the very next revalidation of the cached tile is refused like an unknown world's
+    again = await stranger.get(tile, headers={"if-none-match": etag})
+    assert again.status_code == 404
+
+
 async def test_a_hidden_world_answers_exactly_like_a_missing_one(quick: SecClient) -> None:
     owner = await signed_in(quick, "hider")
     world = await create(owner, "private", "Hidden valley")

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.conftest import ValkeyHandle
+from worldgen.errors import StaleVersionError
 from worldgen.store.client import connect
 from worldgen.store.embedded import EmbeddedValkey
 from worldgen.store.keys import Keys, valid_world_id
@@ -79,11 +80,22 @@ def test_world_crud_round_trip(valkey_server: Server) -> None:
         assert [w.id for w in await repo.list()] == [b.id, a.id]  # newest first
         assert [w.id for w in await repo.list(offset=1, limit=1)] == [a.id]
         assert await repo.count() == 2
-        renamed = await repo.rename(a.id, "Alpha 2")
+        assert a.version == 1
+        renamed = await repo.update(a.id, name="Alpha 2")
         assert renamed is not None
-        assert renamed.name == "Alpha 2"
+        assert (renamed.name, renamed.version) == ("Alpha 2", 2)
         assert (await repo.get(a.id)) == renamed
-        assert await repo.rename("unknown-id-1", "x") is None
+        # a change made against the current version applies; one against an older is refused
+        hidden = await repo.update(a.id, visibility="private", expected_version=2)
+        assert hidden is not None
+        assert (hidden.name, hidden.visibility, hidden.version) == ("Alpha 2", "private", 3)
+        with pytest.raises(StaleVersionError):
+            await repo.update(a.id, name="Alpha 3", expected_version=2)
+        assert (await repo.get(a.id)) == hidden  # the stale change wrote nothing
+        with pytest.raises(ValidationError):  # validated before anything is written
+            await repo.update(a.id, name="x" * 81)
+        assert await repo.update("unknown-id-1", name="x") is None
+        assert await r.exists(Keys().world("unknown-id-1")) == 0  # never created by an update
         assert await repo.get("nope") is None  # malformed id: None, no key built
         tiles = TileCache(r, Keys(), max_tiles=10)
         await tiles.put(a.id, "v1", 2, 0, 0, b"png")

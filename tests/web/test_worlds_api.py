@@ -70,6 +70,7 @@ async def test_create_get_list_rename_delete(client: WebClient) -> None:
     assert world["tile_url"] == f"/tiles/{wid}/{{z}}/{{x}}/{{y}}.png"
     assert world["preview"] == f"/tiles/{wid}/0/0/0.png"
     assert world["page"] == f"/worlds/{wid}"
+    assert world["version"] == 1
 
     assert (await client.get(f"/api/worlds/{wid}")).json() == world
     listed = (await client.get("/api/worlds")).json()
@@ -77,7 +78,7 @@ async def test_create_get_list_rename_delete(client: WebClient) -> None:
 
     renamed = await client.patch(f"/api/worlds/{wid}", json={"name": "Renamed"})
     assert renamed.status_code == 200
-    assert renamed.json() == world | {"name": "Renamed"}
+    assert renamed.json() == world | {"name": "Renamed", "version": 2}
     assert (await client.get(f"/api/worlds/{wid}")).json()["name"] == "Renamed"
 
     deleted = await client.delete(f"/api/worlds/{wid}")
@@ -229,11 +230,87 @@ async def test_unknown_tileset_names_the_available_ones(client: WebClient) -> No
 
 
 @pytest.mark.parametrize(
-    "body", [{"name": "x" * 81}, {"name": " "}, {}, {"name": "ok", "tileset": "pipes"}]
+    "body",
+    [
+        {"name": "x" * 81},
+        {"name": " "},
+        {},
+        {"version": 1},  # nothing to change
+        {"name": "ok", "tileset": "pipes"},
+        {"name": "ok", "version": 0},
+        {"name": "ok", "version": "1"},
+        {"name": "ok", "version": MAX_SEED + 1},
+        {"visibility": "secret"},
+    ],
 )
 async def test_rename_bounds(client: WebClient, world: dict[str, Any], body: object) -> None:
     response = await client.patch(f"/api/worlds/{world['id']}", json=body)
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("x" * 81, "the name has 81 characters; at most 80 are allowed"),
+        ("x" * 300, "the name has 300 characters; at most 80 are allowed"),
+        ("evil\u202etxt.exe", "text-direction characters (found U+202E)"),
+        ("bell\x07", "(found U+0007)"),
+        ("   ", "the name is empty"),
+    ],
+)
+async def test_a_refused_name_says_why_in_words(client: WebClient, name: str, says: str) -> None:
+    for response in (
+        await create(client, name=name),
+        await client.patch(
+            f"/api/worlds/{(await create(client)).json()['id']}", json={"name": name}
+        ),
+    ):
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "name"]
+        assert says in error["msg"]
+        assert "Value error" not in error["msg"]  # written for people, not pydantic's wording
+
+
+async def test_a_rename_against_an_old_version_is_refused_not_applied(
+    client: WebClient, world: dict[str, Any]
+) -> None:
+    url = f"/api/worlds/{world['id']}"
+    assert world["version"] == 1
+    mine = await client.patch(url, json={"name": "Mine", "version": 1})
+    assert mine.status_code == 200
+    assert (mine.json()["name"], mine.json()["version"]) == ("Mine", 2)
+    # someone else still looking at version 1 renames: refused, and nothing is overwritten
+    theirs = await client.patch(url, json={"name": "Theirs", "version": 1})
+    assert theirs.status_code == 409
+    assert "reload" in theirs.json()["detail"]
+    current = (await client.get(url)).json()
+    assert (current["name"], current["version"]) == ("Mine", 2)
+    # with the version they now see, their rename goes through
+    again = await client.patch(url, json={"name": "Theirs", "version": current["version"]})
+    assert again.status_code == 200
+    assert (again.json()["name"], again.json()["version"]) == ("Theirs", 3)
+    # without a version (older clients) the last write wins, as before
+    blind = await client.patch(url, json={"name": "Blind"})
+    assert (blind.status_code, blind.json()["version"]) == (200, 4)
+
+
+async def test_the_owner_changes_visibility_and_maps_revalidate(
+    client: WebClient, world: dict[str, Any]
+) -> None:
+    url = f"/api/worlds/{world['id']}"
+    export = f"{url}/export.png?x=0&y=0&w=8&h=8&scale=1"
+    tile = f"/tiles/{world['id']}/0/0/0.png"
+    for path in (tile, export):  # no year-long caching: the world may become private
+        assert (await client.get(path)).headers["cache-control"] == "public, no-cache"
+    hidden = await client.patch(url, json={"visibility": "private", "version": 1})
+    assert hidden.status_code == 200
+    assert (hidden.json()["visibility"], hidden.json()["version"]) == ("private", 2)
+    for path in (tile, export):
+        assert (await client.get(path)).headers["cache-control"] == "private, no-cache"
+    shown = await client.patch(url, json={"visibility": "public", "name": "Open again"})
+    assert shown.status_code == 200
+    assert (shown.json()["visibility"], shown.json()["name"]) == ("public", "Open again")
 
 
 # --------------------------------------------------------------------- unknown worlds: 404

@@ -65,7 +65,7 @@ from worldgen.store.worlds import WorldRecord
 
 log = structlog.get_logger("worldgen.realtime")
 
-WorldEvent = Literal["renamed", "deleted"]
+WorldEvent = Literal["renamed", "changed", "deleted"]
 MessageGate = Callable[[User, str | None], Awaitable[None]]
 """Checked before a chat message or ping is stored; raises a ``WorldgenError`` to refuse it
 (the app's gate: an account is needed, and the per-account rate limit)."""
@@ -273,6 +273,9 @@ class Hub:
             room.name = event.name
             room.broadcast(dump(event))
             return
+        if event.event == "changed":  # who may stay is the access watch's call, not the hub's
+            room.broadcast(dump(event))
+            return
         if room.closing:
             return
         room.closing = True
@@ -281,16 +284,25 @@ class Hub:
             self._spawn(conn.close(CLOSE_NOT_FOUND, "world deleted"))
 
     async def world_event(
-        self, world_id: str, event: WorldEvent, *, name: str | None = None
+        self,
+        world_id: str,
+        event: WorldEvent,
+        *,
+        name: str | None = None,
+        visibility: Literal["public", "private"] | None = None,
+        version: int | None = None,
     ) -> None:
         """Tell every connected client of the world, on every instance (never raises).
 
-        Called by the HTTP routes after a rename or delete succeeded. If the publish fails, the
-        instances' periodic world check still delivers the event within a few seconds.
+        Called by the HTTP routes after a rename, a visibility change or a delete succeeded. If
+        the publish fails, the instances' periodic world check still delivers renames and
+        deletions within a few seconds.
         """
         if not valid_world_id(world_id):
             return
-        message = WorldOut(event=event, world_id=world_id, name=name)
+        message = WorldOut(
+            event=event, world_id=world_id, name=name, visibility=visibility, version=version
+        )
         room = self.rooms.get(world_id)
         if room is not None:
             self._apply_world(room, message)

@@ -265,12 +265,16 @@ class PresenceOut(_Out):
 
 
 class WorldOut(_Out):
-    """The world changed: renamed (with its new name) or deleted (the socket then closes)."""
+    """The world changed: renamed (with its new name), its visibility ``changed``, or deleted
+    (the socket then closes). ``version`` is the world record's version after the change, when
+    the sender knows it (a client editing the world sends it back; see ``PATCH``)."""
 
     type: Literal["world"] = "world"
-    event: Literal["renamed", "deleted"]
+    event: Literal["renamed", "changed", "deleted"]
     world_id: str
     name: str | None = None
+    visibility: Literal["public", "private"] | None = None
+    version: int | None = None
 
 
 class ErrorOut(_Out):

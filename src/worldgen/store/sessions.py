@@ -186,7 +186,7 @@ Callback = Callable[[], Awaitable[None] | None]
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["session-revoked", "access-changed"]
+    type: Literal["session-revoked", "access-changed", "world-changed"]
     origin: str = Field(default="", max_length=32)
     """The publishing instance (it has dispatched locally already and skips its own echo)."""
     sid: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -198,9 +198,11 @@ class Revocations:
     """Tells long-lived connections, on every app instance, that their access may have ended.
 
     A WebSocket registers :meth:`watch_session` (its session id) and :meth:`watch_access` (its
-    world and user); the returned function unregisters. ``session-revoked`` fires the session's
-    watchers; ``access-changed`` (a member removed, a role changed) fires the watchers of that
-    world and user, which re-check their permission and close if it is gone. Callbacks should be
+    world and user, or None for a guest); the returned function unregisters.
+    ``session-revoked`` fires the session's watchers; ``access-changed`` (a member removed, a
+    role changed) fires the watchers of that world and user, and ``world-changed`` (the world
+    became private) those of every user and guest in that world: they re-check their permission
+    and close if it is gone. Callbacks should be
     idempotent: after a gap in the subscription, the re-check may fire them again.
 
     Events travel on the instance's one :class:`~worldgen.store.pubsub.PubSub` (its listener is
@@ -229,9 +231,12 @@ class Revocations:
         self._sessions.setdefault(sid, set()).add(callback)
         return lambda: _discard(self._sessions, sid, callback)
 
-    def watch_access(self, world_id: str, user_id: str, callback: Callback) -> Callable[[], None]:
-        """Run ``callback`` when the user's membership of the world changes; returns unwatch."""
-        key = (world_id, user_id)
+    def watch_access(
+        self, world_id: str, user_id: str | None, callback: Callback
+    ) -> Callable[[], None]:
+        """Run ``callback`` when the user's (None: a guest's) access to the world may have
+        changed: their membership changed, or the world's visibility; returns unwatch."""
+        key = (world_id, user_id or "")
         self._access.setdefault(key, set()).add(callback)
         return lambda: _discard(self._access, key, callback)
 
@@ -247,6 +252,10 @@ class Revocations:
             _Event(type="access-changed", world=world_id, user=user_id, origin=self.instance)
         )
 
+    async def world_changed(self, world_id: str) -> None:
+        """Announce that who may see the world changed (its visibility): everyone re-checks."""
+        await self._announce(_Event(type="world-changed", world=world_id, origin=self.instance))
+
     async def _announce(self, event: _Event) -> None:
         self._dispatch(event)
         await self.pubsub.publish(self.channel, event.model_dump_json(exclude_none=True))
@@ -254,8 +263,15 @@ class Revocations:
     def _dispatch(self, event: _Event) -> None:
         if event.type == "session-revoked" and event.sid is not None:
             callbacks = set(self._sessions.get(event.sid, ()))
-        elif event.world is not None and event.user is not None:
+        elif event.type == "access-changed" and event.world and event.user:
             callbacks = set(self._access.get((event.world, event.user), ()))
+        elif event.type == "world-changed" and event.world is not None:
+            callbacks = {
+                cb
+                for (world, _), watchers in self._access.items()
+                if world == event.world
+                for cb in watchers
+            }
         else:
             return
         for callback in callbacks:

@@ -2,6 +2,15 @@
 
 Values are plain strings validated by :class:`WorldRecord` on every read (never pickle). A
 record that fails validation is treated as missing and reported, rather than crashing a request.
+
+Invariants:
+
+- ``version`` counts the edits of a record: 1 when created, +1 for every change made through
+  :meth:`WorldRepo.update` (name, visibility). A change that names the version it was made
+  against is applied only if that is still the current version (compare-and-set in one Lua
+  script), so of two people editing the same version one wins and the other is told
+  (:class:`~worldgen.errors.StaleVersionError`) instead of silently overwriting.
+- An update never recreates a deleted world.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
+from worldgen.errors import StaleVersionError
 from worldgen.store.keys import Keys, valid_world_id
 from worldgen.store.replies import text as _text
 
@@ -38,6 +48,7 @@ class WorldRecord(BaseModel):
     owner: str | None = Field(default=None, max_length=64)
     created: float = Field(ge=0)
     version: int = Field(default=1, ge=1)
+    """Edits so far + 1 (see the module docstring); clients send it back with a change."""
 
     def to_hash(self) -> dict[str, str]:
         """The Redis hash fields (strings only; ``owner`` omitted when None)."""
@@ -50,6 +61,19 @@ class WorldRecord(BaseModel):
         """Parse and validate a hash read from Redis (raises ``ValidationError``)."""
         fields = {_text(k): _text(v) for k, v in raw.items()}
         return cls.model_validate(fields)
+
+
+# KEYS[1] meta. ARGV[1] expected version ('' = any), then field/value pairs to set.
+# Returns {-1, 0} when the world does not exist, {-2, current} when the version is stale,
+# else {1, new version}.
+_UPDATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '1')
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= current then return {-2, current} end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'version', tostring(current + 1))
+return {1, current + 1}
+"""
 
 
 def new_world_id() -> str:
@@ -65,6 +89,7 @@ class WorldRepo:
         self.keys = keys
         self.invalid_records = 0
         """Records that failed validation on read (counted, skipped)."""
+        self._update = redis.register_script(_UPDATE)
 
     async def create(
         self,
@@ -126,15 +151,42 @@ class WorldRepo:
         """Number of worlds in the index."""
         return int(await self.redis.zcard(self.keys.worlds_index()))
 
-    async def rename(self, world_id: str, name: str) -> WorldRecord | None:
-        """Set the world's name; None if the world does not exist."""
+    async def update(
+        self,
+        world_id: str,
+        *,
+        name: str | None = None,
+        visibility: Visibility | None = None,
+        expected_version: int | None = None,
+    ) -> WorldRecord | None:
+        """Change the name and/or visibility and bump the version; the record after the change,
+        or None if the world does not exist.
+
+        With ``expected_version``, the change is made only if the record is still at that
+        version; else :class:`~worldgen.errors.StaleVersionError`.
+        """
         record = await self.get(world_id)
         if record is None:
             return None
-        renamed = record.model_copy(update={"name": name})
-        WorldRecord.model_validate(renamed.model_dump())  # model_copy skips validation
-        await self.redis.hset(self.keys.world(world_id), "name", name)
-        return renamed
+        changes: dict[str, str] = {}
+        if name is not None:
+            changes["name"] = name
+        if visibility is not None:
+            changes["visibility"] = visibility
+        # validate before writing (model_copy skips validation)
+        WorldRecord.model_validate(record.model_dump() | changes)
+        args: list[str] = ["" if expected_version is None else str(expected_version)]
+        for field_name, value in changes.items():
+            args += [field_name, value]
+        status, version = await self._update(keys=[self.keys.world(world_id)], args=args)
+        if int(status) == -1:
+            return None
+        if int(status) == -2:
+            raise StaleVersionError
+        updated = await self.get(world_id)
+        if updated is None or updated.version != int(version):  # deleted or edited meanwhile
+            return record.model_copy(update={**changes, "version": int(version)})
+        return updated
 
     async def delete(self, world_id: str) -> bool:
         """Remove the world's metadata, index entry and every other key of the world."""

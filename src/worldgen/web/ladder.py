@@ -7,7 +7,7 @@ tile key), so N browsers asking for one new tile cost one Redis read and one com
 Tiles are pure functions of (world id, content version, z, x, y), so any layer may drop anything
 at any time, and a failed write to the Redis cache only costs a later recomputation: it is
 logged and counted, and the tile is served anyway. The browser layer above this one is HTTP
-caching (strong ETag from :func:`tile_etag`, ``immutable``), handled by the route.
+caching (strong ETag from :func:`tile_etag`, ``no-cache``), handled by the route.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 
 from worldgen.errors import SignInRequiredError
 from worldgen.settings import Settings
-from worldgen.store.client import Store
+from worldgen.store.client import StorageError, Store
 from worldgen.store.members import MemberRepo
 from worldgen.store.ratelimit import Bucket, RateLimiter
 from worldgen.store.sessions import Revocations, SessionStore
@@ -26,6 +26,7 @@ from worldgen.web.auth.sessions import User, user_of
 
 __all__ = [
     "SecurityServices",
+    "account_context",
     "authorize",
     "authorize_user",
     "current_user",
@@ -71,6 +72,17 @@ def services_of(conn: HTTPConnection) -> SecurityServices:
 async def current_user(conn: HTTPConnection) -> User | None:
     """The signed-in user of this request or socket, or None (looked up once per request)."""
     return await user_of(conn, services_of(conn).sessions)
+
+
+async def account_context(conn: HTTPConnection) -> dict[str, bool | str | None]:
+    """What a page tells its scripts about the visitor, so a signed-out page never needs to ask
+    ``/api/auth/me``: ``signed_in`` and ``username`` (None when signed out). Empty when storage
+    is unreachable (the page's script may then ask for itself)."""
+    try:
+        user = await current_user(conn)
+    except StorageError:
+        return {}
+    return {"signed_in": user is not None, "username": user.username if user else None}
 
 
 async def authorize(conn: HTTPConnection, world: WorldRecord, action: Action) -> None:

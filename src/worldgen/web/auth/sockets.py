@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from worldgen.errors import (
     CLOSE_NOT_FOUND,
     CLOSE_SIGNED_OUT,
+    CLOSE_TRY_LATER,
     RateLimitedError,
     SignInRequiredError,
     StorageUnavailableError,
@@ -50,22 +51,31 @@ def watch_socket(
     conn: HTTPConnection, user: User | None, world_id: str, worlds: WorldRepo, close: SocketClose
 ) -> Callable[[], None]:
     """Close the socket when its session ends (logout, password change: 4401) or when its user
-    loses access to the world (removed from a private world: 4404), on whichever instance that
-    happens. Returns the function that stops watching (call it when the socket ends)."""
-    if user is None:
-        return lambda: None
+    (or guest) loses access to the world (removed from a private world, or the world made
+    private: 4404), on whichever instance that happens. A re-check that cannot reach storage
+    fails closed (1013: the client reconnects and is checked again when it joins). Returns the
+    function that stops watching (call it when the socket ends)."""
     security = services_of(conn)
 
     async def signed_out() -> None:
         await close(CLOSE_SIGNED_OUT, "signed out")
 
     async def recheck() -> None:
-        current = await worlds.get(world_id)
-        if current is None or not await security.guard.can(user, current, "view"):
+        try:
+            current = await worlds.get(world_id)
+            allowed = current is not None and await security.guard.can(user, current, "view")
+        except StorageError:
+            await close(CLOSE_TRY_LATER, "unavailable")
+            return
+        if not allowed:
             await close(CLOSE_NOT_FOUND, "not_found")
 
+    stop_access = security.revocations.watch_access(
+        world_id, user.id if user is not None else None, recheck
+    )
+    if user is None:
+        return stop_access
     stop_session = security.revocations.watch_session(user.sid, signed_out)
-    stop_access = security.revocations.watch_access(world_id, user.id, recheck)
 
     def stop() -> None:
         stop_session()

@@ -27,7 +27,7 @@ from worldgen.store.users import (
     USERNAME_PATTERN,
     normalize_username,
 )
-from worldgen.web.auth.services import SecurityServices, rate_limit
+from worldgen.web.auth.services import SecurityServices, account_context, rate_limit
 from worldgen.web.auth.sessions import (
     clear_session_cookie,
     client_address,
@@ -198,4 +198,5 @@ async def change_password(
 @page_router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, templates: TemplatesDep) -> HTMLResponse:
     """The sign-in and registration page (its script posts to the API above)."""
-    return templates.TemplateResponse(request, "login.html", {}, headers=NO_STORE)
+    context = await account_context(request)
+    return templates.TemplateResponse(request, "login.html", context, headers=NO_STORE)

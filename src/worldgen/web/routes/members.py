@@ -33,7 +33,7 @@ from worldgen.store.members import (
     Role,
 )
 from worldgen.web.auth.policy import ACTIONS, Action, Decision
-from worldgen.web.auth.services import authorize_user, current_user
+from worldgen.web.auth.services import account_context, authorize_user, current_user
 from worldgen.web.deps import (
     CurrentUser,
     OptionalUser,
@@ -346,6 +346,7 @@ async def accept_invite(
 @page_router.get("/invite", response_class=HTMLResponse)
 async def invite_page(request: Request, templates: TemplatesDep) -> HTMLResponse:
     """The page behind an invite link; the token stays in the fragment (never sent here)."""
+    context = await account_context(request)
     return templates.TemplateResponse(
-        request, "invite.html", {}, headers={"Cache-Control": "no-store"}
+        request, "invite.html", context, headers={"Cache-Control": "no-store"}
     )

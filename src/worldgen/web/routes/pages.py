@@ -1,5 +1,7 @@
 """The HTML pages: home (the worlds you can see and the create form) and a world's map page.
 
+Every page's context says whether the visitor is signed in (``signed_in``, ``username``; see
+:func:`~worldgen.web.auth.services.account_context`), so signed-out pages need not ask the API.
 Templates render only what the server knows; everything interactive (creating a world, the map)
 is plain ES modules under ``web/static/js`` that talk to the JSON API. User text goes through
 Jinja's autoescaping on the server and ``textContent`` in the browser, never through ``|safe``.
@@ -13,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from worldgen.store.worlds import WorldRecord
-from worldgen.web.auth.services import visible_worlds
+from worldgen.web.auth.services import account_context, visible_worlds
 from worldgen.web.deps import GuardDep, OptionalUser, TemplatesDep, WorldsDep
 from worldgen.web.routes.worlds import (
     MAX_COORD,
@@ -55,7 +57,8 @@ async def home(request: Request, templates: TemplatesDep, worlds: WorldsDep) -> 
     form that creates one."""
     records = await visible_worlds(request, worlds, offset=0, limit=HOME_LIMIT)
     visible = [world_view(r) for r in records]
-    return templates.TemplateResponse(request, "home.html", {"worlds": visible})
+    context = {"worlds": visible, **await account_context(request)}
+    return templates.TemplateResponse(request, "home.html", context)
 
 
 @router.get("/worlds/{world_id}", response_class=HTMLResponse)
@@ -72,7 +75,10 @@ async def world_page(
     record = await worlds.get(world_id)
     if record is not None and not await guard.can(user, record, "view"):
         record = None
+    account = await account_context(request)
     if record is None:
-        return templates.TemplateResponse(request, "404.html", {"what": "world"}, status_code=404)
+        return templates.TemplateResponse(
+            request, "404.html", {"what": "world", **account}, status_code=404
+        )
     view = world_view(record) | {"limits": PAGE_LIMITS}
-    return templates.TemplateResponse(request, "world.html", {"world": view})
+    return templates.TemplateResponse(request, "world.html", {"world": view, **account})

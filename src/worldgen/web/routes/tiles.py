@@ -1,17 +1,19 @@
 """``GET /tiles/{world_id}/{z}/{x}/{y}.png``: the map tiles Leaflet asks for.
 
 The first rung of the ladder is the browser's cache: a tile's bytes never change for a
-(world, content version, z, x, y), so it carries a strong ETag derived from that key and
-``Cache-Control: public, max-age=31536000, immutable``, and ``If-None-Match`` answers 304 before
-any cache is read. The remaining rungs live in :class:`~worldgen.web.ladder.TileLadder`.
+(world, content version, z, x, y), so it carries a strong ETag derived from that key, and
+``If-None-Match`` answers 304 before any cache is read. It is ``Cache-Control: public, no-cache``
+rather than immutable: a public world can be made private, so every cache revalidates (the
+authorisation check runs before the 304). The remaining rungs live in
+:class:`~worldgen.web.ladder.TileLadder`.
 
 Zoom ``z`` runs from -10 (continents) to 2 (one cell per 16 px); ``x`` and ``y`` are any
 integers whose cells lie inside the world (|cell| ≤ 2**53), checked per zoom.
 
 A private world's tiles are a 404 to non-members
 (:func:`~worldgen.web.auth.services.authorize`; a public world's tiles need no session lookup at
-all) and are ``Cache-Control: private``, so no
-shared cache keeps them for the next person.
+all) and are ``Cache-Control: private, no-cache``, so no shared cache keeps them for the next
+person.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ __all__ = ["CACHE_CONTROL", "PRIVATE_CACHE_CONTROL", "router", "tile_range"]
 
 router = APIRouter(tags=["tiles"])
 
-CACHE_CONTROL = "public, max-age=31536000, immutable"
-PRIVATE_CACHE_CONTROL = "private, max-age=31536000, immutable"
+CACHE_CONTROL = "public, no-cache"
+"""Any cache may keep a tile but must revalidate it (a cheap 304 on the strong ETag): a public
+world can become private, and then its tiles must stop being served to non-members."""
+PRIVATE_CACHE_CONTROL = "private, no-cache"
+"""A private world's tiles stay out of shared caches (proxies, CDNs) altogether."""
 _ANY = 2**53
 
 

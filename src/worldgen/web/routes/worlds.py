@@ -22,8 +22,10 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from worldgen.errors import NotFoundError, WorldNotFoundError
 from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
@@ -39,6 +41,7 @@ from worldgen.web.deps import (
 from worldgen.web.errors import invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
+from worldgen.web.routes.tiles import CACHE_CONTROL, PRIVATE_CACHE_CONTROL
 from worldgen.world.api import CatalogEntry
 
 __all__ = [
@@ -69,26 +72,57 @@ _BIDI_CONTROLS = frozenset(
 )
 
 
-def _no_control_characters(name: str) -> str:
+def _world_name(value: str) -> str:
+    """Strip; then 1..80 characters without control or text-direction characters, each refusal
+    with a message written for the person who typed the name (the API shows it as is)."""
+    name = value.strip()
+    if not name:
+        raise PydanticCustomError("name_empty", "the name is empty; give the world a name")
+    if len(name) > NAME_MAX:
+        raise PydanticCustomError(
+            "name_too_long",
+            "the name has {length} characters; at most {max_length} are allowed",
+            {"length": len(name), "max_length": NAME_MAX},
+        )
     for ch in name:
         if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in _BIDI_CONTROLS:
-            raise ValueError(f"must not contain control characters (found U+{ord(ch):04X})")
+            raise PydanticCustomError(
+                "name_control_character",
+                "the name must not contain invisible control or text-direction characters "
+                "(found U+{code})",
+                {"code": f"{ord(ch):04X}"},
+            )
     return name
 
 
 WorldName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
-    AfterValidator(_no_control_characters),
+    AfterValidator(_world_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": NAME_MAX,
+            "description": "1..80 characters after stripping spaces at both ends; no control "
+            "or text-direction (bidi) characters.",
+        }
+    ),
 ]
 """A display name: stripped, 1..80 characters, no control or bidi-override characters."""
 TilesetName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
+Version = Annotated[StrictInt, Field(ge=1, le=MAX_SEED)]
 Coord = Annotated[int, Field(ge=-MAX_COORD, le=MAX_COORD)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Detail(BaseModel):
+    """An error body."""
+
+    detail: str
 
 
 class WorldCreate(_Strict):
@@ -101,9 +135,24 @@ class WorldCreate(_Strict):
 
 
 class WorldRename(_Strict):
-    """``PATCH /api/worlds/{id}``."""
+    """``PATCH /api/worlds/{id}``: a new ``name`` (editors and owners) and/or ``visibility``
+    (owners). ``version`` is the world's ``version`` the change was made against: if the world
+    was changed since (someone else renamed it), the change is refused with 409 instead of
+    overwriting theirs. Without ``version`` the change applies to whatever is current."""
 
-    name: WorldName
+    name: WorldName | None = None
+    visibility: Literal["public", "private"] | None = None
+    version: Version | None = Field(
+        default=None, description="The version you edit (from GET); a stale one is a 409."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> WorldRename:
+        if self.name is None and self.visibility is None:
+            raise PydanticCustomError(
+                "nothing_to_change", "give a new name or visibility (or both)"
+            )
+        return self
 
 
 class WorldOut(BaseModel):
@@ -116,6 +165,9 @@ class WorldOut(BaseModel):
     seed: int
     visibility: Literal["public", "private"]
     created: str
+    version: int = Field(
+        description="Edits so far + 1; send it back with a change (PATCH) to refuse stale edits."
+    )
     tile_url: str = Field(description="Leaflet URL template of the map tiles.")
     preview: str
     page: str
@@ -131,6 +183,7 @@ class WorldOut(BaseModel):
             seed=record.seed,
             visibility=record.visibility,
             created=created.replace("+00:00", "Z"),
+            version=record.version,
             tile_url=f"/tiles/{record.id}/{{z}}/{{x}}/{{y}}.png",
             preview=f"/tiles/{record.id}/0/0/0.png",
             page=f"/worlds/{record.id}",
@@ -304,18 +357,42 @@ async def get_world(world: WorldDep, request: Request) -> WorldOut:
     return WorldOut.of(world)
 
 
-@router.patch("/worlds/{world_id}")
-async def rename_world(
-    world: WorldDep, body: WorldRename, request: Request, worlds: WorldsDep, hub: HubDep
+@router.patch(
+    "/worlds/{world_id}",
+    responses={
+        401: {"model": Detail, "description": "Not signed in."},
+        403: {"model": Detail, "description": "Your role does not allow this change."},
+        404: {"model": Detail, "description": "No such world (or a private one)."},
+        409: {"model": Detail, "description": "The world changed since ``version``: reload."},
+    },
+)
+async def change_world(
+    world: WorldDep,
+    body: WorldRename,
+    request: Request,
+    worlds: WorldsDep,
+    hub: HubDep,
+    security: SecurityDep,
 ) -> WorldOut:
-    """Rename a world (editors and owners; its content does not change); connected clients hear
-    of it."""
-    await authorize_user(request, world, "rename")
-    world_id = world.id
-    record = await worlds.rename(world_id, body.name)
+    """Rename a world (editors and owners) and/or change its visibility (owners); its content
+    does not change. Connected clients hear of it; when a world becomes private, the sockets of
+    everyone who may no longer see it close (4404) on every instance."""
+    if body.name is not None:
+        await authorize_user(request, world, "rename")
+    if body.visibility is not None:
+        await authorize_user(request, world, "change")
+    record = await worlds.update(
+        world.id, name=body.name, visibility=body.visibility, expected_version=body.version
+    )
     if record is None:
         raise WorldNotFoundError
-    await hub.world_event(world_id, "renamed", name=record.name)
+    if body.name is not None:
+        await hub.world_event(world.id, "renamed", name=record.name, version=record.version)
+    if body.visibility is not None and body.visibility != world.visibility:
+        await hub.world_event(
+            world.id, "changed", visibility=record.visibility, version=record.version
+        )
+        await security.revocations.world_changed(world.id)
     return WorldOut.of(record)
 
 
@@ -362,7 +439,8 @@ async def world_export(
     request: Request,
     generator: GeneratorDep,
 ) -> Response:
-    """A PNG picture of a window (immutable: the same query always gives the same bytes)."""
+    """A PNG picture of a window (the same query always gives the same bytes: a strong ETag;
+    caches revalidate, since the world may become private)."""
     await authorize(request, world, "view")
     spec = spec_for(world)
     version = await generator.version(spec)
@@ -371,9 +449,7 @@ async def world_export(
     )
     headers = {
         "ETag": etag,
-        # a private world's pictures must stay out of shared caches (proxies, CDNs)
-        "Cache-Control": f"{'public' if world.visibility == 'public' else 'private'}, "
-        "max-age=31536000, immutable",
+        "Cache-Control": CACHE_CONTROL if world.visibility == "public" else PRIVATE_CACHE_CONTROL,
         "Content-Disposition": f'inline; filename="{world.id}_{query.x}_{query.y}.png"',
     }
     if etag_matches(request.headers.get("if-none-match"), etag):
