@@ -232,13 +232,13 @@ def _run(
 
 
 async def _with_redis(url: str, keys: Keys, work: Callable[[Redis, Keys], Awaitable[T]]) -> T:
-    from redis.exceptions import RedisError
+    from worldgen.store.client import StorageError
 
     async with _client(url) as redis:
         try:
             await redis.ping()
             return await work(redis, keys)
-        except RedisError as exc:
+        except StorageError as exc:
             raise InputError(
                 f"Redis at {redact(url)} failed ({type(exc).__name__}: {exc}); check that it "
                 "is running and the URL (--redis-url or REDIS_URL) is right"
