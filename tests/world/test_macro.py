@@ -49,3 +49,48 @@ def test_band_multipliers_prefer_the_band_class() -> None:
     assert table[0].argmax() == 0
     assert table[-1].argmax() == 2
     assert np.all(table > 0)
+
+
+@given(st.integers(0, 2**32), coords, coords)
+def test_climate_fields_in_range_and_level_consistent(seed: int, x: int, y: int) -> None:
+    xs = np.arange(x, x + 6, dtype=np.int64)
+    ys = np.arange(y, y + 4, dtype=np.int64)
+    lv, moist, temp = macro.climate(seed, xs[None, :], ys[:, None])
+    assert np.array_equal(lv, macro.level(seed, xs[None, :], ys[:, None]))
+    assert np.array_equal(moist, macro.moisture(seed, xs[None, :], ys[:, None]))
+    for field in (moist, temp):
+        assert field.shape == (4, 6)
+        assert int(field.min()) >= 0
+        assert int(field.max()) <= 65535
+
+
+def test_temperature_falls_with_height() -> None:
+    xs = np.arange(-(2**15), 2**15, 61, dtype=np.int64)
+    lv, _, temp = macro.climate(5, xs[None, :], xs[:, None])
+    high, low = lv >= 51900, (lv >= 28600) & (lv < 40000)
+    assert float(temp[high].mean()) < float(temp[low].mean())
+
+
+def test_relief_shades_land_only_and_faces_the_light() -> None:
+    xs = np.arange(-2000, 2000, 7, dtype=np.int64)
+    ys = np.arange(-1500, 1500, 7, dtype=np.int64)
+    shade = macro.relief(42, xs[None, :], ys[:, None], step=4)
+    lv = macro.level(42, xs[None, :], ys[:, None])
+    sea = macro.level_cuts(3)[0]
+    assert np.all(shade[lv < sea] == macro.RELIEF_ONE)
+    land = shade[lv >= sea]
+    assert int(land.min()) >= macro.RELIEF_ONE - macro.RELIEF_MAX
+    assert int(land.max()) <= macro.RELIEF_ONE + macro.RELIEF_MAX
+    assert int(land.min()) < macro.RELIEF_ONE < int(land.max())  # both sides of hills are seen
+
+    # a slope rising towards the south-east faces the north-west light: brighter
+    def at(dx: int, dy: int) -> np.ndarray:
+        return macro.level(42, xs[None, :] + dx, ys[:, None] + dy)
+
+    rise = (at(4, 0) - at(-4, 0)) + (at(0, 4) - at(0, -4))
+    on_land = lv >= sea
+    assert float(shade[on_land & (rise > 500)].mean()) > macro.RELIEF_ONE
+    assert float(shade[on_land & (rise < -500)].mean()) < macro.RELIEF_ONE
+    assert int(macro.relief(42, 10, 20, 4)) == int(
+        macro.relief(42, np.array([10]), np.array([20]), 4)[0]
+    )

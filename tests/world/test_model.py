@@ -4,10 +4,12 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from worldgen import tilesets
 from worldgen.engine.patterns import OverlappingModel, extract_patterns, load_sample
-from worldgen.engine.tileset import Tileset
+from worldgen.engine.tileset import Tileset, load_tileset
+from worldgen.errors import InputError
 from worldgen.world.blocks import World
 from worldgen.world.model import CELL_PX, as_world_model, sample_model, tileset_model
 from worldgen.world.patches import library_version, load_or_build
@@ -66,3 +68,32 @@ def test_recoloured_sample_shares_the_library_but_not_the_version(lib_dir: Path)
     wa, wb = World(a, 1, S=8, V=2, library=lib), World(b, 1, S=8, V=2, library=lib)
     assert wa.version != wb.version
     assert np.array_equal(wa.region(0, 0, 20, 20), wb.region(0, 0, 20, 20))
+
+
+def _tagged_tileset(tmp_path: Path, classes: tuple[str, str]) -> Path:
+    xml = tmp_path / "tagged.xml"
+    xml.write_text(
+        '<set unique="False"><tiles>'
+        f'<tile name="a" symmetry="X" weight="1" class="{classes[0]}"/>'
+        f'<tile name="b" symmetry="X" weight="1" class="{classes[1]}"/>'
+        '</tiles><neighbors><neighbor left="a" right="a"/><neighbor left="a" right="b"/>'
+        '<neighbor left="b" right="b"/></neighbors></set>',
+        encoding="utf-8",
+    )
+    return xml
+
+
+def test_climate_tags_split_from_the_class(tmp_path: Path) -> None:
+    ts = load_tileset(_tagged_tileset(tmp_path, ("lowland:dry+cold", "lowland")), load_images=False)
+    model = tileset_model(ts)
+    assert model.class_names == ("lowland",)
+    assert model.variant_class.tolist() == [0, 0]
+    assert model.variant_tags == (("dry", "cold"), ())
+    plain = tileset_model(load_tileset(_tagged_tileset(tmp_path, ("x", "y")), load_images=False))
+    assert plain.variant_tags == ()  # no tags at all: the world's bias is the level band only
+
+
+def test_unknown_climate_tag_is_refused(tmp_path: Path) -> None:
+    ts = load_tileset(_tagged_tileset(tmp_path, ("lowland:hot", "lowland")), load_images=False)
+    with pytest.raises(InputError, match="unknown climate tag 'hot'"):
+        tileset_model(ts)

@@ -50,3 +50,18 @@ def test_extremes_and_mgrid_windows() -> None:
     flat = np.zeros(xx.size, dtype=np.int64)
     _noise.level_points(xx.reshape(-1).copy(), yy.reshape(-1).copy(), table, flat)
     assert np.array_equal(grid.reshape(-1), flat)
+
+
+@PROPERTY
+@given(seeds, coords, coords, st.sampled_from([1, 5, 300]), st.integers(1, 25))
+def test_climate_matches_numpy(seed: int, x0: int, y0: int, step: int, n: int) -> None:
+    """All four noise fields in one kernel pass equal the numpy fields (windows and points)."""
+    xs = x0 + np.arange(n, dtype=np.int64) * step
+    ys = y0 + np.arange(n + 2, dtype=np.int64) * step
+    fast = macro.climate(seed, xs[None, :], ys[:, None])
+    slow = macro.climate_numpy(seed, xs[None, :], ys[:, None])
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a, b)
+    pts = macro.climate(seed, xs, ys[:n])
+    for a, b in zip(pts, macro.climate_numpy(seed, xs, ys[:n]), strict=True):
+        assert np.array_equal(a, b)

@@ -121,17 +121,14 @@ def _combine(cont_raw: np.int64, elev_raw: np.int64) -> np.int64:
     return min(max(cont + max(lift, -4000), 0), 65535)
 
 
-@njit("void(int64[::1], int64[::1], int64[:, ::1], int64[:, ::1])", **_FLAGS)
-def level_grid(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
-    """``out[j, i] = level(xs[i], ys[j])`` for the octaves in ``table`` (see :func:`octave_table`).
-
-    ``out`` must be a zeroed (H, W) int64 array; it first accumulates the two weighted sums.
-    """
+@njit(**_FLAGS)
+def _accumulate(
+    xs: np.ndarray, ys: np.ndarray, table: np.ndarray, sums: np.ndarray, amp_sum: np.ndarray
+) -> None:
+    """Add every octave of ``table`` to ``sums[slot, j, i]`` (weighted by its amplitude) at
+    ``(xs[i], ys[j])`` and its amplitude to ``amp_sum[slot]``; both must start at zero."""
     w = xs.shape[0]
     h = ys.shape[0]
-    cont = np.zeros((h, w), dtype=np.int64)
-    elev = np.zeros((h, w), dtype=np.int64)
-    amp_sum = np.zeros(2, dtype=np.int64)
     ix = np.empty(w, dtype=np.int64)
     wx = np.empty(w, dtype=np.int64)
     iy = np.empty(h, dtype=np.int64)
@@ -143,7 +140,7 @@ def level_grid(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndarra
         prefix = np.uint64(table[r, _PREFIX])
         slot = table[r, _SLOT]
         amp_sum[slot] += amp
-        acc = cont if slot == 0 else elev
+        acc = sums[slot]
         for i in range(w):
             ix[i], wx[i] = _axis(xs[i], p, shift)
         for j in range(h):
@@ -194,9 +191,53 @@ def level_grid(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndarra
                     v01 = np.int64(_splitmix(hx0[i] ^ y1) >> np.uint64(48))
                     v11 = np.int64(_splitmix(hx1[i] ^ y1) >> np.uint64(48))
                     acc[j, i] += _lerp(v00, v10, v01, v11, wx[i], wy[j]) * amp
+
+
+@njit("void(int64[::1], int64[::1], int64[:, ::1], int64[:, ::1])", **_FLAGS)
+def level_grid(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    """``out[j, i] = level(xs[i], ys[j])`` for the octaves in ``table`` (see :func:`octave_table`;
+    slot 0 continent, slot 1 elevation). ``out`` is an (H, W) int64 array."""
+    w = xs.shape[0]
+    h = ys.shape[0]
+    sums = np.zeros((2, h, w), dtype=np.int64)
+    amp_sum = np.zeros(2, dtype=np.int64)
+    _accumulate(xs, ys, table, sums, amp_sum)
     for j in range(h):
         for i in range(w):
-            out[j, i] = _combine(cont[j, i] // amp_sum[0], elev[j, i] // amp_sum[1])
+            out[j, i] = _combine(sums[0, j, i] // amp_sum[0], sums[1, j, i] // amp_sum[1])
+
+
+@njit("void(int64[::1], int64[::1], int64[:, ::1], int64[:, :, ::1])", **_FLAGS)
+def raw_grid(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    """``out[slot, j, i]``: the raw noise of every slot at ``(xs[i], ys[j])`` (its octave sum
+    divided by its amplitude sum, as ``macro.value_noise``). ``out`` must be zeroed."""
+    amp_sum = np.zeros(out.shape[0], dtype=np.int64)
+    _accumulate(xs, ys, table, out, amp_sum)
+    for slot in range(out.shape[0]):
+        out[slot] //= amp_sum[slot]
+
+
+@njit("void(int64[::1], int64[::1], int64[:, ::1], int64[:, ::1])", **_FLAGS)
+def raw_points(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    """``out[slot, k]``: the raw noise of every slot at ``(xs[k], ys[k])``."""
+    slots = out.shape[0]
+    amp_sum = np.zeros(slots, dtype=np.int64)
+    for r in range(table.shape[0]):
+        amp_sum[table[r, _SLOT]] += table[r, _AMP]
+    for k in range(xs.shape[0]):
+        for r in range(table.shape[0]):
+            p = table[r, _P]
+            shift = table[r, _SHIFT]
+            prefix = np.uint64(table[r, _PREFIX])
+            ix, wx = _axis(xs[k], p, shift)
+            iy, wy = _axis(ys[k], p, shift)
+            v = _lerp(
+                _value(prefix, ix, iy), _value(prefix, ix + 1, iy),
+                _value(prefix, ix, iy + 1), _value(prefix, ix + 1, iy + 1), wx, wy,
+            )  # fmt: skip
+            out[table[r, _SLOT], k] += v * table[r, _AMP]
+        for slot in range(slots):
+            out[slot, k] //= amp_sum[slot]
 
 
 @njit("void(int64[::1], int64[::1], int64[:, ::1], int64[::1])", **_FLAGS)
@@ -244,3 +285,24 @@ def level(
     flat = np.zeros(xs.size, dtype=np.int64)
     level_points(np.array(xs.reshape(-1)), np.array(ys.reshape(-1)), table, flat)
     return flat.reshape(xs.shape)
+
+
+def raw(
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    fields: tuple[tuple[int, int, int], ...],
+    purpose: int,
+) -> I64Array:
+    """Raw noise ``(len(fields), *shape)`` of every field at ``(x, y)`` (broadcast), by the
+    kernels above (separable windows as in :func:`level`)."""
+    xs, ys = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64))
+    table = octave_table(seed, fields, purpose)
+    n = len(fields)
+    if xs.ndim == 2 and xs.size and bool(np.all(xs == xs[:1, :])) and bool(np.all(ys == ys[:, :1])):
+        grid = np.zeros((n, *xs.shape), dtype=np.int64)
+        raw_grid(np.array(xs[0]), np.array(ys[:, 0]), table, grid)
+        return grid
+    flat = np.zeros((n, xs.size), dtype=np.int64)
+    raw_points(np.array(xs.reshape(-1)), np.array(ys.reshape(-1)), table, flat)
+    return flat.reshape((n, *xs.shape))

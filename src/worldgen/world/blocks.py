@@ -29,6 +29,7 @@ from worldgen.engine.solver import Constraints, SolverBudget, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world import macro
+from worldgen.world.bias import bias_for
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import WorldModel, as_world_model
 from worldgen.world.patches import PatchLibrary, load_or_build
@@ -94,8 +95,8 @@ class World:
         self.variant_class = vclass
         self.K = len(self.class_names)
         self.cr = self.model.compiled
-        band = macro.band_multipliers(self.K).table  # (BANDS, K)
-        self.profiles = np.where(vclass[None, :] >= 0, band[:, np.maximum(vclass, 0)], 1.0)
+        self.bias = bias_for(vclass, self.K, self.model.variant_tags)
+        self.profiles = self.bias.profiles
         self.budget = budget or SolverBudget(max_attempts=4, max_backtracks=200)
         self._cache: OrderedDict[BlockKey, I32Array] = OrderedDict()
         self._capacity = cache_blocks
@@ -167,14 +168,14 @@ class World:
         This is the whole macro state a refinement solve sees at a cell (its weight row), so the
         far-zoom summary (:mod:`.summary`) is keyed by it too.
         """
-        return macro.cell_bands(self.seed, x0, y0, w, h)
+        return self.bias.region(self.seed, x0, y0, w, h)
 
     def profile_at(
         self, x: npt.NDArray[np.integer], y: npt.NDArray[np.integer]
     ) -> npt.NDArray[np.int32]:
         """Bias profile at the cells ``(x, y)`` (broadcast; a row and a column vector make a
         separable grid, the fast case): the same values as :meth:`profile_region`."""
-        return (macro.level(self.seed, x, y) >> 11).astype(np.int32)
+        return self.bias.at(self.seed, x, y)
 
     # ------------------------------------------------------------------ refinement layers
     def offset(self, layer: int) -> int:

@@ -10,6 +10,9 @@ float ties at thresholds. Coordinates may be any int64 (negative and beyond ±2*
   and then *clamped* so 4-neighbour vertices differ by at most one class level.
 * ``cell_bands``: the level quantised into ``BANDS`` bands; each band has a weight-multiplier row
   per class (:func:`band_multipliers`), passed to the solver as bias profiles by the refinements.
+* ``climate(x, y)``: level, moisture and temperature together (temperature falls with height), the
+  inputs of the climate tags in :mod:`worldgen.world.bias`.
+* ``relief(x, y, step)``: a hill-shading factor from the level's slope, for far-zoom renderers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ PURPOSE_NOISE = 0x4E4F495345  # "NOISE"
 FIELD_CONTINENT = 1
 FIELD_ELEVATION = 2
 FIELD_MOISTURE = 3
+FIELD_TEMPERATURE = 4
 
 BANDS = 32
 """Number of quantised level bands; band ``b`` covers levels ``[b*2048, (b+1)*2048)``."""
@@ -37,7 +41,18 @@ _FIELDS: dict[int, tuple[int, int]] = {
     FIELD_CONTINENT: (1024, 6),
     FIELD_ELEVATION: (256, 4),
     FIELD_MOISTURE: (512, 4),
+    FIELD_TEMPERATURE: (2048, 3),
 }
+_CLIMATE_FIELDS = (FIELD_CONTINENT, FIELD_ELEVATION, FIELD_MOISTURE, FIELD_TEMPERATURE)
+
+LAPSE_NUM, LAPSE_DEN = 1, 2
+"""Temperature falls by ``LAPSE_NUM / LAPSE_DEN`` per level above the first class cut (sea level),
+so mountain tops are cold wherever they are."""
+RELIEF_ONE = 256
+""":func:`relief` returns shade factors in units of ``1 / RELIEF_ONE``."""
+RELIEF_GAIN = 48
+RELIEF_MAX = 96
+"""The shade factor stays within ``RELIEF_ONE ± RELIEF_MAX``."""
 
 # Share of the level's range (fixed points in [0, 65535]) below which each class starts. Tuned so
 # the bundled terrain world is ~40 % ocean and ~20 % highland (measured in bench/world.py).
@@ -113,8 +128,22 @@ def level_numpy(
     seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
 ) -> I64Array:
     """:func:`level` in plain numpy (the specification the numba twin is tested against)."""
-    cont = _stretch(value_noise(seed, FIELD_CONTINENT, x, y))
-    elev = _stretch(value_noise(seed, FIELD_ELEVATION, x, y))
+    return _combine(
+        value_noise(seed, FIELD_CONTINENT, x, y), value_noise(seed, FIELD_ELEVATION, x, y)
+    )
+
+
+def moisture(
+    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+) -> I64Array:
+    """Moisture in ``[0, 65535]`` (the second value of :func:`climate`)."""
+    return _stretch(value_noise(seed, FIELD_MOISTURE, x, y))
+
+
+def _combine(cont_raw: I64Array, elev_raw: I64Array) -> I64Array:
+    """The level from the raw continent and elevation noise."""
+    cont = _stretch(cont_raw)
+    elev = _stretch(elev_raw)
     # mountains only lift land: (elev - mid) counts where the continent is already above sea level
     inland = np.clip(cont - 30000, 0, 8000)
     lift = ((elev - 32768) * inland) >> 13
@@ -122,11 +151,67 @@ def level_numpy(
     return out
 
 
-def moisture(
+def _temperature(temp_raw: I64Array, level_values: I64Array) -> I64Array:
+    sea = _LEVEL_CUTS[3][0]
+    lapse = np.maximum(level_values - sea, 0) * LAPSE_NUM // LAPSE_DEN
+    out: I64Array = np.clip(_stretch(temp_raw) - lapse, 0, 65535)
+    return out
+
+
+def climate(
     seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+) -> tuple[I64Array, I64Array, I64Array]:
+    """``(level, moisture, temperature)`` at ``(x, y)`` (broadcast), each in ``[0, 65535]``.
+
+    ``level`` equals :func:`level`; moisture is :func:`moisture`; temperature is its own noise
+    (2048-cell period, 3 octaves) minus a lapse rate above sea level. One pass of the numba
+    kernels computes all four noise fields (:func:`climate_numpy` is the specification).
+    """
+    if not _noise.jit_enabled():
+        return climate_numpy(seed, x, y)
+    fields = tuple((f, *_FIELDS[f]) for f in _CLIMATE_FIELDS)
+    raw = _noise.raw(seed, x, y, fields, PURPOSE_NOISE)
+    lv = _combine(raw[0], raw[1])
+    return lv, _stretch(raw[2]), _temperature(raw[3], lv)
+
+
+def climate_numpy(
+    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+) -> tuple[I64Array, I64Array, I64Array]:
+    """:func:`climate` in plain numpy (the specification the numba path is tested against)."""
+    lv = level_numpy(seed, x, y)
+    temp = _temperature(value_noise(seed, FIELD_TEMPERATURE, x, y), lv)
+    return lv, moisture(seed, x, y), temp
+
+
+def relief(
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    step: int = 1,
 ) -> I64Array:
-    """Moisture in ``[0, 65535]`` (exposed for renderers; not used by the classes yet)."""
-    return _stretch(value_noise(seed, FIELD_MOISTURE, x, y))
+    """Hill-shading factor at ``(x, y)`` in units of ``1 / RELIEF_ONE`` (broadcast).
+
+    The level's slope, by central differences ``step`` cells apart (use about the cells a pixel
+    covers), lit from the north-west: slopes facing the light are brighter, the others darker,
+    within ``RELIEF_ONE ± RELIEF_MAX``. Below the first class cut (sea level) the factor is
+    exactly ``RELIEF_ONE``: water is flat. Multiply a colour by it and divide by ``RELIEF_ONE``.
+    Integer arithmetic only, so every platform shades identically.
+    """
+    if step < 1:
+        raise ValueError(f"relief step must be >= 1, got {step}")
+    xs, ys = np.broadcast_arrays(_as_i64(x), _as_i64(y))
+    here = level(seed, xs, ys)
+    east = level(seed, xs + step, ys)
+    west = level(seed, xs - step, ys)
+    south = level(seed, xs, ys + step)
+    north = level(seed, xs, ys - step)
+    # light from the north-west (top left): a slope facing it falls towards the light, so its
+    # east and south sides are higher
+    facing = (east - west) + (south - north)
+    shade = np.clip(facing * RELIEF_GAIN // (2 * step * 64), -RELIEF_MAX, RELIEF_MAX)
+    out: I64Array = np.where(here >= _LEVEL_CUTS[3][0], RELIEF_ONE + shade, RELIEF_ONE)
+    return out
 
 
 def level_cuts(classes: int) -> tuple[int, ...]:

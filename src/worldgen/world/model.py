@@ -5,7 +5,9 @@ The world (blocks, patch library, renderer) never looks at a :class:`Tileset` or
 
 * **tileset** (simple tiled model): a variant is an oriented tile, labelled ``"<tile> <k>"``, with
   the tileset's class (a tileset without classes is one class, ``"all"``) and the tile picture
-  resampled to 16 px (nearest);
+  resampled to 16 px (nearest). A class may carry climate tags after a colon
+  (``class="lowland:dry"``, several joined by ``+``; :mod:`worldgen.world.bias`): the class is the
+  part before the colon, the tags go to ``variant_tags``;
 * **sample** (overlapping model): a variant is an N x N pattern of the sample. A cell holding
   pattern ``p`` *shows* ``p``'s top-left pixel, exactly as a bounded overlapping output does, so
   its label is that colour as ``"#rrggbb"`` and its picture a flat 16-px square of it. A sample is
@@ -15,7 +17,8 @@ The world (blocks, patch library, renderer) never looks at a :class:`Tileset` or
 Invariants (``T`` variants, ``K`` classes): ``allowed`` is ``(4, T, T)`` and symmetric under
 direction reversal; ``weights`` ``(T,)`` finite and > 0; ``variant_class`` ``(T,)`` in
 ``[-1, K)`` (-1: no class); ``images`` ``(T, 16, 16, 3)`` RGB or None (loaded without images);
-``colours`` ``(T, 3)`` RGB for samples, None for tilesets. Arrays are read-only.
+``colours`` ``(T, 3)`` RGB for samples, None for tilesets; ``variant_tags`` is empty (no tags) or
+one tuple of known climate tags per variant. Arrays are read-only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from worldgen.engine.patterns import OverlappingModel
 from worldgen.engine.rules import RuleTable
 from worldgen.engine.solver import CompiledRules, compile_rules
 from worldgen.engine.tileset import Tileset
+from worldgen.errors import InputError
+from worldgen.world.bias import TAGS
 
 __all__ = ["CELL_PX", "ModelKind", "WorldModel", "as_world_model", "sample_model", "tileset_model"]
 
@@ -58,6 +63,7 @@ class WorldModel:
     images: U8Array | None  # (T, 16, 16, 3) RGB
     colours: U8Array | None = None  # (T, 3) RGB, samples only
     prefer_plain: bool = True  # patch library: plain corners and seams (tilesets), see patches.py
+    variant_tags: tuple[tuple[str, ...], ...] = ()  # climate tags per variant, or () for none
 
     @property
     def size(self) -> int:
@@ -111,12 +117,29 @@ def _hex(rgb: npt.NDArray[np.uint8]) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+def split_class(tileset: Tileset, text: str) -> tuple[str, tuple[str, ...]]:
+    """``"lowland:dry+cold"`` -> ``("lowland", ("dry", "cold"))``; InputError for a bad tag."""
+    name, _, tail = text.partition(":")
+    tags = tuple(t for t in tail.split("+") if t) if tail else ()
+    for tag in tags:
+        if tag not in TAGS:
+            raise InputError(
+                f"tileset {tileset.name}: class {text!r} has an unknown climate tag {tag!r}; "
+                f"known tags: {', '.join(TAGS)}"
+            )
+    if not name.strip():
+        raise InputError(f"tileset {tileset.name}: class {text!r} has no class name before ':'")
+    return name, tags
+
+
 def tileset_model(tileset: Tileset) -> WorldModel:
     """The world model of a tileset (pictures only if the tileset was loaded with images)."""
-    names = tileset.class_names()
+    parsed = [None if c is None else split_class(tileset, c) for c in tileset.classes]
+    names = tuple(dict.fromkeys(p[0] for p in parsed if p is not None))
+    tags = tuple(() if p is None else p[1] for p in parsed)
     if names:
         index = {n: k for k, n in enumerate(names)}
-        vclass = np.array([index[c] if c is not None else -1 for c in tileset.classes], np.int32)
+        vclass = np.array([-1 if p is None else index[p[0]] for p in parsed], np.int32)
     else:
         names = ("all",)
         vclass = np.zeros(tileset.size, dtype=np.int32)
@@ -135,6 +158,7 @@ def tileset_model(tileset: Tileset) -> WorldModel:
         class_names=names,
         variant_class=vclass,
         images=images,
+        variant_tags=tags if any(tags) else (),
     )
 
 
