@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,14 @@ def test_chunk_pieces_cover_the_chunks_once_on_block_boundaries(
     assert set(covered.values()) == {1}
     # enough pieces for the workers: whole chunks first, then a lone chunk cut into bands
     assert len(pieces) >= min(parts, max(len(chunks), 2))
+
+
+@pytest.mark.parametrize(("parts", "expected"), [(1, 1), (2, 2), (3, 3), (4, 4), (6, 6)])
+def test_a_block_of_chunks_is_cut_into_as_many_bands_as_parts(parts: int, expected: int) -> None:
+    pieces = chunk_pieces(
+        [(cx, cy) for cx in range(-2, 2) for cy in range(-2, 2)], 64, 16, 0, parts
+    )
+    assert len(pieces) == expected
+    if parts <= 4:  # whole rows of chunks stacked into bands, as equal as can be
+        assert all((p[0], p[2]) == (-128, 256) for p in pieces)
+        assert max(p[3] for p in pieces) - min(p[3] for p in pieces) <= 64

@@ -164,11 +164,12 @@ def chunk_pieces(
     """Windows that compute the square ``chunks`` of ``side`` cells in at least ``parts`` pieces
     when possible; together they cover exactly the chunks, each cell once.
 
-    Chunks of one row that follow each other make one piece (fewer lower-layer blocks are read
-    twice along piece edges). While there are fewer than ``parts`` pieces, the widest piece is
-    halved between chunks, or a one-chunk piece cut into bands of whole top-layer block rows
-    (boundaries ``k * S + off``), so that idle workers share a lone chunk. Deterministic; pieces
-    are listed row-major by their first chunk.
+    Chunks of one row that follow each other make one piece, and while there are more pieces
+    than ``parts``, equal pieces of neighbouring rows are stacked (the lowest pair first): fewer
+    lower-layer blocks are then read by two pieces along their common edge. While there are fewer
+    than ``parts`` pieces, the widest piece is halved between chunks, or a one-chunk piece cut
+    into bands of whole top-layer block rows (boundaries ``k * S + off``), so that idle workers
+    share a lone chunk. Deterministic.
     """
     if side % S:
         raise ValueError(f"chunk side {side} must be a multiple of the block size {S}")
@@ -182,6 +183,21 @@ def chunk_pieces(
     pieces: list[Window] = [
         (run[0][0] * side, run[0][1] * side, len(run) * side, side) for run in runs
     ]
+    while len(pieces) > max(1, parts):
+        # more pieces than workers: stack equal runs of neighbouring rows (the lower-layer
+        # blocks along their common edge are then computed once, not by two pieces)
+        pairs = [
+            (a[3] + b[3], i, j)
+            for i, a in enumerate(pieces)
+            for j, b in enumerate(pieces)
+            if a[0] == b[0] and a[2] == b[2] and a[1] + a[3] == b[1]
+        ]
+        if not pairs:
+            break
+        _, i, j = min(pairs)
+        x, y, w, h = pieces[i]
+        pieces[i] = (x, y, w, h + pieces[j][3])
+        del pieces[j]
     while 0 < len(pieces) < parts:
         widest = max(range(len(pieces)), key=lambda i: (pieces[i][2], pieces[i][3], -i))
         x, y, w, h = pieces[widest]
