@@ -1,7 +1,9 @@
 """The web UI in real Chromium against a real ``worldgen serve``: create a world from the home
-page, see its tiles, pan and zoom, reopen a ``#z/x/y`` link, export a PNG, use a phone-sized
-screen, and show hostile world names as text. Screenshots land in ``out/test-artifacts/browser/``
-(``WORLDGEN_UPDATE_SCREENSHOT=1`` also refreshes the README's ``docs/screenshot.png``).
+page, see its tiles, pan and zoom (never a blank tile on the way), reopen a ``#z/x/y`` link,
+read the map (legend, the name under the cursor, scale, go to, copy link, grid), export a PNG,
+use a phone-sized screen, and show hostile world names as text. Screenshots land in
+``out/test-artifacts/browser/`` (``WORLDGEN_UPDATE_SCREENSHOT=1`` also refreshes the README's
+``docs/screenshot.png``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ XSS_NAME = "<img src=x onerror=alert(1)>"
 
 # Distinct colours of each loaded tile (sampled), read back through a canvas: the tiles are
 # same-origin, so the canvas is not tainted.
-TILE_COLOURS_JS = """() => [...document.querySelectorAll('.world-tiles img.leaflet-tile-loaded')]
+TILE_COLOURS_JS = """() => [...document.querySelectorAll('.world-tiles .leaflet-tile-loaded img')]
   .map((img) => {
     const c = document.createElement('canvas');
     c.width = c.height = 256;
@@ -44,15 +46,17 @@ def view_of(page: Page) -> tuple[int, int, int]:
     return z, x, y
 
 
-def wait_for_map(page: Page, tiles: int = 4) -> None:
-    """Until at least ``tiles`` tiles are shown, none is loading or fading in, and the loading
-    indicator has gone."""
+def wait_for_map(page: Page, tiles: int = 4, timeout_ms: float | None = None) -> None:
+    """Until at least ``tiles`` tiles are shown, none is still loading, the far-zoom cover (the
+    placeholders of the next move) has loaded, and the loading indicator has gone."""
     page.wait_for_function(
         f"""() => {{
-          const imgs = [...document.querySelectorAll('.world-tiles img')];
-          return imgs.filter((i) => i.classList.contains('leaflet-tile-loaded')).length >= {tiles}
-            && imgs.every((i) => i.complete && getComputedStyle(i).opacity === '1');
-        }}"""
+          const all = [...document.querySelectorAll('.world-tiles .leaflet-tile')];
+          const done = all.filter((t) => t.classList.contains('leaflet-tile-loaded'));
+          return done.length >= {tiles} && done.length === all.length
+            && document.getElementById('map').dataset.cover === '0';
+        }}""",
+        timeout=timeout_ms,
     )
     expect(page.locator("#map-loading")).to_be_hidden()
 

@@ -1,8 +1,9 @@
 """The security journey in real Chromium, two people in two browser contexts: Alice registers,
-creates a private world and makes an invite link; Bob opens it, signs up on the way and joins as
-a viewer; both chat; Bob cannot rename the world (no control, and the API says 403); Bob logs out
-in another tab and his chat connection ends; his old cookie no longer works. No page breaks the
-Content-Security-Policy along the way. Screenshots land in ``out/test-artifacts/browser/``.
+creates a private world and makes an invite link (and copies it); Bob opens it, signs up on the
+way and joins as a viewer; both chat; Bob cannot rename the world (no control, and the API says
+403); Bob logs out in another tab and his chat connection ends; his old cookie no longer works.
+No page breaks the Content-Security-Policy along the way. Too many wrong passwords are answered
+with when to try again. Screenshots land in ``out/test-artifacts/browser/``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def test_private_world_invite_chat_roles_and_logout(
     invite_url = link.input_value()
     assert re.fullmatch(rf"{re.escape(server.url)}/invite#{world_id}\.[\w-]+\.[\w-]+", invite_url)
     expect(alice.locator("#invite-list .invite")).to_have_count(1)
+    # The link is shown only now: one click copies it.
+    alice.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    alice.get_by_role("button", name="Copy", exact=True).click()
+    copied = "Invite link copied; it is shown only now."
+    expect(alice.locator("#people-status")).to_have_text(copied)
+    assert alice.evaluate("() => navigator.clipboard.readText()") == invite_url
     screenshot(alice, "security-owner-invites")
 
     # Bob, in another browser, cannot see the private world before joining...
@@ -136,3 +143,24 @@ def test_private_world_invite_chat_roles_and_logout(
     # Alice still has her world, and nobody broke the Content-Security-Policy.
     expect(alice.locator("#chat-status")).to_have_text("connected")
     assert not violations, violations
+
+
+def test_too_many_wrong_passwords_say_when_to_try_again(browser_page: PageFactory) -> None:
+    page = browser_page()
+    username = new_username("forgetful")
+    made = page.context.request.post(
+        "/api/auth/register", data={"username": username, "password": PASSWORD}
+    )
+    assert made.status == 201
+    page.context.clear_cookies()
+    wrong = {"username": username, "password": "not the password"}
+    statuses = [page.context.request.post("/api/auth/login", data=wrong).status for _ in range(10)]
+    assert statuses == [401] * 10, statuses
+    page.goto("/login")
+    page.locator("#login-username").fill(username)
+    page.locator("#login-password").fill(PASSWORD)  # the right one, too late
+    page.locator("#login-submit").click()
+    expect(page.locator("#login-error")).to_have_text(
+        re.compile(r"^Too many attempts\. Try again in \d+ (second|minute|hour)s? \(at \d\d:\d\d")
+    )
+    screenshot(page, "security-login-wait")

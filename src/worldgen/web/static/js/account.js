@@ -7,9 +7,15 @@ import { el } from "./dom.js";
 
 let cached = null;
 
-// The signed-in user ({id, username}) or null; one GET /api/auth/me per page.
+// The signed-in user ({id, username}) or null; one GET /api/auth/me per page, and none when the
+// page says nobody is signed in (<body data-signed-in="false">, from the server's session).
 export function currentUser() {
-  if (cached === null) cached = getJSON(paths.me).catch(() => null);
+  if (cached === null) {
+    cached =
+      document.body.dataset.signedIn === "false"
+        ? Promise.resolve(null)
+        : getJSON(paths.me).catch(() => null);
+  }
   return cached;
 }
 
@@ -35,7 +41,11 @@ function render(slot, user) {
     slot.replaceChildren(el("a", { class: "account-login", href: loginHref(), text: "Sign in" }));
     return;
   }
-  const button = el("button", { type: "button", class: "secondary account-logout", text: "Log out" });
+  const button = el("button", {
+    type: "button",
+    class: "secondary account-logout",
+    text: "Log out",
+  });
   button.addEventListener("click", async () => {
     button.disabled = true;
     await logout();

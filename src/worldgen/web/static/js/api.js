@@ -24,7 +24,9 @@ function detailMessage(body, status) {
     return detail
       .map((d) => {
         const field = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(".") : "";
-        return field ? `${field}: ${d.msg}` : String(d.msg);
+        // pydantic prefixes a validator's own words with "Value error, ": not for people.
+        const msg = String(d.msg).replace(/^Value error, /, "");
+        return field ? `${field}: ${msg}` : msg;
       })
       .join("; ");
   }

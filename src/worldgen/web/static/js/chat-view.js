@@ -52,14 +52,36 @@ function buildPanel(section) {
     send,
   );
   const hint = el("p", { class: "hint chat-hint", id: "chat-hint" });
+  const pingLabel = el("input", {
+    type: "text",
+    id: "ping-label",
+    maxLength: 80,
+    placeholder: "Ping label (optional)",
+    autocomplete: "off",
+  });
   const ping = el("button", {
     class: "secondary",
-    text: "Ping the centre of the map",
+    text: "Ping a place…",
     type: "button",
     id: "chat-ping",
+    attrs: { "aria-pressed": "false" },
   });
-  section.append(title, status, peopleTitle, people, older, log, form, hint, ping);
-  return { status, people, older, log, form, input, send, hint, ping };
+  const pingCentre = el("button", {
+    class: "secondary",
+    text: "Ping the centre",
+    type: "button",
+    id: "chat-ping-centre",
+    hidden: true,
+  });
+  const pings = el(
+    "div",
+    { class: "chat-pings" },
+    el("label", { class: "visually-hidden", text: "Ping label", htmlFor: "ping-label" }),
+    pingLabel,
+    el("div", { class: "chat-ping-buttons" }, ping, pingCentre),
+  );
+  section.append(title, status, peopleTitle, people, older, log, form, hint, pings);
+  return { status, people, older, log, form, input, send, hint, ping, pingLabel, pingCentre };
 }
 
 // The unread badge sits on the panel bar, which stays visible when the panel is collapsed.
@@ -149,10 +171,23 @@ export function createChatView({ section, panel, onGoto }) {
     systemLine(text) {
       this.append(el("li", { class: "chat-line chat-system", text }));
     },
-    failed(node, text) {
-      node.classList.remove("pending");
-      node.classList.add("failed");
-      node.append(el("span", { class: "error", text: ` — not sent: ${text}` }));
+    // Say where a pending line stands: `text` replaces "sending…"; `failed` marks it as not
+    // sent (with `reason`), and `retry` (a function) adds a Retry button that calls it.
+    lineStatus(node, text, { failed = false, reason, retry } = {}) {
+      const when = node.querySelector(".chat-time");
+      if (when) when.textContent = text;
+      node.querySelector(".chat-problem")?.remove();
+      node.classList.toggle("failed", failed);
+      node.classList.toggle("pending", !failed);
+      if (!failed && !retry) return;
+      const problem = el("span", { class: "chat-problem" });
+      if (reason) problem.append(el("span", { class: "error", text: ` — ${reason}` }));
+      if (retry) {
+        const again = el("button", { class: "link chat-retry", type: "button", text: "Retry" });
+        again.addEventListener("click", retry);
+        problem.append(" ", again);
+      }
+      node.append(problem);
     },
     hint(text) {
       ui.hint.textContent = text;
@@ -168,7 +203,9 @@ export function createChatView({ section, panel, onGoto }) {
         .sort((a, b) => a.user.name.localeCompare(b.user.name))
         .map(({ user, tabs }) => {
           const li = el("li", { text: user.name });
-          if (you && user.id === you.id) li.append(el("span", { class: "chat-you", text: " (you)" }));
+          if (you && user.id === you.id) {
+            li.append(el("span", { class: "chat-you", text: " (you)" }));
+          }
           if (user.guest && !user.name.startsWith("guest")) {
             li.append(el("span", { class: "chat-guest", text: " guest" }));
           }
@@ -177,9 +214,17 @@ export function createChatView({ section, panel, onGoto }) {
         });
       ui.people.replaceChildren(...items);
     },
-    // Whether this person may write: the input, Send and Ping follow it.
+    // Whether this person may write: the input, Send and the ping controls follow it.
     setCanSend(allowed) {
-      ui.input.disabled = ui.send.disabled = ui.ping.disabled = !allowed;
+      for (const control of [ui.input, ui.send, ui.ping, ui.pingLabel, ui.pingCentre]) {
+        control.disabled = !allowed;
+      }
+    },
+    // Ping mode: the ping button becomes "Cancel", and "Ping the centre" appears beside it.
+    setPinging(on) {
+      ui.ping.textContent = on ? "Cancel ping" : "Ping a place…";
+      ui.ping.setAttribute("aria-pressed", String(on));
+      ui.pingCentre.hidden = !on;
     },
     bumpUnread() {
       if (!collapsed()) return;

@@ -2,12 +2,14 @@
 // (chat-view.js). Messages, who is here, a connection-state indicator, an unread badge while
 // the panel is collapsed, and pings that appear on everyone's map and fade.
 
+import { currentUser } from "./account.js";
 import { getJSON, paths } from "./api.js";
 import { openChatSocket, randomHex } from "./chat-socket.js";
 import { createChatView } from "./chat-view.js";
-import { el } from "./dom.js";
 
 const PING_FRESH_MS = 30_000;
+// A line not stored this long after it was sent on an open connection offers a retry.
+const SEND_TIMEOUT_MS = 10_000;
 const GUEST_KEY = "worldgen.guest";
 const HISTORY_PAGE = 50;
 
@@ -46,7 +48,8 @@ function guestIdentity() {
   return guest;
 }
 
-export function startChat({ section, panel, world, map, onRename }) {
+// onWorldChange({name?, visibility?, version?}) hears of changes others made to the world.
+export function startChat({ section, panel, world, map, onWorldChange }) {
   const view = createChatView({
     section,
     panel,
@@ -54,26 +57,69 @@ export function startChat({ section, panel, world, map, onRename }) {
   });
   const { ui } = view;
   const guest = guestIdentity();
-  const nodes = new Map(); // client id -> its pending line
+  const lines = new Map(); // client id -> {message, node, timer}: sent, not yet stored
   const presence = new Map(); // session -> user
-  let you = null;
+  let you = null; // who the server says we are, while connected
+  let lastYou = null; // ...and who it said we were, through reconnects
+  let me = null; // the signed-in account (account.js), before any welcome
+  let connected = false;
   let limits = { text_max: 2000, label_max: 80 };
   let oldestId = null; // oldest stream id shown (for "earlier messages")
+  let pinging = false;
+  currentUser().then((user) => {
+    me = user;
+  });
 
-  function rename(name) {
-    world.name = name;
-    if (onRename) onRename(name);
+  // The author shown on our own pending lines: never a guest name for a signed-in user.
+  const author = () => you ?? lastYou ?? (me ? { name: me.username } : { name: guest.name });
+
+  // --- our own lines until the server stores them ---
+
+  function watch(id) {
+    const line = lines.get(id);
+    if (!line) return;
+    clearTimeout(line.timer);
+    if (!connected) {
+      view.lineStatus(line.node, "waiting for the connection…");
+      return;
+    }
+    view.lineStatus(line.node, "sending…");
+    line.timer = setTimeout(() => {
+      view.lineStatus(line.node, "not sent yet", { retry: () => retry(id) });
+    }, SEND_TIMEOUT_MS);
   }
+
+  function retry(id) {
+    const line = lines.get(id);
+    if (line && socket.retry(line.message)) watch(id);
+  }
+
+  function track(message, node) {
+    lines.set(message.id, { message, node, timer: null });
+    view.append(node);
+    socket.send(message);
+    watch(message.id);
+  }
+
+  function settle(id) {
+    const line = lines.get(id);
+    if (line) clearTimeout(line.timer);
+    lines.delete(id);
+    return line;
+  }
+
 
   const socket = openChatSocket(world.id, {
     guest,
     events: {
       state(state) {
         view.setState(state, STATE_TEXT[state]);
+        connected = state === "connected";
+        for (const id of lines.keys()) watch(id);
       },
       welcome(frame) {
         const first = oldestId === null;
-        you = frame.you;
+        you = lastYou = frame.you;
         limits = frame.limits;
         // Chatting needs an account: guests watch, and are told how to join in.
         view.setCanSend(!you.guest);
@@ -81,28 +127,32 @@ export function startChat({ section, panel, world, map, onRename }) {
         presence.clear();
         for (const entry of frame.presence) presence.set(entry.session, entry.user);
         view.renderPresence(presence.values(), you);
-        if (frame.world.name !== world.name) rename(frame.world.name);
+        if (frame.world.name !== world.name) onWorldChange({ name: frame.world.name });
         if (first) ui.older.hidden = frame.history.length < HISTORY_PAGE;
       },
       message(message, { live }) {
         if (oldestId === null) oldestId = message.stream_id;
-        const node = nodes.get(message.id);
-        if (node) {
-          node.remove();
-          nodes.delete(message.id);
-        }
+        settle(message.id)?.node.remove();
         view.append(view.line(message));
         const fresh = live || Date.now() - message.ts < PING_FRESH_MS;
-        if (message.type === "ping" && fresh) map.addPing(message.x, message.y, message.user.name);
+        if (message.type === "ping" && fresh) {
+          const who = message.user.name;
+          map.addPing(message.x, message.y, message.label ? `${who}: ${message.label}` : who);
+        }
         if (live && (!you || message.user.id !== you.id)) view.bumpUnread();
       },
       ack(id) {
-        nodes.get(id)?.classList.add("acked");
+        lines.get(id)?.node.classList.add("acked");
       },
       failed(id, text) {
-        const node = nodes.get(id);
-        nodes.delete(id);
-        if (node) view.failed(node, text);
+        const line = lines.get(id); // kept for a retry
+        if (!line) return;
+        clearTimeout(line.timer);
+        view.lineStatus(line.node, "not sent", {
+          failed: true,
+          reason: text,
+          retry: () => retry(id),
+        });
       },
       presence(frame) {
         if (frame.joined) presence.set(frame.joined.session, frame.joined.user);
@@ -110,9 +160,13 @@ export function startChat({ section, panel, world, map, onRename }) {
         view.renderPresence(presence.values(), you);
       },
       world(frame) {
+        const version = frame.version ?? undefined;
         if (frame.event === "renamed" && frame.name) {
-          rename(frame.name);
+          onWorldChange({ name: frame.name, version });
           view.systemLine(`The world is now called “${frame.name}”.`);
+        } else if (frame.event === "changed" && frame.visibility) {
+          onWorldChange({ visibility: frame.visibility, version });
+          view.systemLine(`The world is now ${frame.visibility}.`);
         } else if (frame.event === "deleted") {
           view.systemLine("This world was deleted.");
         }
@@ -122,7 +176,12 @@ export function startChat({ section, panel, world, map, onRename }) {
       },
       closed(reason) {
         view.setState("closed", CLOSED_TEXT[reason] ?? "closed");
-        if (reason === "signed-out") view.setCanSend(false);
+        setPinging(false);
+        view.setCanSend(false);
+        if (reason !== "signed-out") view.hint("This world no longer exists: nothing can be sent.");
+        for (const id of [...lines.keys()]) {
+          view.lineStatus(settle(id).node, "not sent", { failed: true });
+        }
       },
     },
   });
@@ -153,11 +212,30 @@ export function startChat({ section, panel, world, map, onRename }) {
     }
     view.hint("");
     const message = { type: "chat", id: randomHex(12), text };
-    const node = view.line({ ...message, user: you ?? { name: guest.name } }, { cls: "pending" });
-    view.append(node);
     ui.input.value = "";
-    nodes.set(message.id, node);
-    socket.send(message);
+    track(message, view.line({ ...message, user: author() }, { cls: "pending" }));
+  }
+
+  // --- pings: "Ping a place…" arms the map; the next click there pings that cell ---
+
+  function setPinging(on) {
+    pinging = on;
+    view.setPinging(on);
+    map.setCrosshair(on);
+    view.hint(on ? "Click the map where you want to ping (Esc cancels)." : "");
+  }
+
+  function sendPing(cell) {
+    const label = ui.pingLabel.value.trim();
+    if ([...label].length > limits.label_max) {
+      view.hint(`Ping labels are limited to ${limits.label_max} characters.`);
+      return;
+    }
+    setPinging(false);
+    const message = { type: "ping", id: randomHex(12), x: cell.x, y: cell.y };
+    if (label) message.label = label;
+    ui.pingLabel.value = "";
+    track(message, view.line({ ...message, user: author() }, { cls: "pending" }));
   }
 
   ui.form.addEventListener("submit", (event) => {
@@ -170,18 +248,16 @@ export function startChat({ section, panel, world, map, onRename }) {
       sendText();
     }
   });
-  ui.ping.addEventListener("click", () => {
+  ui.ping.addEventListener("click", () => setPinging(!pinging));
+  ui.pingCentre.addEventListener("click", () => {
     const centre = map.getView();
-    const message = {
-      type: "ping",
-      id: randomHex(12),
-      x: Math.floor(centre.x),
-      y: Math.floor(centre.y),
-    };
-    const node = el("li", { class: "chat-line pending", text: "pinging…" });
-    view.append(node);
-    nodes.set(message.id, node);
-    socket.send(message);
+    sendPing({ x: Math.floor(centre.x), y: Math.floor(centre.y) });
+  });
+  map.onClick((cell) => {
+    if (pinging && !ui.ping.disabled) sendPing(cell);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (pinging && event.key === "Escape") setPinging(false);
   });
 
   return {

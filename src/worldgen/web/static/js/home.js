@@ -57,7 +57,11 @@ function readForm() {
   const chosen = form.querySelector('input[name="tileset"]:checked');
   if (!chosen) return { error: "Pick a tileset." };
   const visibility = form.querySelector('input[name="visibility"]:checked');
-  const body = { name, tileset: chosen.value, visibility: visibility ? visibility.value : "public" };
+  const body = {
+    name,
+    tileset: chosen.value,
+    visibility: visibility ? visibility.value : "public",
+  };
   const seedText = seedInput.value.trim();
   if (seedText) {
     const seed = Number(seedText);

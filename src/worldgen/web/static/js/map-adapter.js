@@ -1,14 +1,18 @@
-// map-adapter.js — the only module that touches Leaflet (window.L, from leaflet.js loaded
-// before the page's modules). It speaks in world cells and integer zooms so that another map
-// library could replace Leaflet by reimplementing this small interface:
-//   createMap(element, {tileUrl, limits}) -> { getView, setView, getCellBounds, zoomIn, zoomOut,
-//                                      onViewChange, onPointer, onLoading, addPing }
+// map-adapter.js — the only module that uses Leaflet directly (window.L, from leaflet.js loaded
+// before the page's modules; map-tiles.js and map-grid.js get it from here). It speaks in world
+// cells and integer zooms so that another map library could replace Leaflet by reimplementing
+// this small interface:
+//   createMap(element, {tileUrl, limits}) -> { getView, setView, getCellBounds, cellPx,
+//       zoomIn, zoomOut, onViewChange, onPointer, onClick, onLoading, addPing, setCrosshair,
+//       setGrid }
 // The map shows nothing until the first setView, so listeners registered before it see the
-// first tiles load.
+// first tiles load. element.dataset.cover holds how many far-zoom "cover" tiles (placeholders
+// for the next move, map-tiles.js) are still loading.
 
 import { el } from "./dom.js";
+import { createGridLayer } from "./map-grid.js";
+import { createWorldTiles } from "./map-tiles.js";
 
-const TILE_PX = 256;
 // At z = 0 one cell is 4 px; every zoom step doubles that (z = 2: 16 px, a tile is 16x16 cells).
 const CELL_PX_Z0 = 4;
 // How long a ping stays on the map (its CSS animation fades it over the same time).
@@ -22,6 +26,8 @@ function cellCRS(L) {
     transformation: new L.Transformation(CELL_PX_Z0, 0, CELL_PX_Z0, 0),
   });
 }
+
+const cellOf = (latlng) => ({ x: Math.floor(latlng.lng), y: Math.floor(latlng.lat) });
 
 // limits (from the page data): zoom_min, zoom_max, and coord_max, the farthest the map may
 // wander in cells (the region/export API's coordinate bound).
@@ -38,18 +44,15 @@ export function createMap(element, { tileUrl, limits }) {
     maxBounds: bounds,
     attributionControl: false,
     keyboard: true,
+    // A fading tile would show what is under it; tiles here are never blank, so no fade.
+    fadeAnimation: false,
   });
-  const layer = L.tileLayer(tileUrl, {
-    tileSize: TILE_PX,
-    minZoom: limits.zoom_min,
-    maxZoom: limits.zoom_max,
-    noWrap: true,
-    bounds,
-    keepBuffer: 2,
-    updateWhenZooming: false,
-    className: "world-tiles",
-  });
+  const layer = createWorldTiles(L, { url: tileUrl, limits, bounds, className: "world-tiles" });
   layer.addTo(map);
+  layer.on("coverloading", ({ pending }) => {
+    element.dataset.cover = String(pending);
+  });
+  const grid = createGridLayer(L, { limits, bounds, className: "world-grid" });
 
   // The container changes size when the side panel opens or closes.
   new ResizeObserver(() => map.invalidateSize({ pan: false })).observe(element);
@@ -73,6 +76,10 @@ export function createMap(element, { tileUrl, limits }) {
         south: Math.max(b.getSouth(), b.getNorth()),
       };
     },
+    // Screen pixels per cell at the current zoom.
+    cellPx() {
+      return CELL_PX_Z0 * 2 ** map.getZoom();
+    },
     zoomIn() {
       map.zoomIn();
     },
@@ -84,8 +91,12 @@ export function createMap(element, { tileUrl, limits }) {
     },
     // fn({x, y}) with the integer cell under the pointer, or fn(null) when it leaves the map.
     onPointer(fn) {
-      map.on("mousemove", (e) => fn({ x: Math.floor(e.latlng.lng), y: Math.floor(e.latlng.lat) }));
+      map.on("mousemove", (e) => fn(cellOf(e.latlng)));
       map.on("mouseout", () => fn(null));
+    },
+    // fn({x, y}) with the cell that was clicked or tapped (not after a drag).
+    onClick(fn) {
+      map.on("click", (e) => fn(cellOf(e.latlng)));
     },
     // fn(pending) with the number of tiles still loading (0 when the view is complete).
     onLoading(fn) {
@@ -97,13 +108,23 @@ export function createMap(element, { tileUrl, limits }) {
     },
     // A marker on cell (x, y) that fades away. The label is set as text, never as HTML: the
     // icon is an element built here, not a string Leaflet would parse.
-    addPing(x, y, label) {
+    addPing(x, y, label, { local = false } = {}) {
       const text = el("span", { class: "map-ping-label", text: label ?? "" });
       const node = el("div", { class: "map-ping-dot" }, text);
-      const icon = L.divIcon({ className: "map-ping", html: node, iconSize: [0, 0] });
+      const className = local ? "map-ping map-ping-local" : "map-ping";
+      const icon = L.divIcon({ className, html: node, iconSize: [0, 0] });
       const marker = L.marker([y + 0.5, x + 0.5], { icon, interactive: false, keyboard: false });
       marker.addTo(map);
       setTimeout(() => marker.remove(), PING_MS);
+    },
+    // A crosshair pointer over the map (while the next click picks a place).
+    setCrosshair(on) {
+      element.classList.toggle("map-pinging", on);
+    },
+    // Show or hide the cell grid overlay.
+    setGrid(on) {
+      if (on) grid.addTo(map);
+      else grid.remove();
     },
   };
   return adapter;

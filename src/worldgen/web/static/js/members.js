@@ -1,14 +1,16 @@
 // members.js — the world page's "People" section: what the signed-in user may do here
 // (GET /api/worlds/{id}/access) decides what is shown. Editors get a rename form, owners get
-// delete, invite links (create, copy, revoke), role changes and removals; everyone who belongs
+// visibility, delete, invite links (create, copy, revoke), role changes and removals. Changes
+// carry the world's version, so a stale page cannot overwrite someone else's rename (409).
+// Everyone who belongs
 // may see the members and leave. Nothing is shown that the user's role cannot do (the server
 // checks again anyway). User text reaches the DOM through textContent only.
 
 import { currentUser, loginHref } from "./account.js";
 import { deleteJSON, getJSON, paths, patchJSON, postJSON } from "./api.js";
-import { byId as $, el, pageData } from "./dom.js";
+import { byId as $, copyText, el } from "./dom.js";
+import { onWorldChange, updateWorld, world } from "./world-state.js";
 
-const world = pageData("world-data");
 const base = paths.world(world.id);
 const section = $("people");
 
@@ -23,13 +25,38 @@ function status(text) {
   $("people-status").textContent = text;
 }
 
+
+// PATCH the world against the version this page shows. A 409 means someone changed it since:
+// the page then shows what they made of it and says so (nothing is overwritten).
+async function changeWorld(change, done) {
+  try {
+    const changed = await patchJSON(base, { ...change, version: world.version });
+    updateWorld(changed);
+    status(done);
+  } catch (err) {
+    if (err.status !== 409) {
+      status(err.message);
+      return;
+    }
+    updateWorld(await getJSON(base));
+    const now = `it is now “${world.name}”, ${world.visibility}`;
+    status(`Someone changed this world meanwhile (${now}); nothing was saved. Try again.`);
+  }
+}
+
 function renameForm() {
   const input = el("input", {
     id: "rename-input",
     type: "text",
-    maxLength: 80,
     required: true,
     value: world.name,
+  });
+  let edited = false; // the user's own text is never replaced under their fingers
+  input.addEventListener("input", () => {
+    edited = input.value !== world.name;
+  });
+  onWorldChange(() => {
+    if (!edited) input.value = world.name;
   });
   const form = el(
     "form",
@@ -40,17 +67,37 @@ function renameForm() {
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    try {
-      const renamed = await patchJSON(base, { name: input.value.trim() });
-      world.name = renamed.name;
-      $("world-name").textContent = renamed.name;
-      document.title = `${renamed.name} — worldgen`;
-      status("Renamed.");
-    } catch (err) {
-      status(err.message);
-    }
+    edited = false;
+    await changeWorld({ name: input.value.trim() }, "Renamed.");
+    input.value = world.name;
   });
   return form;
+}
+
+// Owners choose who can see the world; the select shows the current choice.
+function visibilityControl() {
+  const select = el("select", { id: "visibility-select" });
+  select.append(
+    el("option", { value: "public", text: "Everyone (public)" }),
+    el("option", { value: "private", text: "Only members (private)" }),
+  );
+  select.value = world.visibility;
+  onWorldChange(() => {
+    select.value = world.visibility;
+  });
+  select.addEventListener("change", async () => {
+    const value = select.value;
+    const done = value === "private" ? "Now private: only members see it." : "Now public.";
+    select.disabled = true;
+    await changeWorld({ visibility: value }, done);
+    select.disabled = false;
+  });
+  return el(
+    "div",
+    { class: "row visibility-row" },
+    el("label", { htmlFor: "visibility-select", text: "Who can see it" }),
+    select,
+  );
 }
 
 function deleteButton() {
@@ -148,7 +195,13 @@ async function invitePanel() {
   for (const [label, seconds] of EXPIRIES) {
     expiry.append(el("option", { value: String(seconds), text: label, selected: seconds === 7 * 86400 }));
   }
-  const link = el("input", { id: "invite-link", type: "text", readOnly: true, hidden: true });
+  const link = el("input", { id: "invite-link", type: "text", readOnly: true });
+  const copy = el("button", { type: "button", id: "invite-copy", class: "secondary", text: "Copy" });
+  const shown = el("div", { class: "row invite-shown", hidden: true }, link, copy);
+  copy.addEventListener("click", async () => {
+    const copied = await copyText(link.value, link);
+    status(copied ? "Invite link copied; it is shown only now." : "Copy the selected link now.");
+  });
   const list = el("ul", { id: "invite-list", class: "invite-list" });
   const form = el(
     "form",
@@ -167,7 +220,7 @@ async function invitePanel() {
         expires_in: Number(expiry.value),
       });
       link.value = new URL(invite.url, window.location.origin).href;
-      link.hidden = false;
+      shown.hidden = false;
       link.select();
       status("Share this link; it is shown only now.");
       list.append(inviteRow(invite));
@@ -177,7 +230,7 @@ async function invitePanel() {
   });
   const { invites } = await getJSON(`${base}/invites`);
   for (const invite of invites) list.append(inviteRow(invite));
-  return el("div", { class: "invites" }, el("h3", { text: "Invite links" }), form, link, list);
+  return el("div", { class: "invites" }, el("h3", { text: "Invite links" }), form, shown, list);
 }
 
 async function main() {
@@ -196,6 +249,7 @@ async function main() {
     body.append(el("p", { class: "hint" }, el("a", { href: loginHref(), text: "Sign in" }), " to chat or join."));
   }
   if (access.actions.includes("rename")) body.append(renameForm());
+  if (access.actions.includes("change")) body.append(visibilityControl());
   if (access.actions.includes("delete")) body.append(deleteButton());
   if (access.actions.includes("members")) body.append(await membersList(access, me && me.id));
   if (access.actions.includes("invite")) body.append(await invitePanel());

@@ -1,13 +1,16 @@
 // world.js — the world page: the map (through map-adapter.js), the #z/x/y hash that makes a
-// link reopen the same view, the cursor's cell, the loading indicator, the PNG export of the
-// visible area and the collapsible side panel (whose #chat section a later module fills).
+// link reopen the same view, the cursor's cell and its name, the legend, the loading
+// indicator, the view tools (view-tools.js), the PNG export of the visible area and the
+// collapsible side panel (whose #chat section chat.js fills).
 
 import { getBlob } from "./api.js";
 import { startChat } from "./chat.js";
-import { byId as $, pageData, saveBlob } from "./dom.js";
+import { byId as $, saveBlob } from "./dom.js";
+import { cellNamer, classOf, loadLegend, renderLegend } from "./legend.js";
 import { createMap } from "./map-adapter.js";
+import { startViewTools } from "./view-tools.js";
+import { onWorldChange, updateWorld, world } from "./world-state.js";
 
-const world = pageData("world-data");
 // The API's bounds, from the page data: zooms, coordinates, and the export's at most
 // export_cells cells and export_px px along a side at 1..export_scale px per cell.
 const limits = world.limits;
@@ -55,12 +58,50 @@ window.addEventListener("hashchange", () => {
   }
 });
 
-// --- cursor cell and loading indicator ---
+// --- legend, cursor cell and its name, loading indicator ---
 
-map.onPointer((cell) => {
+const NAME_DELAY_MS = 200; // a name is asked for once the pointer rests this long on a cell
+let legend = null;
+let nameOf = cellNamer(world.id, null);
+let markLegend = () => {};
+let pointed = null; // the cell whose name is wanted
+let nameTimer = null;
+
+loadLegend(world.id).then(
+  (loaded) => {
+    legend = loaded;
+    nameOf = cellNamer(world.id, legend);
+    markLegend = renderLegend($("legend-list"), legend);
+    $("legend").hidden = false;
+  },
+  () => {
+    $("legend").hidden = true;
+  },
+);
+
+async function showName(cell) {
+  const found = await nameOf(cell);
+  if (pointed !== cell) return; // the pointer moved on
+  const klass = found ? classOf(legend, found.key) : "";
+  $("cursor-name").textContent = found ? ` — ${found.name}${klass ? ` (${klass})` : ""}` : "";
+  markLegend(found?.key);
+}
+
+function point(cell) {
+  pointed = cell;
+  clearTimeout(nameTimer);
   $("map-cursor").hidden = !cell;
   $("cursor-cell").textContent = cell ? `x ${cell.x}, y ${cell.y}` : "";
+  $("cursor-name").textContent = "";
+  markLegend(null);
+  if (cell) nameTimer = setTimeout(() => showName(cell), NAME_DELAY_MS);
+}
+
+map.onPointer((cell) => {
+  const same = cell && pointed && cell.x === pointed.x && cell.y === pointed.y;
+  if (!same) point(cell);
 });
+map.onClick(point); // touch screens have no hover: a tap names the cell
 
 // The count is for the eye only: screen readers hear "Loading tiles…" once, not every change.
 map.onLoading((pending) => {
@@ -131,15 +172,13 @@ toggle.addEventListener("click", () => {
   panel.classList.toggle("collapsed", !open);
 });
 
-map.setView(cellView(initial)); // fires the first view change: hash, panel, export note
+startViewTools({ map, limits });
+map.setView(cellView(initial)); // fires the first view change: hash, panel, scale, export note
 
-startChat({
-  section: $("chat"),
-  panel,
-  world,
-  map,
-  onRename(name) {
-    $("world-name").textContent = name;
-    document.title = `${name} — worldgen`;
-  },
+// The header and the title follow the name, whoever changed it.
+onWorldChange(() => {
+  $("world-name").textContent = world.name;
+  document.title = `${world.name} — worldgen`;
 });
+
+startChat({ section: $("chat"), panel, world, map, onWorldChange: updateWorld });

@@ -1,0 +1,332 @@
+// map-tiles.js — the world's tile layer, a Leaflet GridLayer that never shows a blank rectangle
+// while tiles load (used by map-adapter.js only; it gets Leaflet as `L`).
+//
+// Each tile is a <div> holding a <canvas> placeholder and, once it has loaded and decoded, the
+// real <img> on top. The placeholder is painted at once from the best tile of another zoom this
+// page has already loaded (the nearest ancestor, scaled up; then whichever of the four tiles of
+// the next zoom in are loaded, scaled down), and repainted when a better one arrives. A "cover"
+// of cheap far-zoom tiles around the view (3 times its width and height, at least 3 zooms out)
+// is kept loaded, so a zoom out or a pan always finds an ancestor to scale. During a zoom
+// animation the new zoom's tiles cover the target view from its first frame (Leaflet's own
+// GridLayer covers only the old view until the animation ends, leaving a ring blank).
+
+import { el } from "./dom.js";
+
+const TILE_PX = 256;
+// Far zooms (this one and out) are summaries that cost a few milliseconds a tile: the cover
+// comes from them.
+const COVER_ZOOM_MAX = -3;
+const COVER_STEPS = 3; // the cover is at least this many zooms out
+const COVER_SPAN = 3; // ...and covers the view's centre area this many times as wide and high
+const CACHE_MAX = 600; // decoded tile images kept for placeholders (about 150 MB at most)
+const ANCESTOR_STEPS = 12; // the farthest ancestor worth scaling (1/4096 of its width)
+const PRUNE_HOLD_MS = 400; // old-zoom tiles stay this long after a zoom ends
+const EMPTY_GIF = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAIBTAA7";
+
+const keyOf = (z, x, y) => `${z}/${x}/${y}`;
+
+// Loaded tile images by z/x/y, least recently used first out. `onPut` listeners learn of every
+// new image (so waiting placeholders can use it).
+class TileImages {
+  constructor() {
+    this.images = new Map();
+    this.listeners = [];
+  }
+
+  get(z, x, y) {
+    const key = keyOf(z, x, y);
+    const img = this.images.get(key);
+    if (img) {
+      this.images.delete(key);
+      this.images.set(key, img);
+    }
+    return img;
+  }
+
+  has(z, x, y) {
+    return this.images.has(keyOf(z, x, y));
+  }
+
+  put(z, x, y, img) {
+    const key = keyOf(z, x, y);
+    this.images.delete(key);
+    this.images.set(key, img);
+    while (this.images.size > CACHE_MAX) this.images.delete(this.images.keys().next().value);
+    for (const fn of this.listeners) fn(z, x, y, img);
+  }
+}
+
+// Load one image; resolves to it once decoded (null on error or abort).
+function loadImage(url, signal) {
+  return new Promise((resolve) => {
+    const img = new Image();
+    img.alt = "";
+    img.decoding = "async";
+    const finish = (ok) => {
+      img.onload = img.onerror = null;
+      if (!ok) {
+        resolve(null);
+        return;
+      }
+      img.decode().then(
+        () => resolve(img),
+        () => resolve(img),
+      );
+    };
+    img.onload = () => finish(true);
+    img.onerror = () => finish(false);
+    signal?.addEventListener("abort", () => {
+      if (!img.complete) {
+        img.onload = img.onerror = null;
+        img.src = EMPTY_GIF;
+        resolve(null);
+      }
+    });
+    img.src = url;
+  });
+}
+
+// A tile's placeholder canvas: paints the best available picture of its area from `cache`.
+// `rank` is how good the current picture is (lower is better; Infinity when empty).
+class Placeholder {
+  constructor(coords, zoomMin, zoomMax) {
+    this.coords = coords;
+    this.zoomMin = zoomMin;
+    this.zoomMax = zoomMax;
+    this.rank = Infinity;
+    this.canvas = el("canvas", {
+      class: "world-tile-placeholder",
+      width: TILE_PX,
+      height: TILE_PX,
+    });
+  }
+
+  // Paint from the nearest cached ancestor, then any cached child tiles over it. Returns
+  // whether anything was painted.
+  paint(cache) {
+    const { x, y, z } = this.coords;
+    const g = this.canvas.getContext("2d");
+    let painted = false;
+    const farthest = Math.max(this.zoomMin, z - ANCESTOR_STEPS);
+    for (let k = 1; z - k >= farthest; k++) {
+      const n = 2 ** k;
+      const ax = Math.floor(x / n);
+      const ay = Math.floor(y / n);
+      const img = cache.get(z - k, ax, ay);
+      if (!img) continue;
+      const side = TILE_PX / n;
+      g.imageSmoothingEnabled = false;
+      const [sx, sy] = [(x - ax * n) * side, (y - ay * n) * side];
+      g.drawImage(img, sx, sy, side, side, 0, 0, TILE_PX, TILE_PX);
+      this.rank = k;
+      painted = true;
+      break;
+    }
+    if (z + 1 <= this.zoomMax) {
+      const half = TILE_PX / 2;
+      // Nearest sampling: smoothing would blend each quarter's edge with transparency.
+      g.imageSmoothingEnabled = false;
+      for (let j = 0; j < 2; j++) {
+        for (let i = 0; i < 2; i++) {
+          const img = cache.get(z + 1, 2 * x + i, 2 * y + j);
+          if (!img) continue;
+          g.drawImage(img, i * half, j * half, half, half);
+          this.rank = Math.min(this.rank, 0.5);
+          painted = true;
+        }
+      }
+    }
+    return painted;
+  }
+
+  // Whether a newly cached image at (z, x, y) would improve this placeholder.
+  improvedBy(z, x, y) {
+    const c = this.coords;
+    if (z === c.z + 1) return Math.floor(x / 2) === c.x && Math.floor(y / 2) === c.y;
+    const k = c.z - z;
+    if (k < 1 || k >= this.rank) return false;
+    return Math.floor(c.x / 2 ** k) === x && Math.floor(c.y / 2 ** k) === y;
+  }
+}
+
+// createWorldTiles(L, {url, limits, bounds, className}) -> a GridLayer to add to the map. Besides
+// Leaflet's tile events it fires "tileabort" (a tile removed before it loaded) and
+// "coverloading" ({pending}: cover tiles still loading).
+export function createWorldTiles(L, { url, limits, bounds, className }) {
+  const cache = new TileImages();
+  let cover = null; // created below, once the layer exists
+  const waiting = new Map(); // tile key -> {placeholder, tile}: tiles still loading
+  const tileUrl = ({ x, y, z }) =>
+    url.replace("{z}", String(z)).replace("{x}", String(x)).replace("{y}", String(y));
+
+  cache.listeners.push((z, x, y) => {
+    for (const { placeholder, tile } of waiting.values()) {
+      if (!placeholder.improvedBy(z, x, y)) continue;
+      if (placeholder.paint(cache) && !placeholder.canvas.isConnected) {
+        tile.prepend(placeholder.canvas);
+      }
+    }
+  });
+
+  const Layer = L.GridLayer.extend({
+    createTile(coords, done) {
+      const tile = el("div", { class: "world-tile" });
+      const key = keyOf(coords.z, coords.x, coords.y);
+      const placeholder = new Placeholder(coords, limits.zoom_min, limits.zoom_max);
+      if (placeholder.paint(cache)) tile.append(placeholder.canvas);
+      else cover.rescue(coords);
+      const controller = new AbortController();
+      tile.abort = () => controller.abort();
+      waiting.set(key, { placeholder, tile });
+      loadImage(tileUrl(coords), controller.signal).then((img) => {
+        if (waiting.get(key)?.tile === tile) waiting.delete(key);
+        if (controller.signal.aborted) return;
+        if (!img) {
+          tile.classList.add("world-tile-error");
+          done(new Error(`tile ${key} did not load`), tile);
+          return;
+        }
+        img.className = "world-tile-image";
+        tile.append(img);
+        placeholder.canvas.remove();
+        cache.put(coords.z, coords.x, coords.y, img);
+        done(null, tile);
+      });
+      return tile;
+    },
+
+    // With fadeAnimation off, Leaflet prunes the old zoom's tiles as soon as a new tile is
+    // ready, even during a zoom animation, when they still cover what the new zoom's tiles (at
+    // the animation's current scale) do not. Keep them until a moment after the zoom ends: a
+    // busy browser may still be drawing the animation's last frames by then.
+    _pruneTiles() {
+      if (this._noPrune || performance.now() < this._holdUntil) return;
+      L.GridLayer.prototype._pruneTiles.call(this);
+    },
+
+    onAdd(map) {
+      L.GridLayer.prototype.onAdd.call(this, map);
+      this._holdUntil = 0;
+      map.on("zoomstart", () => {
+        this._holdUntil = Infinity;
+        clearTimeout(this._holdTimer);
+      });
+      map.on("zoomend", () => {
+        this._holdUntil = performance.now() + PRUNE_HOLD_MS;
+        this._holdTimer = setTimeout(() => this._pruneTiles(), PRUNE_HOLD_MS + 1);
+      });
+    },
+
+    // Leaflet sizes the tile range of a zoom animation by the larger of the two zooms, so a
+    // zoom out covers only the old view until the animation ends; cover the target view.
+    _getTiledPixelBounds(center) {
+      const map = this._map;
+      const mapZoom = map._animatingZoom ? map._animateToZoom : map.getZoom();
+      const scale = map.getZoomScale(mapZoom, this._tileZoom);
+      const pixelCenter = map.project(center, this._tileZoom).floor();
+      const halfSize = map.getSize().divideBy(scale * 2);
+      return L.bounds(pixelCenter.subtract(halfSize), pixelCenter.add(halfSize));
+    },
+  });
+
+  const layer = new Layer({
+    tileSize: TILE_PX,
+    minZoom: limits.zoom_min,
+    maxZoom: limits.zoom_max,
+    noWrap: true,
+    bounds,
+    keepBuffer: 2,
+    updateWhenZooming: true,
+    className,
+  });
+
+  cover = createCover(layer, cache, tileUrl, limits);
+
+  // A tile removed before it loaded: cancel its request, and say so (the loading count).
+  layer.on("tileunload", ({ tile, coords }) => {
+    const key = keyOf(coords.z, coords.x, coords.y);
+    if (waiting.get(key)?.tile !== tile) return;
+    waiting.delete(key);
+    tile.abort();
+    layer.fire("tileabort", { tile, coords });
+  });
+
+  // After the view's own tiles: they matter first, and the cover is for the next move.
+  layer.on("load", () => layer._map && cover.refresh(layer._map));
+  layer.on("add", () => {
+    const map = layer._map;
+    map.on("moveend", () => layer.isLoading() || cover.refresh(map));
+  });
+  return layer;
+}
+
+// The cover: far-zoom tiles around the view, loaded after the view's own tiles, and the one
+// far ancestor of any tile that found nothing to show while it loads (a pan beyond the cover).
+function createCover(layer, cache, tileUrl, limits) {
+  const loading = new Map(); // key -> AbortController: cover tiles on their way
+  const rescues = new Set(); // keys of ancestors asked for by empty tiles (never cancelled)
+  const announce = () => layer.fire("coverloading", { pending: loading.size });
+  const coverZoom = (z) => Math.max(limits.zoom_min, Math.min(z - COVER_STEPS, COVER_ZOOM_MAX));
+
+  function wanted(map) {
+    const z = map.getZoom();
+    const zc = coverZoom(z);
+    if (zc >= z) return [];
+    const size = map.getSize();
+    const centre = map.project(map.getCenter(), zc);
+    const scale = map.getZoomScale(z, zc);
+    const half = size.multiplyBy(COVER_SPAN / (2 * scale));
+    const min = centre.subtract(half).divideBy(TILE_PX).floor();
+    const max = centre.add(half).divideBy(TILE_PX).floor();
+    const n = 2 ** (limits.zoom_max - zc) * 16; // cells per tile at zc (16 at zoom_max)
+    const edge = Math.floor(limits.coord_max / n);
+    const tiles = [];
+    for (let y = Math.max(min.y, -edge); y <= Math.min(max.y, edge - 1); y++) {
+      for (let x = Math.max(min.x, -edge); x <= Math.min(max.x, edge - 1); x++) {
+        tiles.push({ z: zc, x, y });
+      }
+    }
+    return tiles;
+  }
+
+  function refresh(map) {
+    const want = wanted(map);
+    const keys = new Set(want.map((c) => keyOf(c.z, c.x, c.y)));
+    for (const [key, controller] of loading) {
+      if (!keys.has(key)) {
+        controller.abort();
+        loading.delete(key);
+      }
+    }
+    for (const c of want) {
+      const key = keyOf(c.z, c.x, c.y);
+      if (loading.has(key) || rescues.has(key) || cache.has(c.z, c.x, c.y)) continue;
+      const controller = new AbortController();
+      loading.set(key, controller);
+      loadImage(tileUrl(c), controller.signal).then((img) => {
+        if (loading.get(key) !== controller) return;
+        loading.delete(key);
+        if (img) cache.put(c.z, c.x, c.y, img);
+        announce();
+      });
+    }
+    announce();
+  }
+
+  // A tile at `coords` has no placeholder: fetch its ancestor at the cover zoom.
+  function rescue({ x, y, z }) {
+    const zc = coverZoom(z);
+    if (zc >= z) return;
+    const n = 2 ** (z - zc);
+    const c = { z: zc, x: Math.floor(x / n), y: Math.floor(y / n) };
+    const key = keyOf(c.z, c.x, c.y);
+    if (rescues.has(key) || loading.has(key) || cache.has(c.z, c.x, c.y)) return;
+    rescues.add(key);
+    loadImage(tileUrl(c)).then((img) => {
+      rescues.delete(key);
+      if (img) cache.put(c.z, c.x, c.y, img);
+    });
+  }
+
+  return { refresh, rescue };
+}

@@ -1,0 +1,122 @@
+"""Looking at a world in real Chromium: zooming from 2 to -6 and back never shows a blank tile
+(the map's background is painted magenta and no screenshot may show it), and the map can be read:
+the legend, the name of the cell under the cursor, the scale bar, "go to x, y", the copy-link
+button and the grid. Every screenshot is kept in ``out/test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from tests.web.browser.conftest import ARTIFACTS, PageFactory, Server, screenshot
+from tests.web.browser.test_pages import view_of, wait_for_map
+
+MAGENTA = (255, 0, 255)
+WAIT_MS = 300_000
+PAINT_BACKGROUND_JS = "() => { document.getElementById('map').style.background = '#ff00ff'; }"
+
+
+def blank_pixels(page: Page, name: str) -> int:
+    """Pixels of the map (every 3rd in each direction) that show its magenta background; the
+    screenshot is saved as ``<name>.png``."""
+    box = page.locator("#map").bounding_box()
+    assert box
+    png = page.screenshot(clip=box)
+    (ARTIFACTS / f"{name}.png").write_bytes(png)
+    with Image.open(io.BytesIO(png)) as shot:
+        rgb = shot.convert("RGB")
+        w, h = rgb.size
+        return sum(
+            1 for y in range(0, h, 3) for x in range(0, w, 3) if rgb.getpixel((x, y)) == MAGENTA
+        )
+
+
+@pytest.mark.parametrize("tileset", ["terrain", "lakes"])
+def test_zooming_out_and_in_never_shows_a_blank_tile(
+    browser_page: PageFactory, server: Server, tileset: str
+) -> None:
+    world = server.create_world(f"Zoom {tileset}", tileset=tileset, seed=42)
+    page = browser_page(width=760, height=420)  # a 440 x 420 px map: about 6 tiles a view
+    page.goto(f"{world['page']}#2/5000/-3000")  # far from anything this server drew before
+    page.evaluate(PAINT_BACKGROUND_JS)
+    wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
+    blank: dict[str, int] = {}
+    steps = [*range(1, -7, -1), *range(-5, 3)]
+    for i, z in enumerate(steps):
+        button = "Zoom out" if z < view_of(page)[0] else "Zoom in"
+        page.get_by_role("button", name=button).click()
+        page.wait_for_function(f"() => location.hash.startsWith('#{z}/')")
+        # Right after the zoom (new tiles still on their way), and a moment later.
+        for when in ("now", "soon"):
+            name = f"zoom-{tileset}-{i:02d}-z{z}-{when}"
+            blank[name] = blank_pixels(page, name)
+            page.wait_for_timeout(150)
+        # As a user looks at each view: its tiles and cover arrive (cold tiles at z = -1 and -2
+        # take a while on the test server's one worker).
+        wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
+    assert not any(blank.values()), {k: v for k, v in blank.items() if v}
+    assert view_of(page) == (2, 5000, -3000)
+
+
+def test_reading_the_map(browser_page: PageFactory, server: Server) -> None:
+    world = server.create_world("Readable", tileset="terrain", seed=42)
+    page = browser_page(width=1280, height=800)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(f"{world['page']}#2/0/0")
+    wait_for_map(page)
+
+    # The legend: the tileset's families with pictures, under their classes.
+    legend = page.locator("#legend")
+    expect(legend).to_be_visible()
+    expect(legend.locator(".legend-group h3")).to_have_text(["ocean", "lowland", "highland"])
+    expect(legend.locator(".legend-entry").first).to_contain_text("deep")
+    expect(legend.locator(".legend-entry img").first).to_have_js_property("naturalWidth", 16)
+
+    # The scale bar: 5 cells at 16 px a cell.
+    expect(page.locator("#map-scale-text")).to_have_text("5 cells")
+    bar = page.locator("#map-scale-bar").bounding_box()
+    assert bar
+    assert abs(bar["width"] - 80) <= 1
+
+    # The cell under the cursor, named from a 1x1 region and the legend; its legend entry lit.
+    box = page.locator("#map").bounding_box()
+    assert box
+    page.mouse.move(box["x"] + 100, box["y"] + 100)
+    cursor = page.locator("#map-cursor")
+    expect(cursor).to_have_text(re.compile(r"^\s*Cursor cell:\s*x -?\d+, y -?\d+ — [a-z ]+"))
+    m = re.search(r"x (-?\d+), y (-?\d+) — ([a-z ]+?)(?: \((\w+)\))?$", cursor.inner_text())
+    assert m, cursor.inner_text()
+    x, y, name = int(m[1]), int(m[2]), m[3]
+    region = page.context.request.get(f"/api/worlds/{world['id']}/region?x={x}&y={y}&w=1&h=1")
+    label = region.json()["tiles"][region.json()["cells"][0]]
+    assert name == label.rsplit(" ", 1)[0].replace("_", " ")
+    expect(legend.locator(".legend-current")).to_have_count(1)
+    screenshot(page, "map-cursor-name")
+
+    # Go to a cell: the view centres on it (its hash says so); nonsense gets a message.
+    page.locator("#goto-cell").fill("1200, -345")
+    page.locator("#goto-cell").press("Enter")
+    page.wait_for_function("() => location.hash === '#2/1200/-345'")
+    expect(page.locator(".map-ping-local .map-ping-label")).to_have_text("1200, -345")
+    page.locator("#goto-cell").fill("north")
+    page.locator("#goto-cell").press("Enter")
+    expect(page.locator("#goto-status")).to_contain_text("two whole numbers")
+    assert view_of(page) == (2, 1200, -345)
+
+    # Copy link: the clipboard holds the address of this view.
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.locator("#copy-link-status")).to_have_text("Link copied: it opens this view.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == page.url
+
+    # The grid: a line on every cell edge at z = 2 (16 px apart), and gone when unticked.
+    page.get_by_label("Grid").check()
+    expect(page.locator(".world-grid canvas").first).to_be_visible()
+    wait_for_map(page)
+    screenshot(page, "map-grid")
+    page.get_by_label("Grid").uncheck()
+    expect(page.locator(".world-grid")).to_have_count(0)
