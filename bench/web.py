@@ -392,22 +392,28 @@ async def measure_detail(target: Target, tiles: int) -> Level:
 
 # ---- first map paint ----------------------------------------------------------------------------
 
+# A map tile is a <div class="leaflet-tile"> that shows a placeholder (another zoom's tiles,
+# scaled) at once and gets "leaflet-tile-loaded" when its own picture is shown (map-tiles.js):
+# the watch counts the latter only.
 _TILE_WATCH = """
 window.__wgTiles = {first: null, last: null, loaded: 0};
-document.addEventListener('load', (event) => {
-  const el = event.target;
-  if (el instanceof HTMLImageElement && el.classList.contains('leaflet-tile')) {
+new MutationObserver((records) => {
+  for (const record of records) {
+    const el = record.target;
+    if (el.__wgSeen || !el.classList.contains('leaflet-tile-loaded')) continue;
+    if (!el.closest('.world-tiles')) continue;
+    el.__wgSeen = true;
     const now = performance.now();
     const t = window.__wgTiles;
     if (t.first === null) t.first = now;
     t.last = now;
     t.loaded += 1;
   }
-}, true);
+}).observe(document, {attributes: true, attributeFilter: ['class'], subtree: true});
 """
 _ALL_LOADED = """() => {
-  const imgs = [...document.querySelectorAll('img.leaflet-tile')];
-  return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  const tiles = [...document.querySelectorAll('.world-tiles .leaflet-tile')];
+  return tiles.length > 0 && tiles.every((t) => t.classList.contains('leaflet-tile-loaded'));
 }"""
 
 
