@@ -20,6 +20,7 @@ const COVER_STEPS = 3; // the cover is at least this many zooms out
 const COVER_SPAN = 3; // ...and covers the view's centre area this many times as wide and high
 const CACHE_MAX = 600; // decoded tile images kept for placeholders (about 150 MB at most)
 const ANCESTOR_STEPS = 12; // the farthest ancestor worth scaling (1/4096 of its width)
+const RETRY_DELAYS_MS = [1000, 3000, 9000]; // a failed tile is asked for again after these
 const PRUNE_HOLD_MS = 400; // old-zoom tiles stay this long after a zoom ends
 const EMPTY_GIF = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAIBTAA7";
 
@@ -84,6 +85,18 @@ function loadImage(url, signal) {
     });
     img.src = url;
   });
+}
+
+// loadImage, tried again after RETRY_DELAYS_MS (with jitter) when it fails: a busy server
+// answers 503 and asks for a retry. Resolves to null once every try failed or on abort.
+async function loadWithRetries(url, signal) {
+  for (let attempt = 0; ; attempt++) {
+    const img = await loadImage(url, signal);
+    if (img || signal.aborted || attempt >= RETRY_DELAYS_MS.length) return img;
+    const delay = RETRY_DELAYS_MS[attempt] * (0.75 + Math.random() / 2);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    if (signal.aborted) return null;
+  }
 }
 
 // A tile's placeholder canvas: paints the best available picture of its area from `cache`.
@@ -178,11 +191,11 @@ export function createWorldTiles(L, { url, limits, bounds, className }) {
       const controller = new AbortController();
       tile.abort = () => controller.abort();
       waiting.set(key, { placeholder, tile });
-      loadImage(tileUrl(coords), controller.signal).then((img) => {
+      loadWithRetries(tileUrl(coords), controller.signal).then((img) => {
         if (waiting.get(key)?.tile === tile) waiting.delete(key);
         if (controller.signal.aborted) return;
         if (!img) {
-          tile.classList.add("world-tile-error");
+          tile.classList.add("world-tile-error"); // the placeholder (if any) stays
           done(new Error(`tile ${key} did not load`), tile);
           return;
         }
