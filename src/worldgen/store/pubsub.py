@@ -126,7 +126,7 @@ class PubSub:
         """Redis has confirmed the subscription to ``channel`` on the current connection."""
         return channel in self._confirmed
 
-    async def wait_subscribed(self, channel: str, timeout: float) -> bool:
+    async def wait_subscribed(self, channel: str, timeout: float) -> bool:  # noqa: ASYNC109  False on time-out, by design
         """Wait until Redis confirms ``channel`` (False after ``timeout``, e.g. Redis is down).
 
         Whoever waits for this hears every message published from then on.

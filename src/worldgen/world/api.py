@@ -226,7 +226,7 @@ def preview_png(name: str, size: int = 64) -> bytes:
         rgb = np.ascontiguousarray(palette[sample.astype(np.intp), :3])
     else:
         model = _bundled_model(WorldSpec("tileset", name, 0, entry.defaults.get("subset")))
-        assert model.images is not None  # bundled tilesets load with images
+        assert model.images is not None  # noqa: S101  bundled tilesets load with images
         tiles = model.images[[model.labels.index(v) for v in model.labels if v.endswith(" 0")]]
         cols = int(np.ceil(np.sqrt(tiles.shape[0])))
         rows = -(-tiles.shape[0] // cols)

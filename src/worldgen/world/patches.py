@@ -402,7 +402,7 @@ def _build(
             if {(tl, tr), (bl, br)} & redraw_h or {(tl, bl), (tr, br)} & redraw_v:
                 solved[c] = 0
     if not complete:
-        assert failing is not None
+        assert failing is not None  # noqa: S101  set whenever a combination failed
         label = "/".join(names[k] for k in failing)
         raise IncompleteLibraryError(
             f"{model.noun} {model.name}: the patch library is incomplete after {rounds} rounds; "

@@ -13,7 +13,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from worldgen.store.backup.dump import BATCH, account_ids
-from worldgen.store.backup.records import Archive, BackupError, ChatEntry, RestoreReport
+from worldgen.store.backup.records import (
+    Archive,
+    BackupError,
+    ChatEntry,
+    ChatLog,
+    RestoreReport,
+)
 from worldgen.store.keys import Keys
 from worldgen.store.members import MemberRepo, invite_json, membership_json
 from worldgen.store.replies import text as _text
@@ -93,7 +99,9 @@ async def load(
         memberships, invites = await _load_members(redis, keys, archive, force=force)
     chat = dropped = 0
     if archive.chat is not None:
-        chat, dropped = await _load_chat(redis, keys, archive, force=force, maxlen=chat_maxlen)
+        chat, dropped = await _load_chat(
+            redis, keys, archive.worlds, archive.chat, force=force, maxlen=chat_maxlen
+        )
 
     signed_out = 0
     if replaced_users:
@@ -216,13 +224,17 @@ async def _load_members(
 
 
 async def _load_chat(
-    redis: Redis, keys: Keys, archive: Archive, *, force: bool, maxlen: int
+    redis: Redis,
+    keys: Keys,
+    worlds: Sequence[WorldRecord],
+    chat: ChatLog,
+    *,
+    force: bool,
+    maxlen: int,
 ) -> tuple[int, int]:
     """Re-add each world's entries with their ids, oldest first, keeping the newest ``maxlen``."""
-    chat = archive.chat
-    assert chat is not None
     if force:  # the archive is the truth: archived worlds without entries have none
-        empty = [w.id for w in archive.worlds if w.id not in chat.counts]
+        empty = [w.id for w in worlds if w.id not in chat.counts]
         for start in range(0, len(empty), BATCH):
             await redis.delete(*(keys.chat(w) for w in empty[start : start + BATCH]))
     written = dropped = 0
