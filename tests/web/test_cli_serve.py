@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,61 +10,18 @@ import httpx
 import pytest
 
 from tests.accounts import sign_in_sync
+from tests.harness import ServeProcess
 from worldgen.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-CHILD_EXIT_GRACE_S = 3.0
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc)."""
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            tree.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-class Served:
-    """One ``worldgen serve`` process; stdout and stderr go to files in ``folder``."""
+class Served(ServeProcess):
+    """One ``worldgen serve`` (the harness's); stdout and stderr go to files in ``folder``."""
 
     def __init__(self, folder: Path, data_dir: Path, name: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.out, self.err = folder / f"{name}.out", folder / f"{name}.err"
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
-        command = [str(Path(sys.executable).with_name("worldgen")), "serve"]
-        command += ["--port", str(self.port), "--data-dir", str(data_dir), "--workers", "1"]
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=folder)
+        super().__init__(data_dir, folder / f"{name}.out", folder / f"{name}.err", cwd=folder)
 
     def wait_for_url(self) -> str:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -80,25 +33,11 @@ class Served:
             time.sleep(0.1)
         raise AssertionError(f"no URL within {START_TIMEOUT_S} s: {self.err.read_text()[-3000:]}")
 
-    def stop(self, sig: signal.Signals) -> int:
-        family = descendants(self.proc.pid)
-        assert family, "the server should have children (Valkey, workers)"
-        self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-        # children notice the parent's exit through closed pipes (multiprocessing's resource
-        # tracker, pool workers): allow them a bounded moment, then anything left is a leak
-        deadline = time.monotonic() + CHILD_EXIT_GRACE_S
-        survivors = [pid for pid in family if alive(pid)]
-        while survivors and time.monotonic() < deadline:
-            time.sleep(0.05)
-            survivors = [pid for pid in survivors if alive(pid)]
-        for pid in survivors:
-            os.kill(pid, signal.SIGKILL)
-        assert not survivors, f"outlived the server: {survivors}"
+    def stop(self, sig: signal.Signals = signal.SIGINT, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """Stop with ``sig``; its exit code. No process of its tree may outlive it."""
+        assert self.watch(), "the server should have children (Valkey, workers)"
+        code = super().stop(sig, timeout_s)
+        assert not self.survivors, f"outlived the server: {self.survivors}"
         return code
 
 
