@@ -261,7 +261,8 @@ def _tent(values: npt.NDArray[np.int32], pixels: int, axis: int) -> npt.NDArray[
 
 def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U8Array:
     """RGB ``(pixels, pixels, 3)`` of the square whose top-left cell is ``(x0, y0)``, each pixel
-    the predicted mean colour of the ``cells_per_px``² cells it covers.
+    the predicted mean colour of the ``cells_per_px``² cells it covers (with one profile group,
+    the group's colour everywhere: the same integers, without evaluating any profile).
 
     ``s = min(SUBSAMPLES, cells_per_px)`` sub-samples per pixel side, averaged. From
     :data:`SMOOTH_FROM` cells per pixel on, where the macro noise's finest octaves (32 cells)
@@ -270,6 +271,8 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
     reading one sub-sample beyond the square, so neighbouring tiles still join seamlessly.
     """
     summary = summary_for(world)
+    if summary.table.shape[0] == 1:  # one group (a neutral bias): every pixel is its colour
+        return np.broadcast_to(summary.colours()[0], (pixels, pixels, 3)).copy()
     s = min(SUBSAMPLES, cells_per_px)
     smooth = cells_per_px >= SMOOTH_FROM and s == 2
     ring = 1 if smooth else 0
