@@ -1,21 +1,26 @@
 """Looking at a world in real Chromium: zooming from 2 to -6 and back never shows a blank tile
 (the map's background is painted magenta and no screenshot may show it), and the map can be read:
 the legend, the name of the cell under the cursor, the scale bar, "go to x, y", the copy-link
-button and the grid. Every screenshot is kept in ``out/test-artifacts/browser/``.
+button and the grid. Every screenshot is kept in ``out/test-artifacts/browser/``
+(``WORLDGEN_UPDATE_SCREENSHOT=1`` also refreshes the README's ``docs/screenshot.png``).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.web.browser.conftest import ARTIFACTS, PageFactory, Server, screenshot
+from tests.web.browser.conftest import ARTIFACTS, PageFactory, Server, screenshot, sign_in
 from tests.web.browser.test_pages import view_of, wait_for_map
 
+ROOT = Path(__file__).resolve().parents[3]
 MAGENTA = (255, 0, 255)
 WAIT_MS = 300_000
 PAINT_BACKGROUND_JS = "() => { document.getElementById('map').style.background = '#ff00ff'; }"
@@ -120,3 +125,28 @@ def test_reading_the_map(browser_page: PageFactory, server: Server) -> None:
     screenshot(page, "map-grid")
     page.get_by_label("Grid").uncheck()
     expect(page.locator(".world-grid")).to_have_count(0)
+
+
+def test_readme_picture(browser_page: PageFactory, server: Server) -> None:
+    """The README's picture: a terrain world at z = -1 with the panel open (legend, chat), the
+    cursor over land naming its cell, and a ping with a label."""
+    world = server.create_world("Archipelago", tileset="terrain", seed=42)
+    page = browser_page(width=1440, height=900)
+    sign_in(page, "explorer")
+    page.goto(f"{world['page']}#-1/40/-20")
+    expect(page.locator("#chat-status")).to_have_text("connected")
+    wait_for_map(page, timeout_ms=WAIT_MS)
+    page.locator("#chat-input").fill("Found a bay with two islands: pinging it.")
+    page.locator("#chat-send").click()
+    page.locator("#ping-label").fill("the bay")
+    page.locator("#chat-ping").click()
+    box = page.locator("#map").bounding_box()
+    assert box
+    page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.4)
+    expect(page.locator(".map-ping .map-ping-label")).to_contain_text("the bay")
+    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.6)
+    expect(page.locator("#cursor-name")).not_to_be_empty()
+    page.evaluate("() => { document.getElementById('panel-body').scrollTop = 0; }")
+    screenshot(page, "world-desktop")
+    if os.environ.get("WORLDGEN_UPDATE_SCREENSHOT"):
+        shutil.copyfile(ARTIFACTS / "world-desktop.png", ROOT / "docs" / "screenshot.png")

@@ -23,9 +23,15 @@ function detailMessage(body, status) {
   if (Array.isArray(detail) && detail.length > 0) {
     return detail
       .map((d) => {
-        const field = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(".") : "";
+        const path = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body") : [];
+        const field = path.join(".");
         // pydantic prefixes a validator's own words with "Value error, ": not for people.
         const msg = String(d.msg).replace(/^Value error, /, "");
+        // A message that names its field ("the name has 300 characters…") needs no prefix.
+        const last = String(path[path.length - 1] ?? "");
+        if (last && msg.toLowerCase().includes(last.toLowerCase())) {
+          return msg.charAt(0).toUpperCase() + msg.slice(1);
+        }
         return field ? `${field}: ${msg}` : msg;
       })
       .join("; ");

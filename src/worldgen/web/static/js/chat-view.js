@@ -115,7 +115,8 @@ export function createChatView({ section, panel, onGoto }) {
   }).observe(panel, { attributes: true, attributeFilter: ["class"] });
 
   function scrollToEnd() {
-    ui.log.lastElementChild?.scrollIntoView({ block: "nearest" });
+    // The log scrolls by itself; scrollIntoView would also scroll the whole side panel.
+    ui.log.scrollTop = ui.log.scrollHeight;
   }
 
   function trimLog() {
