@@ -128,23 +128,25 @@ def test_reading_the_map(browser_page: PageFactory, server: Server) -> None:
 
 
 def test_readme_picture(browser_page: PageFactory, server: Server) -> None:
-    """The README's picture: a terrain world at z = -1 with the panel open (legend, chat), the
-    cursor over land naming its cell, and a ping with a label."""
+    """The README's picture: a terrain world at z = -4 (continents, coasts, biomes) with the
+    panel open (legend, chat), the cursor naming its cell, and a ping with a label."""
     world = server.create_world("Archipelago", tileset="terrain", seed=42)
     page = browser_page(width=1440, height=900)
     sign_in(page, "explorer")
-    page.goto(f"{world['page']}#-1/40/-20")
+    page.goto(f"{world['page']}#-4/600/-100")
     expect(page.locator("#chat-status")).to_have_text("connected")
     wait_for_map(page, timeout_ms=WAIT_MS)
-    page.locator("#chat-input").fill("Found a bay with two islands: pinging it.")
+    box = page.locator("#map").bounding_box()
+    assert box
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.45)
+    expect(page.locator("#cursor-name")).not_to_be_empty(timeout=60_000)  # a cold block
+    page.locator("#chat-input").fill("Meet at the bay?")
     page.locator("#chat-send").click()
     page.locator("#ping-label").fill("the bay")
     page.locator("#chat-ping").click()
-    box = page.locator("#map").bounding_box()
-    assert box
-    page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.4)
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
     expect(page.locator(".map-ping .map-ping-label")).to_contain_text("the bay")
-    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.6)
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.45)
     expect(page.locator("#cursor-name")).not_to_be_empty()
     page.evaluate("() => { document.getElementById('panel-body').scrollTop = 0; }")
     screenshot(page, "world-desktop")
