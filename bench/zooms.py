@@ -11,6 +11,7 @@ Per bundled model (tilesets and samples, seed 42, the web's defaults S=16, V=4, 
   through a :class:`~worldgen.world.pool.WorkerPool` of ``--workers`` processes (JIT warm,
   library and far-zoom summary built in every worker beforehand by ``pool.prepare``), each at a
   hashed place far from every other, so none of its blocks or chunks is cached: p50, p95, max;
+  and the busiest worker's CPU time per tile (``/proc``), the wall time an idle machine would see;
 * **reuse**: after one cold z = -2 tile, the four z = -1 and sixteen z = 0 tiles under it (their
   chunks are kept by the pool: drawn without solving): p50 and max;
 * **far-zoom colour error** per zoom (-3 … -6): at ``--pixels`` hashed far pixels per zoom, the
@@ -67,6 +68,7 @@ class ZoomResult:
     model: str
     prepare_s: float = 0.0
     latency: dict[int, list[float]] = field(default_factory=dict)
+    worker_cpu: dict[int, list[float]] = field(default_factory=dict)
     reuse: dict[int, list[float]] = field(default_factory=dict)
     far_error: dict[int, float] = field(default_factory=dict)
     flat_error: dict[int, float] = field(default_factory=dict)
@@ -77,17 +79,37 @@ def _spread(*key: int) -> int:
     return mix(SEED, *key) % (2 * SPREAD) - SPREAD
 
 
+def _cpu(pids: Sequence[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process so far (Linux ``/proc``; empty elsewhere)."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def bench_latency(pool: WorkerPool, spec: WorldSpec, res: ZoomResult, tiles: int) -> None:
-    """Cold tiles one at a time per zoom, then the tiles under one cold z = -2 tile."""
+    """Cold tiles one at a time per zoom, then the tiles under one cold z = -2 tile.
+
+    Beside the wall time, the busiest worker's CPU time per tile: what the tile would take on an
+    otherwise idle machine (a shared machine's load stretches the wall time, not this)."""
     for z in ZOOMS:
         n = cells_per_tile(z)
-        times = []
+        times, cpu = [], []
         for k in range(tiles):
             x, y = _spread(z, k, 0) // n, _spread(z, k, 1) // n
+            pids = pool.processes()
+            before = _cpu(pids)
             started = time.perf_counter()
             pool.submit_tile(spec, z, x, y).result()
             times.append((time.perf_counter() - started) * 1e3)
+            after = _cpu(pids)
+            cpu.append(max((after[p] - before.get(p, after[p]) for p in after), default=0) * 1e3)
         res.latency[z] = times
+        res.worker_cpu[z] = cpu
     n = cells_per_tile(-2)
     x, y = _spread(-2, 99, 0) // n, _spread(-2, 99, 1) // n
     started = time.perf_counter()
@@ -145,6 +167,21 @@ def latency_table(results: Sequence[ZoomResult], workers: int) -> Table:
             f"{statistics.median(r.reuse[z]):.0f} ({max(r.reuse[z]):.0f})" for z in (-1, 0)
         )
         table.add_row(r.model, *cells, reuse)
+    return table
+
+
+def cpu_table(results: Sequence[ZoomResult]) -> Table:
+    table = Table(title="busiest worker's CPU ms per cold tile (≈ wall time when idle): p50 / p95")
+    table.add_column("model")
+    for z in ZOOMS:
+        table.add_column(f"z={z}", justify="right")
+    for r in results:
+        if r.error is None and r.worker_cpu:
+            cells = [
+                f"{statistics.median(t):.0f} / {_pct(t, 95):.0f}"
+                for t in (r.worker_cpu[z] for z in ZOOMS)
+            ]
+            table.add_row(r.model, *cells)
     return table
 
 
@@ -216,6 +253,7 @@ def run(args: argparse.Namespace, out: Console, log: Console) -> list[ZoomResult
                 log.print(f"  {entry.name}: far-zoom error")
                 bench_far_error(world, res, pixels)
     out.print(latency_table(results, args.workers))
+    out.print(cpu_table(results))
     for line in target_lines(results):
         out.print(line)
     if not args.no_error:
