@@ -216,7 +216,8 @@ def preview_png(name: str, size: int = 64) -> bytes:
     """A small deterministic PNG (longer side ``size`` px, 8..256) of a bundled entry.
 
     A sample shows its bitmap; a tileset a mosaic of its tiles (first orientation of each, in file
-    order, ``ceil(sqrt(n))`` per row, on black). Both are scaled with nearest-neighbour sampling.
+    order, ``ceil(sqrt(n))`` per row; slots past the last tile repeat the most frequent tile). Both
+    are scaled with nearest-neighbour sampling.
     """
     if not is_int(size) or not 8 <= size <= MAX_PREVIEW_PX:
         raise InputError(f"size must be an integer in 8..{MAX_PREVIEW_PX}, got {size!r}")
@@ -230,7 +231,9 @@ def preview_png(name: str, size: int = 64) -> bytes:
         tiles = model.images[[model.labels.index(v) for v in model.labels if v.endswith(" 0")]]
         cols = int(np.ceil(np.sqrt(tiles.shape[0])))
         rows = -(-tiles.shape[0] // cols)
-        sheet = np.zeros((rows * cols, CELL_PX, CELL_PX, 3), dtype=np.uint8)
+        # Slots past the last tile show the most frequent tile (its ground), not black holes.
+        sheet = np.empty((rows * cols, CELL_PX, CELL_PX, 3), dtype=np.uint8)
+        sheet[:] = model.images[int(np.argmax(model.weights))]
         sheet[: tiles.shape[0]] = tiles
         rgb = sheet.reshape(rows, cols, CELL_PX, CELL_PX, 3).transpose(0, 2, 1, 3, 4)
         rgb = rgb.reshape(rows * CELL_PX, cols * CELL_PX, 3)
