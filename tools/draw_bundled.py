@@ -102,6 +102,7 @@ class Tile:
     cls: str | None = None
     corners: tuple[int, ...] = ()  # terrain tiles: terrain at TL, TR, BR, BL of variant 0
     images: list[Img] = field(default_factory=list)
+    tags: tuple[str, ...] = ()  # climate tags, written after the class: class="lowland:dry"
 
     def __post_init__(self) -> None:
         self.images = variants_of(self.image, self.symmetry)
@@ -175,7 +176,8 @@ def tileset_xml(ts: Tileset, rules: list[Pair]) -> str:
 
     lines = [f'<set unique="{ts.unique}">', "  <tiles>"]
     for t in ts.tiles:
-        cls = f' class="{t.cls}"' if t.cls else ""
+        tagged = f"{t.cls}:{'+'.join(t.tags)}" if t.tags else t.cls
+        cls = f' class="{tagged}"' if t.cls else ""
         attrs = f'name="{t.name}" symmetry="{t.symmetry}" weight="{t.weight}"{cls}'
         lines.append(f"    <tile {attrs}/>")
     lines += ["  </tiles>", "  <neighbors>"]
@@ -261,6 +263,19 @@ TERRAINS: list[tuple[str, str, Colour, Colour, int, float]] = [
     ("mountain", "highland", (128, 124, 122), (96, 92, 90), 24, 3.0),
     ("snow", "highland", (240, 242, 248), (208, 216, 230), 14, 2.0),
 ]
+# Climate terms of each terrain (worldgen.world.bias): the macro climate favours a terrain where its
+# climate is, so biomes form (shallows and beaches at the coast, deep water offshore, sand in
+# deserts, grassland where it is mild, forest where it is wet, mountains on the heights, snow where
+# it is cold). A transition tile takes both terrains' terms, each raised to its share of corners.
+TERRAIN_TAGS: dict[str, tuple[str, ...]] = {
+    "deep": ("deep",),
+    "shallow": ("shore",),
+    "sand": ("beach|dry",),
+    "grass": ("mild", "warm"),
+    "forest": ("wet", "warm"),
+    "mountain": ("high",),
+    "snow": ("cold",),
+}
 FOAM: Colour = (178, 214, 236)
 
 
@@ -296,7 +311,8 @@ def build_terrain() -> Tileset:
     """
     tiles = []
     for i, (name, cls, *_, weight) in enumerate(TERRAINS):
-        tiles.append(Tile(name, "X", weight, terrain_picture(i, i, (0,) * 4)[0], cls, (i,) * 4))
+        img = terrain_picture(i, i, (0,) * 4)[0]
+        tiles.append(Tile(name, "X", weight, img, cls, (i,) * 4, tags=TERRAIN_TAGS.get(name, ())))
     shapes = [  # suffix, symmetry, weight, which corners (TL, TR, BR, BL) are the higher terrain
         ("edge", "T", 0.5, (0, 0, 1, 1)),
         ("outer", "L", 0.2, (0, 0, 0, 1)),
@@ -308,9 +324,96 @@ def build_terrain() -> Tileset:
             img, n_hi = terrain_picture(lo, hi, cs)
             cls = TERRAINS[hi if 2 * n_hi >= S * S else lo][1]
             name = f"{TERRAINS[lo][0]}_{TERRAINS[hi][0]}_{suffix}"
-            tiles.append(Tile(name, sym, weight, img, cls, tuple(hi if c else lo for c in cs)))
-    desc = "world map: deep sea, shallows, sand, grass, forest, hills, mountains and snow"
+            tags = transition_terms(TERRAINS[lo][0], TERRAINS[hi][0], sum(cs))
+            tiles.append(
+                Tile(name, sym, weight, img, cls, tuple(hi if c else lo for c in cs), tags=tags)
+            )
+    tiles += biome_tiles()
+    desc = (
+        "world map: deep sea, shallows, beaches, grassland, forest, hills, mountains and snow, "
+        "with deserts, swamps and taiga/tundra from the climate"
+    )
     return Tileset("terrain", False, desc, tiles)
+
+
+def transition_terms(lo: str, hi: str, n_hi: int) -> tuple[str, ...]:
+    """Climate terms of a tile with ``4 - n_hi`` corners of terrain ``lo`` and ``n_hi`` of ``hi``:
+    each terrain's terms raised to its share of the corners (quarters), equal terms merged."""
+    quarters: dict[str, int] = {}
+    for terrain, n in ((lo, 4 - n_hi), (hi, n_hi)):
+        for term in TERRAIN_TAGS.get(terrain, ()):
+            quarters[term] = quarters.get(term, 0) + n
+    return tuple(t if q == 4 else f"{t}@{q}" for t, q in quarters.items())
+
+
+def d4(mask: Mask) -> Mask:
+    """The union of ``mask`` under the 8 symmetries of the square (a D4-invariant mask)."""
+    out = np.zeros_like(mask)
+    for k in range(4):
+        turned = np.rot90(mask, k)
+        out |= turned | np.fliplr(turned)
+    return out
+
+
+def inner(mask: Mask) -> Mask:
+    """``mask`` without the outermost pixel ring, so a decorated tile keeps its terrain's border
+    pixels and matches exactly like the plain tile."""
+    out = mask.copy()
+    out[0, :] = out[-1, :] = out[:, 0] = out[:, -1] = False
+    return out
+
+
+def biome_tiles() -> list[Tile]:
+    """Decorated plain tiles (same corners and border pixels as a plain terrain tile, so they sit
+    wherever it may): desert dunes and cacti on sand, marsh pools and reeds on grass, tundra on
+    grass, snowy conifers (taiga) on forest. Their climate tags make biomes of them."""
+    idx = {t[0]: i for i, t in enumerate(TERRAINS)}
+
+    def plain(name: str) -> Img:
+        return terrain_picture(idx[name], idx[name], (0,) * 4)[0]
+
+    y, x = np.mgrid[0:S, 0:S]
+    # dunes: two wavy ridges with their shaded lee side, symmetric under mirror and half turn (I)
+    wave = np.array([0, 1, 1, 2, 2, 1, 1, 0, 0, 1, 1, 2, 2, 1, 1, 0])[x]
+    crest = (y == 4 + wave) | (y == 11 - wave)
+    lee = (y == 5 + wave) | (y == 10 - wave)
+    dunes = paint(plain("sand"), (inner(lee), (184, 152, 94)), (inner(crest), (248, 234, 190)))
+    body = rect(7, 3, 8, 12) | rect(3, 7, 12, 8)  # a cactus seen from above: a plus
+    shadow = inner(np.roll(body, 1, 0) | np.roll(body, -1, 0) | np.roll(body, 1, 1))
+    shadow |= inner(np.roll(body, -1, 1))
+    cactus = paint(
+        plain("sand"),
+        (shadow, (176, 150, 96)),
+        (body, (60, 120, 56)),
+        (d4(rect(7, 3, 8, 3)) | disc(16, 16, 1), (120, 176, 96)),
+    )
+    pools = d4(disc(9, 9, 3)) | disc(16, 16, 4)
+    reeds = d4(rect(2, 7, 2, 8) | rect(7, 2, 8, 2) | rect(4, 1, 4, 1) | rect(2, 12, 2, 12))
+    marsh = paint(
+        plain("grass"),
+        (inner(d4_speckle(73, 45)), (88, 132, 66)),
+        (pools, (66, 108, 104)),
+        (d4(disc(8, 8, 1)), (110, 150, 150)),
+        (inner(reeds), (52, 80, 36)),
+    )
+    frost = inner(np.ones((S, S), dtype=np.bool_))
+    tundra = paint(
+        plain("grass"),
+        (frost, (146, 162, 114)),
+        (frost & d4_speckle(71, 30), (176, 184, 150)),
+        (d4(disc(9, 9, 2)), (128, 126, 120)),
+        (d4(disc(7, 13, 1)) | disc(16, 16, 1), (222, 228, 232)),
+    )
+    trees = d4(disc(9, 9, 6)) | disc(16, 16, 6)
+    caps = d4(rect(4, 4, 4, 4)) | rect(7, 7, 8, 8)
+    taiga = paint(plain("forest"), (inner(trees), (18, 64, 40)), (caps, (232, 238, 244)))
+    return [
+        Tile("dunes", "I", 2.0, dunes, "lowland", (idx["sand"],) * 4, tags=("dry",)),
+        Tile("cactus", "X", 0.4, cactus, "lowland", (idx["sand"],) * 4, tags=("dry",)),
+        Tile("marsh", "X", 2.0, marsh, "lowland", (idx["grass"],) * 4, tags=("marsh",)),
+        Tile("tundra", "X", 2.0, tundra, "lowland", (idx["grass"],) * 4, tags=("cold",)),
+        Tile("taiga", "X", 2.0, taiga, "lowland", (idx["forest"],) * 4, tags=("cold",)),
+    ]
 
 
 def variant_corners(corners: tuple[int, ...], k: int) -> tuple[int, ...]:

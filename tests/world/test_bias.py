@@ -43,10 +43,10 @@ def test_tag_zones() -> None:
     sea = macro.level_cuts(3)[0]
     shore = tag_multipliers("shore", 3)[:, 0]
     deep = tag_multipliers("deep", 3)[:, 0]
-    assert shore[sea // 2048] == bias.TAG_STRENGTH
+    assert shore[(sea - 1) >> macro.BAND_SHIFT] == bias.TAG_STRENGTH**2
     assert shore[0] == pytest.approx(1 / bias.TAG_STRENGTH)
     assert deep[0] == bias.TAG_STRENGTH
-    assert deep[sea // 2048] < 1
+    assert deep[sea >> macro.BAND_SHIFT] < 1
     cold = tag_multipliers("cold", 3)[0]
     assert cold[0] > 1 > cold[CLIMATES - 1]
     with pytest.raises(ValueError, match="unknown climate tag"):

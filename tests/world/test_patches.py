@@ -129,13 +129,15 @@ def test_tileset_library_version_is_unchanged_by_the_model(
     # the version formula of tileset libraries, written out from the tileset's own fields: the
     # world-model layer must not move tileset libraries (nor, therefore, their bytes)
     ts = tilesets[ALL_TILESETS[0]]
-    names = ts.class_names()
+    classes = [c.partition(":") for c in ts.classes if c is not None]  # "lowland:dry+cold"
+    names = tuple(dict.fromkeys(c[0] for c in classes))
     index = {n: k for k, n in enumerate(names)}
     h = hashlib.sha256(f"patches/{ALGORITHM_VERSION}/16/4/{PAD}/{ROUNDS}/{LIBRARY_SEED}".encode())
     h.update(ts.allowed.tobytes())
     h.update(ts.weights.astype("<f8").tobytes())
     h.update("\x00".join(names).encode())
-    h.update(np.array([index[c] for c in ts.classes if c is not None], "<i4").tobytes())
+    h.update(np.array([index[c[0]] for c in classes], "<i4").tobytes())
+    h.update("\x00".join(c[2] for c in classes).encode())  # the climate tags, "+"-joined
     assert library_version(ts, 16, 4) == h.hexdigest()[:24]
     assert library_version(tileset_model(ts), 16, 4) == h.hexdigest()[:24]
     assert not build_library(ts, 8, 1).hashed

@@ -33,8 +33,14 @@ FIELD_ELEVATION = 2
 FIELD_MOISTURE = 3
 FIELD_TEMPERATURE = 4
 
-BANDS = 32
-"""Number of quantised level bands; band ``b`` covers levels ``[b*2048, (b+1)*2048)``."""
+BAND_SHIFT = 10
+BAND_LEVELS = 1 << BAND_SHIFT
+BANDS = 65536 >> BAND_SHIFT
+"""Number of quantised level bands; band ``b`` covers levels ``[b*1024, (b+1)*1024)`` (about 15
+cells across a coast). Class cuts lie on band edges, so a band is all one class."""
+CLASS_RAMP = 256
+"""Outside its level range a class's bias halves every ``CLASS_RAMP`` levels: the class flips
+within one band of the cut, so coastlines follow the smooth level contour, not the lattice."""
 
 # (period in cells of the first octave, octaves) per field.
 _FIELDS: dict[int, tuple[int, int]] = {
@@ -54,12 +60,12 @@ RELIEF_GAIN = 48
 RELIEF_MAX = 96
 """The shade factor stays within ``RELIEF_ONE ± RELIEF_MAX``."""
 
-# Share of the level's range (fixed points in [0, 65535]) below which each class starts. Tuned so
-# the bundled terrain world is ~40 % ocean and ~20 % highland (measured in bench/world.py).
+# Share of the level's range (fixed points in [0, 65535]) below which each class starts, on band
+# edges. Tuned so the bundled terrain world is ~40 % ocean and ~20 % highland (bench/world.py).
 _LEVEL_CUTS: dict[int, tuple[int, ...]] = {
     1: (),
-    2: (28600,),
-    3: (28600, 51900),
+    2: (28672,),
+    3: (28672, 51200),
 }
 
 
@@ -219,7 +225,8 @@ def level_cuts(classes: int) -> tuple[int, ...]:
     if classes in _LEVEL_CUTS:
         return _LEVEL_CUTS[classes]
     lo, hi = 28000, 42000
-    return tuple(lo + (hi - lo) * k // (classes - 2) for k in range(classes - 1))
+    cuts = (lo + (hi - lo) * k // (classes - 2) for k in range(classes - 1))
+    return tuple(c // BAND_LEVELS * BAND_LEVELS for c in cuts)
 
 
 def raw_classes(level_values: I64Array, classes: int) -> I64Array:
@@ -253,7 +260,7 @@ def lattice_classes(seed: int, i0: int, j0: int, w: int, h: int, S: int, classes
 def cell_bands(seed: int, x0: int, y0: int, w: int, h: int) -> npt.NDArray[np.int32]:
     """Level band ``(h, w)`` of each cell of the window; the row index into bias profiles."""
     yy, xx = np.mgrid[y0 : y0 + h, x0 : x0 + w].astype(np.int64)
-    return (level(seed, xx, yy) >> 11).astype(np.int32)
+    return (level(seed, xx, yy) >> BAND_SHIFT).astype(np.int32)
 
 
 @dataclass(frozen=True)
@@ -263,13 +270,13 @@ class BandBias:
     table: npt.NDArray[np.float64]  # (BANDS, K) > 0
 
 
-def band_multipliers(classes: int, strength: float = 4.0, ramp: int = 3000) -> BandBias:
+def band_multipliers(classes: int, strength: float = 4.0, ramp: int = CLASS_RAMP) -> BandBias:
     """Multiplier of class k in band b: ``strength`` inside k's range, halving every ``ramp`` levels
     outside it, never below 1/strength."""
     cuts = (0, *level_cuts(classes), 65536)
     table = np.ones((BANDS, classes), dtype=np.float64)
     for b in range(BANDS):
-        centre = b * 2048 + 1024
+        centre = b * BAND_LEVELS + BAND_LEVELS // 2
         for k in range(classes):
             lo, hi = cuts[k], cuts[k + 1]
             dist = 0 if lo <= centre < hi else min(abs(centre - lo), abs(centre - hi))

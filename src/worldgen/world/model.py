@@ -18,7 +18,7 @@ Invariants (``T`` variants, ``K`` classes): ``allowed`` is ``(4, T, T)`` and sym
 direction reversal; ``weights`` ``(T,)`` finite and > 0; ``variant_class`` ``(T,)`` in
 ``[-1, K)`` (-1: no class); ``images`` ``(T, 16, 16, 3)`` RGB or None (loaded without images);
 ``colours`` ``(T, 3)`` RGB for samples, None for tilesets; ``variant_tags`` is empty (no tags) or
-one tuple of known climate tags per variant. Arrays are read-only.
+one tuple of climate terms per variant (:mod:`worldgen.world.bias`). Arrays are read-only.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from worldgen.engine.rules import RuleTable
 from worldgen.engine.solver import CompiledRules, compile_rules
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
-from worldgen.world.bias import TAGS
+from worldgen.world.bias import parse_term
 
 __all__ = ["CELL_PX", "ModelKind", "WorldModel", "as_world_model", "sample_model", "tileset_model"]
 
@@ -63,7 +63,7 @@ class WorldModel:
     images: U8Array | None  # (T, 16, 16, 3) RGB
     colours: U8Array | None = None  # (T, 3) RGB, samples only
     prefer_plain: bool = True  # patch library: plain corners and seams (tilesets), see patches.py
-    variant_tags: tuple[tuple[str, ...], ...] = ()  # climate tags per variant, or () for none
+    variant_tags: tuple[tuple[str, ...], ...] = ()  # climate terms per variant, or () for none
 
     @property
     def size(self) -> int:
@@ -118,15 +118,14 @@ def _hex(rgb: npt.NDArray[np.uint8]) -> str:
 
 
 def split_class(tileset: Tileset, text: str) -> tuple[str, tuple[str, ...]]:
-    """``"lowland:dry+cold"`` -> ``("lowland", ("dry", "cold"))``; InputError for a bad tag."""
+    """``"lowland:dry+cold"`` -> ``("lowland", ("dry", "cold"))``; InputError for a bad term."""
     name, _, tail = text.partition(":")
     tags = tuple(t for t in tail.split("+") if t) if tail else ()
     for tag in tags:
-        if tag not in TAGS:
-            raise InputError(
-                f"tileset {tileset.name}: class {text!r} has an unknown climate tag {tag!r}; "
-                f"known tags: {', '.join(TAGS)}"
-            )
+        try:
+            parse_term(tag)
+        except ValueError as exc:
+            raise InputError(f"tileset {tileset.name}: class {text!r}: {exc}") from None
     if not name.strip():
         raise InputError(f"tileset {tileset.name}: class {text!r} has no class name before ':'")
     return name, tags

@@ -4,9 +4,12 @@ Built once per (rules, S, V, algorithm version) and cached on disk as ``.npz`` (
 
 1. a canonical *corner tile* per class: a tile of that class that may neighbour itself on all four
    sides, highest weight first (ties: lowest id);
-2. a canonical *seam* per ordered class pair and orientation: a strip of ``S+1`` cells from one
-   corner tile to the other, solved in the middle row of a ``(2*PAD+1)``-row grid (the padding rows
-   make the strip extendable in 2-D) and biased to plain self-adjacent tiles;
+2. a canonical *seam* per ordered class pair and orientation: between two classes a strip of
+   ``S+1`` cells from one corner tile to the other, solved in the middle row of a
+   ``(2*PAD+1)``-row grid (the padding rows make the strip extendable in 2-D), biased to plain
+   self-adjacent tiles and keeping each corner tile for ``S/4`` cells at its end (the class changes
+   mid-seam, so every patch has room for its transitions); within one class the corner tile all
+   along (no structure that repeats on the lattice);
 3. ``V`` variants of every allowed 4-corner combination, ``(S+1)x(S+1)`` with the ring pinned to the
    corners and seams. Combinations whose adjacent corners differ by more than one class level never
    occur (the macro clamp), so they are not built.
@@ -50,8 +53,10 @@ from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world.model import WorldModel, as_world_model
 
-ALGORITHM_VERSION = 2
-"""Bumped whenever tile bytes change. 2: far-zoom tiles (z <= -3) use the fast PNG encoding."""
+ALGORITHM_VERSION = 3
+"""Bumped whenever tile bytes change. 2: far-zoom tiles (z <= -3) use the fast PNG encoding.
+3: tileset seams keep their corner tiles for S/4 cells at each end (class changes mid-seam),
+climate tags in the library version, terrain biomes."""
 MAX_CORNER_COLOURS = 3
 """Corner patterns of a hashed (sample) library: 3**4 = 81 combinations."""
 PAD = 2
@@ -99,6 +104,8 @@ def library_version(source: ModelSource, S: int, V: int) -> str:
     h.update(np.ascontiguousarray(model.weights, dtype="<f8").tobytes())
     h.update("\x00".join(model.class_names).encode())
     h.update(model.variant_class.astype("<i4").tobytes())
+    if model.variant_tags:  # climate tags change the world's bias, hence its content
+        h.update("\x00".join("+".join(t) for t in model.variant_tags).encode())
     if not model.prefer_plain:
         h.update(f"/hashed-corners/{MAX_CORNER_COLOURS}/{HASHED_ROUNDS}".encode())
     return h.hexdigest()[:24]
@@ -171,15 +178,23 @@ def _seam(
     gen: int,
     o: int,
     salt: tuple[int, ...] = (),
+    margin: int = 0,
 ) -> I32Array | None:
+    """A seam row from corner tile ``a`` to ``b``. With ``margin`` > 0 its first and last
+    ``margin + 1`` cells are the corner tiles themselves, so a class change happens mid-seam and
+    leaves every patch room near its corners for the transitions of the other sides."""
     h = 2 * PAD + 1
     pins = np.full((h, S + 1), -1, dtype=np.int32)
     pins[PAD, 0], pins[PAD, S] = a, b
-    zero_profile = np.zeros((h, S + 1), dtype=np.int32)
+    if margin > 0 and a != b:
+        pins[PAD, : margin + 1] = a
+        pins[PAD, S - margin :] = b
+    profile = np.zeros((h, S + 1), dtype=np.int32)
+    rows = plain_row[None, :]
     res = solve(
         cr, S + 1, h,
         seed=mix(LIBRARY_SEED, _PURPOSE_SEAM, o, a, b, gen, *salt),
-        constraints=Constraints(pins=pins, bias=(plain_row[None, :], zero_profile)),
+        constraints=Constraints(pins=pins, bias=(rows, profile)),
         budget=_BUDGET,
     )  # fmt: skip
     # re-checked here: a solve that reports success is only trusted once its grid is verified
@@ -321,11 +336,16 @@ def _build(
     def draw(o: int, pair: tuple[int, int]) -> None:
         gens = gen_h if o == 0 else gen_v
         target = seams_h if o == 0 else seams_v
+        if not hashed and pair[0] == pair[1]:
+            # a seam inside one class is its (self-adjacent) corner tile all along: the base then
+            # carries no structure that repeats on the lattice, and any patch can close around it
+            target[pair] = corners[pair[0]]
+            return
         for extra in range(rounds * 4):
             # a hashed library's corner colours share one corner tile: salt by colour pair
             row = _seam(cr if o == 0 else cr_t, plain_row, S, int(corners[pair[0]]),
                         int(corners[pair[1]]), gens[pair] + extra, o,
-                        pair if hashed else ())  # fmt: skip
+                        pair if hashed else (), 0 if hashed else S // 4)  # fmt: skip
             if row is not None and (accept is None or accept(o, row)):
                 gens[pair] += extra
                 target[pair] = row
