@@ -46,6 +46,8 @@ from worldgen.engine.solver import SolverBudget
 from worldgen.engine.tileset import load_tileset
 from worldgen.world.api import build_world
 from worldgen.world.blocks import World
+from worldgen.world.model import sample_model
+from worldgen.world.patches import load_or_build
 from worldgen.world.spec import WorldSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,6 +244,18 @@ def spec_for(case: Case, S: int, V: int, layers: int) -> WorldSpec:
     return WorldSpec(case.source, case.name, SEED, symmetry=case.symmetry, S=S, V=V, layers=layers)
 
 
+def world_for(case: Case, S: int, V: int, layers: int) -> World:
+    """The case's world: from its spec, or (a sample with a ground) built from the model directly,
+    with the ground row at y = 0."""
+    if not case.ground:
+        return build_world(spec_for(case, S, V, layers), allow_files=True)
+    sample, palette = load_sample(case.path)
+    model = sample_model(
+        extract_patterns(sample, palette, 3, case.symmetry, True), case.label, True
+    )
+    return World(model, SEED, S=S, V=V, layers=layers, library=load_or_build(model, S, V))
+
+
 # ---------------------------------------------------------------------------------- results
 @dataclass
 class Quality:
@@ -271,7 +285,7 @@ def measure(case: Case, S: int = 16, V: int = 4, layers: int = 2) -> Quality:
         plain, s = plain_labels(case, SEED)
         other, _ = plain_labels(case, s + 1)
         q.plain_seed = s
-        world = build_world(spec_for(case, S, V, layers), allow_files=True)
+        world = world_for(case, S, V, layers)
         got = world_labels(world, case)
         q.fallbacks, q.blocks = world.fallbacks, world.fallbacks + world.solved_blocks
     except Exception as exc:  # a bench reports, it does not crash

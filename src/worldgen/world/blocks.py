@@ -30,6 +30,7 @@ from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world import macro
 from worldgen.world.bias import bias_for
+from worldgen.world.ground import ground_constraints, ground_region
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import WorldModel, as_world_model
 from worldgen.world.patches import PatchLibrary, load_or_build
@@ -116,6 +117,8 @@ class World:
     # ------------------------------------------------------------------ base layer
     def base_region(self, x0: int, y0: int, w: int, h: int) -> I32Array:
         """Layer-0 variant ids ``(h, w)`` of the window at ``(x0, y0)``."""
+        if self.lib.ground is not None:  # a sample with a ground: the ground column everywhere
+            return ground_region(self.lib.ground, y0, w, h)
         S = self.S
         xs = np.arange(x0, x0 + w, dtype=np.int64)
         ys = np.arange(y0, y0 + h, dtype=np.int64)
@@ -227,11 +230,14 @@ class World:
         below = self.layer_region(layer - 1, ox, oy, S, S)
         pins = below.copy()
         pins[1:-1, 1:-1] = -1
+        bans = None
+        if self.lib.ground is not None:  # keep the ground row and below; no ground in the sky
+            pins, bans = ground_constraints(self.model.ground, self.model.size, oy, below, pins)
         bands = self.profile_region(ox, oy, S, S)
         res = solve(
             self.cr, S, S,
             seed=mix(self.seed, PURPOSE_BLOCK, layer, bi, bj),
-            constraints=Constraints(pins=pins, bias=(self.profiles, bands)),
+            constraints=Constraints(pins=pins, bans=bans, bias=(self.profiles, bands)),
             budget=self.budget,
         )  # fmt: skip
         # verified, not trusted: an engine result that breaks a rule counts as a failure

@@ -64,6 +64,7 @@ class WorldModel:
     colours: U8Array | None = None  # (T, 3) RGB, samples only
     prefer_plain: bool = True  # patch library: plain corners and seams (tilesets), see patches.py
     variant_tags: tuple[tuple[str, ...], ...] = ()  # climate terms per variant, or () for none
+    ground: int = -1  # samples with a ground: the ground pattern (see ground.py), else -1
 
     @property
     def size(self) -> int:
@@ -161,8 +162,11 @@ def tileset_model(tileset: Tileset) -> WorldModel:
     )
 
 
-def sample_model(model: OverlappingModel, name: str) -> WorldModel:
-    """The world model of a sample's patterns: a cell shows its pattern's top-left pixel."""
+def sample_model(model: OverlappingModel, name: str, ground: bool = False) -> WorldModel:
+    """The world model of a sample's patterns: a cell shows its pattern's top-left pixel.
+
+    ``ground`` (the classic option, for side views): the world has the sample's ground row at
+    ``y = 0`` (:mod:`worldgen.world.ground`); the ground pattern is the model's last pattern."""
     colours = np.ascontiguousarray(model.palette[model.patterns[:, 0, 0].astype(np.intp), :3])
     images = np.ascontiguousarray(
         np.broadcast_to(colours[:, None, None, :], (model.size, CELL_PX, CELL_PX, 3))
@@ -181,6 +185,7 @@ def sample_model(model: OverlappingModel, name: str) -> WorldModel:
         images=images,
         colours=colours,
         prefer_plain=False,
+        ground=model.ground_pattern if ground else -1,
     )
 
 

@@ -42,6 +42,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +52,7 @@ from worldgen.engine.rules import RuleTable, forbidden_pairs, from_bitsets
 from worldgen.engine.solver import CompiledRules, Constraints, SolverBudget, compile_rules, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
+from worldgen.world.ground import ground_column
 from worldgen.world.model import WorldModel, as_world_model
 
 ALGORITHM_VERSION = 3
@@ -108,6 +110,8 @@ def library_version(source: ModelSource, S: int, V: int) -> str:
         h.update("\x00".join("+".join(t) for t in model.variant_tags).encode())
     if not model.prefer_plain:
         h.update(f"/hashed-corners/{MAX_CORNER_COLOURS}/{HASHED_ROUNDS}".encode())
+    if model.ground >= 0:
+        h.update(f"/ground/{model.ground}".encode())
     return h.hexdigest()[:24]
 
 
@@ -121,7 +125,9 @@ class PatchLibrary:
       ``seams_v[tl, bl]``, right column ``seams_v[tr, br]`` for ``combos[c] = (tl, tr, br, bl)``;
     * ``combo_index[tl, tr, br, bl]`` is c, or -1 for combinations the clamp never produces;
     * ``hashed``: corner classes are corner colours chosen by a hash per lattice vertex (samples),
-      ``combos`` is :func:`all_combinations`; otherwise macro classes, :func:`allowed_combinations`.
+      ``combos`` is :func:`all_combinations`; otherwise macro classes, :func:`allowed_combinations`;
+    * ``ground`` (samples with a ground, :mod:`.ground`): the ground column that *is* the base
+      layer; the patch arrays then hold one all-sky patch and are not used.
     """
 
     version: str
@@ -135,6 +141,7 @@ class PatchLibrary:
     patches: I32Array  # (C, V, S+1, S+1)
     combo_index: I32Array  # (K, K, K, K)
     hashed: bool = False
+    ground: I32Array | None = None  # a sample with a ground: its column (ground.py), else None
 
     @staticmethod
     def index_of(combos: I32Array, classes: int) -> I32Array:
@@ -220,6 +227,8 @@ def build_library(source: ModelSource, S: int, V: int) -> PatchLibrary:
     if not 1 <= V <= 16:
         raise InputError(f"patch variants V must be in 1..16, got {V}")
     model = as_world_model(source)
+    if model.ground >= 0:
+        return _ground_library(model, S, V)
     if not model.prefer_plain:
         return _build_hashed(model, S, V)
     names, vclass = model.class_names, model.variant_class
@@ -231,6 +240,22 @@ def build_library(source: ModelSource, S: int, V: int) -> PatchLibrary:
     return _build(
         model, S, V, corner_tiles(model), allowed_combinations(K), names, class_rows, plain_row
     )
+
+
+def _ground_library(model: WorldModel, S: int, V: int) -> PatchLibrary:
+    """The library of a sample with a ground: its ground column (the base layer) and one all-sky
+    patch that keeps the other fields meaningful."""
+    column = ground_column(model)
+    sky = int(column[0])
+    combos = np.zeros((1, 4), dtype=np.int32)
+    return PatchLibrary(
+        version=library_version(model, S, V), S=S, V=V, classes=1,
+        corners=np.array([sky], dtype=np.int32),
+        seams_h=np.full((1, 1, S + 1), sky, dtype=np.int32),
+        seams_v=np.full((1, 1, S + 1), sky, dtype=np.int32),
+        combos=combos, patches=np.full((1, V, S + 1, S + 1), sky, dtype=np.int32),
+        combo_index=PatchLibrary.index_of(combos, 1), hashed=True, ground=column,
+    )  # fmt: skip
 
 
 def _transposed(model: WorldModel) -> CompiledRules:
@@ -498,15 +523,18 @@ def load_or_build(
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: np.asarray(data[k], dtype=np.int32) for k in _FIELDS}
                 stored = str(data["version"])
+                ground = np.asarray(data["ground"], np.int32) if "ground" in data.files else None
             combos = arrays["combos"]
             classes = int(arrays["corners"].shape[0])
             expected = (all_combinations if hashed else allowed_combinations)(classes)
             lib = PatchLibrary(
                 version=stored, S=S, V=V, classes=classes,
-                combo_index=PatchLibrary.index_of(combos, classes), hashed=hashed, **arrays,
+                combo_index=PatchLibrary.index_of(combos, classes), hashed=hashed, ground=ground,
+                **arrays,
             )  # fmt: skip
             if (
                 stored == version
+                and (ground is not None) == (model.ground >= 0)
                 and lib.patches.shape[1:] == (V, S + 1, S + 1)
                 and [tuple(c) for c in combos.tolist()] == expected
             ):
@@ -518,7 +546,10 @@ def load_or_build(
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, version=np.array(version), **{k: getattr(lib, k) for k in _FIELDS})
+            fields: dict[str, Any] = {k: getattr(lib, k) for k in _FIELDS}
+            if lib.ground is not None:
+                fields["ground"] = lib.ground
+            np.savez(fh, version=np.array(version), **fields)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
