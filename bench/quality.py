@@ -44,6 +44,7 @@ from worldgen.engine.generate import generate_overlapping, generate_tiled
 from worldgen.engine.patterns import extract_patterns, load_sample
 from worldgen.engine.solver import SolverBudget
 from worldgen.engine.tileset import load_tileset
+from worldgen.world import macro
 from worldgen.world.api import build_world
 from worldgen.world.blocks import World
 from worldgen.world.model import sample_model
@@ -268,6 +269,7 @@ class Quality:
     world_size: float | None = None
     plain_size: float | None = None
     size_ratio: float | None = None
+    plain_size_ratio: float | None = None  # plain seed s+1 / seed s: how much plain itself varies
     local: float | None = None
     floor: float | None = None
     fallbacks: int = 0
@@ -294,6 +296,7 @@ def measure(case: Case, S: int = 16, V: int = 4, layers: int = 2) -> Quality:
     q.world_period, q.plain_period = periodicity_excess(got), periodicity_excess(plain)
     q.world_size, q.plain_size = structure_size(got), structure_size(plain)
     q.size_ratio = q.world_size / q.plain_size
+    q.plain_size_ratio = structure_size(other) / q.plain_size
     q.local, q.floor = tv_distance(got, plain), tv_distance(plain, other)
     q.met = {
         "period": q.world_period <= q.plain_period + PERIODICITY_SLACK,
@@ -302,6 +305,83 @@ def measure(case: Case, S: int = 16, V: int = 4, layers: int = 2) -> Quality:
     }
     q.seconds = time.perf_counter() - started
     return q
+
+
+# ---------------------------------------------------------------------------------- terrain
+TERRAIN_CASES = (
+    ("terrain", "terrain"),
+    ("shared/terrain.xml", str(SHARED / "tilesets" / "terrain" / "terrain.xml")),
+)
+TERRAIN_SIDE = 512
+TERRAIN_WINDOW = (-512, -512)
+"""Top-left cell of the terrain window (coast, grassland, forest, hills and mountains)."""
+
+
+@dataclass
+class TerrainQuality:
+    """A classed tileset's world (no plain comparator: a plain solve ignores the macro layer).
+
+    ``period``: periodicity excess of tile names on a 256² window (a lattice shows as a peak;
+    target <= 0.02). ``contour``: share of cells whose tile class equals the class of the smooth
+    level at that cell, and ``lattice``: the same against the class of the nearest lattice vertex;
+    a coast that follows the level contour, not the lattice, has ``contour`` above ``lattice``.
+    ``tiles``: share of the window of each tile name (biomes), largest first.
+    """
+
+    case: str
+    period: float | None = None
+    contour: float | None = None
+    lattice: float | None = None
+    tiles: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def measure_terrain(label: str, name: str, S: int, V: int, layers: int) -> TerrainQuality:
+    """The terrain figures of one classed tileset (seed 42, a TERRAIN_SIDE² window)."""
+    q = TerrainQuality(label)
+    try:
+        spec = WorldSpec("tileset", name, SEED, S=S, V=V, layers=layers)
+        world = build_world(spec, allow_files=True)
+        x, y = TERRAIN_WINDOW
+        side = TERRAIN_SIDE
+        grid = world.region(x, y, side, side)
+    except Exception as exc:  # a bench reports, it does not crash
+        q.error = f"{type(exc).__name__}: {exc}"[:300]
+        return q
+    names = [n.rsplit(" ", 1)[0] for n in world.model.labels]
+    q.period = periodicity_excess(_tile_ids(world.model.labels)[grid[:SIDE, :SIDE]])
+    tile_cls = world.variant_class[grid]
+    ys = np.arange(y, y + side, dtype=np.int64)[:, None]
+    xs = np.arange(x, x + side, dtype=np.int64)[None, :]
+    smooth = macro.raw_classes(macro.level(SEED, xs, ys), world.K)
+    q.contour = float(np.mean(tile_cls == smooth))
+    q.lattice = float(np.mean(tile_cls == world.lattice_classes_for(x, y, side, side)))
+    ids, counts = np.unique(np.array(names)[grid], return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:8]
+    q.tiles = {str(ids[i]): float(counts[i] / grid.size) for i in order}
+    return q
+
+
+def terrain_table(results: Sequence[TerrainQuality]) -> Table:
+    """The printed terrain table."""
+    t = Table(title=f"classed tilesets ({TERRAIN_SIDE}² window, seed 42)")
+    for col in ("model", "period", "≤ 0.02?", "class = smooth level", "class = lattice", "tiles"):
+        t.add_column(col, justify="left" if col in ("model", "tiles") else "right")
+    for r in results:
+        if r.error is not None:
+            t.add_row(r.case, f"[red]{r.error}[/]")
+            continue
+        ok = None if r.period is None else r.period <= PERIODICITY_SLACK
+        tiles = ", ".join(f"{k} {v:.2f}" for k, v in list(r.tiles.items())[:5])
+        t.add_row(
+            r.case,
+            _f(r.period, ".3f"),
+            _mark(ok),
+            _f(r.contour, ".3f"),
+            _f(r.lattice, ".3f"),
+            tiles,
+        )
+    return t
 
 
 def _f(value: float | None, fmt: str) -> str:
@@ -317,7 +397,7 @@ def table(results: Sequence[Quality]) -> Table:
     t = Table(title="world quality vs a plain solve (256² windows, seed 42)")
     for col in (
         "model", "period world", "plain", "≤ +0.02?", "size world/plain", "0.5..2?",
-        "local TV", "floor", "≤ +0.05?", "fallbacks",
+        "(plain s+1/s)", "local TV", "floor", "≤ +0.05?", "fallbacks",
     ):  # fmt: skip
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
@@ -327,7 +407,8 @@ def table(results: Sequence[Quality]) -> Table:
         t.add_row(
             r.case, _f(r.world_period, ".3f"), _f(r.plain_period, ".3f"),
             _mark(r.met.get("period")), _f(r.size_ratio, ".2f"), _mark(r.met.get("size")),
-            _f(r.local, ".3f"), _f(r.floor, ".3f"), _mark(r.met.get("local")),
+            _f(r.plain_size_ratio, ".2f"), _f(r.local, ".3f"), _f(r.floor, ".3f"),
+            _mark(r.met.get("local")),
             f"{r.fallbacks}/{r.blocks}",
         )  # fmt: skip
     return t
@@ -365,11 +446,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = Console()
     results = run(args.only, args.S, args.V, args.layers, log)
     log.print(table(results))
+    terrain = [
+        measure_terrain(label, name, args.S, args.V, args.layers)
+        for label, name in TERRAIN_CASES
+        if not args.only or any(o in label for o in args.only)
+    ]
+    if terrain:
+        log.print(terrain_table(terrain))
     if not args.no_json:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         doc = {"S": args.S, "V": args.V, "layers": args.layers, "seed": SEED, "window": WINDOW}
         doc["results"] = [asdict(r) for r in results]
+        doc["terrain"] = [asdict(r) for r in terrain]
         path = RESULTS / f"quality-{stamp}.json"
         path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
         log.print(f"results: {path}")

@@ -13,7 +13,9 @@ and 2 workers (and the serial in-process rate), and the peak RSS of ``worldgen r
 large region as PNG, measured in a subprocess with ``getrusage(RUSAGE_CHILDREN)``.
 
 ``--zooms`` runs :mod:`bench.zooms` instead: cold map tile latency per zoom through a 2-worker
-pool and the far-zoom colour error of every bundled model.
+pool and the far-zoom colour error of every bundled model. ``--quality`` runs
+:mod:`bench.quality` instead: each world against a plain solve of its model (periodicity,
+structure size, local statistics) and the classed tilesets' terrain figures.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench import zooms
+from bench import quality, zooms
 from bench.engine import machine
 from worldgen.engine import solver
 from worldgen.engine.tileset import load_tileset
@@ -388,6 +390,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--zooms", action="store_true",
                         help="run bench.zooms instead (tile latency per zoom, far-zoom error); "
                         "--quick and --only are passed on")  # fmt: skip
+    parser.add_argument("--quality", action="store_true",
+                        help="run bench.quality instead (world vs plain solve; terrain figures); "
+                        "--only is passed on")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -396,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.zooms:
         passed = (["--quick"] if args.quick else []) + [f"--only={n}" for n in args.only]
         return zooms.main(passed)
+    if args.quality:
+        return quality.main([f"--only={n}" for n in args.only])
     out = Console() if sys.stdout.isatty() else Console(width=240)
     log = Console(stderr=True)
     started = time.perf_counter()
