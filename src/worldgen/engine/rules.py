@@ -90,8 +90,10 @@ def forbidden_pairs(
     ``allowed`` is symmetric under direction reversal, so each cell's right and lower neighbour
     cover every pair.
     """
-    g = np.asarray(grid)
-    if periodic:
-        right, below = np.roll(g, -1, axis=1), np.roll(g, -1, axis=0)
-        return int((~allowed[2][g, right]).sum() + (~allowed[1][g, below]).sum())
-    return int((~allowed[2][g[:, :-1], g[:, 1:]]).sum() + (~allowed[1][g[:-1], g[1:]]).sum())
+    from worldgen.engine._kernels import count_forbidden  # numba loads only when checking
+
+    g = np.ascontiguousarray(grid, dtype=np.int32)
+    table = np.ascontiguousarray(allowed, dtype=np.bool_)
+    if g.ndim != 2 or table.ndim != 3 or table.shape[0] != 4:
+        raise InputError("forbidden_pairs needs a 2-d grid and a (4, T, T) table")
+    return int(count_forbidden(g, table, bool(periodic)))

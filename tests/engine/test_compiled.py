@@ -1,0 +1,173 @@
+"""Tests of the rule packing (:mod:`worldgen.engine.compiled`) and of the two propagation
+methods it selects: key classes must reproduce the table exactly, and both methods must give the
+same output whenever no contradiction occurs (the kernels' central promise)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.engine.conftest import OverlappingFactory, TilesetFactory
+from tests.reference.naive_wfc import is_valid_tiling
+from worldgen.engine.compiled import compile_rules, key_classes
+from worldgen.engine.rules import RuleTable, forbidden_pairs, to_bitsets
+from worldgen.engine.solver import (
+    Constraints,
+    Heuristic,
+    Solver,
+    SolverBudget,
+    SolveResult,
+    solve,
+)
+from worldgen.errors import InputError
+
+HEURISTICS: tuple[Heuristic, ...] = ("entropy", "mrv", "scanline")
+PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+BoolArray = npt.NDArray[np.bool_]
+
+
+def join_table(kout: list[npt.NDArray[np.int64]], kin: list[npt.NDArray[np.int64]]) -> BoolArray:
+    """allowed[d, a, b] = kout[d][a] == kin[d][b] >= 0, made symmetric under reversal."""
+    t = kout[0].shape[0]
+    allowed = np.zeros((4, t, t), dtype=np.bool_)
+    for d in (1, 2):  # down and right; up and left are their transposes
+        allowed[d] = (kout[d][:, None] == kin[d][None, :]) & (kout[d][:, None] >= 0)
+    allowed[3] = allowed[1].T
+    allowed[0] = allowed[2].T
+    return allowed
+
+
+@st.composite
+def key_join_rules(draw: st.DrawFn) -> RuleTable:
+    """A random key-join table: each pattern has an out key and an in key per axis."""
+    t = draw(st.integers(1, 70))
+    keys = draw(st.integers(1, 6))
+    vec = st.lists(st.integers(-1, keys - 1), min_size=t, max_size=t)
+    kout = [np.zeros(t, np.int64)] + [np.array(draw(vec), dtype=np.int64) for _ in range(2)]
+    kin = [np.zeros(t, np.int64)] + [np.array(draw(vec), dtype=np.int64) for _ in range(2)]
+    kout.append(kout[0])
+    kin.append(kin[0])
+    allowed = join_table(kout, kin)
+    allowed[:, 0, 0] = True  # pattern 0 tiles the plane alone, so most grids are solvable
+    if key_classes(allowed) is None:  # the extra pair may break the join: plain 1-key table
+        allowed = np.ones((4, t, t), dtype=np.bool_)
+    weights = draw(st.lists(st.floats(0.1, 20.0), min_size=t, max_size=t))
+    return RuleTable(allowed=allowed, weights=np.array(weights))
+
+
+@PROPERTY
+@given(rules=key_join_rules())
+def test_key_classes_reproduce_the_table(rules: RuleTable) -> None:
+    keys = key_classes(rules.allowed)
+    assert keys is not None
+    for d in range(4):
+        rebuilt = (keys.kout[d][:, None] == keys.kin[d][None, :]) & (keys.kout[d][:, None] >= 0)
+        assert np.array_equal(rebuilt, rules.allowed[d])
+        assert np.array_equal(keys.nokey[d], to_bitsets(keys.kout[d] < 0))
+        for k in range(keys.keys):
+            members = np.zeros(rules.size + 64, dtype=np.bool_)
+            for i in range(keys.in_start[d, k], keys.in_start[d, k + 1]):
+                w, mask = int(keys.in_word[d, i]), int(keys.in_mask[d, i])
+                for bit in range(64):
+                    if mask >> bit & 1:
+                        members[64 * w + bit] = True
+            assert np.array_equal(np.flatnonzero(members), np.flatnonzero(keys.kin[d] == k))
+            assert keys.sizes[d, k] == int((keys.kin[d] == k).sum())
+        packed = (keys.kin4 >> (16 * d)) & 0xFFFF
+        assert np.array_equal(np.where(packed == 0xFFFF, -1, packed), keys.kin[d])
+
+
+def test_a_table_with_overlapping_rows_is_not_a_key_join() -> None:
+    allowed = np.ones((4, 3, 3), dtype=np.bool_)
+    allowed[:, 0, 1] = allowed[:, 1, 0] = False  # rows {0, 2} and {1, 2} share pattern 2
+    assert key_classes(allowed) is None
+    rules = RuleTable(allowed=allowed, weights=np.ones(3))
+    assert compile_rules(rules).method == "bits"
+    with pytest.raises(InputError, match="not a key join"):
+        compile_rules(rules, "keys")
+    with pytest.raises(InputError, match="propagation method"):
+        compile_rules(rules, "fast")  # type: ignore[arg-type]
+
+
+def test_every_shipped_model_is_a_key_join(
+    overlapping_model: OverlappingFactory, tileset: TilesetFactory
+) -> None:
+    for name in ("maze", "islands", "town"):
+        assert key_classes(overlapping_model(name).allowed) is not None
+    for name in ("terrain", "pipes", "roads"):
+        assert key_classes(tileset("bundled", name).rules().allowed) is not None
+
+
+def same_output(a: SolveResult, b: SolveResult) -> bool:
+    return (
+        a.grid.tobytes() == b.grid.tobytes()
+        and a.words.tobytes() == b.words.tobytes()
+        and (a.status, a.reason, a.attempts, a.observations)
+        == (b.status, b.reason, b.attempts, b.observations)
+    )
+
+
+@PROPERTY
+@given(
+    rules=key_join_rules(),
+    width=st.integers(1, 12),
+    height=st.integers(1, 12),
+    periodic=st.booleans(),
+    seed=st.integers(0, 2**63 - 1),
+    heuristic=st.sampled_from(HEURISTICS),
+)
+def test_methods_agree_whenever_no_repair_happens(
+    rules: RuleTable, width: int, height: int, periodic: bool, seed: int, heuristic: Heuristic
+) -> None:
+    # Without repairs an attempt's states do not depend on the method; with one contradiction
+    # allowed to end the attempt, both methods meet it in the same step.
+    budget = SolverBudget(max_attempts=1, max_backtracks=0)
+    by_bits = solve(
+        compile_rules(rules, "bits"), width, height, periodic=periodic, seed=seed,
+        heuristic=heuristic, budget=budget,
+    )  # fmt: skip
+    by_keys = solve(
+        compile_rules(rules, "keys"), width, height, periodic=periodic, seed=seed,
+        heuristic=heuristic, budget=budget,
+    )  # fmt: skip
+    assert by_bits.solved == by_keys.solved
+    assert by_bits.observations == by_keys.observations
+    if by_keys.solved:
+        assert same_output(by_bits, by_keys)
+        assert is_valid_tiling(by_keys.grid, rules.allowed, periodic)
+
+
+@pytest.mark.parametrize(("name", "side"), [("maze", 40), ("islands", 24), ("town", 12)])
+def test_methods_agree_on_samples(
+    overlapping_model: OverlappingFactory, name: str, side: int
+) -> None:
+    table = overlapping_model(name).rules()
+    for seed in (1, 2):
+        results = [
+            solve(compile_rules(table, m), side, side, periodic=True, seed=seed)
+            for m in ("bits", "keys")
+        ]
+        assert results[0].backtracks == results[1].backtracks == 0
+        assert same_output(results[0], results[1])
+
+
+def test_methods_agree_on_a_pinned_biased_block(tileset: TilesetFactory) -> None:
+    """The world's refinement shape: a ring pinned to a solved grid, bias profiles per cell."""
+    table = tileset("bundled", "terrain").rules()
+    below = solve(compile_rules(table), 16, 16, seed=5).grid
+    pins = below.copy()
+    pins[1:-1, 1:-1] = -1
+    rng = np.random.default_rng(4)
+    profiles = rng.uniform(0.2, 5.0, size=(6, table.size))
+    cells = rng.integers(0, 6, size=(16, 16))
+    cons = Constraints(pins=pins, bias=(profiles, cells))
+    out = [
+        Solver(compile_rules(table, m), 16, 16).solve(seed=9, constraints=cons)
+        for m in ("bits", "keys")
+    ]
+    assert out[0].solved
+    assert same_output(out[0], out[1])
+    assert forbidden_pairs(out[1].grid, table.allowed) == 0
