@@ -391,8 +391,8 @@ def _run(
     repaired locally (:func:`_rollback_around`): every cell within Chebyshev radius r of the
     emptied cell returns to its baseline and the region is re-propagated. While repairs fail (a
     new contradiction near the last one, before as many observations as the reset box has cells)
-    r doubles (2, 4, 8, 16); otherwise it starts again at 2. (A cap of 32 kept failing repairs
-    at 32 on mazes, each resetting 4,000 cells: maze 256² made 3x the observations.) After
+    r doubles (2, 4, ... 32); otherwise it starts again at 2. (Doubling on every nearby
+    contradiction kept succeeding repairs at 32, each resetting 4,000 cells.) After
     ``max_backtracks`` repairs the attempt fails. Returns R_SOLVED, R_CONTRADICTION or R_BUDGET;
     the counters are in ``st``, and the dirty list is empty on return.
 
@@ -833,7 +833,7 @@ def _run(
             # one and came before the cells reset then were all decided again.
             box = 2 * radius + 1
             failing = max(dxl, dyl) <= 2 * radius and st[ST_OBS] - last_obs < box * box
-            radius = min(radius * 2, 16) if failing else 2
+            radius = min(radius * 2, 32) if failing else 2
             last_x = ex
             last_y = ey
             last_obs = st[ST_OBS]
