@@ -7,10 +7,10 @@ both models, every heuristic, bounded and periodic grids, pins, bans, both bias 
 world's refinement shape (ring pins + bias profiles), local backtracking, restarts and failures.
 
 A deliberate change of the solver's output updates these digests in its own commit, which says
-why (and tells the world's owner: its golden tiles change too). History: engine output 2 (exact
-fixed-point entropy sums, heap keys independent of the propagation method with an age
-tie-break, first-in-first-out AC-3, repairs that grow only while failing, an observation allowance per
-attempt) replaced output 1.
+why (and tells the world's owner: its golden tiles change too). History: engine output 2
+(exact fixed-point entropy sums, heap keys independent of the propagation method with an age
+tie-break, first-in-first-out AC-3, repairs that grow only while failing, an observation
+allowance per attempt) replaced output 1.
 """
 
 from __future__ import annotations
