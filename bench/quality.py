@@ -323,8 +323,9 @@ class TerrainQuality:
 
     ``period``: periodicity excess of tile names on a 256² window (a lattice shows as a peak;
     target <= 0.02). ``contour``: share of cells whose tile class equals the class of the smooth
-    level at that cell, and ``lattice``: the same against the class of the nearest lattice vertex;
-    a coast that follows the level contour, not the lattice, has ``contour`` above ``lattice``.
+    level at that cell, and ``lattice``: the same against the class of the nearest lattice vertex.
+    ``disputed``: among the cells where those two classes differ (near class borders), the share
+    whose tile follows the smooth level: 1 = borders follow the level contour, 0 = the lattice.
     ``tiles``: share of the window of each tile name (biomes), largest first.
     """
 
@@ -332,6 +333,7 @@ class TerrainQuality:
     period: float | None = None
     contour: float | None = None
     lattice: float | None = None
+    disputed: float | None = None
     tiles: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
@@ -355,7 +357,11 @@ def measure_terrain(label: str, name: str, S: int, V: int, layers: int) -> Terra
     xs = np.arange(x, x + side, dtype=np.int64)[None, :]
     smooth = macro.raw_classes(macro.level(SEED, xs, ys), world.K)
     q.contour = float(np.mean(tile_cls == smooth))
-    q.lattice = float(np.mean(tile_cls == world.lattice_classes_for(x, y, side, side)))
+    lattice = world.lattice_classes_for(x, y, side, side)
+    q.lattice = float(np.mean(tile_cls == lattice))
+    disputed = smooth != lattice
+    if disputed.any():
+        q.disputed = float(np.mean(tile_cls[disputed] == smooth[disputed]))
     ids, counts = np.unique(np.array(names)[grid], return_counts=True)
     order = np.argsort(-counts, kind="stable")[:8]
     q.tiles = {str(ids[i]): float(counts[i] / grid.size) for i in order}
@@ -365,7 +371,10 @@ def measure_terrain(label: str, name: str, S: int, V: int, layers: int) -> Terra
 def terrain_table(results: Sequence[TerrainQuality]) -> Table:
     """The printed terrain table."""
     t = Table(title=f"classed tilesets ({TERRAIN_SIDE}² window, seed 42)")
-    for col in ("model", "period", "≤ 0.02?", "class = smooth level", "class = lattice", "tiles"):
+    for col in (
+        "model", "period", "≤ 0.02?", "class = smooth level", "class = lattice",
+        "disputed: follows level", "tiles",
+    ):  # fmt: skip
         t.add_column(col, justify="left" if col in ("model", "tiles") else "right")
     for r in results:
         if r.error is not None:
