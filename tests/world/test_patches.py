@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from worldgen.engine.solver import OUTPUT_VERSION
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world.api import build_world
@@ -132,7 +133,8 @@ def test_tileset_library_version_is_unchanged_by_the_model(
     classes = [c.partition(":") for c in ts.classes if c is not None]  # "lowland:dry+cold"
     names = tuple(dict.fromkeys(c[0] for c in classes))
     index = {n: k for k, n in enumerate(names)}
-    h = hashlib.sha256(f"patches/{ALGORITHM_VERSION}/16/4/{PAD}/{ROUNDS}/{LIBRARY_SEED}".encode())
+    prefix = f"patches/{ALGORITHM_VERSION}/{OUTPUT_VERSION}/16/4/{PAD}/{ROUNDS}/{LIBRARY_SEED}"
+    h = hashlib.sha256(prefix.encode())
     h.update(ts.allowed.tobytes())
     h.update(ts.weights.astype("<f8").tobytes())
     h.update("\x00".join(names).encode())

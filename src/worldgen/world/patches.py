@@ -49,7 +49,14 @@ import numpy.typing as npt
 
 from worldgen.engine.rng import mix
 from worldgen.engine.rules import RuleTable, forbidden_pairs, from_bitsets
-from worldgen.engine.solver import CompiledRules, Constraints, SolverBudget, compile_rules, solve
+from worldgen.engine.solver import (
+    OUTPUT_VERSION,
+    CompiledRules,
+    Constraints,
+    SolverBudget,
+    compile_rules,
+    solve,
+)
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world.ground import ground_column
@@ -98,10 +105,14 @@ def all_combinations(colours: int) -> list[tuple[int, int, int, int]]:
 
 
 def library_version(source: ModelSource, S: int, V: int) -> str:
-    """Hex digest identifying the library: rules, weights, classes, S, V, algorithm version."""
+    """Hex digest identifying the library: rules, weights, classes, S, V, the algorithm version
+    and the solver's output version (``engine.solver.OUTPUT_VERSION``)."""
     model = as_world_model(source)
     h = hashlib.sha256()
-    h.update(f"patches/{ALGORITHM_VERSION}/{S}/{V}/{PAD}/{ROUNDS}/{LIBRARY_SEED}".encode())
+    # the solver's output version too: the same inputs give other patches (and blocks) after an
+    # engine change that alters solves, so neither libraries nor tiles may be served from before
+    prefix = f"patches/{ALGORITHM_VERSION}/{OUTPUT_VERSION}/{S}/{V}/{PAD}/{ROUNDS}/{LIBRARY_SEED}"
+    h.update(prefix.encode())
     h.update(np.ascontiguousarray(model.allowed, dtype=np.bool_).tobytes())
     h.update(np.ascontiguousarray(model.weights, dtype="<f8").tobytes())
     h.update("\x00".join(model.class_names).encode())
