@@ -75,3 +75,21 @@ def test_region_at_and_block_agree() -> None:
     assert np.array_equal(rows[index], b.profiles[grid])
     assert rows.shape[0] == len(np.unique(grid))
     assert int(grid.max()) < b.profiles.shape[0]
+
+
+def test_terms_alternatives_and_powers() -> None:
+    assert bias.parse_term("beach|dry@2") == (("beach", "dry"), 2)
+    assert bias.parse_term("cold") == (("cold",), 4)
+    for bad in ("cold@5", "cold@", "hot", "dry|hot@1"):
+        with pytest.raises(ValueError, match="climate"):
+            bias.parse_term(bad)
+    beach, dry = tag_multipliers("beach", 3), tag_multipliers("dry", 3)
+    assert np.allclose(bias.term_multipliers("beach|dry", 3), np.maximum(beach, dry))
+    assert np.allclose(bias.term_multipliers("beach|dry@2", 3), np.maximum(beach, dry) ** 0.5)
+    # a transition between a dry-favoured and a mild-favoured terrain is neutral where it is dry
+    vclass = np.zeros(2, dtype=np.int32)
+    b = bias_for(vclass, 3, (("beach|dry@2", "mild@2"), ("mild",)))
+    rows = b.profiles.reshape(macro.BANDS, CLIMATES, 2)
+    dry_climate = 4  # temperate and dry
+    assert np.isfinite(rows).all()
+    assert rows[40, dry_climate, 0] > rows[40, dry_climate, 1]  # the front advances into the dry land
