@@ -92,4 +92,5 @@ def test_terms_alternatives_and_powers() -> None:
     rows = b.profiles.reshape(macro.BANDS, CLIMATES, 2)
     dry_climate = 4  # temperate and dry
     assert np.isfinite(rows).all()
-    assert rows[40, dry_climate, 0] > rows[40, dry_climate, 1]  # the front advances into the dry land
+    # the front advances into the dry land
+    assert rows[40, dry_climate, 0] > rows[40, dry_climate, 1]
