@@ -20,15 +20,18 @@ combination shares the same ring vocabulary, any arrangement whose corner classe
 
 **Samples** (``WorldModel.prefer_plain`` false; one class) build a *hashed* library instead:
 
-* up to ``MAX_CORNER_COLOURS`` corner patterns ("corner colours"): the most frequent pattern of each
-  colour a cell can show, colours by falling total weight, keeping a candidate only if seams join it
-  to itself and to every corner already kept (a maze has no plain pattern; a ground strip cannot
-  end, so a flower sample's dirt corner is refused). Each lattice vertex takes a corner colour from
-  ``mix(seed, CORNER, i, j)``, so every 4-corner combination occurs and all are built;
+* one corner pattern (the sample's most frequent) and up to ``MAX_CORNER_COLOURS`` "corner
+  colours" that share it: each lattice vertex takes a colour from ``mix(seed, CORNER, i, j)``, so
+  every 4-corner combination occurs and all are built, and the seams of the colour pairs act as
+  randomly chosen edge colours;
 * seams and patch interiors follow the sample's own weights (no plain bias). A plain-biased single
   corner gives a city of nothing but park (streets are unbounded lines that cannot start inside a
   plain block); one natural seam per orientation gives a perfectly periodic street grid. Hashed
   corner colours make the base layer non-periodic;
+* when both reference seams come out as the corner pattern all along although plain solves show
+  that pattern rarely (a city's park interior: 1 % of a plain city), the corner becomes the area
+  pattern plain solves show most (:func:`hashed_corner`) and seams are cut from those solves
+  (:func:`cut_seams`), so the base layer is not one area no refinement can leave;
 * if a combination still cannot be completed, the corner colour with the highest index in it is
   dropped and the library rebuilt; with one corner left the build fails as above.
 """
@@ -62,10 +65,11 @@ from worldgen.errors import InputError
 from worldgen.world.ground import ground_column
 from worldgen.world.model import WorldModel, as_world_model
 
-ALGORITHM_VERSION = 3
+ALGORITHM_VERSION = 4
 """Bumped whenever tile bytes change. 2: far-zoom tiles (z <= -3) use the fast PNG encoding.
 3: tileset seams keep their corner tiles for S/4 cells at each end (class changes mid-seam),
-climate tags in the library version, terrain biomes."""
+climate tags in the library version, terrain biomes. 4: a hashed (sample) library cuts its
+seams from plain periodic solves (no all-park city)."""
 MAX_CORNER_COLOURS = 3
 """Corner patterns of a hashed (sample) library: 3**4 = 81 combinations."""
 PAD = 2
@@ -74,11 +78,19 @@ HASHED_ROUNDS = 5
 """A hashed library's failures are structural (seams that cannot meet): fewer rounds, then one
 corner colour fewer."""
 LIBRARY_SEED = 0x5EED_11B
+SEAM_PLANE = 64
+"""Side of the plain periodic solves a hashed library cuts its seams from (at least 4 S)."""
+SEAM_PLANES = 2
+"""Plain periodic solves a hashed library measures its corner by (and may cut seams from)."""
+RARE_CORNER = 0.05
+"""A hashed library whose most frequent pattern covers less than this share of plain solves
+takes its corner and seams from those solves (:func:`cut_seams`)."""
 PLAIN_BIAS = 6.0
 CLASS_BIAS = 4.0
 _PURPOSE_SEAM = 0x5EA3
 _PURPOSE_PATCH = 0x9A7C
 _PURPOSE_PROBE = 0x9B0B
+_PURPOSE_PLANE = 0x91A7
 
 I32Array = npt.NDArray[np.int32]
 ModelSource = WorldModel | Tileset
@@ -275,16 +287,73 @@ def _transposed(model: WorldModel) -> CompiledRules:
     return compile_rules(RuleTable(allowed=rules.allowed[[3, 2, 1, 0]], weights=rules.weights))
 
 
+def _planes(model: WorldModel, side: int) -> list[I32Array]:
+    """Up to SEAM_PLANES plain periodic solves of the model (``side``², seeded by index)."""
+    out: list[I32Array] = []
+    for k in range(SEAM_PLANES):
+        res = solve(
+            model.compiled, side, side, periodic=True,
+            seed=mix(LIBRARY_SEED, _PURPOSE_PLANE, k), budget=_BUDGET,
+        )  # fmt: skip
+        if res.solved and not forbidden_pairs(res.grid, model.allowed, True):
+            out.append(res.grid)
+    return out
+
+
+def hashed_corner(model: WorldModel, planes: list[I32Array]) -> int:
+    """The corner pattern of a hashed library: the pattern that plain solves show most often
+    among those that may neighbour themselves on all four sides (an area, not a line), else the
+    one they show most often, else the most frequent pattern of the sample. (A sample's most
+    frequent pattern can be rare in its solves: a city's park interior covers 1 % of a plain
+    city, and lattice vertices that are all park make a base layer of park.)"""
+    if not planes:
+        return int(np.argmax(model.weights))
+    counts = np.zeros(model.size, dtype=np.int64)
+    for g in planes:
+        counts += np.bincount(g.reshape(-1), minlength=model.size)
+    plain = _plain(model.allowed)
+    if np.any(counts[plain] > 0):
+        return int(np.argmax(np.where(plain, counts, -1)))
+    return int(np.argmax(counts))
+
+
+def cut_seams(planes: list[I32Array], S: int, corner: int) -> tuple[list[I32Array], list[I32Array]]:
+    """Seam candidates of a hashed library, cut from plain periodic solves of the model: every row
+    (horizontal) and column (vertical) segment of ``S+1`` cells that starts and ends with the
+    corner pattern and is not the corner pattern all along, in a deterministic order (a row inside
+    one large area would make a base layer of that area). A segment of a solved plane is
+    extendable in 2-D and shows the sample's own mix and structure (streets cross it as often as
+    they cross any line), which a strip solved on its own does not promise."""
+    rows: list[I32Array] = []
+    cols: list[I32Array] = []
+    for g in planes:
+        wrapped = np.concatenate([g, g[:, :S]], axis=1)  # rows that run across the wrap
+        for y, x in zip(*np.nonzero(g == corner), strict=True):
+            row = wrapped[y, x : x + S + 1]
+            if row[-1] == corner and not np.all(row == corner):
+                rows.append(row.copy())
+        wrapped = np.concatenate([g, g[:S]], axis=0)
+        for y, x in zip(*np.nonzero(g == corner), strict=True):
+            col = wrapped[y : y + S + 1, x]
+            if col[-1] == corner and not np.all(col == corner):
+                cols.append(col.copy())
+    return rows, cols
+
+
 def _reference_seams(
-    model: WorldModel, S: int, corner: int, flat: npt.NDArray[np.float64]
+    model: WorldModel,
+    S: int,
+    corner: int,
+    flat: npt.NDArray[np.float64],
+    draw: Callable[[int, tuple[int, int], int], I32Array | None],
 ) -> tuple[I32Array, I32Array]:
     """A horizontal and a vertical corner-to-corner seam whose patch (each side a copy of one of
     them) can be completed; every other seam of a hashed library must be able to stand in for
-    them (see :func:`_build_hashed`)."""
-    cr, cr_t = model.compiled, _transposed(model)
+    them (see :func:`_build_hashed`). ``draw(o, pair, gen)`` gives candidates."""
+    cr = model.compiled
     for gen in range(HASHED_ROUNDS * 4):
-        h = _seam(cr, flat, S, corner, corner, gen, 0, (0, 0))
-        v = _seam(cr_t, flat, S, corner, corner, gen, 1, (0, 0))
+        h = draw(0, (0, 0), gen)
+        v = draw(1, (0, 0), gen)
         if h is None or v is None:
             continue
         pins = np.full((S + 1, S + 1), -1, dtype=np.int32)
@@ -308,8 +377,28 @@ def _build_hashed(model: WorldModel, S: int, V: int) -> PatchLibrary:
     """The hashed library of a one-class model (see module docs)."""
     corner = int(np.argmax(model.weights))  # the most frequent pattern; ties: lowest id
     flat = np.ones(model.size, dtype=np.float64)
-    cr = model.compiled
-    reference = _reference_seams(model, S, corner, flat)
+    cr, cr_t = model.compiled, _transposed(model)
+    cut: tuple[list[I32Array], list[I32Array]] = ([], [])
+
+    def draw(o: int, pair: tuple[int, int], gen: int) -> I32Array | None:
+        # a cut candidate (salted by the colour pair) once there are any, else a strip solved on
+        # its own (late binding: corner and cut may change below)
+        pool = cut[o]
+        if pool:
+            return pool[mix(LIBRARY_SEED, _PURPOSE_SEAM, o, *pair, gen) % len(pool)]
+        return _seam(cr if o == 0 else cr_t, flat, S, corner, corner, gen, o, pair)
+
+    reference = _reference_seams(model, S, corner, flat, draw)
+    if all(np.all(r == corner) for r in reference):
+        # both reference seams are the corner pattern all along: if plain solves show that
+        # pattern rarely (a city's park interior), the base layer would be one area no refinement
+        # can leave; take the corner plain solves show and seams cut from them instead
+        planes = _planes(model, max(SEAM_PLANE, 4 * S))
+        shown = sum(float(np.mean(g == corner)) for g in planes) / max(1, len(planes))
+        if planes and shown < RARE_CORNER:
+            corner = hashed_corner(model, planes)
+            cut = cut_seams(planes, S, corner)
+            reference = _reference_seams(model, S, corner, flat, draw)
 
     def interchangeable(o: int, row: I32Array) -> bool:
         # the reference patch (every side a reference seam) with this seam on its top (left) side
@@ -334,6 +423,7 @@ def _build_hashed(model: WorldModel, S: int, V: int) -> PatchLibrary:
             return _build(
                 model, S, V, np.full(colours, corner, dtype=np.int32), all_combinations(colours),
                 names, rows, flat, hashed=True, accept=interchangeable, first=reference,
+                source=draw,
             )  # fmt: skip
         except IncompleteLibraryError:
             if colours == 1:
@@ -354,11 +444,13 @@ def _build(
     hashed: bool = False,
     accept: Callable[[int, I32Array], bool] | None = None,
     first: tuple[I32Array, I32Array] | None = None,
+    source: Callable[[int, tuple[int, int], int], I32Array | None] | None = None,
 ) -> PatchLibrary:
     """Seams for every pair, then V patches per combination, redrawing seams of failures.
 
     ``accept(o, row)`` vets every drawn seam (orientation 0 = horizontal); ``first`` gives the
-    horizontal and vertical seams of pair (0, 0) instead of drawing them.
+    horizontal and vertical seams of pair (0, 0) instead of drawing them; ``source(o, pair, gen)``
+    draws a seam instead of :func:`_seam` (a hashed library's cut candidates).
     """
     K = len(names)
     rounds = HASHED_ROUNDS if hashed else ROUNDS
@@ -379,9 +471,12 @@ def _build(
             return
         for extra in range(rounds * 4):
             # a hashed library's corner colours share one corner tile: salt by colour pair
-            row = _seam(cr if o == 0 else cr_t, plain_row, S, int(corners[pair[0]]),
-                        int(corners[pair[1]]), gens[pair] + extra, o,
-                        pair if hashed else (), 0 if hashed else S // 4)  # fmt: skip
+            if source is not None:
+                row = source(o, pair, gens[pair] + extra)
+            else:
+                row = _seam(cr if o == 0 else cr_t, plain_row, S, int(corners[pair[0]]),
+                            int(corners[pair[1]]), gens[pair] + extra, o,
+                            pair if hashed else (), 0 if hashed else S // 4)  # fmt: skip
             if row is not None and (accept is None or accept(o, row)):
                 gens[pair] += extra
                 target[pair] = row
