@@ -33,12 +33,11 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
 * ``nbr[c, d]``       (C, 4) int64: the neighbour of c in direction d, or -1 past a bounded edge.
 * ``profile[c]``      (C,) int32: row of ``wi``/``wli`` that applies to cell c (bias).
 * ``base_*``          the attempt baseline: the wave after the constraints were propagated.
-* ``stamp[c]``        (C,) int64: bumped on every change of cell c; heap entries carrying an older
-  stamp are stale and skipped (lazy deletion).
 * ``age[c]``          (C,) int64: the observation index of the step that first narrowed c in this
   attempt (-1: not yet); a tie-breaker of the heap key.
-* heap (``hkey``, ``hcell``, ``hstamp``, size in ``st[ST_HEAP]``): binary min-heap ordered by
-  (key, cell), holding for every cell with count > 1 at least one entry with its current stamp.
+* heap (``hkey``, ``hcell``, size in ``st[ST_HEAP]``): binary min-heap ordered by (key, cell),
+  each cell at most once (``hpos[c]``: its position, or -1), holding every cell with count > 1
+  with its current key once the dirty cells are refreshed; decided cells leave it lazily.
 * ``dirty``: cells changed since the last settled step, each once (``dirty_flag``).
 
 Two propagation methods (``mode``):
@@ -262,7 +261,6 @@ def _rollback_around(
     base_sumwl: np.ndarray,
     cnt: np.ndarray,
     base_cnt: np.ndarray,
-    stamp: np.ndarray,
     age: np.ndarray,
     dirty: np.ndarray,
     dirty_flag: np.ndarray,
@@ -322,7 +320,6 @@ def _rollback_around(
                 sumwl[c] = base_sumwl[c]
                 for i in range(c * row, (c + 1) * row):
                     cnt[i] = base_cnt[i]
-                stamp[c] += 1
                 if dirty_flag[c] == 0:
                     dirty_flag[c] = 1
                     dirty[st[ST_DIRTY]] = c
@@ -365,7 +362,6 @@ def _run(
     base_count: np.ndarray,
     base_sumw: np.ndarray,
     base_sumwl: np.ndarray,
-    stamp: np.ndarray,
     age: np.ndarray,
     dirty: np.ndarray,
     dirty_flag: np.ndarray,
@@ -373,7 +369,7 @@ def _run(
     on_stack: np.ndarray,
     hkey: np.ndarray,
     hcell: np.ndarray,
-    hstamp: np.ndarray,
+    hpos: np.ndarray,
     deaths: np.ndarray,
     cnt: np.ndarray,
     base_cnt: np.ndarray,
@@ -404,65 +400,86 @@ def _run(
     n_keys = in_start.shape[1] - 1
     counted = cnt.shape[0] > 0
     cap = deaths.shape[0]
-    heap_cap = hkey.shape[0]
     use_heap = heuristic != H_SCANLINE
+    fill_heap = True  # the heap is empty (``hpos`` all -1) when an attempt starts
     radius = 2
     last_x = -(1 << 40)
     last_y = -(1 << 40)
     last_obs = -(1 << 40)
     while True:
         if not initial:
-            # 1. Fresh heap keys for the cells the last step changed (each once); an empty heap
-            # (a new attempt) or one that would overflow is rebuilt from every undecided cell.
+            # 1. Fresh heap keys for the cells the last step changed (each once); a new
+            # attempt first files every undecided cell. The heap holds each cell at most once
+            # (``hpos``), so a changed key moves the cell's entry up or down in place.
             nd = st[ST_DIRTY]
             if use_heap:
-                everything = st[ST_HEAP] == 0 or st[ST_HEAP] + nd > heap_cap
-                if everything:
-                    st[ST_HEAP] = 0
-                n_items = cells if everything else nd
+                n_items = cells if fill_heap else nd
                 for j in range(n_items):
-                    c = j if everything else dirty[j]
+                    c = j if fill_heap else dirty[j]
                     if count[c] <= 1:
-                        continue
+                        continue  # a decided cell's entry goes when it reaches the root
                     if age[c] < 0 and count[c] != base_count[c]:
                         age[c] = st[ST_OBS]
                     key = _cell_key(
                         c, heuristic, count[c], base_count[c], sumw[c], sumwl[c], age[c], stream
                     )
-                    i = st[ST_HEAP]
-                    st[ST_HEAP] = i + 1
+                    i = hpos[c]
+                    if i < 0:
+                        i = st[ST_HEAP]
+                        st[ST_HEAP] = i + 1
+                    start = i
                     while i > 0:
                         parent = (i - 1) >> 1
                         pk = hkey[parent]
-                        if pk < key or (pk == key and hcell[parent] <= c):
+                        pc = hcell[parent]
+                        if pk < key or (pk == key and pc < c):
                             break
                         hkey[i] = pk
-                        hcell[i] = hcell[parent]
-                        hstamp[i] = hstamp[parent]
+                        hcell[i] = pc
+                        hpos[pc] = i
                         i = parent
+                    if i == start:
+                        n = st[ST_HEAP]
+                        while True:
+                            child = 2 * i + 1
+                            if child >= n:
+                                break
+                            right = child + 1
+                            if right < n and (
+                                hkey[right] < hkey[child]
+                                or (hkey[right] == hkey[child] and hcell[right] < hcell[child])
+                            ):
+                                child = right
+                            if hkey[child] > key or (hkey[child] == key and hcell[child] > c):
+                                break
+                            hkey[i] = hkey[child]
+                            hcell[i] = hcell[child]
+                            hpos[hcell[i]] = i
+                            i = child
                     hkey[i] = key
                     hcell[i] = c
-                    hstamp[i] = stamp[c]
+                    hpos[c] = i
+                fill_heap = False
             for j in range(nd):
                 dirty_flag[dirty[j]] = 0
             st[ST_DIRTY] = 0
 
-            # 2. The cell to observe: the heap root once stale entries (older stamp, or a cell
-            # decided since) are dropped; or the first undecided cell from the scanline cursor.
+            # 2. The cell to observe: the heap root once decided cells are dropped from the top;
+            # or the first undecided cell from the scanline cursor.
             cell = -1
             if use_heap:
                 while st[ST_HEAP] > 0:
                     c = hcell[0]
-                    if count[c] > 1 and hstamp[0] == stamp[c]:
+                    if count[c] > 1:
                         cell = c
                         break
+                    hpos[c] = -1
                     n = st[ST_HEAP] - 1
                     st[ST_HEAP] = n
                     if n == 0:
                         break
                     key = hkey[n]
                     moved = hcell[n]
-                    moved_stamp = hstamp[n]
                     i = 0
                     while True:
                         child = 2 * i + 1
@@ -474,15 +491,15 @@ def _run(
                             or (hkey[right] == hkey[child] and hcell[right] < hcell[child])
                         ):
                             child = right
-                        if hkey[child] > key or (hkey[child] == key and hcell[child] >= moved):
+                        if hkey[child] > key or (hkey[child] == key and hcell[child] > moved):
                             break
                         hkey[i] = hkey[child]
                         hcell[i] = hcell[child]
-                        hstamp[i] = hstamp[child]
+                        hpos[hcell[i]] = i
                         i = child
                     hkey[i] = key
                     hcell[i] = moved
-                    hstamp[i] = moved_stamp
+                    hpos[moved] = i
             else:
                 cur = st[ST_CURSOR]
                 while cur < cells and count[cur] <= 1:
@@ -523,7 +540,6 @@ def _run(
             count[cell] = 1
             sumw[cell] = wi[p, chosen]
             sumwl[cell] = wli[p, chosen]
-            stamp[cell] += 1
             dirty_flag[cell] = 1
             dirty[st[ST_DIRTY]] = cell
             st[ST_DIRTY] += 1
@@ -607,7 +623,6 @@ def _run(
                                 continue
                             if not touched:
                                 touched = True
-                                stamp[c] += 1
                                 if dirty_flag[c] == 0:
                                     dirty_flag[c] = 1
                                     dirty[st[ST_DIRTY]] = c
@@ -793,7 +808,6 @@ def _run(
                         count[n] = k
                         sumw[n] = s
                         sumwl[n] = sl
-                        stamp[n] += 1
                         if dirty_flag[n] == 0:
                             dirty_flag[n] = 1
                             dirty[st[ST_DIRTY]] = n
@@ -839,8 +853,7 @@ def _run(
             last_obs = st[ST_OBS]
             sp = _rollback_around(
                 e, radius, width, height, periodic, wave, count, sumw, sumwl, base_wave, base_count,
-                base_sumw, base_sumwl, cnt, base_cnt, stamp, age, dirty, dirty_flag, stack,
-                on_stack, st,
+                base_sumw, base_sumwl, cnt, base_cnt, age, dirty, dirty_flag, stack, on_stack, st,
             )  # fmt: skip
             if not use_heap:
                 st[ST_CURSOR] = 0
@@ -962,7 +975,6 @@ def solve(
     base_count: np.ndarray,
     base_sumw: np.ndarray,
     base_sumwl: np.ndarray,
-    stamp: np.ndarray,
     age: np.ndarray,
     dirty: np.ndarray,
     dirty_flag: np.ndarray,
@@ -970,7 +982,7 @@ def solve(
     on_stack: np.ndarray,
     hkey: np.ndarray,
     hcell: np.ndarray,
-    hstamp: np.ndarray,
+    hpos: np.ndarray,
     deaths: np.ndarray,
     cnt: np.ndarray,
     base_cnt: np.ndarray,
@@ -1048,8 +1060,8 @@ def solve(
     consistent = _run(
         mode, seed, heuristic, width, height, periodic, nbr, compat, lut, lut_min, kin, kin4,
         in_start, in_word, in_mask, out_start, out_word, out_mask, profile, wi, wli, wave, count,
-        sumw, sumwl, base_wave, base_count, base_sumw, base_sumwl, stamp, age, dirty, dirty_flag,
-        stack, on_stack, hkey, hcell, hstamp, deaths, cnt, base_cnt, tmp, st, max_backtracks,
+        sumw, sumwl, base_wave, base_count, base_sumw, base_sumwl, age, dirty, dirty_flag, stack,
+        on_stack, hkey, hcell, hpos, deaths, cnt, base_cnt, tmp, st, max_backtracks,
         attempt_observations,
     )  # fmt: skip
     if consistent != R_SOLVED:
@@ -1077,12 +1089,13 @@ def solve(
         for i in range(ST_SIZE):
             st[i] = 0
         age[:] = -1
+        hpos[:] = -1
         outcome = _run(
             mode, _attempt_stream(seed, attempt), heuristic, width, height, periodic, nbr, compat,
             lut, lut_min, kin, kin4, in_start, in_word, in_mask, out_start, out_word, out_mask,
             profile, wi, wli, wave, count, sumw, sumwl, base_wave, base_count, base_sumw,
-            base_sumwl, stamp, age, dirty, dirty_flag, stack, on_stack, hkey, hcell, hstamp, deaths,
-            cnt, base_cnt, tmp, st, max_backtracks, min(attempt_observations, left),
+            base_sumwl, age, dirty, dirty_flag, stack, on_stack, hkey, hcell, hpos, deaths, cnt,
+            base_cnt, tmp, st, max_backtracks, min(attempt_observations, left),
         )  # fmt: skip
         stats[S_ATTEMPTS] = attempt + 1
         stats[S_OBSERVATIONS] += st[ST_OBS]

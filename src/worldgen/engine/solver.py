@@ -351,16 +351,14 @@ class _Workspace:
         self.base_count = np.empty(cells, dtype=np.int32)
         self.base_sumw = np.empty(cells, dtype=np.int64)
         self.base_sumwl = np.empty(cells, dtype=np.int64)
-        self.stamp = np.zeros(cells, dtype=np.int64)
         self.age = np.empty(cells, dtype=np.int64)
         self.dirty = np.empty(cells, dtype=np.int64)
         self.dirty_flag = np.zeros(cells, dtype=np.uint8)
         self.stack = np.empty(cells, dtype=np.int64)
         self.on_stack = np.zeros(cells, dtype=np.uint8)
-        heap = 4 * cells + 64
-        self.hkey = np.empty(heap, dtype=np.float64)
-        self.hcell = np.empty(heap, dtype=np.int64)
-        self.hstamp = np.empty(heap, dtype=np.int64)
+        self.hkey = np.empty(cells, dtype=np.float64)
+        self.hcell = np.empty(cells, dtype=np.int64)
+        self.hpos = np.empty(cells, dtype=np.int64)
         # Room for every announcement of one cell (4 * keys <= 4 * 64 * words) and then some.
         self.deaths = np.empty(4 * cells + 256 * words + 1024, dtype=np.int64)
         self.tmp = np.empty(words, dtype=np.uint64)
@@ -475,9 +473,9 @@ class Solver:
                 self._nbr, cr.compat, kr.lut, kr.lut_min, kr.kin, kr.kin4, kr.in_start, kr.in_word,
                 kr.in_mask, kr.out_start, kr.out_word, kr.out_mask, kr.nokey, cr.full_row,
                 cr.patterns, profile, wi, wli, full_w, full_wl, pins, self._allow, wave, ws.count,
-                ws.sumw, ws.sumwl, ws.base_wave, ws.base_count, ws.base_sumw, ws.base_sumwl,
-                ws.stamp, ws.age, ws.dirty, ws.dirty_flag, ws.stack, ws.on_stack, ws.hkey, ws.hcell,
-                ws.hstamp, ws.deaths, self._cnt, self._base_cnt, kr.key_sizes, ws.tmp,
+                ws.sumw, ws.sumwl, ws.base_wave, ws.base_count, ws.base_sumw, ws.base_sumwl, ws.age,
+                ws.dirty, ws.dirty_flag, ws.stack, ws.on_stack, ws.hkey, ws.hcell, ws.hpos,
+                ws.deaths, self._cnt, self._base_cnt, kr.key_sizes, ws.tmp,
                 np.uint64(seed & MASK64), budget.max_attempts, budget.max_backtracks,
                 budget.attempt_limit(cells), budget.observation_limit(cells), ws.stats,
             )  # fmt: skip
