@@ -37,9 +37,10 @@ _LUT_MIN_COUNT = 6
 _LUT_MAX_WORDS = 16
 # Keys are packed into 16 bits on the kernels' stack.
 _MAX_KEYS = (1 << 16) - 1
-# "auto" propagates by keys from this many words per cell (T > 128) on: below it the bitset
-# unions are as cheap or cheaper (measured: maze T=85, pipes, terrain; equal at rivers T=194).
-_KEYS_FROM_WORDS = 8
+# "auto" propagates by keys only where the byte look-up table is not built (T > 1024): with
+# first-in-first-out AC-3 and an indexed heap, bitsets were faster on every shipped model
+# (measured: town T=737 48²/128²/256²: 87/518/2,158 ms by bits, 99/661/2,526 ms by keys).
+_KEYS_FROM_WORDS = _LUT_MAX_WORDS + 1
 
 I64Array = npt.NDArray[np.int64]
 U64Array = npt.NDArray[np.uint64]
@@ -171,8 +172,8 @@ def compile_rules(rules: RuleTable, method: Method = "auto") -> CompiledRules:
     """Validate ``rules`` and pack them for the kernels.
 
     ``method`` chooses the propagation: ``"auto"`` (keys when the table is a key join of more
-    than 128 patterns, else bits), ``"bits"``, or ``"keys"`` (an InputError if the table is not a
-    key join).
+    than 1024 patterns, else bits), ``"bits"``, or ``"keys"`` (an InputError if the table is not
+    a key join).
     """
     if method not in METHODS:
         raise InputError(f"unknown propagation method {method!r}; use one of {', '.join(METHODS)}")
