@@ -26,6 +26,16 @@ from worldgen.engine import _kernels as kern
 from worldgen.engine.rules import RuleTable, to_bitsets, words_for
 from worldgen.errors import InputError
 
+__all__ = [
+    "METHODS",
+    "CompiledRules",
+    "KernelRules",
+    "KeyClasses",
+    "Method",
+    "compile_rules",
+    "key_classes",
+]
+
 Method = Literal["auto", "bits", "keys"]
 METHODS: tuple[Method, ...] = ("auto", "bits", "keys")
 
