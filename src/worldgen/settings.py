@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=2, ge=1, le=32, description="Tile generation processes.")
     key_prefix: str = Field(default="wg", description="First part of every Redis key name.")
+    redis_pool_size: int = Field(
+        default=64, ge=2, le=10_000, description="Redis connections per instance (a bound)."
+    )
+    redis_pool_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Longest wait for a free Redis connection."
+    )
     tile_cache_max: int = Field(default=20000, ge=1, le=10_000_000, description="Tiles in Redis.")
     memory_tile_cache: int = Field(
         default=512, ge=0, le=1_000_000, description="In-process LRU entries (0 turns it off)."
@@ -121,6 +127,18 @@ class Settings(BaseSettings):
     )
     ssl_certfile: Path | None = Field(default=None, description="Serve HTTPS with this cert.")
     ssl_keyfile: Path | None = Field(default=None, description="... and this private key.")
+    max_connections: int = Field(
+        default=4096, ge=1, le=1_000_000, description="Open HTTP connections, then 503."
+    )
+    max_connections_per_client: int = Field(
+        default=128, ge=1, le=1_000_000, description="... from one client address, then 503."
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="A request's headers must arrive within this."
+    )
+    keep_alive_s: int = Field(
+        default=5, ge=1, le=300, description="An idle keep-alive connection is closed after."
+    )
     realtime: RealtimeSettings = Field(
         default_factory=RealtimeSettings,
         description="Chat, presence and fan-out (each field also from WORLDGEN_REALTIME_<FIELD>).",

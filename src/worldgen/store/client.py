@@ -4,6 +4,10 @@ A dropped connection is retried a few times with back-off, then the error surfac
 (:data:`StorageError`) so the caller can answer 503. The pool reconnects by itself on the next
 command once the server is back: nothing waits forever.
 
+The pool is a *blocking* one of ``settings.redis_pool_size`` connections: a burst of requests
+larger than the pool waits (at most ``settings.redis_pool_timeout_s``) for a connection to come
+back instead of being refused; only a wait past that bound is a :data:`StorageError` (503).
+
 :class:`Store` is how the rest of worldgen reaches Redis: the web app and the real-time hub get
 one and use its repositories; none of them holds (or imports) the client itself.
 """
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, TimeoutError
@@ -41,20 +45,34 @@ RETRIES = 2
 SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 HEALTH_CHECK_INTERVAL_S = 10
+POOL_SIZE = 64
+"""Connections of a client made without settings (the CLI's backup and restore)."""
+POOL_TIMEOUT_S = 5.0
+"""Longest wait for a free connection of a client made without settings."""
 
 
-def connect(url: str, *, max_connections: int = 64) -> Redis:
-    """An asyncio client for ``url`` (``redis://``, ``rediss://`` or ``unix://``); lazy, no I/O."""
-    return Redis.from_url(
+def connect(
+    url: str, *, max_connections: int = POOL_SIZE, pool_timeout_s: float = POOL_TIMEOUT_S
+) -> Redis:
+    """An asyncio client for ``url`` (``redis://``, ``rediss://`` or ``unix://``); lazy, no I/O.
+
+    Its pool holds at most ``max_connections``; a command that finds them all busy waits up to
+    ``pool_timeout_s`` for one (then :data:`StorageError`), rather than failing at once.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
         retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), RETRIES),
         retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
         socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        max_connections=max_connections,
         decode_responses=False,
     )
+    client = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # closing the client closes its pool
+    return client
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +97,11 @@ class Store:
     @classmethod
     def open(cls, url: str, settings: Settings) -> Store:
         """The repositories on a new client for ``url``, with the limits of ``settings``."""
-        redis = connect(url)
+        redis = connect(
+            url,
+            max_connections=settings.redis_pool_size,
+            pool_timeout_s=settings.redis_pool_timeout_s,
+        )
         keys = Keys(settings.key_prefix)
         rt = settings.realtime
         pubsub = PubSub(redis, backoff_base_s=rt.backoff_base_s, backoff_cap_s=rt.backoff_cap_s)
