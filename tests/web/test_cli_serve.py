@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -20,8 +21,12 @@ STOP_TIMEOUT_S = 30.0
 class Served(ServeProcess):
     """One ``worldgen serve`` (the harness's); stdout and stderr go to files in ``folder``."""
 
-    def __init__(self, folder: Path, data_dir: Path, name: str) -> None:
-        super().__init__(data_dir, folder / f"{name}.out", folder / f"{name}.err", cwd=folder)
+    def __init__(
+        self, folder: Path, data_dir: Path, name: str, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            data_dir, folder / f"{name}.out", folder / f"{name}.err", env=env, cwd=folder
+        )
 
     def wait_for_url(self) -> str:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -56,11 +61,19 @@ def test_serve_prints_its_url_stops_cleanly_and_keeps_data(tmp_path: Path) -> No
     assert code == 0, first.err.read_text()[-3000:]
     assert (data_dir / "valkey" / "appendonlydir").is_dir()
 
-    second = Served(tmp_path, data_dir, "second")
+    second = Served(tmp_path, data_dir, "second", env={"WORLDGEN_HEADER_TIMEOUT_S": "1"})
     try:
         second.wait_for_url()
         with httpx.Client(base_url=second.url, timeout=60) as http:
             assert http.get(f"/api/worlds/{world['id']}").json() == world
+            # the served protocol is the bounded one: oversized headers are refused
+            huge = http.get("/healthz", headers={"x-pad": "a" * (70 * 1024)})
+            assert huge.status_code == 431
+        # ... and a connection that never sends its headers is answered 408 and closed
+        with socket.create_connection(("127.0.0.1", second.port), timeout=10) as idle:
+            idle.sendall(b"GET /healthz HTTP/1.1\r\n")
+            reply = idle.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 408"), reply
     finally:
         code = second.stop(signal.SIGINT)
     assert code == 0, second.err.read_text()[-3000:]

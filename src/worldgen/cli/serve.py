@@ -136,6 +136,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from worldgen.web.app import create_app
+    from worldgen.web.http_protocol import ConnectionLimits, RepeatFilter, bounded_protocol
     from worldgen.web.logging import configure_logging, stdlib_handler
 
     settings = settings_from_args(args)
@@ -143,6 +144,11 @@ def run_serve(args: argparse.Namespace) -> int:
     root = logging.getLogger()
     root.handlers[:] = [stdlib_handler(sys.stderr, json=settings.log_json)]
     root.setLevel(settings.log_level.upper())
+    # accept errors under descriptor exhaustion come thousands of times a second: one line per
+    # message and interval (with the count of those dropped) instead of a disk filled with them
+    repeats = RepeatFilter()
+    for name in ("asyncio", "uvicorn.error"):
+        logging.getLogger(name).addFilter(repeats)
 
     tls = settings.ssl_certfile is not None and settings.ssl_keyfile is not None
     for path in (settings.ssl_certfile, settings.ssl_keyfile):
@@ -157,6 +163,16 @@ def run_serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,  # the app logs each request itself, without query strings
         server_header=False,
+        # bounded headers (431/414), header read time (408) and connection caps (503), for
+        # plain and TLS serving alike; idle keep-alive connections close after keep_alive_s
+        http=bounded_protocol(
+            ConnectionLimits(
+                header_timeout_s=settings.header_timeout_s,
+                max_connections=settings.max_connections,
+                max_per_client=settings.max_connections_per_client,
+            )
+        ),
+        timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
         # chat frames are small text; compression state would double the memory per socket,
         # and uvicorn's 16 MiB default frame limit is far above the protocol's 64 KiB
