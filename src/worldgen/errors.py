@@ -9,6 +9,7 @@ WebSocket ``error`` frame) and its WebSocket ``close_code`` (None: the socket st
     │   ├── TilesetError                                              a tileset is unusable
     │   ├── SampleError                                               a sample is unusable
     │   ├── ConstraintError                                           bad pins, bans, weights
+    │   ├── EditRefusedError         422     edit_refused      -      an edit's pins contradict
     │   └── ProtocolError            400     invalid_message   -      a frame breaks the protocol
     │       ├── FrameTooLargeError   413     frame_too_large   1009   a frame over the limit
     │       └── HelloTimeoutError    408     hello_timeout     1008   no ``hello`` in time
@@ -55,6 +56,7 @@ __all__ = [
     "CLOSE_TRY_LATER",
     "ConflictError",
     "ConstraintError",
+    "EditRefusedError",
     "FloodError",
     "ForbiddenError",
     "FrameTooLargeError",
@@ -144,6 +146,20 @@ class SampleError(InputError):
 
 class ConstraintError(InputError):
     """Solver constraints (pins, bans, ground, weights) are invalid or contradict each other."""
+
+
+class EditRefusedError(InputError):
+    """A map edit cannot be applied: its pins contradict each other, the locks or the rules
+    (``cells`` names the conflicting cells as ``(x, y)``); nothing was changed."""
+
+    status = 422
+    code = "edit_refused"
+
+    def __init__(
+        self, message: str | None = None, *, cells: list[tuple[int, int]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.cells = list(cells or [])
 
 
 class ProtocolError(InputError):
