@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     redis_pool_timeout_s: float = Field(
         default=5.0, gt=0, le=60, description="Longest wait for a free Redis connection."
     )
+    world_cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=1.0,
+        description="World records cached in process this long (0 = off; privacy bound 1 s).",
+    )
     tile_cache_max: int = Field(default=20000, ge=1, le=10_000_000, description="Tiles in Redis.")
     memory_tile_cache: int = Field(
         default=512, ge=0, le=1_000_000, description="In-process LRU entries (0 turns it off)."

@@ -22,6 +22,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.accounts import PASSWORD
 from tests.security.conftest import LiveApp, LiveApps
+from worldgen.settings import RealtimeSettings
+from worldgen.store.client import connect as redis_connect
+from worldgen.store.keys import Keys
+from worldgen.store.members import MemberRepo
 from worldgen.store.ratelimit import Limit, RateLimits
 from worldgen.web.auth.sessions import COOKIE_NAME
 
@@ -335,5 +339,70 @@ def test_chat_limit_per_account_at_n_and_n_plus_one(live_apps: LiveApps) -> None
             await ws.close()
         for person in (talker, second, other):
             await person.close()
+
+    run(main())
+
+
+def test_a_member_removed_while_pubsub_was_down_loses_the_socket_after_the_reconnect(
+    live_apps: LiveApps,
+) -> None:
+    (app,) = live_apps(1)
+
+    async def main() -> None:
+        owner = await Person(app, "reowner").register()
+        member = await Person(app, "removed-quietly").register()
+        wid = await make_world(owner, "private")
+        await invite(owner, wid, member, "viewer")
+        ws = await member.socket(wid)
+        await next_frame(ws, "welcome")
+        settings = app.app.state.settings
+        redis = redis_connect(settings.redis_url)
+        try:
+            # the removal's announcement is lost (what happens while the listener is away)
+            assert await MemberRepo(redis, Keys(settings.key_prefix)).remove(wid, member.id)
+            await asyncio.sleep(0.3)
+            await still_open(ws)  # nobody told this instance yet
+            await redis.client_kill_filter(_type="pubsub")  # the listener reconnects
+        finally:
+            await redis.aclose()
+        _, code = await until_closed(ws, timeout=5)
+        assert code == 4404
+        for person in (owner, member):
+            await person.close()
+
+    run(main())
+
+
+def test_a_socket_closes_when_its_session_expires(live_apps: LiveApps) -> None:
+    (app,) = live_apps(
+        1,
+        session_idle_s=2,
+        session_max_s=2,
+        realtime=RealtimeSettings(maintenance_s=0.25, heartbeat_s=0.5, presence_timeout_s=30),
+    )
+
+    async def main() -> None:
+        person = await Person(app, "expiring").register()
+        wid = await make_world(person, "public")
+        ws = await person.socket(wid)
+        await next_frame(ws, "welcome")
+        started = time.monotonic()
+        closed: list[int | None] = []
+
+        async def heartbeats() -> None:  # the socket is kept alive by its heartbeats
+            with contextlib.suppress(ConnectionClosed):
+                while not closed:
+                    await ws.send(json.dumps({"type": "heartbeat"}))
+                    await asyncio.sleep(0.3)
+
+        beat = asyncio.create_task(heartbeats())
+        _, code = await until_closed(ws, timeout=6)
+        closed.append(code)
+        await beat
+        assert code == 4401
+        assert time.monotonic() - started >= 1.0  # not before the session ended
+        me = await person.http.get("/api/auth/me")
+        assert me.status_code == 401
+        await person.close()
 
     run(main())

@@ -18,8 +18,8 @@ the hub owns what sockets share. Invariants:
   joins cannot exhaust the shared connection pool.
 - Every Redis failure is contained: a sender gets ``error``/``unavailable`` for its message (retry
   with the same id), pumps and the pub/sub listener retry with back-off, and the periodic
-  maintenance (safety-net poll, presence sweep, world check, idle sockets) converges whatever
-  pub/sub missed; after a pub/sub reconnect it runs at once.
+  maintenance (safety-net poll, presence sweep, world check, idle sockets, sessions that
+  expired) converges whatever pub/sub missed; after a pub/sub reconnect it runs at once.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ class Hub:
         self.instance_id = instance_id or secrets.token_hex(6)
         self.chat = store.chat
         self.presence = store.presence
+        self.revocations = store.revocations
+        """Told each maintenance round to close the sockets of sessions that expired."""
         self.rooms: dict[str, Room] = {}
         self.stats = HubStats()
         self._on_connections = on_connections
@@ -367,7 +369,11 @@ class Hub:
                 self._storage_down = False
 
     async def maintain(self) -> None:
-        """One round: poll streams, close idle sockets, sweep presence, check the worlds."""
+        """One round: close sockets whose session expired, poll streams, close idle sockets,
+        sweep presence, check the worlds."""
+        if self.rooms:
+            async with self.slots:
+                await self.revocations.sweep_sessions()
         timeout = self.settings.presence_timeout_s
         now = time.monotonic()
         for room in list(self.rooms.values()):

@@ -108,7 +108,7 @@ class Store:
         revocations = Revocations(redis, keys, pubsub)
         return cls(
             keys=keys,
-            worlds=WorldRepo(redis, keys),
+            worlds=WorldRepo(redis, keys, pubsub=pubsub, cache_ttl_s=settings.world_cache_s),
             tiles=TileCache(redis, keys, settings.tile_cache_max),
             users=UserRepo(redis, keys),
             sessions=SessionStore(

@@ -153,6 +153,10 @@ class Keys:
         """Pub/sub channel: wake-ups and ephemeral events of one world's room (not a key)."""
         return f"{self._world_tag(world_id)}:events"
 
+    def world_changes(self) -> str:
+        """Pub/sub channel on which every write of a world record is announced (its id)."""
+        return f"{self.root}:events:worlds"
+
     def realtime_control(self) -> str:
         """Pub/sub channel every app instance listens on (keeps the listener subscribed)."""
         return f"{self.root}:realtime"

@@ -311,6 +311,24 @@ class Revocations:
             _log.info("security events resubscribed")
             self._spawn(self._recheck())
 
+    async def sweep_sessions(self) -> int:
+        """Fire the watchers of every watched session that ended without an announcement (its
+        idle or absolute lifetime ran out: Redis expired it). One pipelined ``EXISTS`` round for
+        all of them; returns how many ended. Raises :data:`~worldgen.store.client.StorageError`
+        when Redis is unreachable (the caller retries on its next round)."""
+        sids = list(self._sessions)
+        if not sids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.exists(self.keys.session(sid))
+            alive = await pipe.execute()
+        ended = [sid for sid, live in zip(sids, alive, strict=True) if not live]
+        for sid in ended:
+            for callback in set(self._sessions.get(sid, ())):
+                self._run(callback)
+        return len(ended)
+
     async def _recheck(self) -> None:
         """After a gap in the subscription: fire watchers whose session is gone, and let every
         access watcher re-check (events published during the gap were lost)."""

@@ -11,20 +11,32 @@ Invariants:
   script), so of two people editing the same version one wins and the other is told
   (:class:`~worldgen.errors.StaleVersionError`) instead of silently overwriting.
 - An update never recreates a deleted world.
+- :meth:`WorldRepo.cached` (the read of every world route, map tiles above all) may answer from
+  a small in-process cache, but never with a record older than ``cache_ttl_s`` (at most 1 s), so
+  a world made private stops being served to non-members within a second whatever happens to
+  pub/sub. Every write through the repository (create/restore, update, delete) drops the local
+  entry at once and announces the world id on the ``worlds`` channel, on which every instance's
+  one pub/sub listener drops its own entry within milliseconds; after any (re)connection of the
+  listener the whole cache is dropped (announcements may have been lost). A read that raced an
+  announcement is not kept. Memberships are never cached (the guard reads them each time).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Literal
+from typing import Final, Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from worldgen.errors import StaleVersionError
 from worldgen.store.keys import Keys, valid_world_id
+from worldgen.store.pubsub import PubSub
 from worldgen.store.replies import text as _text
 
 MAX_SEED = 2**53 - 1
@@ -32,6 +44,12 @@ MAX_SEED = 2**53 - 1
 NAME_MAX = 80
 Visibility = Literal["public", "private"]
 Kind = Literal["tiled", "overlapping"]
+CACHE_TTL_MAX_S: Final = 1.0
+"""The longest a cached world record may be served (the privacy rule's bound)."""
+CACHE_MAX: Final = 10_000
+"""World records kept in the in-process cache (least recently used dropped first)."""
+
+_log = structlog.get_logger("worldgen.store")
 
 
 class WorldRecord(BaseModel):
@@ -82,14 +100,87 @@ def new_world_id() -> str:
 
 
 class WorldRepo:
-    """Create, read, rename, delete and list worlds."""
+    """Create, read, rename, delete and list worlds.
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    ``pubsub``: the instance's listener, on which other instances' changes drop cached records
+    (without it, :meth:`cached` is a plain read and changes are still announced to others).
+    ``cache_ttl_s``: how long :meth:`cached` may serve a record (0: no cache; at most
+    :data:`CACHE_TTL_MAX_S`).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        pubsub: PubSub | None = None,
+        cache_ttl_s: float = 0.0,
+    ) -> None:
+        if not 0 <= cache_ttl_s <= CACHE_TTL_MAX_S:
+            raise ValueError(f"cache_ttl_s must be in 0..{CACHE_TTL_MAX_S}")
         self.redis = redis
         self.keys = keys
         self.invalid_records = 0
         """Records that failed validation on read (counted, skipped)."""
         self._update = redis.register_script(_UPDATE)
+        self.channel = keys.world_changes()
+        self._publisher = pubsub if pubsub is not None else PubSub(redis)
+        self._ttl = cache_ttl_s if pubsub is not None else 0.0
+        self._cache: OrderedDict[str, tuple[float, WorldRecord]] = OrderedDict()
+        self._epoch = 0
+        """Bumped by every invalidation: a read that started before one is not cached."""
+        self.cache_hits = 0
+        """Reads :meth:`cached` answered without Redis."""
+        if pubsub is not None and self._ttl > 0:
+            pubsub.subscribe(self.channel, self._on_changed)
+            pubsub.on_connect(lambda _reconnected: self.forget_all())
+
+    # -- the cache ---------------------------------------------------------------------------
+
+    async def cached(self, world_id: str) -> WorldRecord | None:
+        """:meth:`get`, answered from the in-process cache when a record no older than the
+        cache's time to live is there (see the module's invariants)."""
+        if self._ttl <= 0:
+            return await self.get(world_id)
+        now = time.monotonic()
+        entry = self._cache.get(world_id)
+        if entry is not None:
+            if now - entry[0] < self._ttl:
+                self._cache.move_to_end(world_id)
+                self.cache_hits += 1
+                return entry[1]
+            del self._cache[world_id]
+        epoch = self._epoch
+        record = await self.get(world_id)
+        if record is not None and epoch == self._epoch:
+            self._cache[world_id] = (now, record)
+            if len(self._cache) > CACHE_MAX:
+                self._cache.popitem(last=False)
+        return record
+
+    def forget(self, world_id: str) -> None:
+        """Drop one cached record (its world changed)."""
+        self._epoch += 1
+        self._cache.pop(world_id, None)
+
+    def forget_all(self) -> None:
+        """Drop every cached record (announcements may have been missed)."""
+        self._epoch += 1
+        self._cache.clear()
+
+    def _on_changed(self, data: bytes) -> None:
+        world_id = data.decode("ascii", "replace")
+        if valid_world_id(world_id):
+            self.forget(world_id)
+
+    async def _changed(self, world_id: str) -> None:
+        """The world was written: drop it here and tell every instance (never raises: the write
+        is done, and a lost announcement only lets other caches keep it until their TTL)."""
+        self.forget(world_id)
+        try:
+            await self._publisher.publish(self.channel, world_id)
+        except RedisError as exc:
+            _log.warning("world change not announced", error=type(exc).__name__, world=world_id)
 
     async def create(
         self,
@@ -123,6 +214,7 @@ class WorldRepo:
             pipe.hset(key, mapping=record.to_hash())  # type: ignore[arg-type]
             pipe.zadd(self.keys.worlds_index(), {record.id: record.created})
             await pipe.execute()
+        await self._changed(record.id)
 
     async def get(self, world_id: str) -> WorldRecord | None:
         """The world, or None for an unknown or malformed id."""
@@ -183,6 +275,7 @@ class WorldRepo:
             return None
         if int(status) == -2:
             raise StaleVersionError
+        await self._changed(world_id)
         updated = await self.get(world_id)
         if updated is None or updated.version != int(version):  # deleted or edited meanwhile
             return record.model_copy(update={**changes, "version": int(version)})
@@ -194,6 +287,7 @@ class WorldRepo:
             return False
         existed = await self.redis.zrem(self.keys.worlds_index(), world_id)
         deleted = await self.redis.delete(self.keys.world(world_id))
+        await self._changed(world_id)
         batch: list[bytes] = []
         async for key in self.redis.scan_iter(match=self.keys.pattern_world(world_id), count=500):
             batch.append(key)

@@ -156,9 +156,11 @@ async def get_world(
     """The world named by the ``{world_id}`` path parameter, else
     :class:`~worldgen.errors.WorldNotFoundError`.
 
-    A malformed id is simply unknown (404, not 422): ids are opaque to clients.
+    A malformed id is simply unknown (404, not 422): ids are opaque to clients. The record may
+    come from the repository's short in-process cache (at most 1 s old, dropped on any change:
+    :meth:`~worldgen.store.worlds.WorldRepo.cached`).
     """
-    record = await worlds.get(world_id) if valid_world_id(world_id) else None
+    record = await worlds.cached(world_id) if valid_world_id(world_id) else None
     if record is None:
         raise WorldNotFoundError
     return record
