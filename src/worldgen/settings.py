@@ -112,6 +112,9 @@ class Settings(BaseSettings):
         le=1.0,
         description="World records cached in process this long (0 = off; privacy bound 1 s).",
     )
+    exports_per_client: int = Field(
+        default=2, ge=1, le=1000, description="Exports in flight per client address, then 429."
+    )
     tile_cache_max: int = Field(default=20000, ge=1, le=10_000_000, description="Tiles in Redis.")
     memory_tile_cache: int = Field(
         default=512, ge=0, le=1_000_000, description="In-process LRU entries (0 turns it off)."

@@ -30,12 +30,14 @@ from worldgen.store.worlds import WorldRecord, WorldRepo
 from worldgen.web.auth.policy import Guard
 from worldgen.web.auth.services import SecurityServices, current_user, services_of
 from worldgen.web.auth.sessions import User
+from worldgen.web.concurrency import ClientSlots
 from worldgen.web.generation import Generator
 from worldgen.web.ladder import TileLadder
 from worldgen.web.metrics import Metrics
 
 __all__ = [
     "CurrentUser",
+    "ExportSlotsDep",
     "GeneratorDep",
     "GuardDep",
     "HubDep",
@@ -50,6 +52,7 @@ __all__ = [
     "WorldDep",
     "WorldsDep",
     "get_current_user",
+    "get_export_slots",
     "get_generator",
     "get_guard",
     "get_hub",
@@ -96,6 +99,11 @@ def get_tile_ladder(request: Request) -> TileLadder:
     return cast(TileLadder, request.app.state.tile_ladder)
 
 
+def get_export_slots(request: Request) -> ClientSlots:
+    """The per-client bound on concurrent exports."""
+    return cast(ClientSlots, request.app.state.export_slots)
+
+
 def get_templates(request: Request) -> Jinja2Templates:
     """The Jinja2 templates (autoescape on)."""
     return cast(Jinja2Templates, request.app.state.templates)
@@ -140,6 +148,7 @@ WorldsDep = Annotated[WorldRepo, Depends(get_worlds)]
 TileCacheDep = Annotated[TileCache, Depends(get_tile_cache)]
 GeneratorDep = Annotated[Generator, Depends(get_generator)]
 TileLadderDep = Annotated[TileLadder, Depends(get_tile_ladder)]
+ExportSlotsDep = Annotated[ClientSlots, Depends(get_export_slots)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 HubDep = Annotated[Hub, Depends(get_hub)]

@@ -30,8 +30,10 @@ from pydantic_core import PydanticCustomError
 from worldgen.errors import NotFoundError, WorldNotFoundError
 from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit, visible_worlds
+from worldgen.web.auth.sessions import client_address
 from worldgen.web.deps import (
     CurrentUser,
+    ExportSlotsDep,
     GeneratorDep,
     HubDep,
     SecurityDep,
@@ -438,9 +440,11 @@ async def world_export(
     query: Annotated[ExportQuery, Query()],
     request: Request,
     generator: GeneratorDep,
+    slots: ExportSlotsDep,
 ) -> Response:
     """A PNG picture of a window (the same query always gives the same bytes: a strong ETag;
-    caches revalidate, since the world may become private)."""
+    caches revalidate, since the world may become private). At most ``exports_per_client``
+    exports of one client address run at once; one more is a 429 with ``Retry-After``."""
     await authorize(request, world, "view")
     spec = spec_for(world)
     version = await generator.version(spec)
@@ -454,5 +458,6 @@ async def world_export(
     }
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    data = await generator.export(spec, query.x, query.y, query.w, query.h, query.scale)
+    async with slots.hold(client_address(request)):
+        data = await generator.export(spec, query.x, query.y, query.w, query.h, query.scale)
     return Response(data, media_type=PNG, headers=headers)
