@@ -153,13 +153,15 @@ def test_realtime_keys_share_the_world_hash_tag() -> None:
     tag = "{w:abcDEF12}"
     for key in (
         keys.chat(wid),
-        keys.chat_dedup(wid, "msg-1"),
+        keys.chat_dedup(wid, "user-1", "msg-1"),
         keys.presence(wid),
         keys.presence_users(wid),
         keys.world_channel(wid),
     ):
         assert tag in key
     with pytest.raises(ValueError, match="client message id"):
-        keys.chat_dedup(wid, "bad id!")
+        keys.chat_dedup(wid, "user-1", "bad id!")
     with pytest.raises(ValueError, match="invalid world id"):
         keys.chat("no")
+    with pytest.raises(ValueError, match="author id"):
+        keys.chat_dedup(wid, "bad user!", "msg-1")

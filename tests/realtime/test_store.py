@@ -56,8 +56,29 @@ def test_append_is_idempotent_by_client_id_and_publishes_once(valkey_server: Ser
                 wakes.append(message["data"])
         assert wakes == [b"wake"]
         await pubsub.aclose()  # type: ignore[no-untyped-call]
-        ttl = await r.ttl(Keys().chat_dedup(wid, "m1"))
+        ttl = await r.ttl(Keys().chat_dedup(wid, ADA.id, "m1"))
         assert 0 < ttl <= store.dedup_ttl_s
+
+    run(with_redis(srv.url, body))
+
+
+def test_a_client_id_is_deduplicated_per_user_not_per_world(valkey_server: Server) -> None:
+    srv = valkey_server()
+    bob = Author(id="g-0000bbbb", name="bob")
+
+    async def body(r: Redis) -> None:
+        store = ChatStore(r, Keys())
+        wid = await make_world(r)
+        first = await store.append(wid, chat(1))
+        theirs = await store.append(wid, ChatRecord(id="m1", user=bob, text="mine"))
+        retry = await store.append(wid, ChatRecord(id="m1", user=bob, text="mine"))
+        assert first.created
+        assert theirs.created
+        assert not retry.created
+        assert theirs.stream_id != first.stream_id
+        assert retry.stream_id == theirs.stream_id
+        texts = [e.record.text for e in (await store.read_after(wid, "0-0", count=10)).entries]
+        assert texts == ["hi", "mine"]
 
     run(with_redis(srv.url, body))
 

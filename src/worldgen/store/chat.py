@@ -5,9 +5,10 @@ Invariants:
 - Every entry is one JSON field ``d`` holding a :data:`Record` (validated on every read; never
   pickle). Its time is the stream id's millisecond part, given by the server's clock.
 - The stream is bounded: ``XADD ... MAXLEN ~ maxlen`` trims the oldest entries.
-- Appends are idempotent by the client's message id: a Lua script checks a per-(world, id) dedup
-  key (TTL ``dedup_ttl_s``), so a retry - by the browser after a reconnect, or by redis-py after
-  a timeout - returns the stream id of the first copy and stores nothing new.
+- Appends are idempotent by the client's message id: a Lua script checks a per-(world, user,
+  id) dedup key (TTL ``dedup_ttl_s``), so a retry - by the browser after a reconnect, or by
+  redis-py after a timeout - returns the stream id of the first copy and stores nothing new;
+  another user's message with the same client id is a new message.
 - Nothing is written for a world whose metadata hash is gone (a deleted world keeps no chat).
 - A successful append may publish a wake-up on the world's channel in the same script, so the
   record and the wake-up cannot be reordered.
@@ -181,7 +182,7 @@ class ChatStore:
         reply = await self._append(
             keys=[
                 self.keys.chat(world_id),
-                self.keys.chat_dedup(world_id, record.id),
+                self.keys.chat_dedup(world_id, record.user.id, record.id),
                 self.keys.world(world_id),
             ],
             args=[self.maxlen, self.dedup_ttl_s, record.model_dump_json(), channel, payload],

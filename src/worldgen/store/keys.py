@@ -135,11 +135,14 @@ class Keys:
         """Stream: the world's chat and map pings, trimmed with ``MAXLEN ~`` (owner: realtime)."""
         return f"{self._world_tag(world_id)}:chat"
 
-    def chat_dedup(self, world_id: str, client_id: str) -> str:
-        """String with TTL: stream id of the message a client id was stored as (retries)."""
+    def chat_dedup(self, world_id: str, user_id: str, client_id: str) -> str:
+        """String with TTL: stream id of the message one user's client id was stored as
+        (retries). Keyed by (user, client id): reusing another user's id stores a new message."""
         if not _TOKEN_RE.fullmatch(client_id):
             raise ValueError(f"invalid client message id {client_id!r}")
-        return f"{self._world_tag(world_id)}:chat:dedup:{client_id}"
+        if not _TOKEN_RE.fullmatch(user_id):
+            raise ValueError(f"invalid author id {user_id!r}")
+        return f"{self._world_tag(world_id)}:chat:dedup:{user_id}:{client_id}"
 
     def presence(self, world_id: str) -> str:
         """Sorted set with TTL: connection session ids scored by last heartbeat (server time)."""
