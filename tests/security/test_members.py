@@ -129,8 +129,18 @@ async def test_each_role_and_action(client: SecClient, visibility: str) -> None:
 async def test_access_reports_role_and_allowed_actions(client: SecClient) -> None:
     c = await cast(client, "private", "acc")
     expected = {
-        "owner": ["view", "chat", "rename", "change", "delete", "members", "invite", "manage"],
-        "editor": ["view", "chat", "rename", "members"],
+        "owner": [
+            "view",
+            "chat",
+            "rename",
+            "change",
+            "delete",
+            "members",
+            "invite",
+            "manage",
+            "edit",
+        ],
+        "editor": ["view", "chat", "rename", "members", "edit"],
         "viewer": ["view", "chat", "members"],
     }
     for who, actions in expected.items():

@@ -12,18 +12,18 @@ from worldgen.web.auth.policy import ACTIONS, Action, Decision, decide
 
 A, N, S, F = Decision.ALLOW, Decision.NOT_FOUND, Decision.SIGN_IN, Decision.FORBIDDEN
 
-# action:            view chat rename change delete members invite manage
+# action:            view chat rename change delete members invite manage edit
 EXPECTED: dict[tuple[str, str], tuple[Decision, ...]] = {
-    ("public", "anonymous"): (A, S, S, S, S, S, S, S),
-    ("public", "outsider"): (A, A, F, F, F, F, F, F),
-    ("public", "viewer"): (A, A, F, F, F, A, F, F),
-    ("public", "editor"): (A, A, A, F, F, A, F, F),
-    ("public", "owner"): (A, A, A, A, A, A, A, A),
-    ("private", "anonymous"): (N, N, N, N, N, N, N, N),
-    ("private", "outsider"): (N, N, N, N, N, N, N, N),
-    ("private", "viewer"): (A, A, F, F, F, A, F, F),
-    ("private", "editor"): (A, A, A, F, F, A, F, F),
-    ("private", "owner"): (A, A, A, A, A, A, A, A),
+    ("public", "anonymous"): (A, S, S, S, S, S, S, S, S),
+    ("public", "outsider"): (A, A, F, F, F, F, F, F, F),
+    ("public", "viewer"): (A, A, F, F, F, A, F, F, F),
+    ("public", "editor"): (A, A, A, F, F, A, F, F, A),
+    ("public", "owner"): (A, A, A, A, A, A, A, A, A),
+    ("private", "anonymous"): (N, N, N, N, N, N, N, N, N),
+    ("private", "outsider"): (N, N, N, N, N, N, N, N, N),
+    ("private", "viewer"): (A, A, F, F, F, A, F, F, F),
+    ("private", "editor"): (A, A, A, F, F, A, F, F, A),
+    ("private", "owner"): (A, A, A, A, A, A, A, A, A),
 }
 ORDER: tuple[Action, ...] = (
     "view",
@@ -34,6 +34,7 @@ ORDER: tuple[Action, ...] = (
     "members",
     "invite",
     "manage",
+    "edit",
 )
 
 

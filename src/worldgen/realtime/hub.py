@@ -46,7 +46,9 @@ from worldgen.realtime.connection import Connection, Transport
 from worldgen.realtime.fanout import CloseUserSignal, EventSignal, WakeSignal, parse_signal
 from worldgen.realtime.protocol import (
     ChatOut,
+    EditOut,
     Limits,
+    MarkerOut,
     PingOut,
     PresenceEntry,
     PresenceOut,
@@ -252,6 +254,9 @@ class Hub:
             room.wake()
             return
         event = signal.m
+        if isinstance(event, EditOut | MarkerOut):
+            room.broadcast(dump(event))
+            return
         if isinstance(event, PresenceOut):
             if event.joined is not None:
                 room.joined(event.joined)
@@ -332,7 +337,20 @@ class Hub:
                 if conn.user.id == user_id:
                     self._spawn(conn.close(code, reason))
 
-    async def publish(self, world_id: str, event: PresenceOut | WorldOut) -> None:
+    async def edit_event(self, world_id: str, event: EditOut | MarkerOut) -> None:
+        """Tell every connected client of the world, on every instance, of an applied edit or
+        a marker change (never raises; a lost publish only delays other instances' viewers
+        until they re-read the log)."""
+        if not valid_world_id(world_id):
+            return
+        room = self.rooms.get(world_id)
+        if room is not None:
+            room.broadcast(dump(event))
+        await self.publish(world_id, event)
+
+    async def publish(
+        self, world_id: str, event: PresenceOut | WorldOut | EditOut | MarkerOut
+    ) -> None:
         """Send an ephemeral event to the other instances (lost if Redis is down: never raises)."""
         payload = EventSignal(o=self.instance_id, m=event).model_dump_json()
         try:

@@ -41,12 +41,14 @@ __all__ = [
     "ChatIn",
     "ChatOut",
     "ClientMessage",
+    "EditOut",
     "ErrorOut",
     "GuestIdentity",
     "HeartbeatIn",
     "HeartbeatOut",
     "HelloIn",
     "Limits",
+    "MarkerOut",
     "PingIn",
     "PingOut",
     "PresenceEntry",
@@ -277,6 +279,28 @@ class WorldOut(_Out):
     version: int | None = None
 
 
+class EditOut(_Out):
+    """A map edit was applied (issue 14): clients re-fetch the tiles under ``changed`` and
+    animate them. ``version`` is the world's new content version."""
+
+    type: Literal["edit"] = "edit"
+    id: int
+    author: str
+    author_name: str
+    kind: str
+    rect: list[int] | None = None
+    changed: list[int] | None = None
+    version: int
+
+
+class MarkerOut(_Out):
+    """A marker was placed or changed (``marker`` holds it) or deleted (``deleted`` its id)."""
+
+    type: Literal["marker"] = "marker"
+    marker: dict[str, str | int | float] | None = None
+    deleted: int | None = None
+
+
 class ErrorOut(_Out):
     """A refused frame or a failure; ``id`` names the client message it is about, if any."""
 
@@ -292,13 +316,24 @@ class HeartbeatOut(_Out):
     type: Literal["heartbeat"] = "heartbeat"
 
 
-ServerMessage = Welcome | Ack | ChatOut | PingOut | PresenceOut | WorldOut | ErrorOut | HeartbeatOut
-ServerEvent = Annotated[PresenceOut | WorldOut, Field(discriminator="type")]
+ServerMessage = (
+    Welcome
+    | Ack
+    | ChatOut
+    | PingOut
+    | PresenceOut
+    | WorldOut
+    | ErrorOut
+    | HeartbeatOut
+    | EditOut
+    | MarkerOut
+)
+ServerEvent = Annotated[PresenceOut | WorldOut | EditOut | MarkerOut, Field(discriminator="type")]
 """Ephemeral events that travel between app instances over pub/sub."""
-_EVENT: TypeAdapter[PresenceOut | WorldOut] = TypeAdapter(ServerEvent)
+_EVENT: TypeAdapter[PresenceOut | WorldOut | EditOut | MarkerOut] = TypeAdapter(ServerEvent)
 
 
-def parse_server_event(data: object) -> PresenceOut | WorldOut:
+def parse_server_event(data: object) -> PresenceOut | WorldOut | EditOut | MarkerOut:
     """Validate an event received from another instance (raises ``ValidationError``)."""
     return _EVENT.validate_python(data)
 

@@ -24,6 +24,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, Time
 
 from worldgen.settings import Settings
 from worldgen.store.chat import ChatStore
+from worldgen.store.edits import EditStore
 from worldgen.store.keys import Keys
 from worldgen.store.members import MemberRepo
 from worldgen.store.presence import PresenceStore
@@ -92,6 +93,8 @@ class Store:
     pubsub: PubSub
     """The instance's one pub/sub listener (run by its owner with ``start``/``stop``)."""
     revocations: Revocations
+    edits: EditStore
+    """Edit logs, overlays, undo stacks and markers (issue 14)."""
     _redis: Redis = field(repr=False)
 
     @classmethod
@@ -124,6 +127,7 @@ class Store:
             presence=PresenceStore(redis, keys, timeout_s=rt.presence_timeout_s),
             pubsub=pubsub,
             revocations=revocations,
+            edits=EditStore(redis, keys),
             _redis=redis,
         )
 

@@ -163,3 +163,29 @@ class Keys:
     def realtime_control(self) -> str:
         """Pub/sub channel every app instance listens on (keeps the listener subscribed)."""
         return f"{self.root}:realtime"
+
+    # --- edits and markers (issue 14; store/edits.py) -----------------------------------------
+
+    def edits(self, world_id: str, part: str) -> str:
+        """One of a world's edit keys (see ``docs/redis-schema.md``, "Edits"): ``log`` (list of
+        operation JSON, in order), ``diffs`` (hash: op id → diff bytes), ``blocks`` (hash:
+        ``bi:bj`` → overlay block bytes), ``bver`` (hash: ``bi:bj`` → last op id that changed
+        the block), ``version`` (string: the content version, the last op id), ``lock``
+        (string with TTL: the edit lock's token), ``markers`` (hash: marker id → JSON),
+        ``marker-seq`` (string: last marker id)."""
+        if part not in _EDIT_PARTS:
+            raise ValueError(f"unknown edit key part {part!r}")
+        return f"{self._world_tag(world_id)}:edits:{part}"
+
+    def edit_stack(self, world_id: str, user_id: str, which: str) -> str:
+        """List: a user's ``undo`` or ``redo`` stack of operation ids in one world."""
+        if which not in ("undo", "redo"):
+            raise ValueError(f"unknown stack {which!r}")
+        if not valid_user_id(user_id):
+            raise ValueError(f"invalid user id {user_id!r}")
+        return f"{self._world_tag(world_id)}:edits:{which}:{user_id}"
+
+
+_EDIT_PARTS = frozenset(
+    {"log", "diffs", "blocks", "bver", "version", "lock", "markers", "marker-seq"}
+)

@@ -23,7 +23,9 @@ from worldgen.store.keys import Keys
 
 __all__ = ["Bucket", "Limit", "RateLimiter", "RateLimits"]
 
-Bucket = Literal["login_account", "login_address", "register_address", "world_create", "chat"]
+Bucket = Literal[
+    "login_account", "login_address", "register_address", "world_create", "chat", "edit"
+]
 
 # KEYS: counter. ARGV: window in ms. Returns {hits so far, ms until the window ends}.
 _HIT: Final = """
@@ -61,6 +63,8 @@ class RateLimits(BaseModel):
     """Worlds created per account."""
     chat: Limit = Limit(count=60, window_s=60)
     """Chat messages and pings per account, across all its connections."""
+    edit: Limit = Limit(count=120, window_s=60)
+    """Map edits (operations, undo, redo, markers) per account, across all worlds."""
 
 
 class RateLimiter:

@@ -56,7 +56,17 @@ from worldgen.web.hardening import install_security, install_security_headers
 from worldgen.web.ladder import TileLadder
 from worldgen.web.logging import RequestMiddleware, configure_logging
 from worldgen.web.metrics import Metrics
-from worldgen.web.routes import auth, health, legend, members, pages, realtime, tiles, worlds
+from worldgen.web.routes import (
+    auth,
+    edits,
+    health,
+    legend,
+    members,
+    pages,
+    realtime,
+    tiles,
+    worlds,
+)
 
 __all__ = [
     "STATIC_DIR",
@@ -195,6 +205,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
     app.include_router(members.router)
     app.include_router(worlds.router)
     app.include_router(legend.router)
+    app.include_router(edits.router)
     app.include_router(tiles.router)
     app.include_router(health.router)
     app.include_router(pages.router)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -92,18 +93,29 @@ class TileLadder:
         self.flights: SingleFlight[TileKey, bytes] = SingleFlight()
 
     async def png(
-        self, key: TileKey, spec: WorldSpec, tiles: TileCache, generator: Generator
+        self,
+        key: TileKey,
+        spec: WorldSpec,
+        tiles: TileCache,
+        generator: Generator,
+        compute: Callable[[], Awaitable[bytes]] | None = None,
     ) -> bytes:
-        """The tile's PNG bytes from the highest layer that has them."""
+        """The tile's PNG bytes from the highest layer that has them; ``compute`` (optional)
+        replaces ``generator.tile`` on a full miss (an edited tile, drawn with its overlay)."""
         data = self.memory.get(key)
         if data is not None:
             self.metrics.cache_hits.labels(layer="memory").inc()
             return data
         self.metrics.cache_misses.labels(layer="memory").inc()
-        return await self.flights.do(key, lambda: self._fill(key, spec, tiles, generator))
+        return await self.flights.do(key, lambda: self._fill(key, spec, tiles, generator, compute))
 
     async def _fill(
-        self, key: TileKey, spec: WorldSpec, tiles: TileCache, generator: Generator
+        self,
+        key: TileKey,
+        spec: WorldSpec,
+        tiles: TileCache,
+        generator: Generator,
+        compute: Callable[[], Awaitable[bytes]] | None = None,
     ) -> bytes:
         world_id, version, z, x, y = key
         data = await tiles.get(world_id, version, z, x, y)
@@ -113,7 +125,7 @@ class TileLadder:
             return data
         self.metrics.cache_misses.labels(layer="redis").inc()
         started = time.perf_counter()
-        data = await generator.tile(spec, z, x, y)
+        data = await (compute() if compute is not None else generator.tile(spec, z, x, y))
         self.metrics.tile_generation.observe(time.perf_counter() - started)
         self.memory.put(key, data)
         try:

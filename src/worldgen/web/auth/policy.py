@@ -16,13 +16,16 @@ from worldgen.web.auth.sessions import User
 
 __all__ = ["ACTIONS", "LIST_SCAN_MAX", "Action", "Decision", "Guard", "decide"]
 
-Action = Literal["view", "chat", "rename", "change", "delete", "members", "invite", "manage"]
+Action = Literal[
+    "view", "chat", "rename", "change", "delete", "members", "invite", "manage", "edit"
+]
 """What one can do to a world.
 
 ``view``: the world, its map tiles, regions, exports, chat history and presence. ``chat``: send
 chat messages and pings. ``rename``: change the name. ``change``: other settings (visibility).
 ``delete``: delete the world. ``members``: see who belongs. ``invite``: create, list and revoke
-invite links. ``manage``: change members' roles and remove members.
+invite links. ``manage``: change members' roles and remove members. ``edit``: edit the map
+(paint, lock, regenerate, undo) and place markers.
 """
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 
@@ -35,6 +38,7 @@ _MIN_ROLE: Final[dict[Action, Role | None]] = {
     "members": "viewer",
     "invite": "owner",
     "manage": "owner",
+    "edit": "editor",
 }
 """The weakest role an action needs (None: none; every action but ``view`` needs an account)."""
 

@@ -23,10 +23,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from worldgen.web.auth.services import authorize
-from worldgen.web.deps import GeneratorDep, TileCacheDep, TileLadderDep, WorldDep
+from worldgen.web.deps import GeneratorDep, StoreDep, TileCacheDep, TileLadderDep, WorldDep
 from worldgen.web.errors import invalid
 from worldgen.web.generation import spec_for
 from worldgen.web.ladder import etag_matches, tile_etag
+from worldgen.web.routes.edits import EditServiceDep
 from worldgen.world.blocks import MAX_COORD
 from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
 
@@ -65,8 +66,10 @@ async def tile(
     tiles: TileCacheDep,
     generator: GeneratorDep,
     ladder: TileLadderDep,
+    store: StoreDep,
+    edits: EditServiceDep,
 ) -> Response:
-    """One map tile of a world."""
+    """One map tile of a world (with its edits: the key names the last edit of its cells)."""
     await authorize(request, world, "view")
     low, high = tile_range(z)
     for name, value in (("x", x), ("y", y)):
@@ -75,11 +78,14 @@ async def tile(
                 ("path", name), f"at zoom {z} tile {name} must be in {low}..{high}", value
             )
     spec = spec_for(world)
-    key = (world.id, await generator.version(spec), z, x, y)
+    version = await generator.version(spec)
+    edited = await edits.tile_version(store.edits, world.id, z, x, y)
+    key = (world.id, f"{version}-e{edited}" if edited else version, z, x, y)
     etag = tile_etag(key)
     cache = CACHE_CONTROL if world.visibility == "public" else PRIVATE_CACHE_CONTROL
     headers = {"ETag": etag, "Cache-Control": cache}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    data = await ladder.png(key, spec, tiles, generator)
+    compute = (lambda: edits.tile_png(store.edits, world, z, x, y)) if edited else None
+    data = await ladder.png(key, spec, tiles, generator, compute)
     return Response(data, media_type="image/png", headers=headers)

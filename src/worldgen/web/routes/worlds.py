@@ -37,12 +37,14 @@ from worldgen.web.deps import (
     GeneratorDep,
     HubDep,
     SecurityDep,
+    StoreDep,
     WorldDep,
     WorldsDep,
 )
 from worldgen.web.errors import invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
+from worldgen.web.routes.edits import EditServiceDep
 from worldgen.web.routes.tiles import CACHE_CONTROL, PRIVATE_CACHE_CONTROL
 from worldgen.world.api import CatalogEntry
 
@@ -421,13 +423,15 @@ async def world_region(
     query: Annotated[RegionQuery, Query()],
     request: Request,
     generator: GeneratorDep,
+    store: StoreDep,
+    edits: EditServiceDep,
 ) -> RegionOut:
-    """The cells of a window, as the ``worldgen region`` command writes them."""
+    """The cells of a window, as the ``worldgen region`` command writes them (with edits)."""
     await authorize(request, world, "view")
     doc: dict[str, Any] = await generator.region(
         spec_for(world), query.x, query.y, query.w, query.h
     )
-    return RegionOut.model_validate(doc)
+    return RegionOut.model_validate(await edits.region_cells(store.edits, world, doc))
 
 
 @router.get(
@@ -441,13 +445,15 @@ async def world_export(
     request: Request,
     generator: GeneratorDep,
     slots: ExportSlotsDep,
+    store: StoreDep,
+    edits: EditServiceDep,
 ) -> Response:
     """A PNG picture of a window (the same query always gives the same bytes: a strong ETag;
     caches revalidate, since the world may become private). At most ``exports_per_client``
     exports of one client address run at once; one more is a 429 with ``Retry-After``."""
     await authorize(request, world, "view")
     spec = spec_for(world)
-    version = await generator.version(spec)
+    version = f"{await generator.version(spec)}-e{await store.edits.version(world.id)}"
     etag = bytes_etag(
         f"export:{world.id}:{version}:{query.x}:{query.y}:{query.w}:{query.h}:{query.scale}".encode()
     )
@@ -459,5 +465,10 @@ async def world_export(
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     async with slots.hold(client_address(request)):
-        data = await generator.export(spec, query.x, query.y, query.w, query.h, query.scale)
+        edited = await edits.export_png(
+            store.edits, world, query.x, query.y, query.w, query.h, query.scale
+        )
+        data = edited or await generator.export(
+            spec, query.x, query.y, query.w, query.h, query.scale
+        )
     return Response(data, media_type=PNG, headers=headers)

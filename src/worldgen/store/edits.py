@@ -1,0 +1,264 @@
+"""A world's edits in Redis: the ordered operation log, derived overlays, undo/redo, markers.
+
+Keys (all under the world's hash tag, :meth:`~worldgen.store.keys.Keys.edits`):
+
+* ``log``: list of operation records (JSON, :class:`OpRecord`), in the order they were applied;
+  the operation with id ``n`` is entry ``n - 1``. The log is the truth.
+* ``version``: the world's content version, the id of the last applied operation (0: none).
+* ``diffs``: op id → the operation's diff (bytes made by the domain, for undo);
+  ``blocks``: ``bi:bj`` → one 64 x 64 overlay block (bytes); ``bver``: ``bi:bj`` → the last op id
+  that changed the block (tiles key their caches by it). These three are derived from the log
+  (``tests/edits`` rebuilds them by replay and compares).
+* ``undo:<user>`` / ``redo:<user>``: lists of op ids, per user.
+* ``lock``: the edit lock's token (``SET NX PX``): edits of one world are serialised across app
+  instances; :meth:`EditStore.commit` writes everything in one ``MULTI`` guarded by ``WATCH`` on
+  the lock, so an edit whose lock expired writes nothing.
+* ``markers`` (marker id → JSON) and ``marker-seq``.
+
+This module moves bytes and JSON only; what the bytes mean is :mod:`worldgen.world.edits`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from worldgen.errors import NotFoundError, TooManyError, UnavailableError
+from worldgen.store.keys import Keys
+
+__all__ = ["LOCK_MS", "MAX_MARKERS", "EditStore", "Marker", "OpRecord"]
+
+LOCK_MS = 30_000
+"""Longest an edit may hold its world's lock (a 256² regenerate takes about a second)."""
+LOCK_WAIT_S = 10.0
+"""Longest an edit waits for the lock before a 503 (retry)."""
+MAX_MARKERS = 500
+"""Markers one world may hold."""
+MAX_LOG_PAGE = 500
+
+# KEYS: lock. ARGV: token. Deletes the lock only if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class OpRecord(BaseModel):
+    """One applied operation as stored in the log and served by the API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int = Field(ge=1)
+    kind: str
+    author: str
+    author_name: str
+    ts: float
+    rect: list[int] | None = None
+    """``[x, y, w, h]`` of the cells the operation could change (None: lock-free kinds)."""
+    changed: list[int] | None = None
+    """``[x, y, w, h]``: box of the cells it did change (None: none)."""
+    cells: list[list[int]] = Field(default_factory=list)
+    target: int | None = None
+    base_version: int = Field(ge=0)
+    """The version the client made it on (the server applied it on ``id - 1``)."""
+    seed: str
+    """The solver seed (decimal string: a 64-bit integer)."""
+
+
+class Marker(BaseModel):
+    """A marker: a label and a short text at a cell."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    x: int
+    y: int
+    label: str
+    text: str
+    author: str
+    author_name: str
+    ts: float
+
+
+def _block_field(key: tuple[int, int]) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def _parse_field(raw: bytes | str) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    a, b = text.split(":")
+    return int(a), int(b)
+
+
+class EditStore:
+    """The edit keys of every world, on one Redis client."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._release = redis.register_script(_RELEASE)
+
+    # -------------------------------------------------------------------------------- reading
+    async def version(self, world_id: str) -> int:
+        """The world's content version (0: never edited)."""
+        raw = await self.redis.get(self.keys.edits(world_id, "version"))
+        return int(raw) if raw is not None else 0
+
+    async def ops(self, world_id: str, after: int = 0, limit: int = MAX_LOG_PAGE) -> list[OpRecord]:
+        """Operations with id > ``after``, oldest first, at most ``limit``."""
+        raw = await self.redis.lrange(
+            self.keys.edits(world_id, "log"), max(0, after), max(0, after) + limit - 1
+        )
+        return [OpRecord.model_validate_json(r) for r in raw]
+
+    async def blocks(
+        self, world_id: str, keys: Iterable[tuple[int, int]] | None = None
+    ) -> dict[tuple[int, int], tuple[bytes, int]]:
+        """Overlay blocks ``key → (bytes, version)``: the given ones that exist, or all."""
+        bkey, vkey = self.keys.edits(world_id, "blocks"), self.keys.edits(world_id, "bver")
+        if keys is None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(bkey)
+                pipe.hgetall(vkey)
+                data, vers = await pipe.execute()
+            versions = {_parse_field(k): int(v) for k, v in vers.items()}
+            return {_parse_field(k): (v, versions.get(_parse_field(k), 0)) for k, v in data.items()}
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        fields = [_block_field(k) for k in wanted]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(bkey, fields)
+            pipe.hmget(vkey, fields)
+            data, vers = await pipe.execute()
+        return {
+            k: (d, int(v or 0)) for k, d, v in zip(wanted, data, vers, strict=True) if d is not None
+        }
+
+    async def block_versions(self, world_id: str, keys: list[tuple[int, int]]) -> list[int]:
+        """The last op id that changed each block (0: never), in the order of ``keys``."""
+        if not keys:
+            return []
+        raw = await self.redis.hmget(
+            self.keys.edits(world_id, "bver"), [_block_field(k) for k in keys]
+        )
+        return [int(v) if v is not None else 0 for v in raw]
+
+    async def diff(self, world_id: str, op_id: int) -> bytes | None:
+        """The stored diff of one operation."""
+        raw = await self.redis.hget(self.keys.edits(world_id, "diffs"), str(op_id))
+        return raw if isinstance(raw, bytes) else None
+
+    async def stack_top(self, world_id: str, user_id: str, which: Literal["undo", "redo"]) -> int:
+        """The last op id of the user's undo or redo stack (0: empty)."""
+        raw = await self.redis.lindex(self.keys.edit_stack(world_id, user_id, which), -1)
+        return int(raw) if raw is not None else 0
+
+    # -------------------------------------------------------------------------------- writing
+    @asynccontextmanager
+    async def locked(self, world_id: str) -> AsyncIterator[str]:
+        """Hold the world's edit lock (its token is yielded); 503 after :data:`LOCK_WAIT_S`."""
+        key = self.keys.edits(world_id, "lock")
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.005
+        while not await self.redis.set(key, token, nx=True, px=LOCK_MS):
+            if time.monotonic() > deadline:
+                raise UnavailableError("the world is busy with other edits; retry")
+            await asyncio.sleep(delay)
+            delay = min(0.1, delay * 2)
+        try:
+            yield token
+        finally:
+            await self._release(keys=[key], args=[token])
+
+    async def commit(
+        self,
+        world_id: str,
+        token: str,
+        record: OpRecord,
+        diff: bytes,
+        blocks: dict[tuple[int, int], bytes | None],
+        stacks: Literal["new", "undo", "redo"],
+    ) -> None:
+        """Append ``record`` and write its derived data, all or nothing, if the lock is still
+        ours (else 503). ``blocks`` maps each touched block to its new bytes (None: now empty).
+
+        ``stacks``: ``new`` pushes the op on the author's undo stack and clears their redo
+        stack; ``undo`` moves the reverted op's id off the undo stack and pushes this op on the
+        redo stack; ``redo`` pops the redo stack and pushes this op on the undo stack.
+        """
+        k = self.keys
+        lock = k.edits(world_id, "lock")
+        undo = k.edit_stack(world_id, record.author, "undo")
+        redo = k.edit_stack(world_id, record.author, "redo")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(lock)
+                if (await pipe.get(lock)) != token.encode():
+                    raise UnavailableError("the edit took too long; retry")
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.rpush(k.edits(world_id, "log"), record.model_dump_json())
+                pipe.set(k.edits(world_id, "version"), record.id)
+                pipe.hset(k.edits(world_id, "diffs"), str(record.id), diff)
+                for key, data in blocks.items():
+                    name = _block_field(key)
+                    if data is None:
+                        pipe.hdel(k.edits(world_id, "blocks"), name)
+                    else:
+                        pipe.hset(k.edits(world_id, "blocks"), name, data)
+                    pipe.hset(k.edits(world_id, "bver"), name, record.id)
+                if stacks == "new":
+                    pipe.rpush(undo, record.id)
+                    pipe.delete(redo)
+                elif stacks == "undo":
+                    pipe.rpop(undo)
+                    pipe.rpush(redo, record.id)
+                else:
+                    pipe.rpop(redo)
+                    pipe.rpush(undo, record.id)
+                await pipe.execute()
+            except WatchError:
+                raise UnavailableError("the edit took too long; retry") from None
+
+    # -------------------------------------------------------------------------------- markers
+    async def markers(self, world_id: str) -> list[Marker]:
+        """Every marker of the world, by id."""
+        raw = await self.redis.hvals(self.keys.edits(world_id, "markers"))
+        return sorted((Marker.model_validate_json(r) for r in raw), key=lambda m: m.id)
+
+    async def marker(self, world_id: str, marker_id: int) -> Marker:
+        """One marker, else :class:`~worldgen.errors.NotFoundError`."""
+        raw = await self.redis.hget(self.keys.edits(world_id, "markers"), str(marker_id))
+        if raw is None:
+            raise NotFoundError("no such marker")
+        return Marker.model_validate_json(raw)
+
+    async def put_marker(self, world_id: str, fields: dict[str, Any]) -> Marker:
+        """Create (``fields`` without ``id``) or replace a marker; at most :data:`MAX_MARKERS`."""
+        key = self.keys.edits(world_id, "markers")
+        if "id" not in fields:
+            if await self.redis.hlen(key) >= MAX_MARKERS:
+                raise TooManyError(f"a world holds at most {MAX_MARKERS} markers")
+            fields = {
+                **fields,
+                "id": int(await self.redis.incr(self.keys.edits(world_id, "marker-seq"))),
+            }
+        marker = Marker.model_validate(fields)
+        await self.redis.hset(key, str(marker.id), marker.model_dump_json())
+        return marker
+
+    async def delete_marker(self, world_id: str, marker_id: int) -> None:
+        """Delete a marker (NotFoundError if there is none)."""
+        if not await self.redis.hdel(self.keys.edits(world_id, "markers"), str(marker_id)):
+            raise NotFoundError("no such marker")

@@ -1,0 +1,332 @@
+"""Map edits and markers (issue 14): ``/api/worlds/{id}/edits``, ``/undo``, ``/redo``,
+``/restore`` and ``/markers``.
+
+* Editors and owners edit (policy action ``edit``); only owners restore an earlier version
+  (``change``). A viewer gets 403 with the reason. Every write counts against the author's
+  ``edit`` rate limit (429 with ``Retry-After``).
+* ``POST /edits`` returns the applied operation and the new content version. The body's
+  ``version`` is the version the client saw: the edit is rebased onto the current version unless
+  an operation since changed its area (then 409). An edit whose pins contradict each other, the
+  locks or the rules is refused with 422 naming the cells; nothing changes.
+* Each applied operation and marker change is broadcast on the world's WebSocket (``edit`` and
+  ``marker`` events) on every instance.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from worldgen.errors import ForbiddenError
+from worldgen.realtime.protocol import EditOut, MarkerOut
+from worldgen.store.edits import MAX_LOG_PAGE, Marker, OpRecord
+from worldgen.web.auth.policy import Action
+from worldgen.web.auth.services import authorize, authorize_user, rate_limit
+from worldgen.web.auth.sessions import User
+from worldgen.web.deps import HubDep, SecurityDep, StoreDep, WorldDep
+from worldgen.web.edits import EditRequest, EditService
+from worldgen.world.blocks import MAX_COORD
+from worldgen.world.edits import MAX_PAINT_CELLS, MAX_RECT_SIDE, Rect
+
+__all__ = ["get_edit_service", "router"]
+
+router = APIRouter(prefix="/api", tags=["edits"])
+
+_COORD = 2**52
+_REASONS: dict[str, str] = {
+    "edit": "only the owner and editors can edit this world; ask the owner for the editor role",
+    "change": "only the world's owner can restore an earlier version",
+}
+
+
+def get_edit_service(request: Request) -> EditService:
+    """The app's edit service (one per app, made on first use)."""
+    state = request.app.state
+    service = getattr(state, "edits", None)
+    if service is None:
+        service = state.edits = EditService()
+    return service
+
+
+EditServiceDep = Annotated[EditService, Depends(get_edit_service)]
+
+
+class RectIn(BaseModel):
+    """A rectangle of cells."""
+
+    model_config = ConfigDict(extra="forbid")
+    x: int = Field(ge=-_COORD, le=_COORD)
+    y: int = Field(ge=-_COORD, le=_COORD)
+    w: int = Field(ge=1, le=MAX_RECT_SIDE)
+    h: int = Field(ge=1, le=MAX_RECT_SIDE)
+
+
+class EditIn(BaseModel):
+    """One operation. ``regenerate``, ``restore`` and ``lock``/``unlock`` take ``rect``;
+    ``paint`` takes ``cells`` as ``[x, y, variant]`` (variant: index into the region document's
+    ``tiles``/``colors``); ``lock``/``unlock`` may take ``cells`` as ``[x, y]`` instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["regenerate", "paint", "lock", "unlock", "restore"]
+    rect: RectIn | None = None
+    cells: list[Annotated[list[int], Field(min_length=2, max_length=3)]] = Field(
+        default_factory=list, max_length=MAX_PAINT_CELLS
+    )
+    version: int | None = Field(default=None, ge=0, description="The version the client saw.")
+
+
+class RestoreIn(BaseModel):
+    """Restore the world to an earlier version (an operation itself: it can be undone)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=0)
+
+
+class EditResult(BaseModel):
+    """An applied operation and the world's new content version."""
+
+    op: OpRecord
+    version: int
+
+
+class EditLog(BaseModel):
+    """Operations after ``after``, oldest first, and the current version."""
+
+    ops: list[OpRecord]
+    version: int
+
+
+Label = Annotated[str, StringConstraints(min_length=1, max_length=60, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=500)]
+
+
+class MarkerIn(BaseModel):
+    """A new marker."""
+
+    model_config = ConfigDict(extra="forbid")
+    x: int = Field(ge=-MAX_COORD, le=MAX_COORD)
+    y: int = Field(ge=-MAX_COORD, le=MAX_COORD)
+    label: Label
+    text: Text = ""
+
+
+class MarkerPatch(BaseModel):
+    """Changes to a marker."""
+
+    model_config = ConfigDict(extra="forbid")
+    x: int | None = Field(default=None, ge=-MAX_COORD, le=MAX_COORD)
+    y: int | None = Field(default=None, ge=-MAX_COORD, le=MAX_COORD)
+    label: Label | None = None
+    text: Text | None = None
+
+
+MarkerId = Annotated[int, Path(ge=1, le=2**62, description="A marker's id.")]
+
+
+async def _author(
+    request: Request, world: WorldDep, security: SecurityDep, action: Action = "edit"
+) -> User:
+    """The signed-in user allowed to ``action`` (403 with the reason), after one rate-limit hit."""
+    try:
+        user = await authorize_user(request, world, action)
+    except ForbiddenError:
+        raise ForbiddenError(_REASONS[action]) from None
+    await rate_limit(security, "edit", user.id)
+    return user
+
+
+async def _announce(hub: HubDep, world_id: str, record: OpRecord) -> None:
+    await hub.edit_event(
+        world_id,
+        EditOut(
+            id=record.id,
+            author=record.author,
+            author_name=record.author_name,
+            kind=record.kind,
+            rect=record.rect,
+            changed=record.changed,
+            version=record.id,
+        ),
+    )
+
+
+@router.post(
+    "/worlds/{world_id}/edits",
+    response_model=EditResult,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "stale version"}, 422: {"description": "refused"}},
+)
+async def post_edit(
+    world: WorldDep,
+    body: EditIn,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+    service: EditServiceDep,
+) -> EditResult:
+    """Apply one operation (regenerate, paint, lock, unlock, restore a rectangle)."""
+    user = await _author(request, world, security)
+    rect = None if body.rect is None else Rect(body.rect.x, body.rect.y, body.rect.w, body.rect.h)
+    record = await service.apply(
+        store.edits,
+        world,
+        user,
+        EditRequest(body.kind, rect=rect, cells=body.cells, version=body.version),
+    )
+    await _announce(hub, world.id, record)
+    return EditResult(op=record, version=record.id)
+
+
+@router.get("/worlds/{world_id}/edits", response_model=EditLog)
+async def get_edits(
+    world: WorldDep,
+    request: Request,
+    store: StoreDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = MAX_LOG_PAGE,
+) -> EditLog:
+    """The operation log (history), after version ``after``."""
+    await authorize(request, world, "view")
+    return EditLog(
+        ops=await store.edits.ops(world.id, after, limit),
+        version=await store.edits.version(world.id),
+    )
+
+
+async def _stack(
+    which: Literal["undo", "redo"],
+    world: WorldDep,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+    service: EditServiceDep,
+) -> EditResult:
+    user = await _author(request, world, security)
+    record = await service.apply(
+        store.edits, world, user, EditRequest("revert", version=None), stacks=which
+    )
+    await _announce(hub, world.id, record)
+    return EditResult(op=record, version=record.id)
+
+
+@router.post(
+    "/worlds/{world_id}/undo",
+    response_model=EditResult,
+    responses={409: {"description": "nothing to undo"}},
+)
+async def undo(
+    world: WorldDep,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+    service: EditServiceDep,
+) -> EditResult:
+    """Revert your last operation; cells others changed since keep their content."""
+    return await _stack("undo", world, request, store, security, hub, service)
+
+
+@router.post(
+    "/worlds/{world_id}/redo",
+    response_model=EditResult,
+    responses={409: {"description": "nothing to redo"}},
+)
+async def redo(
+    world: WorldDep,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+    service: EditServiceDep,
+) -> EditResult:
+    """Re-apply the operation you last undid."""
+    return await _stack("redo", world, request, store, security, hub, service)
+
+
+@router.post("/worlds/{world_id}/restore", response_model=EditResult)
+async def restore(
+    world: WorldDep,
+    body: RestoreIn,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+    service: EditServiceDep,
+) -> EditResult:
+    """Restore the world's content to an earlier version (owners only; it can be undone)."""
+    user = await _author(request, world, security, "change")
+    record = await service.apply(
+        store.edits, world, user, EditRequest("rewind", target=body.version)
+    )
+    await _announce(hub, world.id, record)
+    return EditResult(op=record, version=record.id)
+
+
+# ------------------------------------------------------------------------------------ markers
+@router.get("/worlds/{world_id}/markers", response_model=list[Marker])
+async def list_markers(world: WorldDep, request: Request, store: StoreDep) -> list[Marker]:
+    """Every marker of the world (anyone who may view it)."""
+    await authorize(request, world, "view")
+    return await store.edits.markers(world.id)
+
+
+@router.post(
+    "/worlds/{world_id}/markers", response_model=Marker, status_code=status.HTTP_201_CREATED
+)
+async def create_marker(
+    world: WorldDep,
+    body: MarkerIn,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+) -> Marker:
+    """Place a marker (editors and owners)."""
+    user = await _author(request, world, security)
+    marker = await store.edits.put_marker(
+        world.id,
+        {**body.model_dump(), "author": user.id, "author_name": user.username, "ts": time.time()},
+    )
+    await hub.edit_event(world.id, MarkerOut(marker=marker.model_dump()))
+    return marker
+
+
+@router.patch("/worlds/{world_id}/markers/{marker_id}", response_model=Marker)
+async def update_marker(
+    world: WorldDep,
+    marker_id: MarkerId,
+    body: MarkerPatch,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+) -> Marker:
+    """Change a marker's place, label or text (editors and owners)."""
+    await _author(request, world, security)
+    old = await store.edits.marker(world.id, marker_id)
+    marker = await store.edits.put_marker(
+        world.id, {**old.model_dump(), **body.model_dump(exclude_none=True)}
+    )
+    await hub.edit_event(world.id, MarkerOut(marker=marker.model_dump()))
+    return marker
+
+
+@router.delete("/worlds/{world_id}/markers/{marker_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_marker(
+    world: WorldDep,
+    marker_id: MarkerId,
+    request: Request,
+    store: StoreDep,
+    security: SecurityDep,
+    hub: HubDep,
+) -> Response:
+    """Delete a marker (editors and owners)."""
+    await _author(request, world, security)
+    await store.edits.delete_marker(world.id, marker_id)
+    await hub.edit_event(world.id, MarkerOut(deleted=marker_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,182 @@
+"""The edit API on a real Valkey: who may edit, limits, rebase/409, undo/redo, markers, and tiles,
+regions and the overlay showing every edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.edits.conftest import Crew
+from worldgen.store.edits import EditStore
+from worldgen.store.ratelimit import Limit, RateLimits
+from worldgen.web.edits import EditService, _op_of
+from worldgen.web.generation import spec_for
+from worldgen.world import edits as ed
+from worldgen.world.api import build_world
+
+pytestmark = pytest.mark.anyio
+
+
+async def _region(c: Crew, x: int, y: int, w: int, h: int) -> np.ndarray[Any, Any]:
+    doc = (await c.viewer.get(c.url(f"region?x={x}&y={y}&w={w}&h={h}"))).json()
+    return np.asarray(doc["cells"]).reshape(h, w)
+
+
+async def test_edit_roles_limits_and_log(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    rect = {"x": 0, "y": 0, "w": 16, "h": 16}
+    got = await c.viewer.post(c.url("edits"), json={"kind": "regenerate", "rect": rect})
+    assert got.status_code == 403
+    assert "editor" in got.json()["detail"]
+    for side, code in ((256, 201), (257, 422)):
+        big = {"x": 0, "y": 0, "w": side, "h": 1}
+        got = await c.editor.post(c.url("edits"), json={"kind": "regenerate", "rect": big})
+        assert got.status_code == code, got.text
+    cells = [[i % 64, i // 64, 0] for i in range(4097)]
+    got = await c.editor.post(c.url("edits"), json={"kind": "paint", "cells": cells})
+    assert got.status_code == 422
+    got = await c.owner.post(c.url("edits"), json={"kind": "regenerate", "rect": rect})
+    assert got.status_code == 201, got.text
+    body = got.json()
+    assert body["version"] == 2
+    assert body["op"]["id"] == 2
+    assert body["op"]["kind"] == "regenerate"
+    log = (await c.viewer.get(c.url("edits?after=1"))).json()
+    assert [o["id"] for o in log["ops"]] == [2]
+    assert log["version"] == 2
+
+
+async def test_paint_at_the_cell_limit(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    before = await _region(c, 0, 0, 64, 64)
+    cells = [[x, y, int(before[y, x])] for y in range(64) for x in range(64)]
+    assert len(cells) == 4096
+    got = await c.editor.post(c.url("edits"), json={"kind": "paint", "cells": cells})
+    assert got.status_code == 201, got.text
+    assert np.array_equal(await _region(c, 0, 0, 64, 64), before)
+
+
+async def test_rate_limit(make_crew: Any) -> None:
+    c: Crew = await make_crew(rate_limits=RateLimits(edit=Limit(count=2, window_s=60)))
+    lock = {"kind": "lock", "rect": {"x": 0, "y": 0, "w": 2, "h": 2}}
+    for _ in range(2):
+        assert (await c.editor.post(c.url("edits"), json=lock)).status_code == 201
+    got = await c.editor.post(c.url("edits"), json=lock)
+    assert got.status_code == 429
+    assert int(got.headers["retry-after"]) >= 1
+
+
+async def test_paint_conflict_is_refused_and_changes_nothing(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    store: EditStore = c.owner.app.state.store.edits
+    region = await c.viewer.get(c.url("region?x=0&y=0&w=1&h=1"))
+    tiles = region.json()["tiles"]
+    world = build_world(spec_for(await c.owner.app.state.store.worlds.get(c.world_id)))
+    allowed = world.model.allowed
+    a, b = next(
+        (a, b) for a in range(len(tiles)) for b in range(len(tiles)) if not allowed[2, a, b]
+    )
+    got = await c.editor.post(
+        c.url("edits"), json={"kind": "paint", "cells": [[5, 5, a], [6, 5, b]]}
+    )
+    assert got.status_code == 422, got.text
+    assert "(5, 5)" in got.json()["detail"]
+    assert "(6, 5)" in got.json()["detail"]
+    assert await store.version(c.world_id) == 0
+    assert await store.blocks(c.world_id) == {}
+
+
+async def test_stale_version_rebases_or_409(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    first = {"kind": "regenerate", "rect": {"x": 0, "y": 0, "w": 8, "h": 8}, "version": 0}
+    assert (await c.editor.post(c.url("edits"), json=first)).status_code == 201
+    far = {"kind": "regenerate", "rect": {"x": 100, "y": 100, "w": 8, "h": 8}, "version": 0}
+    got = await c.owner.post(c.url("edits"), json=far)
+    assert got.status_code == 201
+    assert got.json()["op"]["base_version"] == 0
+    near = {"kind": "regenerate", "rect": {"x": 2, "y": 2, "w": 8, "h": 8}, "version": 0}
+    assert (await c.owner.post(c.url("edits"), json=near)).status_code == 409
+    future = {**near, "version": 9}
+    assert (await c.owner.post(c.url("edits"), json=future)).status_code == 409
+
+
+async def test_undo_keeps_others_later_work_and_redo(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    store: EditStore = c.owner.app.state.store.edits
+    base = await _region(c, 0, 0, 48, 48)
+    rect = {"x": 4, "y": 4, "w": 32, "h": 32}
+    assert (
+        await c.editor.post(c.url("edits"), json={"kind": "regenerate", "rect": rect})
+    ).status_code == 201
+    mid = await _region(c, 0, 0, 48, 48)
+    lock = {"kind": "lock", "rect": {"x": 10, "y": 10, "w": 4, "h": 4}}
+    assert (await c.owner.post(c.url("edits"), json=lock)).status_code == 201
+    assert (await c.viewer.post(c.url("undo"))).status_code == 403
+    assert (await c.owner.post(c.url("redo"))).status_code == 409
+    undo = await c.editor.post(c.url("undo"))
+    assert undo.status_code == 200, undo.text
+    assert undo.json()["op"]["kind"] == "revert"
+    assert undo.json()["op"]["target"] == 1
+    after = await _region(c, 0, 0, 48, 48)
+    # the owner's lock is later work: those cells keep the regenerated content
+    assert np.array_equal(after[10:14, 10:14], mid[10:14, 10:14])
+    outside = np.ones(after.shape, dtype=bool)
+    outside[6:20, 6:20] = False
+    changed = (after != base) & outside
+    assert changed.sum() < (mid != base).sum()
+    redo = await c.editor.post(c.url("redo"))
+    assert redo.status_code == 200, redo.text
+    assert np.array_equal(await _region(c, 0, 0, 48, 48), mid)
+    # the stored overlay equals the replayed log
+    record = await c.owner.app.state.store.worlds.get(c.world_id)
+    world = build_world(spec_for(record))
+    ops = [_op_of(r) for r in await store.ops(c.world_id)]
+    replayed, _ = ed.replay(world, ops)
+    stored = await EditService.overlay(store, c.world_id)
+    assert stored.same_content(replayed)
+    assert stored.versions == replayed.versions
+
+
+async def test_tiles_follow_edits_and_restore_version(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    url = f"/tiles/{c.world_id}/2/0/0.png"
+    first = await c.viewer.get(url)
+    rect = {"x": 0, "y": 0, "w": 16, "h": 16}
+    assert (
+        await c.editor.post(c.url("edits"), json={"kind": "regenerate", "rect": rect})
+    ).status_code == 201
+    second = await c.viewer.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert second.status_code == 200
+    assert second.headers["etag"] != first.headers["etag"]
+    untouched = await c.viewer.get(f"/tiles/{c.world_id}/2/10/10.png")
+    assert untouched.status_code == 200
+    assert (await c.editor.post(c.url("restore"), json={"version": 0})).status_code == 403
+    got = await c.owner.post(c.url("restore"), json={"version": 0})
+    assert got.status_code == 200, got.text
+    third = await c.viewer.get(url)
+    assert third.content == first.content
+    assert third.headers["etag"] != first.headers["etag"]
+    undone = await c.owner.post(c.url("undo"))
+    assert undone.status_code == 200
+    assert (await c.viewer.get(url)).content == second.content
+
+
+async def test_markers(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    text = "<script>alert(1)</script>"
+    got = await c.viewer.post(c.url("markers"), json={"x": 1, "y": 2, "label": "Hi"})
+    assert got.status_code == 403
+    made = await c.editor.post(c.url("markers"), json={"x": 1, "y": 2, "label": "Hi", "text": text})
+    assert made.status_code == 201, made.text
+    mid = made.json()["id"]
+    changed = await c.owner.patch(c.url(f"markers/{mid}"), json={"label": "Town"})
+    assert changed.status_code == 200
+    assert changed.json()["text"] == text
+    listed = (await c.viewer.get(c.url("markers"))).json()
+    assert [(m["label"], m["x"], m["y"]) for m in listed] == [("Town", 1, 2)]
+    assert (await c.editor.delete(c.url(f"markers/{mid}"))).status_code == 204
+    assert (await c.editor.delete(c.url(f"markers/{mid}"))).status_code == 404
+    long = await c.editor.post(c.url("markers"), json={"x": 0, "y": 0, "label": "x" * 61})
+    assert long.status_code == 422
