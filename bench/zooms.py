@@ -5,7 +5,8 @@ Run from the repository root (also reachable as ``python -m bench.world --zooms`
 
     .venv/bin/python -m bench.zooms [--quick] [--only NAME] [--tiles N] [--pixels N] [--workers 2]
 
-Per bundled model (tilesets and samples, seed 42, the web's defaults S=16, V=4, 2 layers):
+Per bundled model (tilesets and samples, seed 42, the web's default spec; ``--S`` and
+``--layers`` override the block size and layer count):
 
 * **cold tile latency** per zoom (2 … -10): ``--tiles`` tiles per zoom, requested one at a time
   through a :class:`~worldgen.world.pool.WorkerPool` of ``--workers`` processes (JIT warm,
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pixels", type=int, default=None, help="far pixels per zoom (48)")
     parser.add_argument("--workers", type=int, default=2, help="pool processes (2)")
     parser.add_argument("--no-error", action="store_true", help="skip the far-zoom error")
+    parser.add_argument("--S", type=int, default=None, help="block size (the spec's default)")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="refinement layers (the spec's default)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -239,6 +243,10 @@ def run(args: argparse.Namespace, out: Console, log: Console) -> list[ZoomResult
         pool.start()
         for entry in entries:
             spec = WorldSpec.of_kind(entry.kind, entry.name, SEED)
+            if args.S is not None:
+                spec = replace(spec, S=args.S)
+            if args.layers is not None:
+                spec = replace(spec, layers=args.layers)
             res = ZoomResult(entry.name)
             results.append(res)
             log.print(f"  {entry.name}: library, summary, workers")

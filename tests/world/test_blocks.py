@@ -73,17 +73,27 @@ def test_fallback_keeps_the_layer_below_valid(make_world: WorldFactory) -> None:
     assert np.array_equal(grid, world.base_region(0, 0, 40, 40))
 
 
-def test_block_reads_only_its_declared_dependencies(make_world: WorldFactory) -> None:
-    world = make_world(seed=21)
+@pytest.mark.parametrize("layers", [2, 3])
+def test_block_reads_only_its_declared_dependencies(make_world: WorldFactory, layers: int) -> None:
+    world = make_world(seed=21, layers=layers)
     world.trace = []
     world.region(-20, 7, 30, 25)
     readers = {r for r, _ in world.trace}
-    assert {layer for layer, _, _ in readers} == {1, 2}
+    assert {layer for layer, _, _ in readers} == set(range(1, layers + 1))
     for reader, read in world.trace:
         assert read in world.dependencies(*reader), (reader, read)
     # and each evaluated block read all of them (a constant-size set)
     for reader in readers:
         assert {r for p, r in world.trace if p == reader} == world.dependencies(*reader)
+
+
+def test_layer_offsets_never_repeat_the_layer_below(make_world: WorldFactory) -> None:
+    """Layers 1, 2, 3 sit at S/2, 0, S/4: every layer's block borders lie inside the blocks of
+    the layer below (a third layer at S/2 would repeat layer 1's borders)."""
+    world = make_world(seed=1, S=8, layers=3)
+    assert [world.offset(layer) for layer in (1, 2, 3)] == [4, 0, 2]
+    assert world.dependencies(3, 0, 0) == {(2, a, b) for a in (0, 1) for b in (0, 1)}
+    assert world.dependencies(2, 0, 0) == {(1, a, b) for a in (-1, 0) for b in (-1, 0)}
 
 
 def test_macro_classes_agree_with_tile_classes_above_chance(make_world: WorldFactory) -> None:

@@ -124,7 +124,7 @@ def test_shared_blocks_are_exactly_those_two_pieces_read(
 def test_top_block_count_is_the_number_of_top_blocks(
     x: int, y: int, w: int, h: int, S: int, layers: int
 ) -> None:
-    offset = S // 2 if layers % 2 else 0
+    offset = (0, S // 2, 0, S // 4)[layers]  # layers 1, 2, 3 at S/2, 0, S/4
     expected = top_blocks((x, y, w, h), S, offset) if layers else 0
     assert top_block_count((x, y, w, h), S, layers) == expected
 

@@ -10,11 +10,11 @@ from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile, render_tile, 
 
 from .conftest import BUNDLED_TERRAIN, WorldFactory
 
-# Sample world (bundled lakes, seed 42, S=16, V=4, 2 layers): same rule as below.
+# Sample world (bundled lakes, seed 42, S=32, V=4, 2 layers): same rule as below.
 GOLDEN_SAMPLE = {
-    (2, -1, 3): "7d35b23074645496e9c1bea0f79bf155d5175a529a60d27964afa32418d84357",
-    (0, -1, 3): "cbe420f435304c5143890c1cb68f8621b94ac579bcefe8b5d2703785ab941173",
-    (-6, 0, 0): "de3175bb2fd26adc578ad1ac5cf4a9f81bd54e707aa9fcb09c08321710bdae66",
+    (2, -1, 3): "eaf99a61a2d6cc5a4cbafbc5984f9b33b0ca1adbab8bd234f78ece8e6d38b772",
+    (0, -1, 3): "84a0ef6c4ba5917ef8e6f0369de6cf2a95dc29519b64882199a639a9e38895db",
+    (-6, 0, 0): "04a8c0b1c153a85f16b3cb5e553ade21cf1c6d7b87a07933639c3ea4a2275db7",
 }
 
 # A digest change must come with a version bump (docs/world.md): ALGORITHM_VERSION (patches.py)
@@ -25,10 +25,12 @@ GOLDEN_SAMPLE = {
 # on band edges, seams with corner margins: every terrain digest changed.
 # Engine OUTPUT_VERSION 2 (folded into library_version): solves give other bytes, every digest
 # (terrain and sample) changed.
+# ALGORITHM_VERSION 5: the goldens pin the default block size, S=32 (was S=16); every digest
+# changed (a third layer's offset, S/4, does not enter: these worlds have 2 layers).
 GOLDEN = {
-    (2, -1, 3): "4b8466b6fd721d697f3f47885bef1e721cac2d98912144d7da95ab088a05051b",
-    (0, -1, 3): "16a8eb2ef7bb9ffc41068004ba54e194679ec33fadd57bd36592d465d3664a61",
-    (-6, 0, 0): "77120cbce9b3f7dbe6f8efdbfc96a1bca5216eb11e06aadaa13a31c2ff4b4f66",
+    (2, -1, 3): "8a6186c2ad8640c6ae0c57511dafb8c5fd4ff6ffef1fe943585f471d2cd32b8d",
+    (0, -1, 3): "2c8e6f9fc14cb13c4ad3465d46ff19bbb1a2b2aea1c4a617f77c93374ee7cc8c",
+    (-6, 0, 0): "48da170bd7460d6285226d1bf8e77d3c9ba5517bea8e8cd4f0f9c0420eaf5d64",
 }
 
 
@@ -40,7 +42,7 @@ def test_zoom_convention() -> None:
 
 @pytest.mark.parametrize(("z", "x", "y"), sorted(GOLDEN))
 def test_golden_tile_digests(make_world: WorldFactory, z: int, x: int, y: int) -> None:
-    world = make_world(BUNDLED_TERRAIN, seed=42, S=16, V=3)
+    world = make_world(BUNDLED_TERRAIN, seed=42, S=32, V=3)
     png = render_tile(world, z, x, y)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert hashlib.sha256(png).hexdigest() == GOLDEN[(z, x, y)]
@@ -62,7 +64,7 @@ def test_bad_zoom_is_refused(make_world: WorldFactory) -> None:
 def test_golden_sample_tile_digests(
     make_sample_world: WorldFactory, z: int, x: int, y: int
 ) -> None:
-    world = make_sample_world("lakes", seed=42, S=16, V=4)
+    world = make_sample_world("lakes", seed=42, S=32, V=4)
     png = render_tile(world, z, x, y)
     assert hashlib.sha256(png).hexdigest() == GOLDEN_SAMPLE[(z, x, y)]
 

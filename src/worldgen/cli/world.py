@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--N", type=int, default=3, help="pattern size 2..5 (with --sample)")
     p.add_argument("--symmetry", type=int, default=8, help="1, 2, 4 or 8 (with --sample)")
     p.add_argument("--seed", type=int, required=True, help="world seed")
-    p.add_argument("--block-size", type=int, default=16, dest="S", help="block size S (even)")
+    p.add_argument("--block-size", type=int, default=None, dest="S",
+                   help="block size S (even; default the spec's, 32)")  # fmt: skip
     p.add_argument("--variants", type=int, default=4, dest="V", help="patch variants V")
     p.add_argument("--layers", type=int, default=2, help="refinement layers (0..3)")
 
@@ -75,9 +77,8 @@ def spec_from_args(args: argparse.Namespace) -> WorldSpec:
     name: str = args.sample if args.sample is not None else args.tileset
     if tilesets.lookup(name, KIND[source]) is None and Path(name).is_file():
         name = str(Path(name).resolve())
-    return WorldSpec(
-        source, name, args.seed, args.subset, args.N, args.symmetry, args.S, args.V, args.layers
-    )
+    spec = WorldSpec(source, name, args.seed, args.subset, args.N, args.symmetry)
+    return replace(spec, **({} if args.S is None else {"S": args.S}), V=args.V, layers=args.layers)
 
 
 def open_world(args: argparse.Namespace) -> World:

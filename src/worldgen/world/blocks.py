@@ -3,11 +3,11 @@
 Layer 0 (base) is a look-up: cell ``(x, y)`` lies in lattice cell ``(i, j) = (x // S, y // S)`` and
 takes ``patches[combo of the 4 corner classes][mix(seed, PATCH, i, j) % V][y - j*S, x - i*S]``.
 Layer L >= 1 is made of S x S blocks; block ``(bi, bj)`` covers ``[bi*S + o, bi*S + o + S)`` on
-both axes, ``o = S/2`` for odd L and 0 for even L. A block pins its own one-cell border ring to
-layer L-1, re-solves the interior with the macro bias as weights and RNG
-``mix(seed, BLOCK, L, bi, bj)``, and keeps layer L-1's content on failure (counted in
-:attr:`World.fallbacks`). Rings of adjacent blocks are adjacent cells of the valid layer L-1, so
-every layer is valid everywhere.
+both axes, ``o`` = :func:`~worldgen.world.plan.offset` (S/2, 0, S/4 for layers 1, 2, 3). A
+block pins its own one-cell border ring to layer L-1, re-solves the interior with the macro bias
+as weights and RNG ``mix(seed, BLOCK, L, bi, bj)``, and keeps layer L-1's content on failure
+(counted in :attr:`World.fallbacks`). Rings of adjacent blocks are adjacent cells of the valid
+layer L-1, so every layer is valid everywhere.
 
 A block reads exactly :meth:`World.dependencies` (constant size), so :meth:`World.region` is a pure
 function of ``(model rules, S, V, layers, seed, window)``; the LRU only memoises. The model is a
@@ -28,7 +28,7 @@ from worldgen.engine.rules import forbidden_pairs
 from worldgen.engine.solver import Constraints, SolverBudget, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
-from worldgen.world import macro
+from worldgen.world import macro, plan
 from worldgen.world.bias import bias_for
 from worldgen.world.ground import ground_constraints, ground_region
 from worldgen.world.hashing import mix_array
@@ -72,7 +72,7 @@ class World:
         model: WorldModel | Tileset,
         seed: int,
         *,
-        S: int = 16,
+        S: int = 32,
         V: int = 4,
         layers: int = 2,
         library: PatchLibrary | None = None,
@@ -182,8 +182,8 @@ class World:
 
     # ------------------------------------------------------------------ refinement layers
     def offset(self, layer: int) -> int:
-        """Block offset of ``layer``: S/2 for odd layers, 0 for even ones."""
-        return self.S // 2 if layer % 2 else 0
+        """Block offset of ``layer``: S/2, 0, S/4 for layers 1, 2, 3 (:func:`.plan.offset`)."""
+        return plan.offset(self.S, layer)
 
     def block_origin(self, layer: int, bi: int, bj: int) -> tuple[int, int]:
         """Top-left cell of block ``(bi, bj)`` of ``layer``."""
@@ -194,9 +194,9 @@ class World:
         """Exactly what block ``(layer, bi, bj)`` reads from the layer below (2x2 keys)."""
         if layer < 1:
             raise InputError("only refinement layers (>= 1) have block dependencies")
-        # odd layers are offset by +S/2 over an aligned layer: they read indices bi and bi+1;
-        # even layers are aligned over an offset layer: they read bi-1 and bi.
-        d = 0 if layer % 2 else -1
+        # a layer offset further than the one below reads indices bi and bi+1; one offset less
+        # (layer 2 over layer 1) reads bi-1 and bi
+        d = (self.offset(layer) - self.offset(layer - 1)) // self.S
         return {(layer - 1, bi + d + a, bj + d + b) for a in (0, 1) for b in (0, 1)}
 
     def block(self, layer: int, bi: int, bj: int) -> I32Array:

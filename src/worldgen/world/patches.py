@@ -65,11 +65,12 @@ from worldgen.errors import InputError
 from worldgen.world.ground import ground_column
 from worldgen.world.model import WorldModel, as_world_model
 
-ALGORITHM_VERSION = 4
+ALGORITHM_VERSION = 5
 """Bumped whenever tile bytes change. 2: far-zoom tiles (z <= -3) use the fast PNG encoding.
 3: tileset seams keep their corner tiles for S/4 cells at each end (class changes mid-seam),
 climate tags in the library version, terrain biomes. 4: a hashed (sample) library cuts its
-seams from plain periodic solves (no all-park city)."""
+seams from plain periodic solves (no all-park city). 5: a third refinement layer is offset by
+S/4 (it repeated layer 1's S/2); the default block size is 32."""
 MAX_CORNER_COLOURS = 3
 """Corner patterns of a hashed (sample) library: 3**4 = 81 combinations."""
 PAD = 2

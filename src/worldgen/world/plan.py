@@ -1,10 +1,11 @@
 """Pure planning of parallel work: which pieces of a window, which blocks, in which groups.
 
 Nothing here computes a cell; it is block index arithmetic over the layer geometry of
-:mod:`.blocks` (layer ``L`` blocks span ``[k*S + o, (k+1)*S + o)``, ``o = S/2`` for odd ``L``,
-0 for even ``L``; a layer-``L`` block reads the 2 x 2 layer-``L-1`` blocks at indices ``b + d``
-and ``b + d + 1``, ``d = 0`` for odd ``L`` and -1 for even ``L``). :mod:`.pool` uses it to cut
-a region into pieces whose shared lower-layer blocks are computed once.
+:mod:`.blocks` (layer ``L`` blocks span ``[k*S + o, (k+1)*S + o)``, ``o`` = :func:`offset`:
+S/2 for layer 1, 0 for layer 2, S/4 for layer 3; a layer-``L`` block reads the 2 x 2
+layer-``L-1`` blocks at indices ``b + d`` and ``b + d + 1``, ``d`` = ``_step``: 0 where the
+offset grows, -1 where it shrinks). :mod:`.pool` uses it to cut a region into pieces whose
+shared lower-layer blocks are computed once.
 """
 
 from __future__ import annotations
@@ -40,8 +41,18 @@ given, then fit in a worker's block cache (16384) with every layer below, up to 
 
 
 def offset(S: int, layer: int) -> int:
-    """Block offset of ``layer`` (``World.offset``): S/2 for odd layers, 0 for even ones."""
+    """Block offset of ``layer`` (``World.offset``): S/2 for layer 1, 0 for layer 2 (and the
+    base lattice), S/4 for layer 3, so that no two layers' block borders cross at the same
+    cells (a third layer at S/2 would only repeat layer 1's borders)."""
+    if layer == 3:
+        return S // 4
     return S // 2 if layer % 2 else 0
+
+
+def _step(S: int, layer: int) -> int:
+    """``d``: block ``b`` of ``layer`` (>= 1) reads blocks ``b + d`` and ``b + d + 1`` of the
+    layer below (its span starts inside lower block ``b + d`` and ends inside the next)."""
+    return (offset(S, layer) - offset(S, layer - 1)) // S
 
 
 def _block_span(start: int, length: int, S: int, off: int) -> tuple[int, int]:
@@ -96,7 +107,7 @@ def _cone(window: Window, S: int, layers: int) -> dict[int, tuple[int, int, int,
     r0, r1 = _block_span(y, h, S, offset(S, layers))
     out = {layers: (c0, c1, r0, r1)}
     for layer in range(layers, 1, -1):
-        d = 0 if layer % 2 else -1
+        d = _step(S, layer)
         c0, c1, r0, r1 = c0 + d, c1 + d + 1, r0 + d, r1 + d + 1
         out[layer - 1] = (c0, c1, r0, r1)
     return out

@@ -67,7 +67,8 @@ class WorldSpec:
     ``name`` is a bundled tileset or sample name (a file path only where files are allowed, see
     :func:`worldgen.world.api.build_world`). ``subset`` applies to tilesets, ``N`` and
     ``symmetry`` to samples (a sample's patterns are always cut from the periodic input). ``S`` is
-    the block size, ``V`` the patch variants, ``layers`` the refinement layers.
+    the block size (32 by default: at 16 the block lattice shows as a period in samples made of
+    lines, ``docs/world.md``), ``V`` the patch variants, ``layers`` the refinement layers.
     """
 
     source: Source
@@ -76,7 +77,7 @@ class WorldSpec:
     subset: str | None = None
     N: int = 3
     symmetry: int = 8
-    S: int = 16
+    S: int = 32
     V: int = 4
     layers: int = 2
 
