@@ -118,3 +118,18 @@ export const paths = {
   invitePreview: "/api/invites/preview",
   inviteAccept: "/api/invites/accept",
 };
+
+// Map edits and markers of a world (POST answers carry the operation and the new version).
+export const edits = {
+  access: (id) => getJSON(`${paths.world(id)}/access`),
+  apply: (id, op) => postJSON(`${paths.world(id)}/edits`, op),
+  log: (id, after = 0) => getJSON(`${paths.world(id)}/edits?${new URLSearchParams({ after })}`),
+  undo: (id) => postJSON(`${paths.world(id)}/undo`, {}),
+  redo: (id) => postJSON(`${paths.world(id)}/redo`, {}),
+  restore: (id, version) => postJSON(`${paths.world(id)}/restore`, { version }),
+  labels: (id) => getJSON(`${paths.world(id)}/region?${new URLSearchParams({ x: 0, y: 0, w: 1, h: 1 })}`),
+  markers: (id) => getJSON(`${paths.world(id)}/markers`),
+  addMarker: (id, marker) => postJSON(`${paths.world(id)}/markers`, marker),
+  deleteMarker: (id, markerId) =>
+    deleteJSON(`${paths.world(id)}/markers/${encodeURIComponent(markerId)}`),
+};

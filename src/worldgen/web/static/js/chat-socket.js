@@ -128,6 +128,10 @@ export function openChatSocket(worldId, { guest, events = {} }) {
       case "error":
         onError(frame);
         break;
+      case "edit": // map edits and markers (edit-tools.js)
+      case "marker":
+        emit("edit", frame);
+        break;
       default:
         break; // heartbeat answers, and message types from a newer server
     }

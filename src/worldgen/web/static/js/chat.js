@@ -48,8 +48,9 @@ function guestIdentity() {
   return guest;
 }
 
-// onWorldChange({name?, visibility?, version?}) hears of changes others made to the world.
-export function startChat({ section, panel, world, map, onWorldChange }) {
+// onWorldChange({name?, visibility?, version?}) hears of changes others made to the world;
+// onEdit(frame) of map edits and markers ("edit" and "marker" frames, and "reconnected").
+export function startChat({ section, panel, world, map, onWorldChange, onEdit }) {
   const view = createChatView({
     section,
     panel,
@@ -173,6 +174,9 @@ export function startChat({ section, panel, world, map, onWorldChange }) {
       },
       notice(text) {
         view.hint(text);
+      },
+      edit(frame) {
+        onEdit?.(frame);
       },
       closed(reason) {
         view.setState("closed", CLOSED_TEXT[reason] ?? "closed");

@@ -4,7 +4,7 @@
 // this small interface:
 //   createMap(element, {tileUrl, limits}) -> { getView, setView, getCellBounds, cellPx,
 //       zoomIn, zoomOut, onViewChange, onPointer, onClick, onLoading, addPing, setCrosshair,
-//       setGrid }
+//       setGrid, setEditing, onCellDrag, setSelection, setMarkers, refreshCells }
 // The map shows nothing until the first setView, so listeners registered before it see the
 // first tiles load. element.dataset.cover holds how many far-zoom "cover" tiles (placeholders
 // for the next move, map-tiles.js) are still loading.
@@ -53,6 +53,15 @@ export function createMap(element, { tileUrl, limits }) {
     element.dataset.cover = String(pending);
   });
   const grid = createGridLayer(L, { limits, bounds, className: "world-grid" });
+  const editLayer = L.layerGroup().addTo(map); // the selection or the brushed cells
+  const markerLayer = L.layerGroup().addTo(map);
+  let editing = false;
+  const dragFns = [];
+  const cellRect = (r) =>
+    L.rectangle([[r.y, r.x], [r.y + r.h, r.x + r.w]], {
+      interactive: false,
+      className: "edit-selection",
+    });
 
   // The container changes size when the side panel opens or closes.
   new ResizeObserver(() => map.invalidateSize({ pan: false })).observe(element);
@@ -126,6 +135,46 @@ export function createMap(element, { tileUrl, limits }) {
       if (on) grid.addTo(map);
       else grid.remove();
     },
+    // While editing, a drag on the map picks cells (onCellDrag) instead of panning.
+    setEditing(on) {
+      editing = on;
+      if (on) map.dragging.disable();
+      else map.dragging.enable();
+      element.classList.toggle("map-editing", on);
+    },
+    // fn(phase, {x, y}) with phase "start", "move" or "end" for drags while editing.
+    onCellDrag(fn) {
+      dragFns.push(fn);
+    },
+    // Outline cells: rects [{x, y, w, h}, ...] (none: an empty list).
+    setSelection(rects) {
+      editLayer.clearLayers();
+      for (const r of rects) cellRect(r).addTo(editLayer);
+    },
+    // Markers [{id, x, y, label, text}]: label shown, text as the tooltip, both as text only.
+    setMarkers(markers) {
+      markerLayer.clearLayers();
+      for (const m of markers) {
+        const node = el("div", { class: "map-marker-dot", attrs: { title: m.text ?? "" } },
+          el("span", { class: "map-marker-label", text: m.label }));
+        const icon = L.divIcon({ className: "map-marker", html: node, iconSize: [0, 0] });
+        L.marker([m.y + 0.5, m.x + 0.5], { icon, interactive: false, keyboard: false })
+          .addTo(markerLayer);
+      }
+    },
+    // The cells of rect changed at world version: reload the tiles over them.
+    refreshCells(rect, version) {
+      layer.refreshCells(rect, version);
+    },
   };
+  let dragging = false;
+  const drag = (phase) => (e) => {
+    if (!editing || (phase !== "start" && !dragging)) return;
+    dragging = phase !== "end";
+    for (const fn of dragFns) fn(phase, cellOf(e.latlng));
+  };
+  map.on("mousedown", drag("start"));
+  map.on("mousemove", drag("move"));
+  map.on("mouseup", drag("end"));
   return adapter;
 }

@@ -25,6 +25,9 @@ const PRUNE_HOLD_MS = 400; // old-zoom tiles stay this long after a zoom ends
 const EMPTY_GIF = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAIBTAA7";
 
 const keyOf = (z, x, y) => `${z}/${x}/${y}`;
+// Map edits show at the zooms that draw cells (far zooms draw the generated summary).
+const EDIT_ZOOM_MIN = COVER_ZOOM_MAX + 1;
+const REVEAL_MS = 1100; // the edited tile's reveal animation (edit.css), then the old image goes
 
 // Loaded tile images by z/x/y, least recently used first out. `onPut` listeners learn of every
 // new image (so waiting placeholders can use it).
@@ -169,8 +172,12 @@ export function createWorldTiles(L, { url, limits, bounds, className }) {
   const cache = new TileImages();
   let cover = null; // created below, once the layer exists
   const waiting = new Map(); // tile key -> {placeholder, tile}: tiles still loading
-  const tileUrl = ({ x, y, z }) =>
-    url.replace("{z}", String(z)).replace("{x}", String(x)).replace("{y}", String(y));
+  const edited = new Map(); // tile key -> the world version of the last edit of its cells
+  const tileUrl = ({ x, y, z }) => {
+    const base = url.replace("{z}", String(z)).replace("{x}", String(x)).replace("{y}", String(y));
+    const version = edited.get(keyOf(z, x, y));
+    return version === undefined ? base : `${base}?v=${version}`;
+  };
 
   cache.listeners.push((z, x, y) => {
     for (const { placeholder, tile } of waiting.values()) {
@@ -254,6 +261,31 @@ export function createWorldTiles(L, { url, limits, bounds, className }) {
   });
 
   cover = createCover(layer, cache, tileUrl, limits);
+
+  // An edit changed the cells of `rect` ({x, y, w, h}) at world `version`: the tiles over it
+  // get new URLs at every cell zoom, and the ones on screen reload and reveal their new image
+  // over the old one.
+  layer.refreshCells = (rect, version) => {
+    for (let z = EDIT_ZOOM_MIN; z <= limits.zoom_max; z++) {
+      const n = TILE_PX / (4 * 2 ** z);
+      for (let ty = Math.floor(rect.y / n); ty <= Math.floor((rect.y + rect.h - 1) / n); ty++) {
+        for (let tx = Math.floor(rect.x / n); tx <= Math.floor((rect.x + rect.w - 1) / n); tx++) {
+          edited.set(keyOf(z, tx, ty), version);
+        }
+      }
+    }
+    for (const { el: tile, coords } of Object.values(layer._tiles ?? {})) {
+      if (edited.get(keyOf(coords.z, coords.x, coords.y)) !== version) continue;
+      loadWithRetries(tileUrl(coords), new AbortController().signal).then((img) => {
+        if (!img) return;
+        const old = [...tile.querySelectorAll(".world-tile-image")];
+        img.className = "world-tile-image world-tile-edited";
+        tile.append(img);
+        cache.put(coords.z, coords.x, coords.y, img);
+        setTimeout(() => old.forEach((o) => o.remove()), REVEAL_MS);
+      });
+    }
+  };
 
   // A tile removed before it loaded: cancel its request, and say so (the loading count).
   layer.on("tileunload", ({ tile, coords }) => {

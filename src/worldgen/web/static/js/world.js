@@ -6,6 +6,7 @@
 import { getBlob } from "./api.js";
 import { startChat } from "./chat.js";
 import { byId as $, saveBlob } from "./dom.js";
+import { startEditing } from "./edit-tools.js";
 import { cellNamer, classOf, loadLegend, renderLegend } from "./legend.js";
 import { createMap } from "./map-adapter.js";
 import { startViewTools } from "./view-tools.js";
@@ -181,4 +182,12 @@ onWorldChange(() => {
   document.title = `${world.name} — worldgen`;
 });
 
-startChat({ section: $("chat"), panel, world, map, onWorldChange: updateWorld });
+const editing = startEditing({ section: $("edit"), world, map });
+startChat({
+  section: $("chat"),
+  panel,
+  world,
+  map,
+  onWorldChange: updateWorld,
+  onEdit: editing.onEvent,
+});
