@@ -95,14 +95,17 @@ async def test_coordinate_bounds_follow_the_zoom(
     for x, y, status in [
         (high, low, 200),
         (low, high, 200),
-        (high + 1, 0, 422),
-        (0, low - 1, 422),
-        (2**80, 0, 422),
+        (high + 1, 0, 404),  # inside the schema's bounds, outside the world: no such tile
+        (0, low - 1, 404),
+        (2**80, 0, 422),  # outside the schema's bounds
     ]:
         response = await client.get(f"/tiles/{wid}/{z}/{x}/{y}.png")
         assert response.status_code == status, (x, y, response.text)
+        if status == 404:
+            assert "no such tile" in response.text
+            assert "must be in" in response.text
         if status == 422:
-            assert "must be in" in response.text or "less than" in response.text
+            assert "less than" in response.text
 
 
 async def test_non_integer_coordinates_are_422(client: WebClient, world: dict[str, Any]) -> None:
@@ -172,3 +175,25 @@ async def test_concurrent_misses_share_one_generation(make_client: ClientFactory
     assert len({r.content for r in responses}) == 1
     assert generator.tile_calls == 1
     assert misses(client, "redis") == 1
+
+
+@pytest.mark.parametrize("text", ["0.0", " 1", "1 ", "+1", "01", "-0", "1_0", "0x1", "1e0"])
+async def test_tile_paths_take_canonical_integers_only(
+    client: WebClient, world: dict[str, Any], text: str
+) -> None:
+    for path in (f"{text}/0/0", f"0/{text}/0", f"0/0/{text}"):
+        response = await client.get(f"/tiles/{world['id']}/{path}.png")
+        assert response.status_code == 422, (path, response.status_code)
+    for good in ("0/0/0", "0/-1/1", "-3/10/-10"):
+        assert (await client.get(f"/tiles/{world['id']}/{good}.png")).status_code == 200, good
+
+
+async def test_region_and_export_queries_take_canonical_integers_only(
+    client: WebClient, world: dict[str, Any]
+) -> None:
+    base = f"/api/worlds/{world['id']}"
+    for query in ("x=0.0&y=0&w=1&h=1", "x=0&y=+1&w=1&h=1", "x=0&y=0&w=01&h=1"):
+        for route in ("region", "export.png"):
+            response = await client.get(f"{base}/{route}?{query}")
+            assert response.status_code == 422, (route, query, response.status_code)
+    assert (await client.get(f"{base}/region?x=-1&y=0&w=1&h=1")).status_code == 200

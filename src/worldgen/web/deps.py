@@ -28,7 +28,7 @@ from worldgen.store.keys import valid_world_id
 from worldgen.store.tiles import TileCache
 from worldgen.store.worlds import WorldRecord, WorldRepo
 from worldgen.web.auth.policy import Guard
-from worldgen.web.auth.services import SecurityServices, current_user, services_of
+from worldgen.web.auth.services import SecurityServices, authorize, current_user, services_of
 from worldgen.web.auth.sessions import User
 from worldgen.web.concurrency import ClientSlots
 from worldgen.web.generation import Generator
@@ -161,9 +161,14 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 async def get_world(
     world_id: Annotated[str, Path(description="The world's id.")],
     worlds: WorldsDep,
+    conn: HTTPConnection,
 ) -> WorldRecord:
-    """The world named by the ``{world_id}`` path parameter, else
-    :class:`~worldgen.errors.WorldNotFoundError`.
+    """The world named by the ``{world_id}`` path parameter, if the requester may view it,
+    else :class:`~worldgen.errors.WorldNotFoundError`.
+
+    The view check runs here, before FastAPI validates the route's other parameters, so a
+    malformed request about a private world the requester cannot see gets the 404 of an unknown
+    world, never a 422 that would tell it exists. Routes still check the action they perform.
 
     A malformed id is simply unknown (404, not 422): ids are opaque to clients. The record may
     come from the repository's short in-process cache (at most 1 s old, dropped on any change:
@@ -172,6 +177,7 @@ async def get_world(
     record = await worlds.cached(world_id) if valid_world_id(world_id) else None
     if record is None:
         raise WorldNotFoundError
+    await authorize(conn, record, "view")
     return record
 
 

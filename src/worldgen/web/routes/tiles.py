@@ -8,7 +8,10 @@ authorisation check runs before the 304). The remaining rungs live in
 :class:`~worldgen.web.ladder.TileLadder`.
 
 Zoom ``z`` runs from -10 (continents) to 2 (one cell per 16 px); ``x`` and ``y`` are any
-integers whose cells lie inside the world (|cell| ≤ 2**53), checked per zoom.
+integers whose cells lie inside the world (|cell| ≤ 2**53), checked per zoom: the schema allows
+any |x|, |y| ≤ 2**53, and a tile outside the world at its zoom does not exist (404). Each is written
+canonically (``-3``, never ``-03``, ``+3``, ``3.0`` or `` 3``:
+:data:`~worldgen.web.params.CANONICAL_INT`).
 
 A private world's tiles are a 404 to non-members
 (:func:`~worldgen.web.auth.services.authorize`; a public world's tiles need no session lookup at
@@ -22,11 +25,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
+from worldgen.errors import NotFoundError
 from worldgen.web.auth.services import authorize
 from worldgen.web.deps import GeneratorDep, StoreDep, TileCacheDep, TileLadderDep, WorldDep
-from worldgen.web.errors import invalid
 from worldgen.web.generation import spec_for
 from worldgen.web.ladder import etag_matches, tile_etag
+from worldgen.web.params import CANONICAL_INT
 from worldgen.web.routes.edits import EditServiceDep
 from worldgen.world.blocks import MAX_COORD
 from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
@@ -59,9 +63,11 @@ def tile_range(z: int) -> tuple[int, int]:
 )
 async def tile(
     world: WorldDep,
-    z: Annotated[int, Path(ge=Z_MIN, le=Z_DETAIL, description="Zoom: 2 = detail, 0 opens.")],
-    x: Annotated[int, Path(ge=-_ANY, le=_ANY)],
-    y: Annotated[int, Path(ge=-_ANY, le=_ANY)],
+    z: Annotated[
+        int, Path(ge=Z_MIN, le=Z_DETAIL, description="Zoom: 2 = detail, 0 opens."), CANONICAL_INT
+    ],
+    x: Annotated[int, Path(ge=-_ANY, le=_ANY), CANONICAL_INT],
+    y: Annotated[int, Path(ge=-_ANY, le=_ANY), CANONICAL_INT],
     request: Request,
     tiles: TileCacheDep,
     generator: GeneratorDep,
@@ -74,9 +80,7 @@ async def tile(
     low, high = tile_range(z)
     for name, value in (("x", x), ("y", y)):
         if not low <= value <= high:
-            raise invalid(
-                ("path", name), f"at zoom {z} tile {name} must be in {low}..{high}", value
-            )
+            raise NotFoundError(f"no such tile: at zoom {z} tile {name} must be in {low}..{high}")
     spec = spec_for(world)
     version = await generator.version(spec)
     edited = await edits.tile_version(store.edits, world.id, z, x, y)

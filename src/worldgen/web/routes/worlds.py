@@ -44,6 +44,7 @@ from worldgen.web.deps import (
 from worldgen.web.errors import invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
+from worldgen.web.params import CANONICAL_INT
 from worldgen.web.routes.edits import EditServiceDep
 from worldgen.web.routes.tiles import CACHE_CONTROL, PRIVATE_CACHE_CONTROL
 from worldgen.world.api import CatalogEntry
@@ -116,7 +117,7 @@ WorldName = Annotated[
 TilesetName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 Version = Annotated[StrictInt, Field(ge=1, le=MAX_SEED)]
-Coord = Annotated[int, Field(ge=-MAX_COORD, le=MAX_COORD)]
+Coord = Annotated[int, Field(ge=-MAX_COORD, le=MAX_COORD), CANONICAL_INT]
 
 
 class _Strict(BaseModel):
@@ -203,8 +204,8 @@ class WorldList(BaseModel):
 class ListQuery(_Strict):
     """Paging of ``GET /api/worlds``."""
 
-    offset: int = Field(default=0, ge=0, le=1_000_000)
-    limit: int = Field(default=MAX_LIST, ge=1, le=MAX_LIST)
+    offset: Annotated[int, Field(ge=0, le=1_000_000), CANONICAL_INT] = 0
+    limit: Annotated[int, Field(ge=1, le=MAX_LIST), CANONICAL_INT] = MAX_LIST
 
 
 class RegionQuery(_Strict):
@@ -212,8 +213,8 @@ class RegionQuery(_Strict):
 
     x: Coord
     y: Coord
-    w: int = Field(ge=1, le=MAX_REGION)
-    h: int = Field(ge=1, le=MAX_REGION)
+    w: Annotated[int, Field(ge=1, le=MAX_REGION), CANONICAL_INT]
+    h: Annotated[int, Field(ge=1, le=MAX_REGION), CANONICAL_INT]
 
 
 class RegionOut(BaseModel):
@@ -234,9 +235,9 @@ class ExportQuery(_Strict):
 
     x: Coord
     y: Coord
-    w: int = Field(ge=1, le=MAX_EXPORT)
-    h: int = Field(ge=1, le=MAX_EXPORT)
-    scale: int = Field(default=4, ge=1, le=MAX_SCALE)
+    w: Annotated[int, Field(ge=1, le=MAX_EXPORT), CANONICAL_INT]
+    h: Annotated[int, Field(ge=1, le=MAX_EXPORT), CANONICAL_INT]
+    scale: Annotated[int, Field(ge=1, le=MAX_SCALE), CANONICAL_INT] = 4
 
     @model_validator(mode="after")
     def _bounded_picture(self) -> ExportQuery:
