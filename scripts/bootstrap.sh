@@ -31,3 +31,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
     .venv/bin/python -m pip install --quiet --no-deps -e .
     echo "$lock_hash" > "$stamp"
 fi
+
+# The native kernels (numba's ahead-of-time build, worldgen/engine/_jit.py): rebuilt only when
+# their sources changed. It needs a C/C++ compiler; without one the JIT compiles them as before.
+if ! command -v g++ >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && apt-get install -y -qq g++ >/dev/null; } || true
+fi
+NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.cache/numba}" \
+    .venv/bin/python -m worldgen.engine._native_build --if-stale \
+    || echo "worldgen: continuing with numba's JIT (see the message above)" >&2

@@ -70,7 +70,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from worldgen.engine._jit import njit
 
 _FLAGS = {"cache": True, "nogil": True, "error_model": "numpy"}
 # Scalar helpers are inlined at the numba IR level (see the module docstring for array ones).
@@ -105,14 +106,15 @@ H_SCANLINE = 2
 MODE_BITS = 0
 MODE_KEYS = 1
 
-# Attempt outcomes.
-R_CONTRADICTION = 0
-R_SOLVED = 1
-R_BUDGET = 2
+# Attempt outcomes (int64 scalars, not Python ints: numba's ahead-of-time compiler types a global
+# int as a literal and will not unify two different literals assigned to one variable).
+R_CONTRADICTION = np.int64(0)
+R_SOLVED = np.int64(1)
+R_BUDGET = np.int64(2)
 # Whole-solve outcomes: the constraints contradict each other (no attempt is made); a pin names
 # a pattern that is banned at its cell.
-R_CONSTRAINTS = 3
-R_PIN_BANNED = 4
+R_CONSTRAINTS = np.int64(3)
+R_PIN_BANNED = np.int64(4)
 
 # The purpose tag of attempt seeds (worldgen.engine.rng.PURPOSE_ATTEMPT).
 PURPOSE_ATTEMPT = 1

@@ -93,7 +93,8 @@ def forbidden_pairs(
     from worldgen.engine._kernels import count_forbidden  # numba loads only when checking
 
     g = np.ascontiguousarray(grid, dtype=np.int32)
-    table = np.ascontiguousarray(allowed, dtype=np.bool_)
+    table = np.ascontiguousarray(allowed, dtype=np.bool_).view()
+    table.setflags(write=False)  # one kernel signature (read-only) whatever the caller passes
     if g.ndim != 2 or table.ndim != 3 or table.shape[0] != 4:
         raise InputError("forbidden_pairs needs a 2-d grid and a (4, T, T) table")
     return int(count_forbidden(g, table, bool(periodic)))

@@ -404,9 +404,9 @@ _NO_PINS = np.zeros(0, dtype=np.int32)
 _NO_ALLOW = np.zeros(0, dtype=np.uint64)
 
 _REASONS: dict[int, Literal["constraints", "contradiction", "budget"]] = {
-    kern.R_CONSTRAINTS: "constraints",
-    kern.R_CONTRADICTION: "contradiction",
-    kern.R_BUDGET: "budget",
+    int(kern.R_CONSTRAINTS): "constraints",
+    int(kern.R_CONTRADICTION): "contradiction",
+    int(kern.R_BUDGET): "budget",
 }
 
 

@@ -17,19 +17,20 @@ arithmetic right shift, wrapping uint64 multiplication), so results are bit-iden
 compare both on random and extreme coordinates. With ``NUMBA_DISABLE_JIT=1`` ``macro.level``
 uses the numpy version (these loops would run as plain Python).
 
-The two kernels are compiled eagerly (explicit signatures) when this module is imported, from
-numba's disk cache when it is warm, so no caller pays a first-call compile in the middle of work.
+The kernels are compiled eagerly (explicit signatures) when this module is imported, from
+numba's disk cache when it is warm, so no caller pays a first-call compile in the middle of work;
+with the native module (:mod:`worldgen.engine._jit`) they are its machine code and numba is not
+imported at all.
 """
 
 from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from worldgen.engine._jit import compiled, njit
 from worldgen.engine.rng import mix
 
 I64Array = npt.NDArray[np.int64]
@@ -49,7 +50,7 @@ _MAX_TABLE = 1 << 16
 
 def jit_enabled() -> bool:
     """False when numba runs kernels as plain Python (``NUMBA_DISABLE_JIT=1``)."""
-    return not numba.config.DISABLE_JIT
+    return compiled()
 
 
 @functools.lru_cache(maxsize=256)
