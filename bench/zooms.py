@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
@@ -47,7 +48,7 @@ from worldgen.engine.rng import mix
 from worldgen.world.api import build_world
 from worldgen.world.blocks import World
 from worldgen.world.pool import WorkerPool
-from worldgen.world.render import cells_per_tile, palette_for
+from worldgen.world.render import cell_relief, cells_per_tile, palette_for
 from worldgen.world.spec import WorldSpec
 from worldgen.world.summary import far_rgb, summary_for
 
@@ -126,8 +127,23 @@ def bench_latency(pool: WorkerPool, spec: WorldSpec, res: ZoomResult, tiles: int
         res.reuse[z] = times
 
 
+def lit_means(
+    world: World, means: npt.NDArray[np.float64], x: int, y: int, side: int
+) -> npt.NDArray[np.float64]:
+    """``(side, side, 3)`` mean colours of the final cells of a window as the map shows them:
+    each picture's mean ``means[variant]``, lit by the cell's relief (``macro.lit`` in floats)."""
+    colour = means[world.region(x, y, side, side)]
+    shade = cell_relief(world, x, y, side, side)
+    if shade is None:
+        return colour
+    f = shade[:, :, None].astype(np.float64)
+    gain, lift = np.minimum(f, 256.0), np.maximum(f - 256.0, 0.0)
+    out: npt.NDArray[np.float64] = (colour * (gain - lift) + 255.0 * lift) / 256.0
+    return out
+
+
 def bench_far_error(world: World, res: ZoomResult, pixels: int) -> None:
-    """Far pixel vs the exact mean colour of the final cells it covers, per far zoom."""
+    """Far pixel vs the exact mean colour of the (lit) final cells it covers, per far zoom."""
     means = palette_for(world).level(16).reshape(world.model.size, -1, 3).mean(axis=1)
     seen = summary_for(world).counts.sum(axis=0)  # final cells per variant while learning
     flat = (seen[:, None] * means).sum(axis=0) / seen.sum()
@@ -137,7 +153,7 @@ def bench_far_error(world: World, res: ZoomResult, pixels: int) -> None:
         for k in range(pixels):
             x = _spread(z, k, 2) // per_px * per_px
             y = _spread(z, k, 3) // per_px * per_px
-            actual = means[world.region(x, y, per_px, per_px)].reshape(-1, 3).mean(axis=0)
+            actual = lit_means(world, means, x, y, per_px).reshape(-1, 3).mean(axis=0)
             shown = far_rgb(world, x, y, 1, per_px)[0, 0].astype(np.float64)
             far.append(float(np.abs(shown - actual).mean()))
             plain.append(float(np.abs(flat - actual).mean()))

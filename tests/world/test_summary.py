@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worldgen.world import summary
+from worldgen.world import macro, summary
 from worldgen.world.api import build_world
-from worldgen.world.render import Z_FAR, palette_for, tile_rgb
+from worldgen.world.blocks import World
+from worldgen.world.render import Z_FAR, cell_relief, palette_for, tile_rgb
 from worldgen.world.spec import WorldSpec
 from worldgen.world.summary import build_summary, far_rgb, sample_offsets, summary_for
 
@@ -74,6 +75,9 @@ def test_far_pixels_average_the_predicted_colour_of_their_sub_samples() -> None:
         xs = -4096 + 16 * px + inner
         ys = 1024 + 16 * py + inner
         table = found.table[found.group[world.profile_at(xs[None, :], ys[:, None])]]
+        # each sub-sample lit by the relief over the sub-sample spacing (16 / 2 cells)
+        shade = macro.relief(world.seed, xs[None, :], ys[:, None], 8)[:, :, None]
+        table = macro.lit(table, shade, 255 * 256)
         expected = table.reshape(-1, 3).sum(axis=0) // (len(inner) ** 2 * 256)
         assert np.array_equal(rgb[py, px], expected)
     assert np.array_equal(tile_rgb(world, Z_FAR, -1, 0)[:8, :8], far_rgb(world, -512, 0, 8, 2))
@@ -91,15 +95,48 @@ def test_far_squares_join_seamlessly(cells_per_px: int) -> None:
         assert np.array_equal(part, whole[dy : dy + 5, dx : dx + 5]), (dx, dy)
 
 
+def lit_means(world: World, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """The mean colour of each final cell of the window as the map shows it: its picture's
+    mean, lit by its relief (scaled towards black below 256, blended towards white above)."""
+    means = palette_for(world).level(16).reshape(world.model.size, -1, 3).mean(axis=1)
+    colour = means[world.region(x0, y0, w, h)]
+    shade = cell_relief(world, x0, y0, w, h)
+    if shade is None:
+        return colour
+    f = shade[:, :, None].astype(np.float64)
+    gain, lift = np.minimum(f, 256), np.maximum(f - 256, 0)
+    return (colour * (gain - lift) + 255 * lift) / 256
+
+
 def test_far_pixels_predict_the_final_cells() -> None:
-    """A far pixel is closer to the mean colour of the final cells it covers than the world's
-    mean colour is: the summary shows where land, sea and mountains are."""
+    """A far pixel is closer to the mean colour of the lit final cells it covers than the
+    world's mean colour is: the summary shows where land, sea and mountains are."""
     world = build_world(TERRAIN)
     x0, y0, side, n = -1024, 256, 128, 8
-    cells = world.region(x0, y0, side, side)
-    means = palette_for(world).level(16).reshape(world.model.size, -1, 3).mean(axis=1)
-    actual = means[cells].reshape(side // n, n, side // n, n, 3).mean(axis=(1, 3))
+    actual = lit_means(world, x0, y0, side, side)
+    actual = actual.reshape(side // n, n, side // n, n, 3).mean(axis=(1, 3))
     predicted = far_rgb(world, x0, y0, side // n, n).astype(np.float64)
     flat = np.abs(actual - actual.reshape(-1, 3).mean(axis=0)).mean()
     assert np.abs(predicted - actual).mean() < 0.8 * flat
     assert len({tuple(p) for p in far_rgb(world, -8192, -8192, 64, 128).reshape(-1, 3)}) > 8
+
+
+def test_terrain_is_lit_by_its_relief_at_every_zoom() -> None:
+    """Hill shading: a cell tile of a world with continents is its unlit picture lit per cell
+    (lit colours stay in range), the far zooms light it too; a sample world is never lit."""
+    world = build_world(TERRAIN)
+    z, x, y = 0, 3, -2
+    n = 64
+    cells = world.region(x * n, y * n, n, n)
+    shade = cell_relief(world, x * n, y * n, n, n)
+    assert shade is not None
+    assert int(shade.min()) < 256 < int(shade.max())
+    lit = tile_rgb(world, z, x, y).astype(np.int64)
+    flat = palette_for(world).draw(cells, 4).astype(np.int64)
+    factor = np.repeat(np.repeat(shade, 4, axis=0), 4, axis=1)  # per pixel (4 px per cell)
+    assert np.array_equal(lit[factor == 256], flat[factor == 256])
+    assert np.all(lit[factor < 256] <= flat[factor < 256])
+    assert np.all(lit[factor > 256] >= flat[factor > 256])
+    assert np.any(lit != flat)
+    sample = build_world(WorldSpec("sample", "lakes", 42))
+    assert cell_relief(sample, 0, 0, 8, 8) is None

@@ -91,11 +91,12 @@ def test_the_cli_draws_the_maps_pixels(tmp_path: Path) -> None:
         where = ("--z", str(z), "--x", str(x), "--y", str(y))
         assert main(["tile", *model, *where, "--out", str(out)]) == 0
         assert out.read_bytes() == tile_png(world, z, x, y)
-    # a region picture is 16 px per cell; its 4x4 box means are the z=0 tile's pixels exactly
+    # a region picture is 16 px per cell; its 4x4 box means are the z=0 tile's pixels (within 1:
+    # terrain is lit, and each lit 16-px pixel is floored on its own)
     out = tmp_path / "r.png"
     window = ("--x", "-64", "--y", "128", "--width", "64", "--height", "64")
     assert main(["region", *model, *window, "--out", str(out)]) == 0
     region = decode(out.read_bytes())
     assert region.shape == (1024, 1024, 3)
     boxed = region.reshape(TILE_PX, 4, TILE_PX, 4, 3).sum(axis=(1, 3)) // 16
-    assert np.array_equal(boxed, tile(world, 0, -1, 2))
+    assert np.abs(boxed - tile(world, 0, -1, 2)).max() <= 1

@@ -121,7 +121,7 @@ def run_region(args: argparse.Namespace) -> int:
     if suffix == ".json":
         out.write_text(json.dumps(region_document(world, x, y, grid), separators=(",", ":")))
     else:
-        out.write_bytes(png_bytes(region_rgb(world, grid)))
+        out.write_bytes(png_bytes(region_rgb(world, grid, origin=(x, y))))
     return 0
 
 

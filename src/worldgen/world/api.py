@@ -30,7 +30,7 @@ from worldgen.errors import InputError
 from worldgen.world.blocks import World
 from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
 from worldgen.world.patches import PatchLibrary, cache_dir, load_or_build
-from worldgen.world.render import palette_for, png_bytes, render_tile
+from worldgen.world.render import cell_relief, palette_for, png_bytes, render_tile
 from worldgen.world.spec import KIND, MAX_EXPORT_PX, MAX_REGION_SIDE, WorldSpec, is_int
 
 __all__ = [
@@ -170,7 +170,7 @@ def export_png(world: World, x: int, y: int, w: int, h: int, scale: int) -> byte
         )
     with _lock(world):
         grid = world.region(x, y, w, h)
-        rgb = palette_for(world).draw(grid, scale)
+        rgb = palette_for(world).draw(grid, scale, cell_relief(world, x, y, w, h))
     return png_bytes(rgb)
 
 

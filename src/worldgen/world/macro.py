@@ -12,7 +12,8 @@ float ties at thresholds. Coordinates may be any int64 (negative and beyond ±2*
   per class (:func:`band_multipliers`), passed to the solver as bias profiles by the refinements.
 * ``climate(x, y)``: level, moisture and temperature together (temperature falls with height), the
   inputs of the climate tags in :mod:`worldgen.world.bias`.
-* ``relief(x, y, step)``: a hill-shading factor from the level's slope, for far-zoom renderers.
+* ``relief(x, y, step)``: a hill-shading factor from the level's slope (``relief_grid`` on a
+  grid): the map shades land cells by it at every zoom (:mod:`worldgen.world.render`).
 """
 
 from __future__ import annotations
@@ -212,11 +213,46 @@ def relief(
     west = level(seed, xs - step, ys)
     south = level(seed, xs, ys + step)
     north = level(seed, xs, ys - step)
+    return _shade(here, east - west, south - north, step)
+
+
+def relief_grid(seed: int, xs: npt.NDArray[np.integer], ys: npt.NDArray[np.integer]) -> I64Array:
+    """:func:`relief` ``(len(ys), len(xs))`` on the grid ``xs`` x ``ys`` of equally spaced
+    coordinates (both axes the same spacing, the ``step``; 1 for a single point): the same values,
+    from one evaluation of the level over the grid and a one-point ring around it."""
+    xs, ys = _as_i64(xs).ravel(), _as_i64(ys).ravel()
+    step = int(xs[1] - xs[0]) if xs.size > 1 else int(ys[1] - ys[0]) if ys.size > 1 else 1
+    for axis in (xs, ys):
+        if axis.size > 1 and not np.all(np.diff(axis) == step):
+            raise ValueError("relief_grid needs equally spaced coordinates, the same on both axes")
+    if step < 1:
+        raise ValueError(f"relief step must be >= 1, got {step}")
+    ex = np.concatenate(([xs[0] - step], xs, [xs[-1] + step]))
+    ey = np.concatenate(([ys[0] - step], ys, [ys[-1] + step]))
+    lv = level(seed, ex[None, :], ey[:, None])
+    here = lv[1:-1, 1:-1]
+    return _shade(here, lv[1:-1, 2:] - lv[1:-1, :-2], lv[2:, 1:-1] - lv[:-2, 1:-1], step)
+
+
+def _shade(here: I64Array, dx: I64Array, dy: I64Array, step: int) -> I64Array:
+    """The shade factor from the level and its central differences ``step`` cells apart."""
     # light from the north-west (top left): a slope facing it falls towards the light, so its
     # east and south sides are higher
-    facing = (east - west) + (south - north)
+    facing = dx + dy
     shade = np.clip(facing * RELIEF_GAIN // (2 * step * 64), -RELIEF_MAX, RELIEF_MAX)
     out: I64Array = np.where(here >= _LEVEL_CUTS[3][0], RELIEF_ONE + shade, RELIEF_ONE)
+    return out
+
+
+def lit(values: I64Array, factor: I64Array, white: int) -> I64Array:
+    """Colour ``values`` (any unit; ``white`` is full scale in it) lit by shade ``factor``
+    (:func:`relief`, broadcast): darker below :data:`RELIEF_ONE` (scaled towards black), lighter
+    above it (blended towards white), so a lit colour stays in ``[0, white]``. Affine in the
+    colour for a given factor, so the mean of lit colours is the lit mean colour (before the
+    floor): a far pixel that lights its predicted mean predicts the mean of the lit cells."""
+    gain = np.minimum(factor, RELIEF_ONE)
+    lift = np.maximum(factor - RELIEF_ONE, 0)
+    out: I64Array = (values * (gain - lift) + white * lift) // RELIEF_ONE
     return out
 
 

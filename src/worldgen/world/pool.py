@@ -192,8 +192,10 @@ def _export_task(spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int) ->
     return api.export_png(_WORLDS.get(spec), x, y, w, h, scale)
 
 
-def _draw_task(spec: WorldSpec, z: int, cells: npt.NDArray[np.integer]) -> bytes:
-    return render_cells(_WORLDS.get(spec), z, cells)
+def _draw_task(
+    spec: WorldSpec, z: int, cells: npt.NDArray[np.integer], origin: tuple[int, int]
+) -> bytes:
+    return render_cells(_WORLDS.get(spec), z, cells, origin)
 
 
 def _blocks_task(spec: WorldSpec, keys: list[BlockKey]) -> I32Array:
@@ -564,7 +566,7 @@ class WorkerPool:
             with self._lock:
                 self.chunk_hits += 1
             dx, dy = x0 - key[0] * CHUNK, y0 - key[1] * CHUNK
-            return self.submit(_draw_task, spec, z, chunk[dy : dy + n, dx : dx + n])
+            return self.submit(_draw_task, spec, z, chunk[dy : dy + n, dx : dx + n], (x0, y0))
         keys = [
             (cx, cy)
             for cy in range(y0 // CHUNK, (y0 + n) // CHUNK)
@@ -582,7 +584,7 @@ class WorkerPool:
                 cells[row * CHUNK : (row + 1) * CHUNK, col * CHUNK : (col + 1) * CHUNK] = (
                     future.result()
                 )
-            _chain(self.submit(_draw_task, spec, z, cells), outer)
+            _chain(self.submit(_draw_task, spec, z, cells, (x0, y0)), outer)
 
         def arrived(future: Future[npt.NDArray[np.integer]]) -> None:
             if outer.done():

@@ -34,9 +34,10 @@ import numpy.typing as npt
 from PIL import Image
 
 from worldgen.errors import InputError
+from worldgen.world import macro
 from worldgen.world.blocks import MAX_COORD, World
 from worldgen.world.model import CELL_PX
-from worldgen.world.summary import far_rgb
+from worldgen.world.summary import far_rgb, relief_for
 
 TILE_PX = 256
 Z_DETAIL = 2
@@ -66,20 +67,25 @@ def _coverage(px: int) -> npt.NDArray[np.int64]:
     return out
 
 
-def box_filter(images: npt.NDArray[np.integer], px: int) -> U8Array:
-    """``(T, 16, 16, 3)`` pictures reduced to ``(T, px, px, 3)``: area-weighted mean, floored.
-
-    Integer arithmetic only. For ``px`` dividing 16 this is the plain mean of each
-    ``16/px``-square of pixels.
-    """
+def _box_sums(images: npt.NDArray[np.integer], px: int) -> npt.NDArray[np.int64]:
+    """``(T, px, px, 3)`` area-weighted sums of the pictures' pixels, in units of 1/256 of a
+    colour value (each output pixel's weights add up to 16 x 16)."""
     if not 1 <= px <= CELL_PX:
         raise InputError(f"pixels per cell must be in 1..{CELL_PX}, got {px}")
     c = _coverage(px)
     img = np.asarray(images, dtype=np.int64)
     rows = np.tensordot(c, img, axes=([1], [1]))  # (px, T, 16, 3)
     both = np.tensordot(c, rows, axes=([1], [2]))  # (px, px, T, 3): [q, p, t, c]
-    boxed = both.transpose(2, 1, 0, 3) // (CELL_PX * CELL_PX)
-    return np.ascontiguousarray(boxed, dtype=np.uint8)
+    return np.ascontiguousarray(both.transpose(2, 1, 0, 3))
+
+
+def box_filter(images: npt.NDArray[np.integer], px: int) -> U8Array:
+    """``(T, 16, 16, 3)`` pictures reduced to ``(T, px, px, 3)``: area-weighted mean, floored.
+
+    Integer arithmetic only. For ``px`` dividing 16 this is the plain mean of each
+    ``16/px``-square of pixels.
+    """
+    return (_box_sums(images, px) // (CELL_PX * CELL_PX)).astype(np.uint8)
 
 
 class Palette:
@@ -95,6 +101,7 @@ class Palette:
                 f"{model.noun} {model.name} was loaded without images; cannot render it"
             )
         self._img = model.images
+        self._sums: dict[int, npt.NDArray[np.int64]] = {}
         self.levels: dict[int, U8Array] = {}
         for p in (16, 8, 4, 2, 1):
             self.levels[p] = box_filter(self._img, p)
@@ -106,10 +113,27 @@ class Palette:
             got = self.levels[px] = box_filter(self._img, px)
         return got
 
-    def draw(self, grid: npt.NDArray[np.integer], px: int) -> U8Array:
-        """RGB image ``(H*px, W*px, 3)`` of a variant-id grid at ``px`` pixels per cell."""
+    def draw(
+        self,
+        grid: npt.NDArray[np.integer],
+        px: int,
+        shade: npt.NDArray[np.integer] | None = None,
+    ) -> U8Array:
+        """RGB image ``(H*px, W*px, 3)`` of a variant-id grid at ``px`` pixels per cell, each
+        cell lit by its ``shade`` factor (``(H, W)``, :func:`~worldgen.world.macro.lit`) if
+        given: the unfloored box sums are lit, then floored once, so a lit tile is still the
+        2x downsample of the four lit tiles under it within 1 per channel."""
         h, w = grid.shape
-        cells = self.level(px)[np.asarray(grid)]  # (H, W, px, px, 3)
+        if shade is None:
+            cells = self.level(px)[np.asarray(grid)]  # (H, W, px, px, 3)
+        else:
+            sums = self._sums.get(px)
+            if sums is None:
+                sums = self._sums[px] = _box_sums(self._img, px)
+            factor = np.asarray(shade, dtype=np.int64)[:, :, None, None, None]
+            white = 255 * CELL_PX * CELL_PX
+            lit = macro.lit(sums[np.asarray(grid)], factor, white) // (CELL_PX * CELL_PX)
+            cells = lit.astype(np.uint8)
         return np.ascontiguousarray(cells.transpose(0, 2, 1, 3, 4).reshape(h * px, w * px, 3))
 
 
@@ -137,21 +161,36 @@ def tile_window(z: int, x: int, y: int) -> tuple[int, int, int]:
     return x0, y0, n
 
 
+def cell_relief(world: World, x0: int, y0: int, w: int, h: int) -> npt.NDArray[np.int64] | None:
+    """Each cell's shade factor ``(h, w)`` in the window at ``(x0, y0)`` (slope over one cell),
+    or None for a world that is never shaded (:func:`~worldgen.world.summary.relief_for`)."""
+    xs = np.arange(x0, x0 + w, dtype=np.int64)
+    ys = np.arange(y0, y0 + h, dtype=np.int64)
+    return relief_for(world, xs, ys)
+
+
 def cells_rgb(
-    world: World, z: int, cells: npt.NDArray[np.integer], palette: Palette | None = None
+    world: World,
+    z: int,
+    cells: npt.NDArray[np.integer],
+    palette: Palette | None = None,
+    origin: tuple[int, int] | None = None,
 ) -> U8Array:
-    """The RGB pixels of a cell-zoom tile (``z > Z_FAR``) from its ``(n, n)`` final cells."""
+    """The RGB pixels of a cell-zoom tile (``z > Z_FAR``) from its ``(n, n)`` final cells, whose
+    top-left cell is ``origin`` (it places the relief; without it cells are drawn unlit, which
+    for a shaded world is not the map's picture)."""
     n = cells_per_tile(z)
     if z <= Z_FAR or np.shape(cells) != (n, n):
         raise InputError(f"a zoom-{z} tile is drawn from {n}x{n} cells, got {np.shape(cells)}")
-    return (palette or palette_for(world)).draw(cells, TILE_PX // n)
+    shade = None if origin is None else cell_relief(world, origin[0], origin[1], n, n)
+    return (palette or palette_for(world)).draw(cells, TILE_PX // n, shade)
 
 
 def tile_rgb(world: World, z: int, x: int, y: int, palette: Palette | None = None) -> U8Array:
     """The RGB pixels ``(256, 256, 3)`` of map tile ``(z, x, y)``."""
     x0, y0, n = tile_window(z, x, y)
     if z > Z_FAR:
-        return cells_rgb(world, z, world.region(x0, y0, n, n), palette)
+        return cells_rgb(world, z, world.region(x0, y0, n, n), palette, (x0, y0))
     return far_rgb(world, x0, y0, TILE_PX, n // TILE_PX)
 
 
@@ -173,17 +212,26 @@ def render_tile(world: World, z: int, x: int, y: int, palette: Palette | None = 
     return png_bytes(tile_rgb(world, z, x, y, palette), fast=z <= Z_FAR)
 
 
-def render_cells(world: World, z: int, cells: npt.NDArray[np.integer]) -> bytes:
-    """PNG bytes of a cell-zoom tile drawn from its final cells (the same bytes as
-    :func:`render_tile` when ``cells`` are the tile's): how the pool draws tiles whose cells it
-    computed in pieces."""
-    return png_bytes(cells_rgb(world, z, cells))
+def render_cells(
+    world: World, z: int, cells: npt.NDArray[np.integer], origin: tuple[int, int] | None = None
+) -> bytes:
+    """PNG bytes of a cell-zoom tile drawn from its final cells whose top-left cell is
+    ``origin`` (the same bytes as :func:`render_tile` when ``cells`` are the tile's and
+    ``origin`` its first cell): how the pool draws tiles whose cells it computed in pieces."""
+    return png_bytes(cells_rgb(world, z, cells, origin=origin))
 
 
-def region_rgb(world: World, grid: npt.NDArray[np.integer], max_px: int = 4096) -> U8Array:
-    """RGB picture of a region grid: 16 px per cell, halved until it fits ``max_px``."""
+def region_rgb(
+    world: World,
+    grid: npt.NDArray[np.integer],
+    max_px: int = 4096,
+    origin: tuple[int, int] | None = None,
+) -> U8Array:
+    """RGB picture of a region grid whose top-left cell is ``origin`` (it places the relief):
+    16 px per cell, halved until it fits ``max_px``."""
     h, w = grid.shape
     px = CELL_PX
     while px > 1 and max(h, w) * px > max_px:
         px //= 2
-    return palette_for(world).draw(grid, px)
+    shade = None if origin is None else cell_relief(world, origin[0], origin[1], w, h)
+    return palette_for(world).draw(grid, px, shade)

@@ -49,10 +49,11 @@ MAX_S = 64
 MAX_V = 16
 MAX_LAYERS = 3
 MAX_SEED = 2**64
-TILE_VERSION = 1
+TILE_VERSION = 2
 """Version of how map tiles are drawn from a world's cells; part of every world's content
 version (``World.version``), so caches never serve tiles drawn by older rules. 1: every cell zoom
-draws the final cells, far zooms the learnt summary (before it, z = 0..-2 drew the base layer)."""
+draws the final cells, far zooms the learnt summary (before it, z = 0..-2 drew the base layer).
+2: worlds with continents are lit by the relief at every zoom (hill shading)."""
 
 
 def is_int(value: object) -> TypeGuard[int]:

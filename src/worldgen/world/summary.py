@@ -18,6 +18,12 @@ the world:
   seen group still gets a sensible colour; its colour is the frequency-weighted mean of the
   variants' pictures. Integer arithmetic only (fixed point, exact sums), so every platform draws
   the same bytes.
+* **Relief**: a world with continents (classes from the macro level: the terrain tilesets) is
+  lit by :func:`macro.relief <worldgen.world.macro.relief>` at every zoom (:func:`relief_for`;
+  :func:`macro.lit <worldgen.world.macro.lit>`): the cell zooms light each cell, a far
+  sub-sample lights its predicted colour by the relief at its spacing, which is the cells'
+  mean slope there, so hills and mountains read at far zooms and a far pixel still predicts
+  the mean of the lit cells it covers.
 * **A far pixel** averages the predicted colour over ``s x s`` sub-sample points spread evenly
   over the cells it covers (:data:`SUBSAMPLES`; all of them when it covers 2 x 2 cells); from
   z = -7 on, with a tent that also weighs the neighbours' nearest sub-samples (anti-aliasing).
@@ -38,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from worldgen.world import macro
 from worldgen.world.blocks import World
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import CELL_PX
@@ -57,6 +64,7 @@ __all__ = [
     "far_rgb",
     "learn_counts",
     "learn_windows",
+    "relief_for",
     "sample_offsets",
     "summaries_dir",
     "summary_for",
@@ -259,6 +267,18 @@ def _tent(values: npt.NDArray[np.int32], pixels: int, axis: int) -> npt.NDArray[
     return np.moveaxis(out, 0, axis)
 
 
+def relief_for(
+    world: World, xs: npt.NDArray[np.integer], ys: npt.NDArray[np.integer]
+) -> I64Array | None:
+    """The shade factor ``(len(ys), len(xs))`` of ``world`` on a grid of equally spaced cells
+    (:func:`macro.relief_grid <worldgen.world.macro.relief_grid>`, slope over the spacing), or
+    None for a world without continents (a sample, or a tileset without classes: its level means
+    nothing it shows), which is never shaded."""
+    if world.K < 2 or world.lib.hashed or world.lib.ground is not None:
+        return None
+    return macro.relief_grid(world.seed, xs, ys)
+
+
 def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U8Array:
     """RGB ``(pixels, pixels, 3)`` of the square whose top-left cell is ``(x0, y0)``, each pixel
     the predicted mean colour of the ``cells_per_px``² cells it covers (with one profile group,
@@ -268,7 +288,8 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
     :data:`SMOOTH_FROM` cells per pixel on, where the macro noise's finest octaves (32 cells)
     vary inside a pixel and two samples would alias them into speckle, each pixel weighs its
     sub-samples 3 and its neighbours' nearest ones 1 per axis (a tent twice the pixel wide),
-    reading one sub-sample beyond the square, so neighbouring tiles still join seamlessly.
+    reading one sub-sample beyond the square, so neighbouring tiles still join seamlessly. Each
+    sub-sample's colour is lit by the relief there (:func:`relief_for`) before averaging.
     """
     summary = summary_for(world)
     if summary.table.shape[0] == 1:  # one group (a neutral bias): every pixel is its colour
@@ -279,9 +300,12 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
     xs = _sample_axis(x0, pixels, cells_per_px, s, ring)
     ys = _sample_axis(y0, pixels, cells_per_px, s, ring)
     prof = world.profile_at(xs[None, :], ys[:, None])
+    shade = relief_for(world, xs, ys)
     out = np.empty((pixels, pixels, 3), dtype=np.uint8)
     for c in range(3):
         v = summary.channels[c][prof]  # (rows, cols) int32 in 1/256
+        if shade is not None:  # lit: < 256 * 256, so the sums below stay in int32
+            v = macro.lit(v.astype(np.int64), shade, 255 * _RGB_ONE).astype(np.int32)
         if smooth:
             total = _tent(_tent(v, pixels, 1), pixels, 0)
             weight = 64
