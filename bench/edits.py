@@ -1,0 +1,169 @@
+"""Edit benchmark (issue 14): from an editor's request to the other client's updated tile.
+
+Starts one Valkey and two app instances as a deployment runs them (``worldgen serve`` with
+``REDIS_URL``, child processes; helpers from :mod:`bench.realtime`). An editor on instance A
+regenerates rectangles of 16², 64² and 256² cells (each at a fresh place), and a viewer connected
+to instance B measures, per edit, the time from the editor's ``POST`` to
+
+* ``event``: the ``edit`` frame arriving on B's WebSocket, and
+* ``tile``: B's updated tile (the zoom-0 tile at the rectangle's centre, asked for with the new
+  version, as the page does) fully received.
+
+It also times ``undo`` the same way (request to B's updated tile). The first edit of an instance
+loads the world and the solver: one untimed warm-up edit runs first. Never asserts; prints a table
+and writes ``bench/results/edits-<timestamp>.json``.
+Run: ``.venv/bin/python -m bench.edits [--reps N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.realtime import RESULTS, ROOT, App, make_sessions, percentile, start_app, stop_app
+from worldgen.store.embedded import EmbeddedValkey
+
+TARGETS_P95_MS = {16: 300.0, 64: 500.0, 256: 2000.0, 0: 300.0}
+"""The issue's targets (0: undo)."""
+TILE_CELLS_Z0 = 64
+
+
+async def _viewer(app: App, world_id: str, cookie: str) -> ClientConnection:
+    ws = await connect(app.ws(world_id), additional_headers={"Cookie": cookie})
+    await ws.send(json.dumps({"type": "hello"}))
+    while json.loads(await ws.recv())["type"] != "welcome":
+        pass
+    return ws
+
+
+async def _until_edit(ws: ClientConnection, version: int) -> None:
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        if frame.get("type") == "edit" and frame.get("version") == version:
+            return
+
+
+async def _one(
+    editor: httpx.AsyncClient,
+    viewer: httpx.AsyncClient,
+    ws: ClientConnection,
+    world_id: str,
+    path: str,
+    body: dict[str, Any] | None,
+    centre: tuple[int, int],
+) -> tuple[float, float]:
+    started = time.perf_counter()
+    got = await editor.post(f"/api/worlds/{world_id}/{path}", json=body)
+    got.raise_for_status()
+    version = got.json()["version"]
+    await _until_edit(ws, version)
+    event = time.perf_counter()
+    tx, ty = centre[0] // TILE_CELLS_Z0, centre[1] // TILE_CELLS_Z0
+    tile = await viewer.get(f"/tiles/{world_id}/0/{tx}/{ty}.png?v={version}")
+    tile.raise_for_status()
+    done = time.perf_counter()
+    return (event - started) * 1000, (done - started) * 1000
+
+
+async def run(apps: list[App], url: str, reps: int) -> list[dict[str, Any]]:
+    editor_cookie, viewer_cookie = await make_sessions(url, 2)
+    results: list[dict[str, Any]] = []
+    async with (
+        httpx.AsyncClient(base_url=apps[0].http, timeout=120) as editor,
+        httpx.AsyncClient(base_url=apps[1].http, timeout=120) as viewer,
+    ):
+        editor.headers["Cookie"] = editor_cookie
+        viewer.headers["Cookie"] = viewer_cookie
+        made = await editor.post("/api/worlds", json={"name": "Bench", "tileset": "terrain"})
+        made.raise_for_status()
+        world_id = made.json()["id"]
+        ws = await _viewer(apps[1], world_id, viewer_cookie)
+        try:
+            warm = {"kind": "regenerate", "rect": {"x": -500, "y": -500, "w": 16, "h": 16}}
+            await _one(editor, viewer, ws, world_id, "edits", warm, (-500, -500))
+            place = 0
+            for side in (16, 64, 256):
+                events, tiles = [], []
+                for _ in range(reps):
+                    place += 1
+                    x, y = place * 300, (place % 7) * 300
+                    body = {"kind": "regenerate", "rect": {"x": x, "y": y, "w": side, "h": side}}
+                    centre = (x + side // 2, y + side // 2)
+                    e, t = await _one(editor, viewer, ws, world_id, "edits", body, centre)
+                    events.append(e)
+                    tiles.append(t)
+                results.append(_row(f"regenerate {side}²", side, events, tiles))
+                print(results[-1]["name"], "done", flush=True)
+            events, tiles = [], []
+            for _ in range(reps):  # each undo reverts one of the regenerates above, newest first
+                e, t = await _one(editor, viewer, ws, world_id, "undo", None, (0, 0))
+                events.append(e)
+                tiles.append(t)
+            results.append(_row("undo", 0, events, tiles))
+        finally:
+            await ws.close()
+    return results
+
+
+def _row(name: str, side: int, events: list[float], tiles: list[float]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "n": len(tiles),
+        "event_p50_ms": round(percentile(events, 50), 1),
+        "event_p95_ms": round(percentile(events, 95), 1),
+        "tile_p50_ms": round(percentile(tiles, 50), 1),
+        "tile_p95_ms": round(percentile(tiles, 95), 1),
+        "target_p95_ms": TARGETS_P95_MS[side],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--reps", type=int, default=10, help="edits per size (10)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="wg-bench-edits-") as tmp:
+        tmpdir = Path(tmp)
+        valkey = EmbeddedValkey(tmpdir / "valkey")
+        url = valkey.start()
+        apps: list[App] = []
+        try:
+            apps = [start_app(url, tmpdir / f"app{i}", tmpdir / f"app{i}.log") for i in range(2)]
+            results = asyncio.run(run(apps, url, args.reps))
+        finally:
+            for app in apps:
+                stop_app(app)
+            valkey.stop()
+    print(
+        f"\nedit benchmark: 2 app instances (1 worker each) + 1 Valkey on {os.cpu_count()} CPUs "
+        f"({platform.processor() or platform.machine()}); request -> other instance's client"
+    )
+    head = (
+        f"{'edit':16} {'n':>3} {'event p50':>10} {'event p95':>10} {'tile p50':>9} {'tile p95':>9}"
+    )
+    print(head + f" {'target p95':>11}")
+    for r in results:
+        print(
+            f"{r['name']:16} {r['n']:>3} {r['event_p50_ms']:>10} {r['event_p95_ms']:>10} "
+            f"{r['tile_p50_ms']:>9} {r['tile_p95_ms']:>9} {r['target_p95_ms']:>11}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"edits-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    payload = {"machine": {"cpus": os.cpu_count()}, "results": results}
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"\nwritten: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
