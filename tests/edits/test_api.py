@@ -180,3 +180,21 @@ async def test_markers(make_crew: Any) -> None:
     assert (await c.editor.delete(c.url(f"markers/{mid}"))).status_code == 404
     long = await c.editor.post(c.url("markers"), json={"x": 0, "y": 0, "label": "x" * 61})
     assert long.status_code == 422
+
+
+async def test_a_lock_changes_no_pixel_of_tiles_regions_or_exports(make_crew: Any) -> None:
+    # A lock puts a block in the overlay without changing content: the tile, the region and the
+    # export are then drawn by the edit path and must equal the generated ones byte for byte.
+    c: Crew = await make_crew()
+    tile = f"/tiles/{c.world_id}/1/0/0.png"
+    export = c.url("export.png?x=-8&y=-8&w=40&h=40&scale=2")
+    before = [await c.viewer.get(u) for u in (tile, export)]
+    cells = await _region(c, -8, -8, 40, 40)
+    lock = {"kind": "lock", "rect": {"x": 0, "y": 0, "w": 8, "h": 8}}
+    assert (await c.editor.post(c.url("edits"), json=lock)).status_code == 201
+    after = [await c.viewer.get(u) for u in (tile, export)]
+    for old, new in zip(before, after, strict=True):
+        assert new.status_code == 200
+        assert new.content == old.content
+        assert new.headers["etag"] != old.headers["etag"]
+    assert np.array_equal(await _region(c, -8, -8, 40, 40), cells)

@@ -42,8 +42,8 @@ def test_concurrent_editors_converge(live_servers: LiveServers) -> None:
             wid = made.json()["id"]
             await sign_in(two)
             uid = (await two.get("/api/auth/me")).json()["id"]
-            store: Store = a.app.state.store
-            await store.members.add(wid, uid, "editor")
+            store: Store = a.app.state.store  # its client lives on the server's loop: a.call
+            await asyncio.to_thread(a.call, store.members.add(wid, uid, "editor"))
 
             async def edit(client: httpx.AsyncClient, seed: int) -> list[int]:
                 rng = random.Random(seed)
@@ -64,11 +64,11 @@ def test_concurrent_editors_converge(live_servers: LiveServers) -> None:
                 assert ra.content == rb.content
                 assert ra.headers["etag"] == rb.headers["etag"]
             edits: EditStore = store.edits
-            record = await store.worlds.get(wid)
+            record = await asyncio.to_thread(a.call, store.worlds.get(wid))
             assert record is not None
-            ops = [_op_of(r) for r in await edits.ops(wid)]
+            ops = [_op_of(r) for r in await asyncio.to_thread(a.call, edits.ops(wid))]
             replayed, _ = await asyncio.to_thread(ed.replay, build_world(spec_for(record)), ops)
-            stored = await EditService.overlay(edits, wid)
+            stored = await asyncio.to_thread(a.call, EditService.overlay(edits, wid))
             assert stored.same_content(replayed)
             assert stored.versions == replayed.versions
 

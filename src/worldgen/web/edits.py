@@ -31,7 +31,14 @@ from worldgen.web.generation import spec_for
 from worldgen.world import edits as ed
 from worldgen.world.blocks import World
 from worldgen.world.pool import WorldCache
-from worldgen.world.render import Z_FAR, cells_per_tile, palette_for, png_bytes, render_cells
+from worldgen.world.render import (
+    Z_FAR,
+    cell_relief,
+    cells_per_tile,
+    palette_for,
+    png_bytes,
+    render_cells,
+)
 from worldgen.world.spec import WorldSpec
 
 __all__ = ["EditRequest", "EditService"]
@@ -212,7 +219,7 @@ class EditService:
         overlay = await self.overlay(store, world.id, rect)
 
         def draw(w: World) -> bytes:
-            return render_cells(w, z, ed.content(w, overlay, rect))
+            return render_cells(w, z, ed.content(w, overlay, rect), origin=(rect.x, rect.y))
 
         data: bytes = await self._run(spec_for(world), draw)
         return data
@@ -244,7 +251,8 @@ class EditService:
             return None
 
         def draw(wd: World) -> bytes:
-            return png_bytes(palette_for(wd).draw(ed.content(wd, overlay, rect), scale))
+            shade = cell_relief(wd, x, y, w, h)
+            return png_bytes(palette_for(wd).draw(ed.content(wd, overlay, rect), scale, shade))
 
         data: bytes = await self._run(spec_for(world), draw)
         return data
