@@ -44,6 +44,8 @@ from worldgen.world.spec import WorldSpec
 __all__ = ["EditRequest", "EditService"]
 
 WORLDS_KEPT = 8
+REACH = max(ed.REPAIR_RADII) + 8
+"""Cells around an operation's area it may change (ring, seam repair): the overlay blocks read."""
 
 
 class EditRequest:
@@ -148,19 +150,27 @@ class EditService:
             if op.kind == "rewind" and (op.target or 0) > version:
                 raise InputError(f"version {op.target} does not exist (now {version})")
             area = op.area()
-            if base < version and area is not None:
-                for later in await store.ops(world.id, after=base):
+            after = base
+            while area is not None and after < version:
+                page = await store.ops(world.id, after=after)
+                for later in page:
                     touched = later.changed or later.rect
                     if touched is not None and ed.Rect(*touched).overlaps(area.grow(1)):
                         raise StaleVersionError(
                             f"operation {later.id} changed this area after version {base}; "
                             "reload and try again"
                         )
-            overlay = await self.overlay(store, world.id)
+                after = page[-1].id if page else version
             target_diff: ed.Diff | None = None
             if op.kind == "revert" and op.target is not None:
                 raw = await store.diff(world.id, op.target)
                 target_diff = ed.Diff.from_bytes(raw) if raw is not None else None
+            # every cell the operation may write lies within REACH of its area (or of the
+            # reverted operation's cells): only those blocks are read (a rewind reads all)
+            reach = area if area is not None else target_diff.bbox() if target_diff else None
+            overlay = await self.overlay(
+                store, world.id, None if reach is None else reach.grow(REACH)
+            )
             history: list[ed.Op] = []
             if op.kind == "rewind" and op.target:
                 history = [_op_of(r) for r in await store.ops(world.id, 0, op.target)]

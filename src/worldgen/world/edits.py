@@ -51,6 +51,7 @@ __all__ = [
     "MAX_PAINT_CELLS",
     "MAX_RECT_SIDE",
     "PAINT_MARGIN",
+    "REPAIR_RADII",
     "Diff",
     "Kind",
     "Op",
