@@ -45,6 +45,8 @@ class Case:
     name: str
     argv: tuple[str, ...]
     target_s: float | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment of this case (e.g. ``WORLDGEN_NATIVE=0`` for the JIT floor)."""
 
 
 @dataclass
@@ -99,8 +101,13 @@ def cases(out_dir: Path, floors: bool, src: Path | None) -> list[Case]:
             Case("floor: import numpy", python_c("import numpy")),
             Case("floor: import numba", python_c("import numba")),
             Case(
-                "floor: numba + solver kernels",
+                "floor: solver kernels (native)",
                 python_c("from worldgen.engine import solver; solver.warm_up()"),
+            ),
+            Case(
+                "floor: solver kernels (JIT)",
+                python_c("from worldgen.engine import solver; solver.warm_up()"),
+                env={"WORLDGEN_NATIVE": "0"},
             ),
         ]
     return out
@@ -111,7 +118,12 @@ def run_once(case: Case, timing: Timing | None, env: dict[str, str]) -> None:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
-        case.argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, env=env
+        case.argv,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+        env={**env, **case.env},
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

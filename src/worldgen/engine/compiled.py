@@ -264,19 +264,20 @@ def key_classes(allowed: npt.NDArray[np.bool_]) -> KeyClasses | None:
 def _class_masks(key: I64Array, n_keys: int) -> tuple[I64Array, I64Array, U64Array]:
     """Per direction and key, the patterns with that key as (word, mask) pairs in word order."""
     t = key.shape[1]
+    n_words = max(1, (t + 63) // 64)
     start = np.zeros((4, n_keys + 1), dtype=np.int64)
     words = np.zeros((4, max(t, 1)), dtype=np.int64)
     masks = np.zeros((4, max(t, 1)), dtype=np.uint64)
     for d in range(4):
-        i = 0
-        for k in range(n_keys):
-            members = np.flatnonzero(key[d] == k)
-            for w in np.unique(members // 64):
-                bits = members[members // 64 == w] % 64
-                words[d, i] = w
-                masks[d, i] = np.bitwise_or.reduce(
-                    np.left_shift(np.uint64(1), bits.astype(np.uint64))
-                )
-                i += 1
-            start[d, k + 1] = i
+        members = np.flatnonzero((key[d] >= 0) & (key[d] < n_keys))
+        # one entry per (key, word) pair, in key order then word order
+        pair = key[d, members] * n_words + members // 64
+        pairs, inverse = np.unique(pair, return_inverse=True)
+        merged = np.zeros(len(pairs), dtype=np.uint64)
+        np.bitwise_or.at(
+            merged, inverse, np.left_shift(np.uint64(1), (members % 64).astype(np.uint64))
+        )
+        words[d, : len(pairs)] = pairs % n_words
+        masks[d, : len(pairs)] = merged
+        start[d, 1:] = np.cumsum(np.bincount(pairs // n_words, minlength=n_keys))
     return np.ascontiguousarray(start), np.ascontiguousarray(words), np.ascontiguousarray(masks)
