@@ -120,6 +120,7 @@ export function startChat({ section, panel, world, map, onWorldChange, onEdit })
       },
       welcome(frame) {
         const first = oldestId === null;
+        onEdit?.({ type: "reconnected" }); // edits made while away are in the log
         you = lastYou = frame.you;
         limits = frame.limits;
         // Chatting needs an account: guests watch, and are told how to join in.

@@ -90,6 +90,7 @@ export function startEditing({ section, world, map }) {
   let chosen = null; // variant index to paint
   let version = 0;
   let markerCell = null;
+  let ready = false; // the log and markers are loaded
   const seen = new Set(); // versions already shown (our own answer and its frame)
   const markers = new Map();
 
@@ -249,8 +250,18 @@ export function startEditing({ section, world, map }) {
     );
   }
 
+  async function catchUp() {
+    const [log, marks] = await Promise.all([api.log(world.id, version), api.markers(world.id)]);
+    for (const op of log.ops) applied(op);
+    markers.clear();
+    for (const m of marks) markers.set(m.id, m);
+    renderMarkers();
+  }
+
   function onEvent(frame) {
-    if (frame.type === "edit") {
+    if (frame.type === "reconnected") {
+      if (ready) catchUp().catch(() => {});
+    } else if (frame.type === "edit") {
       applied({ ...frame, ts: Date.now() / 1000 });
     } else if (frame.type === "marker") {
       if (frame.marker) putMarker(frame.marker);
@@ -297,6 +308,7 @@ export function startEditing({ section, world, map }) {
     version = log.version;
     for (const m of marks) markers.set(m.id, m);
     renderMarkers();
+    ready = true;
     if (canEdit) await fillPalette();
   }
 
