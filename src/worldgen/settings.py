@@ -148,19 +148,35 @@ class Settings(BaseSettings):
     keep_alive_s: int = Field(
         default=5, ge=1, le=300, description="An idle keep-alive connection is closed after."
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="Redis URL of the job queue (Dramatiq's broker); None: the app's Redis.",
+    )
+    job_workers: int = Field(
+        default=1,
+        ge=0,
+        le=32,
+        description="Generation processes of the job worker that serve starts (0: none).",
+    )
+    jobs_per_user: int = Field(
+        default=2, ge=1, le=1000, description="Background jobs queued or running per user."
+    )
+    job_result_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 86_400, description="A job's result is kept this long."
+    )
     realtime: RealtimeSettings = Field(
         default_factory=RealtimeSettings,
         description="Chat, presence and fan-out (each field also from WORLDGEN_REALTIME_<FIELD>).",
     )
 
-    @field_validator("redis_url", mode="before")
+    @field_validator("redis_url", "broker_url", mode="before")
     @classmethod
     def _empty_url_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "broker_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is None:
@@ -173,7 +189,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "broker_url")
     @classmethod
     def _no_placeholder_password(cls, value: str | None) -> str | None:
         password = urlsplit(value).password if value is not None else None
@@ -207,18 +223,23 @@ class Settings(BaseSettings):
 
     def redis_url_redacted(self) -> str | None:
         """:attr:`redis_url` with any password replaced by ``***`` (safe to log)."""
-        if self.redis_url is None:
-            return None
-        parts = urlsplit(self.redis_url)
-        if parts.password is None:
-            return self.redis_url
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        user = f"{parts.username}:" if parts.username else ":"
-        return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
+        return _redacted(self.redis_url)
 
     def __repr_args__(self) -> list[tuple[str | None, object]]:
-        """The repr never shows a Redis password."""
+        """The repr never shows a Redis password (of ``redis_url`` or ``broker_url``)."""
         return [
-            (k, self.redis_url_redacted() if k == "redis_url" else v)
+            (k, _redacted(v) if k in ("redis_url", "broker_url") and isinstance(v, str) else v)
             for k, v in super().__repr_args__()
         ]
+
+
+def _redacted(url: str | None) -> str | None:
+    """``url`` with any password replaced by ``***``."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))

@@ -185,6 +185,31 @@ class Keys:
             raise ValueError(f"invalid user id {user_id!r}")
         return f"{self._world_tag(world_id)}:edits:{which}:{user_id}"
 
+    # --- background jobs (issue 15; store/jobs.py, worldgen.jobs) -----------------------------
+
+    def job(self, world_id: str, token: str, part: str = "meta") -> str:
+        """One of a job's keys, under its world's hash tag: ``meta`` (hash: the job record,
+        expires after the result), ``png`` (string with TTL: the finished result), ``partial``
+        (string with TTL: the result while it is written, renamed to ``png`` when complete)."""
+        if part not in _JOB_PARTS:
+            raise ValueError(f"unknown job key part {part!r}")
+        if not _JOB_TOKEN_RE.fullmatch(token):
+            raise ValueError(f"invalid job token {token!r}")
+        return f"{self._world_tag(world_id)}:job:{token}:{part}"
+
+    def user_jobs(self, user_id: str) -> str:
+        """Sorted set: the user's queued or running job ids, scored by the time after which an
+        entry no longer counts (a lost job frees its slot)."""
+        return f"{self._user_tag(user_id)}:jobs"
+
+    def broker_namespace(self) -> str:
+        """Prefix of the job queue's own keys (Dramatiq's Redis broker: queues, acks, heartbeats;
+        not hash-tagged, see ``docs/redis-schema.md``)."""
+        return f"{self.root}:dramatiq"
+
+
+_JOB_PARTS = frozenset({"meta", "png", "partial"})
+_JOB_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16}$")
 
 _EDIT_PARTS = frozenset(
     {"log", "diffs", "blocks", "bver", "version", "lock", "markers", "marker-seq"}
