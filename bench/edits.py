@@ -10,9 +10,14 @@ to instance B measures, per edit, the time from the editor's ``POST`` to
   version, as the page does) fully received.
 
 It also times ``undo`` the same way (request to B's updated tile). The first edit of an instance
-loads the world and the solver: one untimed warm-up edit runs first. Never asserts; prints a table
-and writes ``bench/results/edits-<timestamp>.json``.
-Run: ``.venv/bin/python -m bench.edits [--reps N]``.
+loads the world and the solver: one untimed warm-up edit runs first.
+
+``--crowd S``: 20 editors (half on each instance) each send one edit a second for S seconds on
+one 192² area, with the version they last saw; then it counts answers by status, checks that the
+log holds exactly the accepted operations (ids 1..n, none lost) and that both instances serve
+byte-identical tiles over the area at zooms 2, 0 and -2. Never asserts; prints a table and writes
+``bench/results/edits-<timestamp>.json``.
+Run: ``.venv/bin/python -m bench.edits [--reps N] [--crowd S]``.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import asyncio
 import json
 import os
 import platform
+import random
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +39,10 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.realtime import RESULTS, ROOT, App, make_sessions, percentile, start_app, stop_app
+from worldgen.store.client import connect as redis_connect
 from worldgen.store.embedded import EmbeddedValkey
+from worldgen.store.keys import Keys
+from worldgen.store.members import MemberRepo
 
 TARGETS_P95_MS = {16: 300.0, 64: 500.0, 256: 2000.0, 0: 300.0}
 """The issue's targets (0: undo)."""
@@ -116,6 +126,85 @@ async def run(apps: list[App], url: str, reps: int) -> list[dict[str, Any]]:
     return results
 
 
+CROWD = 20
+AREA = 192
+
+
+async def crowd(apps: list[App], url: str, seconds: float) -> dict[str, Any]:
+    """20 editors at 1 op/s for ``seconds``: statuses, lost operations, converged tiles."""
+    cookies = await make_sessions(url, CROWD)
+    clients = [
+        httpx.AsyncClient(base_url=apps[i % 2].http, timeout=120, headers={"Cookie": c})
+        for i, c in enumerate(cookies)
+    ]
+    try:
+        made = await clients[0].post("/api/worlds", json={"name": "Crowd", "tileset": "terrain"})
+        made.raise_for_status()
+        world_id = made.json()["id"]
+        redis = redis_connect(url)
+        try:
+            members = MemberRepo(redis, Keys())
+            for client in clients[1:]:
+                me = (await client.get("/api/auth/me")).json()["id"]
+                await members.add(world_id, me, "editor")
+        finally:
+            await redis.aclose()
+        statuses: Counter[int] = Counter()
+        accepted: list[int] = []
+
+        async def editor(index: int, client: httpx.AsyncClient) -> None:
+            rng = random.Random(index)  # noqa: S311  load, not secrets
+            seen = 0
+            deadline = time.monotonic() + seconds
+            await asyncio.sleep(index / CROWD)  # spread the starts over one second
+            while time.monotonic() < deadline:
+                tick = time.monotonic()
+                w, h = rng.randrange(4, 24), rng.randrange(4, 24)
+                rect = {"x": rng.randrange(0, AREA - w), "y": rng.randrange(0, AREA - h)}
+                kind = rng.choice(["regenerate", "regenerate", "regenerate", "lock", "unlock"])
+                body = {"kind": kind, "rect": {**rect, "w": w, "h": h}, "version": seen}
+                got = await client.post(f"/api/worlds/{world_id}/edits", json=body)
+                statuses[got.status_code] += 1
+                if got.status_code == 201:
+                    accepted.append(got.json()["version"])
+                    seen = got.json()["version"]
+                elif got.status_code == 409:
+                    seen = (await client.get(f"/api/worlds/{world_id}/edits?after={seen}")).json()[
+                        "version"
+                    ]
+                await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+
+        started = time.monotonic()
+        await asyncio.gather(*(editor(i, c) for i, c in enumerate(clients)))
+        elapsed = time.monotonic() - started
+        log = (await clients[0].get(f"/api/worlds/{world_id}/edits")).json()
+        ids = [op["id"] for op in log["ops"]]
+        lost = sorted(set(accepted) - set(ids))
+        tiles_differ = 0
+        tiles_checked = 0
+        for z, n in ((2, 16), (0, 64), (-2, 256)):
+            for ty in range(0, AREA // n + 1):
+                for tx in range(0, AREA // n + 1):
+                    url_ = f"/tiles/{world_id}/{z}/{tx}/{ty}.png"
+                    one, two = await clients[0].get(url_), await clients[1].get(url_)
+                    tiles_checked += 1
+                    tiles_differ += int(one.content != two.content)
+        return {
+            "editors": CROWD,
+            "seconds": round(elapsed, 1),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "accepted": len(accepted),
+            "log_ops": len(ids),
+            "ids_contiguous": ids == list(range(1, len(ids) + 1)),
+            "lost": lost,
+            "tiles_checked": tiles_checked,
+            "tiles_differ": tiles_differ,
+        }
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
 def _row(name: str, side: int, events: list[float], tiles: list[float]) -> dict[str, Any]:
     return {
         "name": name,
@@ -131,7 +220,9 @@ def _row(name: str, side: int, events: list[float], tiles: list[float]) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--reps", type=int, default=10, help="edits per size (10)")
+    parser.add_argument("--crowd", type=float, default=0.0, help="seconds of 20 editors (off)")
     args = parser.parse_args(argv)
+    crowd_result: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="wg-bench-edits-") as tmp:
         tmpdir = Path(tmp)
         valkey = EmbeddedValkey(tmpdir / "valkey")
@@ -139,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         apps: list[App] = []
         try:
             apps = [start_app(url, tmpdir / f"app{i}", tmpdir / f"app{i}.log") for i in range(2)]
-            results = asyncio.run(run(apps, url, args.reps))
+            results = asyncio.run(run(apps, url, args.reps)) if args.reps else []
+            if args.crowd:
+                crowd_result = asyncio.run(crowd(apps, url, args.crowd))
         finally:
             for app in apps:
                 stop_app(app)
@@ -157,9 +250,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['name']:16} {r['n']:>3} {r['event_p50_ms']:>10} {r['event_p95_ms']:>10} "
             f"{r['tile_p50_ms']:>9} {r['tile_p95_ms']:>9} {r['target_p95_ms']:>11}"
         )
+    if crowd_result is not None:
+        print(f"\ncrowd: {json.dumps(crowd_result)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"edits-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    payload = {"machine": {"cpus": os.cpu_count()}, "results": results}
+    payload = {"machine": {"cpus": os.cpu_count()}, "results": results, "crowd": crowd_result}
     out.write_text(json.dumps(payload, indent=2))
     print(f"\nwritten: {out.relative_to(ROOT)}")
     return 0
