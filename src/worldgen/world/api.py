@@ -38,6 +38,7 @@ __all__ = [
     "build_world",
     "catalog",
     "export_png",
+    "model_for",
     "preview_png",
     "region_doc",
     "region_document",
@@ -80,6 +81,24 @@ def _bundled_library(model: WorldModel, S: int, V: int, folder: str) -> PatchLib
     return load_or_build(model, S, V, Path(folder))
 
 
+def model_for(spec: WorldSpec, *, allow_files: bool = False) -> WorldModel:
+    """The world model ``spec`` names (from its source, name, subset, N and symmetry; its seed and
+    block settings do not enter); raises InputError for an unknown name.
+
+    A bundled model is loaded once per process and shared by every world over it. Without
+    ``allow_files`` the name must be a bundled tileset or sample; with it, a file path too.
+    """
+    kind = KIND[spec.source]
+    if tilesets.lookup(spec.name, kind) is not None:
+        key = WorldSpec(spec.source, spec.name, 0, spec.subset, spec.N, spec.symmetry)
+        return _bundled_model(key)
+    if allow_files:
+        path = tilesets.resolve(spec.name, kind)
+        return _model_from_file(path, path.stem, spec)
+    known = ", ".join(e.name for e in tilesets.catalog() if e.kind == kind)
+    raise InputError(f"unknown {spec.source} {spec.name!r}; use a bundled one ({known})")
+
+
 def build_world(spec: WorldSpec, *, allow_files: bool = False) -> World:
     """The world ``spec`` describes; raises InputError on a bad spec.
 
@@ -87,18 +106,11 @@ def build_world(spec: WorldSpec, *, allow_files: bool = False) -> World:
     from the on-disk cache (``$WORLDGEN_CACHE_DIR``), built on a miss (seconds, once per model).
     """
     spec.check()
-    kind = KIND[spec.source]
-    if tilesets.lookup(spec.name, kind) is not None:
-        model_key = WorldSpec(spec.source, spec.name, 0, spec.subset, spec.N, spec.symmetry)
-        model = _bundled_model(model_key)
+    model = model_for(spec, allow_files=allow_files)
+    if tilesets.lookup(spec.name, spec.kind) is not None:
         lib = _bundled_library(model, spec.S, spec.V, str(cache_dir()))
-    elif allow_files:
-        path = tilesets.resolve(spec.name, kind)
-        model = _model_from_file(path, path.stem, spec)
-        lib = load_or_build(model, spec.S, spec.V)
     else:
-        known = ", ".join(e.name for e in tilesets.catalog() if e.kind == kind)
-        raise InputError(f"unknown {spec.source} {spec.name!r}; use a bundled one ({known})")
+        lib = load_or_build(model, spec.S, spec.V)
     return World(model, spec.seed, S=spec.S, V=spec.V, layers=spec.layers, library=lib, config=spec)
 
 

@@ -97,6 +97,10 @@ class World:
         self.K = len(self.class_names)
         self.cr = self.model.compiled
         self.bias = bias_for(vclass, self.K, self.model.variant_tags)
+        # read-only: the solver then memoises its fixed-point rows by identity instead of
+        # hashing (or, past 1 MiB, recomputing) the table on every block solve (0.17 ms of
+        # a terrain solve, 0.11 ms of a lakes one)
+        self.bias.profiles.setflags(write=False)
         self.profiles = self.bias.profiles
         self.budget = budget or SolverBudget(max_attempts=4, max_backtracks=200)
         self._cache: OrderedDict[BlockKey, I32Array] = OrderedDict()

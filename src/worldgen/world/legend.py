@@ -1,6 +1,7 @@
 """A world's legend: what each kind of cell is called and what it looks like, from the model alone.
 
-Pure (no HTTP, no Redis): a bundled model's name in, plain data out. The web app serves it as
+Pure (no HTTP, no Redis): a bundled model's name in, plain data out; the model is the one the
+world uses (:func:`worldgen.world.api.model_for`). The web app serves it as
 ``GET /api/worlds/{id}/legend``; the map page draws the legend from it and names the cell under the
 cursor by looking up a region document's labels in :attr:`Legend.names`.
 
@@ -9,13 +10,14 @@ cursor by looking up a region document's labels in :attr:`Legend.names`.
   (``deep_shallow_edge`` -> ``deep``, ``road_t`` -> ``road``, ``pipe_over_wire`` -> ``pipe``); a
   tile with no such prefix is its own family. The picture is the family tile's first orientation.
   :attr:`Legend.names` maps every tile name to a readable name (``"deep shallow edge"``).
-* **Samples**: an entry per colour of the sample bitmap (a cell shows a colour of the sample), most
-  frequent first, named by hue and lightness (``"light green"``; two colours with one such name add
-  their codes, ``"green #3a7d2c"``); :attr:`Legend.names` maps each ``"#rrggbb"`` to that name.
+* **Samples**: an entry per colour a cell can show (a pattern's top-left pixel), most frequent
+  first (weighted by the patterns that show it: for a periodic sample, its pixel share), named
+  by hue and lightness (``"light green"``; two colours with one such name add their codes,
+  ``"green #3a7d2c"``); :attr:`Legend.names` maps each ``"#rrggbb"`` to that name.
 
 Keys of :attr:`Legend.names` are exactly what a region document holds: the tile part of a
-``"<tile> <k>"`` label, or the ``"#rrggbb"`` colour. Shares are weight shares (tilesets) or pixel
-shares of the sample (samples), each entry's in ``[0, 1]``, summing to 1.
+``"<tile> <k>"`` label, or the ``"#rrggbb"`` colour. Shares are weight shares (tilesets) or
+pattern weight shares (samples), each entry's in ``[0, 1]``, summing to 1.
 """
 
 from __future__ import annotations
@@ -31,11 +33,10 @@ import numpy.typing as npt
 from PIL import Image
 
 from worldgen import tilesets
-from worldgen.engine.patterns import load_sample
-from worldgen.engine.tileset import load_tileset
 from worldgen.errors import InputError
-from worldgen.world.model import CELL_PX, ModelKind, WorldModel, tileset_model
-from worldgen.world.spec import KIND, Source, WorldSpec
+from worldgen.world.api import model_for
+from worldgen.world.model import CELL_PX, ModelKind, WorldModel
+from worldgen.world.spec import WorldSpec
 
 __all__ = [
     "Legend",
@@ -137,10 +138,12 @@ def _family(tile: str, tiles: frozenset[str]) -> str:
     return tile
 
 
-def tileset_legend(model: WorldModel, tile_of_variant: tuple[str, ...]) -> Legend:
-    """The legend of a tileset's world model; ``tile_of_variant[v]`` names variant ``v``'s tile."""
+def tileset_legend(model: WorldModel) -> Legend:
+    """The legend of a tileset's world model (variant ``v``'s tile is its label's
+    ``"<tile> <k>"`` tile part)."""
     if model.images is None:
         raise InputError(f"tileset {model.name} was loaded without pictures; no legend")
+    tile_of_variant = tuple(label.rsplit(" ", 1)[0] for label in model.labels)
     first: dict[str, int] = {}
     for v, tile in enumerate(tile_of_variant):
         first.setdefault(tile, v)
@@ -178,39 +181,33 @@ def tileset_legend(model: WorldModel, tile_of_variant: tuple[str, ...]) -> Legen
     return Legend("tiled", classes, tuple(entries), names)
 
 
-def sample_legend(sample: U8Array, palette: U8Array) -> Legend:
-    """The legend of a sample bitmap: ``sample`` ``(H, W)`` palette indices, ``palette`` RGBA."""
-    counts = np.bincount(np.asarray(sample, dtype=np.intp).reshape(-1), minlength=len(palette))
-    total = int(counts.sum())
-    by_hex: dict[str, int] = {}
-    for index, count in enumerate(counts):
-        key = _hex(palette[index])
-        by_hex[key] = by_hex.get(key, 0) + int(count)
+def sample_legend(model: WorldModel) -> Legend:
+    """The legend of a sample's world model: its colours (the cells' labels), each weighted by
+    the patterns that show it (for a periodic sample: the colour's pixel share)."""
+    weight: dict[str, float] = {}
+    for label, w in zip(model.labels, model.weights, strict=True):
+        weight[label] = weight.get(label, 0.0) + float(w)
+    total = sum(weight.values())
+    by_hex = {key: w / total for key, w in weight.items()}
     ordered = sorted(by_hex.items(), key=lambda kv: (-kv[1], kv[0]))
     rgbs = {key: np.array([int(key[i : i + 2], 16) for i in (1, 3, 5)], np.uint8) for key in by_hex}
     plain = {key: colour_name(rgb) for key, rgb in rgbs.items()}
     taken = [plain[key] for key in by_hex]
     entries = []
     names: dict[str, str] = {}
-    for key, count in ordered:
+    for key, share in ordered:
         # Two colours with one plain name keep it apart by their codes.
         name = plain[key] if taken.count(plain[key]) == 1 else f"{plain[key]} {key}"
         names[key] = name
         picture = np.broadcast_to(rgbs[key], (CELL_PX, CELL_PX, 3))
-        entries.append(LegendEntry(name, None, (key,), count / total, _png(picture), key))
+        entries.append(LegendEntry(name, None, (key,), share, _png(picture), key))
     return Legend("overlapping", (), tuple(entries), names)
 
 
 @functools.lru_cache(maxsize=32)
-def _bundled_legend(source: Source, name: str, subset: str | None) -> Legend:
-    kind = KIND[source]
-    entry = tilesets.lookup(name, kind)
-    if entry is None:
-        raise InputError(f"no bundled {source} named {name!r}")
-    if kind == "overlapping":
-        return sample_legend(*load_sample(entry.path))
-    tileset = load_tileset(entry.path, subset)
-    return tileset_legend(tileset_model(tileset), tileset.tile_of_variant)
+def _bundled_legend(spec: WorldSpec) -> Legend:
+    model = model_for(spec)
+    return sample_legend(model) if model.kind == "overlapping" else tileset_legend(model)
 
 
 def legend_for(spec: WorldSpec) -> Legend:
@@ -218,7 +215,10 @@ def legend_for(spec: WorldSpec) -> Legend:
 
     Raises :class:`~worldgen.errors.InputError` when ``spec`` names no bundled model.
     """
-    return _bundled_legend(spec.source, spec.name, spec.subset)
+    if tilesets.lookup(spec.name, spec.kind) is None:
+        raise InputError(f"no bundled {spec.source} named {spec.name!r}")
+    # the model's fields only (N, symmetry, subset): one legend per model, whatever the seed
+    return _bundled_legend(WorldSpec(spec.source, spec.name, 0, spec.subset, spec.N, spec.symmetry))
 
 
 def _data_url(png: bytes) -> str:

@@ -9,7 +9,7 @@ the world:
 
 * **Learning** (once per library, layer count and profile table; cached on disk beside the patch
   libraries as ``summaries/<key>.npz``, ``np.savez``, read with ``allow_pickle=False``): a world
-  with the fixed seed :data:`LEARN_SEED` computes ``min(16 x groups, 48)`` windows
+  with the fixed seed :data:`LEARN_SEED` computes ``min(16 x groups, 96)`` windows
   (:func:`learn_windows`) of :data:`LEARN_SIDE`² final cells at hashed places spread over ±2**20
   cells, and counts ``(profile group, variant)`` over their cells. Profiles with identical rows
   form one group (a sample's neutral bias is one group: its summary is one colour, not noise).
@@ -71,13 +71,17 @@ __all__ = [
     "summary_key",
 ]
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 LEARN_SEED = 0x5355_4D4D_4152_59  # "SUMMARY"
 PURPOSE_LEARN = 0x4C45_4152_4E  # "LEARN"
-LEARN_WINDOWS = 48
-"""At most this many learning windows; :func:`learn_windows` says how many a world uses."""
+LEARN_WINDOWS = 96
+"""At most this many learning windows; :func:`learn_windows` says how many a world uses. (Terrain,
+72 groups, far-zoom error at S=32: 48 windows of 32² 9.5, 384 of 32² 7.3, 96 of 64² 7.7 with
+two thirds of the block solves of 384 x 32².)"""
 WINDOWS_PER_GROUP = 16
-LEARN_SIDE = 32
+LEARN_SIDE = 64
+"""Side of a learning window: 64 = 2 x 2 top blocks at S = 32 (fewer solves per learnt cell
+than 32, whose one top block needs four lower blocks)."""
 LEARN_SPREAD = 2**20
 """Learning windows lie in ``[-LEARN_SPREAD, LEARN_SPREAD)²`` (many continents' worth)."""
 PRIOR_CELLS = 256
@@ -178,10 +182,11 @@ def _table(world: World, counts: I64Array, prior: I64Array) -> I64Array:
     per_variant = images.reshape(images.shape[0], -1, 3).astype(np.int64).sum(axis=1)
     mean = per_variant * _RGB_ONE // (CELL_PX * CELL_PX)
     numerator = counts * _FREQ_ONE + PRIOR_CELLS * prior  # (G, T)
-    # bounds: a count <= 2**16 cells and a mean < 2**16, so a term < 2**48 and a sum over
-    # T < 2**14 variants < 2**62: exact in int64 (integer sums do not depend on their order)
-    if int(counts.sum(axis=1).max(initial=0)) > 1 << 16 or counts.shape[1] >= 1 << 14:
-        raise ValueError("too many learnt cells or variants for exact int64 sums")
+    # bounds: a row of the numerator sums to < (cells + 256) * 2**16 and a mean is < 2**16, so
+    # a row's sum of products is < (cells + 256) * 2**32 < 2**63 for rows of < 2**30 cells:
+    # exact in int64 (integer sums do not depend on their order)
+    if int(counts.sum(axis=1).max(initial=0)) >= 1 << 30:
+        raise ValueError("too many learnt cells for exact int64 sums")
     denominator = numerator.sum(axis=1)
     rgb: I64Array = (numerator[:, :, None] * mean[None, :, :]).sum(axis=1) // denominator[:, None]
     return rgb
