@@ -177,8 +177,12 @@ async def crowd(apps: list[App], url: str, seconds: float) -> dict[str, Any]:
         started = time.monotonic()
         await asyncio.gather(*(editor(i, c) for i, c in enumerate(clients)))
         elapsed = time.monotonic() - started
-        log = (await clients[0].get(f"/api/worlds/{world_id}/edits")).json()
-        ids = [op["id"] for op in log["ops"]]
+        ids: list[int] = []
+        while True:  # the log, page by page
+            page = (await clients[0].get(f"/api/worlds/{world_id}/edits?after={len(ids)}")).json()
+            ids += [op["id"] for op in page["ops"]]
+            if not page["ops"]:
+                break
         lost = sorted(set(accepted) - set(ids))
         tiles_differ = 0
         tiles_checked = 0
