@@ -373,12 +373,21 @@ def test_more_than_4096_patterns_is_refused() -> None:
         extract_patterns(noise, PALETTE, 5)
 
 
-def test_too_many_colours_says_how_many(tmp_path: Path) -> None:
-    rgba = np.zeros((5, 13, 4), dtype=np.uint8)
-    rgba[..., 0] = np.arange(65).reshape(5, 13)
+@pytest.mark.parametrize(("colours", "refused"), [(256, False), (257, True)])
+def test_at_most_256_colours(tmp_path: Path, colours: int, refused: bool) -> None:
+    rgba = np.zeros((17, 16, 4), dtype=np.uint8)
+    index = np.minimum(np.arange(17 * 16), colours - 1).reshape(17, 16)
+    rgba[..., 0] = index % 256
+    rgba[..., 1] = index // 256
     rgba[..., 3] = 255
-    with pytest.raises(SampleError, match="has 65 colours; at most 64"):
-        load_sample(save_png(tmp_path / "many.png", rgba))
+    path = save_png(tmp_path / "many.png", rgba)
+    if refused:
+        with pytest.raises(SampleError, match="has 257 colours; at most 256"):
+            load_sample(path)
+    else:
+        sample, palette = load_sample(path)
+        assert palette.shape == (256, 4)
+        assert int(sample.max()) == 255
 
 
 def test_sample_larger_than_128_px_is_refused(tmp_path: Path) -> None:

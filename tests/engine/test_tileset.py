@@ -649,16 +649,21 @@ def test_wrong_root_element(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "prolog",
-    ['<!DOCTYPE set [<!ENTITY x "y">]>', '<!doctype set SYSTEM "file:///etc/passwd">'],
+    ("prolog", "message"),
+    [
+        ('<!DOCTYPE set [<!ENTITY x "y">]>', "DOCTYPE and ENTITY declarations are not allowed"),
+        ('<!DOCTYPE set SYSTEM "file:///etc/passwd">', "DOCTYPE and ENTITY declarations"),
+        # XML is case-sensitive: a lower-case doctype is not a declaration but broken markup
+        ('<!doctype set SYSTEM "file:///etc/passwd">', "malformed XML"),
+    ],
 )
-def test_doctype_is_refused(tmp_path: Path, prolog: str) -> None:
+def test_doctype_is_refused(tmp_path: Path, prolog: str, message: str) -> None:
     path = tmp_path / "t.xml"
     path.write_text(
         f'<?xml version="1.0"?>\n{prolog}\n<set><tiles><tile name="a"/></tiles></set>',
         encoding="utf-8",
     )
-    with pytest.raises(TilesetError, match="DOCTYPE and ENTITY declarations are not allowed"):
+    with pytest.raises(TilesetError, match=message):
         load_tileset_xml(path)
 
 

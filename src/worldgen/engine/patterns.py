@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -36,15 +37,17 @@ __all__ = [
     "SYMMETRIES",
     "UNKNOWN_RGBA",
     "OverlappingModel",
+    "check_sample_size",
     "colour_indices",
     "extract_patterns",
     "load_sample",
+    "read_sample",
     "render_overlapping",
     "wave_shape",
 ]
 
 MAX_SAMPLE_SIDE = 128
-MAX_COLOURS = 64
+MAX_COLOURS = 256
 MIN_N = 2
 MAX_N = 5
 MAX_PATTERNS = 4096
@@ -98,23 +101,30 @@ def load_sample(path: Path | str) -> tuple[U8Array, U8Array]:
 
     Colours are compared as RGBA (alpha is kept) and numbered by first appearance, row-major.
     Raises :class:`SampleError` when the file is missing or unreadable, is not an image, is larger
-    than 128×128 px or has more than 64 colours.
+    than 128×128 px or has more than 256 colours.
     """
     p = Path(path)
     if not p.is_file():
         raise SampleError(f"sample {str(p)!r} does not exist or is not a file; check the path")
+    return read_sample(p, str(p))
+
+
+def read_sample(source: Path | BinaryIO, name: str) -> tuple[U8Array, U8Array]:
+    """:func:`load_sample` of an open file or a path; ``name`` is what messages call it.
+
+    The image's header is checked against the size limit before its pixels are decoded, so a
+    small file that claims a huge picture (a decompression bomb) costs nothing.
+    """
     try:
-        with Image.open(p) as im:
-            # The header is enough to reject an oversized image before decoding its pixels.
-            _check_sample_size(im.width, im.height, str(p))
+        with Image.open(source) as im:
+            check_sample_size(im.width, im.height, name)
             rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)
     except UnidentifiedImageError:
-        raise SampleError(
-            f"sample {str(p)!r} is not an image that can be read; save it as PNG"
-        ) from None
+        message = f"sample {name!r} is not an image that can be read; save it as PNG"
+        raise SampleError(message) from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise SampleError(f"sample {str(p)!r} could not be read ({exc}); save it as PNG") from None
-    return _index_colours(rgba, str(p))
+        raise SampleError(f"sample {name!r} could not be read ({exc}); save it as PNG") from None
+    return _index_colours(rgba, name)
 
 
 def extract_patterns(
@@ -259,7 +269,8 @@ def render_overlapping(
     return np.ascontiguousarray(rgba, dtype=np.uint8)
 
 
-def _check_sample_size(width: int, height: int, name: str) -> None:
+def check_sample_size(width: int, height: int, name: str) -> None:
+    """A SampleError unless a ``width × height`` px sample is within the size limit."""
     if width < 1 or height < 1:
         raise SampleError(f"sample {name!r} is empty ({width}x{height} px)")
     if width > MAX_SAMPLE_SIDE or height > MAX_SAMPLE_SIDE:
@@ -297,7 +308,7 @@ def _checked_sample(sample: U8Array, palette: U8Array) -> tuple[U8Array, U8Array
         )
     if s.ndim != 2:
         raise SampleError(f"sample has shape {s.shape}; expected (height, width) colour indices")
-    _check_sample_size(s.shape[1], s.shape[0], "sample")
+    check_sample_size(s.shape[1], s.shape[0], "sample")
     if not np.issubdtype(s.dtype, np.integer) or s.min() < 0 or s.max() >= pal.shape[0]:
         raise SampleError(
             f"sample holds values outside the palette's indices 0..{pal.shape[0] - 1}"

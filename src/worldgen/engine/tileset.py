@@ -25,6 +25,8 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
 from PIL import Image
 
 from worldgen.engine.rules import RuleTable
@@ -69,7 +71,6 @@ _SYMMETRY: Final[dict[str, tuple[int, _Action, _Action]]] = {
 SYMMETRY_LETTERS: Final = tuple(_SYMMETRY)
 _DIGITS = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_DECLARATION = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def cardinality(symmetry: str) -> int:
@@ -194,6 +195,10 @@ def _check_tiles(spec: TilesetSpec) -> None:
             raise tileset_error(
                 src,
                 f'invalid tile name "{name}"; use 1 to {MAX_NAME_LENGTH} characters without spaces',
+            )
+        if "/" in name or "\\" in name:
+            raise tileset_error(
+                src, f'invalid tile name "{name}"; a name is also an image file name: no / or \\'
             )
         if name in seen:
             raise tileset_error(src, f'duplicate tile name "{name}"; tile names must be unique')
@@ -407,10 +412,11 @@ def _load_images(spec: TilesetSpec, chosen: Sequence[TileSpec]) -> npt.NDArray[n
 
 def _parse_xml(path: Path) -> TilesetSpec:
     data = read_limited(path)
-    if _DECLARATION.search(data):
-        raise tileset_error(path, "DOCTYPE and ENTITY declarations are not allowed; remove them")
     try:
-        root = ET.fromstring(data)  # noqa: S314  DOCTYPE/ENTITY refused above, size bounded
+        root = defused_fromstring(data, forbid_dtd=True)  # no DTD, no entities, size bounded
+    except DefusedXmlException:
+        message = "DOCTYPE and ENTITY declarations are not allowed; remove them"
+        raise tileset_error(path, message) from None
     except ET.ParseError as exc:
         raise tileset_error(path, f"malformed XML ({exc}); fix the markup") from None
     if root.tag != "set":
