@@ -198,3 +198,24 @@ async def test_a_lock_changes_no_pixel_of_tiles_regions_or_exports(make_crew: An
         assert new.content == old.content
         assert new.headers["etag"] != old.headers["etag"]
     assert np.array_equal(await _region(c, -8, -8, 40, 40), cells)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"kind": "paint", "cells": [[0, 0, 2**70]]}, 422),
+        ({"kind": "paint", "cells": [[2**52 + 1, 0, 0]]}, 422),
+        ({"kind": "paint", "cells": [[0, 0, 10**6]]}, 400),
+        ({"kind": "paint", "cells": []}, 400),
+        ({"kind": "lock", "cells": [[0, 0, 1]]}, 400),
+        ({"kind": "regenerate"}, 400),
+        ({"kind": "regenerate", "rect": {"x": 2**53, "y": 0, "w": 1, "h": 1}}, 422),
+        ({"kind": "rewind", "rect": {"x": 0, "y": 0, "w": 1, "h": 1}}, 422),
+        ({"kind": "regenerate", "rect": {"x": 0, "y": 0, "w": 1, "h": 1}, "version": -1}, 422),
+    ],
+)
+async def test_bad_edits_are_clear_4xx(make_crew: Any, body: dict[str, Any], code: int) -> None:
+    c: Crew = await make_crew()
+    got = await c.editor.post(c.url("edits"), json=body)
+    assert got.status_code == code, got.text
+    assert (await c.owner.post(c.url("restore"), json={"version": 5})).status_code == 400

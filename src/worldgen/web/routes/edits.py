@@ -54,6 +54,10 @@ def get_edit_service(request: Request) -> EditService:
 EditServiceDep = Annotated[EditService, Depends(get_edit_service)]
 
 
+Coord = Annotated[int, Field(ge=-_COORD, le=_COORD)]
+"""A cell coordinate (or a variant index, checked against the model when applied)."""
+
+
 class RectIn(BaseModel):
     """A rectangle of cells."""
 
@@ -72,7 +76,7 @@ class EditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["regenerate", "paint", "lock", "unlock", "restore"]
     rect: RectIn | None = None
-    cells: list[Annotated[list[int], Field(min_length=2, max_length=3)]] = Field(
+    cells: list[Annotated[list[Coord], Field(min_length=2, max_length=3)]] = Field(
         default_factory=list, max_length=MAX_PAINT_CELLS
     )
     version: int | None = Field(default=None, ge=0, description="The version the client saw.")
