@@ -66,7 +66,9 @@ __all__ = [
     "parse_server_event",
 ]
 
-STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+STREAM_ID_PATTERN = r"^\d{1,19}-\d{1,19}$"
+"""A Redis stream id as clients may send it: up to 19 digits a part, so every id the pattern
+admits is below 2**64 (real ids have 13-digit times) and the schema says exactly what is taken."""
 GUEST_ID_PATTERN = r"^g-[0-9a-f]{8,32}$"
 GUEST_NAME_PATTERN = r"^\w[\w .'-]{0,31}$"
 

@@ -26,7 +26,7 @@ increments ``worldgen_errors_total{kind=...}``.
 from __future__ import annotations
 
 import json
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from fastapi import FastAPI, Request
@@ -36,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from worldgen.errors import (
     ConflictError,
@@ -54,6 +55,7 @@ from worldgen.web.metrics import Metrics
 
 __all__ = [
     "RETRY_AFTER_S",
+    "document_errors",
     "error_response",
     "install_error_handlers",
     "internal_error_response",
@@ -143,7 +145,21 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101  registered for this class only
     _count(request, "not_found" if exc.status_code == 404 else f"http_{exc.status_code}")
+    if exc.status_code == 405:
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return await http_exception_handler(request, exc)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (Starlette's own 405 names only the
+    methods of the first route whose path matched, not of all routes on that path), found by
+    asking each route whether it fully matches the request with that method."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _on_domain(request: Request, exc: Exception) -> Response:
@@ -161,9 +177,80 @@ async def _on_storage(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every mapping of the table above on ``app``."""
+    """Register every mapping of the table above on ``app``, and list the answers in its
+    OpenAPI document (:func:`document_errors`)."""
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     for cls in _HANDLED:
         app.add_exception_handler(cls, _on_domain)
     app.add_exception_handler(StorageError, _on_storage)
+    document_errors(app)
+
+
+_ERROR_BODY: Final = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {"description": "What went wrong, for people."}},
+            "required": ["detail"],
+        }
+    }
+}
+_RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+_ERRORS: Final = {
+    "400": "Malformed request (e.g. a body that is not UTF-8 or not JSON).",
+    "401": "Sign-in required.",
+    "403": "Not allowed (a role too low, or a cross-site request).",
+    "404": "No such resource (a private world you cannot see is reported like a missing one).",
+    "413": "Request body too large.",
+    "429": "Too many requests (a rate limit or a per-client bound); see Retry-After.",
+    "503": "Storage or capacity unavailable for a moment; see Retry-After.",
+}
+_UNSAFE: Final = frozenset({"post", "put", "patch", "delete"})
+_METHODS: Final = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _error_codes(method: str, path: str, operation: dict[str, Any]) -> list[str]:
+    codes = ["400", "429", "503"]
+    if "{" in path:
+        codes.append("404")
+    if path.startswith("/api/") or method in _UNSAFE:
+        codes += ["401", "403"]
+    if "requestBody" in operation or method in _UNSAFE:
+        codes.append("413")
+    return codes
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document list the error answers its routes give (beyond the 422
+    FastAPI documents): 400, 429 and 503 everywhere, 404 where the path names a resource, 401
+    and 403 on the API and on every write, 413 where a body is read. Each keeps what a route
+    documents itself."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                for code in _error_codes(method, path, operation):
+                    if code not in responses:
+                        answer: dict[str, Any] = {
+                            "description": _ERRORS[code],
+                            "content": _ERROR_BODY,
+                        }
+                        if code in ("429", "503"):
+                            answer["headers"] = _RETRY_AFTER
+                        responses[code] = answer
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -114,7 +114,7 @@ async def chat_history(
     world: WorldDep,
     request: Request,
     hub: HubDep,
-    before: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN, max_length=41)] = None,
+    before: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN, max_length=39)] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX)] = 50,
 ) -> ChatHistory:
     """Messages older than ``before`` (the newest when absent), at most ``limit``."""
@@ -122,7 +122,7 @@ async def chat_history(
     if before is not None:
         try:
             oldest = parse_stream_id(before) == (0, 0)
-        except ValueError:  # the pattern allows parts beyond 64 bits
+        except ValueError:  # defensive: the pattern keeps parts below 2**64
             raise invalid(("query", "before"), "not a stream id (parts < 2**64)", before) from None
         if oldest:  # nothing is older than 0-0 (and Redis refuses the exclusive range)
             return ChatHistory(messages=[], before=None)

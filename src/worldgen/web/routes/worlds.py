@@ -20,7 +20,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -44,7 +43,7 @@ from worldgen.web.deps import (
 from worldgen.web.errors import invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
-from worldgen.web.params import CANONICAL_INT
+from worldgen.web.params import CANONICAL_INT, JSON_INT
 from worldgen.web.routes.edits import EditServiceDep
 from worldgen.web.routes.tiles import CACHE_CONTROL, PRIVATE_CACHE_CONTROL
 from worldgen.world.api import CatalogEntry
@@ -100,23 +99,30 @@ def _world_name(value: str) -> str:
     return name
 
 
-WorldName = Annotated[
-    str,
-    AfterValidator(_world_name),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": NAME_MAX,
-            "description": "1..80 characters after stripping spaces at both ends; no control "
-            "or text-direction (bidi) characters.",
-        }
-    ),
-]
+_NAME_FORBIDDEN = (
+    "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u061c\\u200e\\u200f"
+    "\\u202a-\\u202e\\u2066-\\u2069"
+)
+_NAME_PATTERN = f"^[^{_NAME_FORBIDDEN}]*[^\\s{_NAME_FORBIDDEN}][^{_NAME_FORBIDDEN}]*$"
+"""What :func:`_world_name` takes, for the schema: no control, line/paragraph separator or bidi
+character, and something left after stripping spaces. (Lone surrogates, refused too, are left
+out: a surrogate range makes the pattern invalid for Unicode regex engines, which would then
+ignore it.)"""
+
+
+_NAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": NAME_MAX,
+    "pattern": _NAME_PATTERN,
+    "description": "1..80 characters after stripping spaces at both ends; no control "
+    "or text-direction (bidi) characters.",
+}
+WorldName = Annotated[str, AfterValidator(_world_name), WithJsonSchema(_NAME_SCHEMA)]
 """A display name: stripped, 1..80 characters, no control or bidi-override characters."""
 TilesetName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
-Version = Annotated[StrictInt, Field(ge=1, le=MAX_SEED)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), JSON_INT]
+Version = Annotated[int, Field(ge=1, le=MAX_SEED), JSON_INT]
 Coord = Annotated[int, Field(ge=-MAX_COORD, le=MAX_COORD), CANONICAL_INT]
 
 
@@ -144,6 +150,20 @@ class WorldRename(_Strict):
     (owners). ``version`` is the world's ``version`` the change was made against: if the world
     was changed since (someone else renamed it), the change is refused with 409 instead of
     overwriting theirs. Without ``version`` the change applies to whatever is current."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # the schema says what the validator below checks: name or visibility, not null
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["name"], "properties": {"name": _NAME_SCHEMA}},
+                {
+                    "required": ["visibility"],
+                    "properties": {"visibility": {"type": "string", "enum": ["public", "private"]}},
+                },
+            ]
+        },
+    )
 
     name: WorldName | None = None
     visibility: Literal["public", "private"] | None = None
