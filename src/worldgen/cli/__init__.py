@@ -2,8 +2,9 @@
 
 One module per group of commands: :mod:`.generate` (``generate``, ``tilesets``, ``demo``),
 :mod:`.world` (``region``, ``tile``), :mod:`.serve` (``serve``), :mod:`.backup` (``backup``,
-``restore``); ``_io`` holds the input checks and output files, ``_terminal`` the spinner and the
-progress bar. No layer package (engine, world, store, web, realtime) knows about the command line.
+``restore``), :mod:`.worker` (``worker``); ``_io`` holds the input checks and output files,
+``_terminal`` the spinner and the progress bar. No layer package (engine, world, store, web,
+realtime) knows about the command line.
 
 Start-up is part of the contract: importing this package imports no numpy, numba, Pillow,
 FastAPI, pydantic, Redis or rich. Each command imports what it drives when it runs, and
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from worldgen import __version__
-from worldgen.cli import _gc, backup, generate, serve, world
+from worldgen.cli import _gc, backup, generate, serve, worker, world
 from worldgen.cli._command import Command, Handler
 from worldgen.cli._io import error
 from worldgen.errors import InputError, SolveError
@@ -39,6 +40,7 @@ COMMANDS: tuple[Command, ...] = (
     *world.COMMANDS,
     *serve.COMMANDS,
     *backup.COMMANDS,
+    *worker.COMMANDS,
 )
 """Every subcommand, in the order ``worldgen --help`` lists them."""
 

@@ -25,6 +25,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, Time
 from worldgen.settings import Settings
 from worldgen.store.chat import ChatStore
 from worldgen.store.edits import EditStore
+from worldgen.store.jobs import JobStore
 from worldgen.store.keys import Keys
 from worldgen.store.members import MemberRepo
 from worldgen.store.presence import PresenceStore
@@ -95,6 +96,8 @@ class Store:
     revocations: Revocations
     edits: EditStore
     """Edit logs, overlays, undo stacks and markers (issue 14)."""
+    jobs: JobStore
+    """Background jobs' records and results (issue 15)."""
     _redis: Redis = field(repr=False)
 
     @classmethod
@@ -128,6 +131,7 @@ class Store:
             pubsub=pubsub,
             revocations=revocations,
             edits=EditStore(redis, keys),
+            jobs=JobStore(redis, keys, result_ttl_s=settings.job_result_ttl_s),
             _redis=redis,
         )
 

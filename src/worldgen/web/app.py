@@ -41,6 +41,8 @@ from fastapi_offline import FastAPIOffline
 
 from worldgen import __version__
 from worldgen.errors import WorldgenError
+from worldgen.jobs.broker import JobQueue
+from worldgen.jobs.worker import WorkerChild
 from worldgen.realtime.hub import Hub
 from worldgen.realtime.metrics import RealtimeCollector
 from worldgen.settings import Settings
@@ -60,6 +62,7 @@ from worldgen.web.routes import (
     auth,
     edits,
     health,
+    jobs,
     legend,
     members,
     pages,
@@ -142,6 +145,15 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
         store = Store.open(url, settings)
         stack.push_async_callback(store.aclose)
         app.state.store = store
+        queue = JobQueue(settings.broker_url or url, store.keys)
+        stack.callback(queue.close)
+        app.state.job_queue = queue
+        if app.state.parts.generator is None and settings.job_workers:
+            # the single-machine setup: a job worker beside the app that ends with it (an app
+            # with an injected generator, as in the tests, runs its job workers itself)
+            child = WorkerChild(settings, url, processes=settings.job_workers)
+            child.start()
+            stack.push_async_callback(asyncio.to_thread, child.stop)
 
         parts: Parts = app.state.parts
         generator = parts.generator or ProcessGenerator(
@@ -206,6 +218,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
     app.include_router(worlds.router)
     app.include_router(legend.router)
     app.include_router(edits.router)
+    app.include_router(jobs.router)
     app.include_router(tiles.router)
     app.include_router(health.router)
     app.include_router(pages.router)

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import HTTPConnection
 
 from worldgen.errors import SignInRequiredError, WorldNotFoundError
+from worldgen.jobs.broker import JobQueue
 from worldgen.realtime.hub import Hub
 from worldgen.settings import Settings
 from worldgen.store.client import Store
@@ -41,6 +42,7 @@ __all__ = [
     "GeneratorDep",
     "GuardDep",
     "HubDep",
+    "JobQueueDep",
     "MetricsDep",
     "OptionalUser",
     "SecurityDep",
@@ -119,6 +121,11 @@ def get_hub(conn: HTTPConnection) -> Hub:
     return cast(Hub, conn.app.state.hub)
 
 
+def get_job_queue(request: Request) -> JobQueue:
+    """The job queue's sending side (issue 15)."""
+    return cast(JobQueue, request.app.state.job_queue)
+
+
 def get_security(conn: HTTPConnection) -> SecurityServices:
     """The app's security services."""
     return services_of(conn)
@@ -152,6 +159,7 @@ ExportSlotsDep = Annotated[ClientSlots, Depends(get_export_slots)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 HubDep = Annotated[Hub, Depends(get_hub)]
+JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 SecurityDep = Annotated[SecurityServices, Depends(get_security)]
 GuardDep = Annotated[Guard, Depends(get_guard)]
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]

@@ -1,0 +1,111 @@
+"""Running one job: an attempt, its progress and its end (``done`` or ``failed``).
+
+:meth:`JobRunner.run` is the actor's body in a worker. It marks the attempt started (a job
+that is gone or already ended is skipped: a redelivered message after completion does nothing),
+computes the job through the generation pool, and ends it. Bad input in the record
+(:class:`~worldgen.errors.InputError`, e.g. a tile outside the world) fails the job at once with
+its message; any other error is retried by the queue, up to
+:data:`~worldgen.jobs.broker.MAX_ATTEMPTS` attempts counted in the record, then the job ends
+``failed`` with the reason its owner sees. Results are a pure function of the record, so a
+retried export writes the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from worldgen.errors import InputError, WorldgenError
+from worldgen.jobs.broker import MAX_ATTEMPTS
+from worldgen.jobs.export import GenerationPool, plan_tiles, prerender_tiles, write_export
+from worldgen.store.client import Store
+from worldgen.store.jobs import JobRecord
+from worldgen.world.spec import WorldSpec
+
+__all__ = ["JobRunner", "spec_params"]
+
+log = structlog.get_logger("worldgen.jobs")
+
+
+def spec_params(spec: WorldSpec) -> dict[str, Any]:
+    """A spec as the JSON object a job record holds (``WorldSpec(**params)`` rebuilds it)."""
+    return {
+        "source": spec.source,
+        "name": spec.name,
+        "seed": spec.seed,
+        "subset": spec.subset,
+        "N": spec.N,
+        "symmetry": spec.symmetry,
+        "S": spec.S,
+        "V": spec.V,
+        "layers": spec.layers,
+    }
+
+
+@dataclass
+class JobRunner:
+    """Runs jobs on ``pool`` with records in ``store`` (used on one event loop only)."""
+
+    pool: GenerationPool
+    store: Store
+    max_attempts: int = MAX_ATTEMPTS
+    band_px: int | None = None
+    """Rows per band of an export (None: the default); tests make it small."""
+
+    async def run(self, job_id: str) -> None:
+        """One attempt at the job ``job_id`` (raises to have the queue retry it)."""
+        jobs = self.store.jobs
+        record = await jobs.start(job_id)
+        if record is None:
+            log.info("job skipped: gone or ended", job=job_id)
+            return
+        log.info("job started", job=job_id, kind=record.kind, attempt=record.attempts)
+        try:
+            await self._compute(record)
+        except InputError as exc:
+            log.info("job refused", job=job_id, reason=str(exc))
+            await jobs.fail(job_id, record.owner, str(exc))
+            return
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, WorldgenError) else "internal error"
+            log.exception("job attempt failed", job=job_id, attempt=record.attempts)
+            if record.attempts >= self.max_attempts:
+                await jobs.fail(
+                    job_id, record.owner, f"{reason} (after {record.attempts} attempts)"
+                )
+                return
+            await jobs.retrying(job_id, reason)
+            raise
+        await jobs.complete(job_id, record.owner)
+        log.info("job done", job=job_id)
+
+    async def _compute(self, record: JobRecord) -> None:
+        params = record.params
+        spec = WorldSpec(**params["spec"])
+        window = (int(params["x"]), int(params["y"]), int(params["w"]), int(params["h"]))
+
+        async def progress(percent: int, stage: str) -> None:
+            await self.store.jobs.progress(record.id, percent, stage)
+
+        if record.kind == "export":
+
+            async def write(data: bytes) -> None:
+                await self.store.jobs.append(record.id, data)
+
+            extra = {} if self.band_px is None else {"band_px": self.band_px}
+            await write_export(
+                self.pool, spec, window, int(params["scale"]), write, progress, **extra
+            )
+        elif record.kind == "prerender":
+            tiles = plan_tiles(*window, int(params["z_min"]), int(params["z_max"]))
+
+            async def put(version: str, z: int, x: int, y: int, png: bytes) -> None:
+                await self.store.tiles.put(record.world_id, version, z, x, y, png)
+
+            await prerender_tiles(self.pool, spec, tiles, put, progress)
+            # the result of a pre-render is the tiles themselves; a tiny JSON says how many
+            await self.store.jobs.append(record.id, b'{"tiles": %d}' % len(tiles))
+        else:
+            raise InputError(f"unknown job kind {record.kind!r}")

@@ -1,0 +1,136 @@
+"""A job worker process: Dramatiq worker threads running jobs on a generation pool.
+
+:func:`run_worker` is ``worldgen worker``: it starts a :class:`~worldgen.world.pool.WorkerPool`
+(every slot may run exports: no map tile waits here), connects the job store and the broker,
+declares the job actor with a :class:`~worldgen.jobs.runner.JobRunner`, and runs ``threads``
+Dramatiq worker threads until ``stop`` is set (SIGTERM/SIGINT in the command) or the process
+named ``parent_pid`` dies. Jobs run as coroutines on the one event loop of Dramatiq's ``AsyncIO``
+middleware, which owns the store's connections; the pool's processes compute.
+
+:class:`WorkerChild` is how ``worldgen serve`` runs a worker beside itself in the single-machine
+setup: ``worldgen worker --parent-pid <serve's pid>`` in a child process, told the resolved
+Redis URL and key prefix through its environment, stopped with SIGTERM (SIGKILL after a grace
+period) when the app stops, and ending by itself within a second if the app dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import dramatiq
+import structlog
+
+from worldgen.jobs.broker import (
+    HEARTBEAT_TIMEOUT_MS,
+    MAINTENANCE_CHANCE,
+    build_broker,
+    declare_actor,
+)
+from worldgen.jobs.runner import JobRunner
+from worldgen.settings import Settings
+from worldgen.store.client import Store
+from worldgen.world.pool import WorkerPool
+
+__all__ = ["PARENT_CHECK_S", "STOP_TIMEOUT_S", "WorkerChild", "run_worker"]
+
+log = structlog.get_logger("worldgen.jobs")
+
+PARENT_CHECK_S = 1.0
+"""How often a worker started for a parent checks that the parent still lives."""
+STOP_TIMEOUT_S = 10.0
+"""How long a stopping worker lets running jobs finish; unfinished ones are redelivered."""
+
+
+def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+    """Set ``stop`` once ``parent_pid`` is no longer this process's parent (it died: an orphan
+    is re-parented), checked every :data:`PARENT_CHECK_S`."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid and not stop.is_set():
+            time.sleep(PARENT_CHECK_S)
+        stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def run_worker(
+    settings: Settings,
+    url: str,
+    stop: threading.Event,
+    *,
+    processes: int,
+    threads: int = 2,
+    parent_pid: int | None = None,
+    heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS,
+    maintenance_chance: int = MAINTENANCE_CHANCE,
+    band_px: int | None = None,
+) -> None:
+    """Run jobs from the broker at ``url`` until ``stop`` is set; the store is on
+    ``settings.redis_url`` (else ``url``). Blocks; returns after a graceful stop."""
+    if parent_pid is not None:
+        _watch_parent(parent_pid, stop)
+    pool = WorkerPool(processes, heavy_slots=processes)
+    try:
+        pool.start()
+        store = Store.open(settings.redis_url or url, settings)
+        broker = build_broker(
+            url,
+            store.keys,
+            heartbeat_timeout_ms=heartbeat_timeout_ms,
+            maintenance_chance=maintenance_chance,
+        )
+        runner = JobRunner(pool, store, band_px=band_px)
+        declare_actor(broker, runner.run)
+        worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
+        worker.start()
+        log.info("job worker started", processes=processes, threads=threads, pid=os.getpid())
+        try:
+            while not stop.wait(PARENT_CHECK_S):
+                pass
+        finally:
+            log.info("job worker stopping")
+            worker.stop(timeout=int(STOP_TIMEOUT_S * 1000))
+            broker.close()
+    finally:
+        pool.close(wait=False)
+
+
+class WorkerChild:
+    """``worldgen worker`` as a child of this process (see the module docstring)."""
+
+    def __init__(self, settings: Settings, redis_url: str, *, processes: int) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.processes = processes
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the child (it connects and starts its pool by itself)."""
+        env = dict(os.environ)
+        env["REDIS_URL"] = self.redis_url
+        env["WORLDGEN_BROKER_URL"] = self.settings.broker_url or self.redis_url
+        env["WORLDGEN_KEY_PREFIX"] = self.settings.key_prefix
+        env["WORLDGEN_JOB_RESULT_TTL_S"] = str(self.settings.job_result_ttl_s)
+        env["WORLDGEN_LOG_LEVEL"] = self.settings.log_level
+        env["WORLDGEN_LOG_JSON"] = "true" if self.settings.log_json else "false"
+        argv = [sys.executable, "-c", "import sys; from worldgen.cli import main; sys.exit(main())"]
+        argv += ["worker", "--workers", str(self.processes), "--parent-pid", str(os.getpid())]
+        self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
+        log.info("job worker child started", pid=self.process.pid)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after the worker's own grace period (safe to call twice)."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S + 5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

@@ -1,0 +1,294 @@
+"""Background jobs' records and results in Redis (issue 15): the job repository.
+
+A job id is ``<world id>.<token>``: the world's id makes every key of the job live under the
+world's hash tag, and anyone asking about a job is checked against that world. A job record is
+a hash (``Keys.job(..., "meta")``) that the web app creates (``queued``) and a worker moves on
+(``running`` with a percent and a stage, then ``done`` or ``failed`` with a message). A result
+is written by appending bands to a ``partial`` string, renamed to ``png`` when complete, so a
+reader never sees half a picture, and a retried attempt starts by deleting the partial one.
+Finished records and results expire after ``result_ttl_s``: the download link expires with them.
+
+Each user has a sorted set of their queued or running jobs (``Keys.user_jobs``), checked and
+added to by one script, so the per-user limit holds across app instances. An entry counts until
+its job ends or :data:`ACTIVE_TTL_S` passes (a job whose message was lost frees its slot).
+Job keys and the user's set are in different slots, so they are written by separate commands.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis
+from redis.asyncio import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.retry import Retry
+
+from worldgen.store.keys import Keys, valid_world_id
+
+__all__ = ["ACTIVE_TTL_S", "JobRecord", "JobState", "JobStore", "broker_client", "parse_job_id"]
+
+JobState = Literal["queued", "running", "done", "failed"]
+ACTIVE_TTL_S = 86_400
+"""A queued or running job's record lives this long past its last progress, and counts against
+its owner's limit at most this long."""
+_TOKEN_BYTES = 12
+"""``token_urlsafe(12)``: 16 characters (``Keys.job``'s token shape)."""
+
+_RESERVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+return 1
+"""
+"""Prune stale entries, then add the job unless the user is at the limit (1 added, 0 refused)."""
+
+
+def broker_client(url: str) -> redis.Redis:
+    """A blocking client for the job queue's broker (Dramatiq's Redis broker is synchronous),
+    with the same bounded timeouts and retries as the app's own client; lazy, no I/O."""
+    pool = redis.ConnectionPool.from_url(
+        url,
+        retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 2),
+        retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
+        socket_timeout=10.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=10,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def parse_job_id(job_id: str) -> tuple[str, str] | None:
+    """``(world id, token)`` of a well-formed job id, else None (ids are opaque to clients)."""
+    world_id, dot, token = job_id.partition(".")
+    if not dot or not valid_world_id(world_id) or len(token) != 16:
+        return None
+    if not all(c.isascii() and (c.isalnum() or c in "-_") for c in token):
+        return None
+    return world_id, token
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job as stored. ``params`` is the job's input (JSON object: the world's spec and the
+    window); ``size`` the result's length in bytes once done; times are epoch seconds."""
+
+    id: str
+    world_id: str
+    owner: str
+    kind: str
+    state: JobState
+    percent: int
+    stage: str
+    message: str
+    params: dict[str, Any]
+    attempts: int
+    size: int
+    created: float
+    updated: float
+
+    @property
+    def active(self) -> bool:
+        """Queued or running (it counts against the owner's limit)."""
+        return self.state in ("queued", "running")
+
+    @classmethod
+    def from_hash(cls, job_id: str, raw: Mapping[bytes | str, bytes | str]) -> JobRecord:
+        """The record of a ``HGETALL`` reply."""
+        f = {_text(k): _text(v) for k, v in raw.items()}
+        return cls(
+            id=job_id,
+            world_id=f["world_id"],
+            owner=f["owner"],
+            kind=f["kind"],
+            state=f["state"],  # type: ignore[arg-type]  # written by this module only
+            percent=int(f.get("percent", "0")),
+            stage=f.get("stage", ""),
+            message=f.get("message", ""),
+            params=json.loads(f.get("params", "{}")),
+            attempts=int(f.get("attempts", "0")),
+            size=int(f.get("size", "0")),
+            created=float(f["created"]),
+            updated=float(f.get("updated", f["created"])),
+        )
+
+
+class JobStore:
+    """Create, read and advance job records; write and read their results."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, result_ttl_s: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.result_ttl_s = result_ttl_s
+        self._reserve = redis.register_script(_RESERVE)
+
+    def _key(self, job_id: str, part: str = "meta") -> str:
+        parsed = parse_job_id(job_id)
+        if parsed is None:
+            raise ValueError(f"invalid job id {job_id!r}")
+        return self.keys.job(parsed[0], parsed[1], part)
+
+    async def create(
+        self, world_id: str, owner: str, kind: str, params: dict[str, Any], *, limit: int
+    ) -> JobRecord | None:
+        """A new ``queued`` job of ``owner`` on ``world_id``; None when ``owner`` already has
+        ``limit`` jobs queued or running (nothing is written then)."""
+        job_id = f"{world_id}.{secrets.token_urlsafe(_TOKEN_BYTES)}"
+        now = time.time()
+        user_key = self.keys.user_jobs(owner)
+        added = await self._reserve(keys=[user_key], args=[now, limit, now + ACTIVE_TTL_S, job_id])
+        if not int(added):
+            return None
+        record = JobRecord(
+            id=job_id,
+            world_id=world_id,
+            owner=owner,
+            kind=kind,
+            state="queued",
+            percent=0,
+            stage="queued",
+            message="",
+            params=params,
+            attempts=0,
+            size=0,
+            created=now,
+            updated=now,
+        )
+        key = self._key(job_id)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    key,
+                    mapping={
+                        "world_id": world_id,
+                        "owner": owner,
+                        "kind": kind,
+                        "state": "queued",
+                        "percent": 0,
+                        "stage": "queued",
+                        "message": "",
+                        "params": json.dumps(params, separators=(",", ":")),
+                        "attempts": 0,
+                        "size": 0,
+                        "created": repr(now),
+                        "updated": repr(now),
+                    },
+                )
+                pipe.expire(key, ACTIVE_TTL_S)
+                await pipe.execute()
+        except BaseException:
+            await self.redis.zrem(user_key, job_id)
+            raise
+        return record
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None (unknown, malformed or expired)."""
+        if parse_job_id(job_id) is None:
+            return None
+        raw = await self.redis.hgetall(self._key(job_id))
+        return JobRecord.from_hash(job_id, raw) if raw else None
+
+    async def active(self, owner: str) -> int:
+        """How many of ``owner``'s jobs count against the limit now."""
+        key = self.keys.user_jobs(owner)
+        return int(await self.redis.zcount(key, time.time(), "+inf"))
+
+    async def start(self, job_id: str) -> JobRecord | None:
+        """Mark an attempt as started (``running``, one more attempt; any partial result of an
+        earlier attempt deleted); None when the job is gone or already ended (skip it)."""
+        record = await self.get(job_id)
+        if record is None or not record.active:
+            return None
+        key = self._key(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "attempts", 1)
+            pipe.hset(
+                key,
+                mapping={"state": "running", "percent": 0, "stage": "starting", "updated": _now()},
+            )
+            pipe.expire(key, ACTIVE_TTL_S)
+            pipe.delete(self._key(job_id, "partial"))
+            attempts, *_ = await pipe.execute()
+        return JobRecord.from_hash(job_id, await self.redis.hgetall(key)) if attempts else None
+
+    async def progress(self, job_id: str, percent: int, stage: str) -> None:
+        """Record how far the running attempt is (0..99 while running)."""
+        key = self._key(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={"percent": max(0, min(99, percent)), "stage": stage, "updated": _now()},
+            )
+            pipe.expire(key, ACTIVE_TTL_S)
+            await pipe.execute()
+
+    async def retrying(self, job_id: str, reason: str) -> None:
+        """The attempt failed and the job goes back to the queue (``reason`` shown as stage)."""
+        await self.redis.hset(
+            self._key(job_id),
+            mapping={
+                "state": "queued",
+                "stage": f"retrying after: {reason}"[:200],
+                "updated": _now(),
+            },
+        )
+
+    async def append(self, job_id: str, data: bytes) -> None:
+        """Append ``data`` to the attempt's partial result."""
+        partial = self._key(job_id, "partial")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.append(partial, data)
+            pipe.expire(partial, ACTIVE_TTL_S)
+            await pipe.execute()
+
+    async def complete(self, job_id: str, owner: str) -> None:
+        """The partial result becomes the result: ``done``, kept ``result_ttl_s``."""
+        key, partial, png = (self._key(job_id, p) for p in ("meta", "partial", "png"))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.strlen(partial)
+            pipe.rename(partial, png)
+            pipe.expire(png, self.result_ttl_s)
+            pipe.hset(key, mapping={"state": "done", "percent": 100, "stage": "done"})
+            pipe.expire(key, self.result_ttl_s)
+            size, *_ = await pipe.execute()
+        await self.redis.hset(key, mapping={"size": int(size), "updated": _now()})
+        await self.redis.zrem(self.keys.user_jobs(owner), job_id)
+
+    async def fail(self, job_id: str, owner: str, message: str) -> None:
+        """The job ends ``failed`` with ``message`` (shown to its owner)."""
+        key = self._key(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={"state": "failed", "stage": "failed", "message": message[:500]},
+            )
+            pipe.hset(key, "updated", _now())
+            pipe.expire(key, self.result_ttl_s)
+            pipe.delete(self._key(job_id, "partial"))
+            await pipe.execute()
+        await self.redis.zrem(self.keys.user_jobs(owner), job_id)
+
+    async def result_size(self, job_id: str) -> int:
+        """Length of the finished result (0: none, or expired)."""
+        return int(await self.redis.strlen(self._key(job_id, "png")))
+
+    async def read_result(self, job_id: str, start: int, length: int) -> bytes:
+        """``length`` bytes of the finished result from ``start`` (fewer at its end)."""
+        data = await self.redis.getrange(self._key(job_id, "png"), start, start + length - 1)
+        return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def _now() -> str:
+    """The current time as stored in a record (``repr`` of epoch seconds)."""
+    return repr(time.time())
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
