@@ -11,7 +11,8 @@ Kinds of operation (:class:`Op`):
 * ``regenerate`` a rectangle: a fresh solve of it whose outer one-cell ring is pinned to the
   current content (locked cells inside stay pinned too);
 * ``paint`` cells with chosen variants: the painted cells are pinned, then their bounding box plus
-  :data:`PAINT_MARGIN` cells is re-solved with its ring pinned;
+  :data:`PAINT_MARGIN` cells is re-solved with its ring pinned (when the ring cannot be joined to
+  the paint, the margin grows through :data:`PAINT_MARGINS` before the paint is refused);
 * ``lock`` / ``unlock`` cells (a rectangle or a list): locked cells keep their content through
   every later operation of anyone until unlocked;
 * ``restore`` a rectangle to the generated world (locked cells excepted), then the seam repaired;
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_PAINT_CELLS",
     "MAX_RECT_SIDE",
     "PAINT_MARGIN",
+    "PAINT_MARGINS",
     "REPAIR_RADII",
     "Diff",
     "Kind",
@@ -71,7 +73,9 @@ MAX_RECT_SIDE = 256
 MAX_PAINT_CELLS = 4096
 """Most cells one paint (or lock list) may name."""
 PAINT_MARGIN = 2
-"""Cells around a paint's bounding box that are re-solved with it."""
+"""Cells around a paint's bounding box that are re-solved with it (at least)."""
+PAINT_MARGINS = (PAINT_MARGIN, 4, 8)
+"""Margins tried in turn while the border cannot be joined to the paint (a shore, a road)."""
 REPAIR_RADII = (1, 2, 4, 8)
 PURPOSE_EDIT = 0x45444954
 _MAX_NAMED = 12
@@ -199,10 +203,11 @@ class Op:
         return cls(op_id, kind, rect)
 
     def area(self) -> Rect | None:
-        """The cells the operation may change directly (its rectangle, a paint's margin too)."""
+        """The cells the operation may change directly (its rectangle, a paint's widest margin
+        too)."""
         if self.rect is None:
             return None
-        return self.rect.grow(PAINT_MARGIN) if self.kind == "paint" else self.rect
+        return self.rect.grow(PAINT_MARGINS[-1]) if self.kind == "paint" else self.rect
 
 
 @dataclass(frozen=True, eq=False)
@@ -442,10 +447,23 @@ def _diff_from(
 
 
 def _resolve(world: World, overlay: Overlay, op: Op, seed: int) -> Diff:
-    """``regenerate`` and ``paint``: solve the area with its ring (and locks, paints) pinned."""
-    area = op.area()
-    assert area is not None  # noqa: S101  checked by Op.build
-    window = area.grow(1)
+    """``regenerate`` and ``paint``: solve the area with its ring (and locks, paints) pinned; a
+    paint whose border cannot be joined to it tries the wider margins of :data:`PAINT_MARGINS`."""
+    assert op.rect is not None  # noqa: S101  checked by Op.build
+    margins = PAINT_MARGINS if op.kind == "paint" else (0,)
+    for k, margin in enumerate(margins):
+        last = k == len(margins) - 1
+        diff = _resolve_window(world, overlay, op, op.rect.grow(margin + 1), seed, last)
+        if diff is not None:
+            return diff
+    raise AssertionError("the last margin refuses or answers")  # pragma: no cover
+
+
+def _resolve_window(
+    world: World, overlay: Overlay, op: Op, window: Rect, seed: int, last: bool
+) -> Diff | None:
+    """One try of :func:`_resolve` over ``window``: the diff, None to try a wider window (only
+    when the pins cannot be joined and this is not the ``last`` try), else refused."""
     generated = world.region(window.x, window.y, window.w, window.h)
     values, locks = overlay.window(window)
     current = apply_overlay(generated, values)
@@ -468,6 +486,8 @@ def _resolve(world: World, overlay: Overlay, op: Op, seed: int) -> Diff:
     grid, reason = _solve_window(world, window, pins, seed)
     if grid is None:
         if reason == "constraints":
+            if not last:
+                return None
             culprits = np.zeros(current.shape, dtype=np.bool_)
             for x, y, _ in op.cells:
                 culprits[y - window.y, x - window.x] = True

@@ -1,7 +1,8 @@
 """Editing a world in real Chromium with two people (issue 14): ada (the owner) selects and
 regenerates a rectangle and bob's map reloads the changed tiles; bob, who may only view, sees
-every tool disabled with the reason; ada undoes with Ctrl+Z; a marker ada places appears on both
-maps, its text shown as text. A screenshot lands in ``out/test-artifacts/browser/``."""
+every tool disabled with the reason; ada paints from the palette and undoes it with Ctrl+Z; a
+marker ada places appears on both maps, its text shown as text. A screenshot lands in
+``out/test-artifacts/browser/``."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def test_two_people_edit_undo_and_mark(browser_page: PageFactory) -> None:
     ada, bob = browser_page(), browser_page()
     sign_in(ada, "ada")
     sign_in(bob, "bob")
-    made = ada.context.request.post("/api/worlds", data={"name": "Shaped", "tileset": "terrain"})
+    made = ada.context.request.post(
+        "/api/worlds", data={"name": "Shaped", "tileset": "terrain", "seed": 7}
+    )
     assert made.status == 201, made.text()
     world_id = made.json()["id"]
     open_world(ada, world_id)
@@ -51,11 +54,17 @@ def test_two_people_edit_undo_and_mark(browser_page: PageFactory) -> None:
     expect(bob.locator("#edit .edit-history li")).to_have_count(1)
     screenshot(bob, "edit-regenerated")
 
-    # ada undoes with Ctrl+Z: a second operation, seen by bob too.
+    # ada paints two cells with the palette's first tile (deep water, in the ocean).
+    ada.locator("#edit [data-tool=paint]").click()
+    ada.locator("#edit .edit-swatch").first.click()
+    drag(ada, (cx - 40, cy), (cx - 36, cy))
+    expect(ada.locator("#edit .edit-status")).to_contain_text("Paint: done (version 2)")
+
+    # ada undoes the paint with Ctrl+Z: a third operation, seen by bob too.
     ada.locator("#map").focus()
     ada.keyboard.press("Control+z")
-    expect(ada.locator("#edit .edit-status")).to_contain_text("Undo: done (version 2)")
-    expect(bob.locator("#edit .edit-history li")).to_have_count(2)
+    expect(ada.locator("#edit .edit-status")).to_contain_text("Undo: done (version 3)")
+    expect(bob.locator("#edit .edit-history li")).to_have_count(3)
 
     # A marker: placed by ada, shown on both maps; hostile text stays text.
     ada.locator("#edit [data-tool=marker]").click()
