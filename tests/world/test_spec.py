@@ -48,7 +48,32 @@ def test_spec_is_json_round_trippable() -> None:
     spec = WorldSpec("tileset", "terrain", 7, subset=None, S=8)
     doc = json.loads(json.dumps(dataclasses.asdict(spec)))
     assert WorldSpec(**doc) == spec
-    assert list(doc) == ["source", "name", "seed", "subset", "N", "symmetry", "S", "V", "layers"]
+    assert list(doc) == [
+        "source", "name", "seed", "subset", "N", "symmetry", "S", "V", "layers", "ground"
+    ]  # fmt: skip
+
+
+def test_default_spec_takes_the_catalogs_model_settings() -> None:
+    """A bundled sample's world uses the settings its catalog entry is drawn for: flowers is a
+    side view (symmetry 2, a ground row), lakes the plain defaults."""
+    flowers = WorldSpec.of_kind("overlapping", "flowers", 3)
+    assert (flowers.symmetry, flowers.ground) == (2, True)
+    assert build_world(flowers).lib.ground is not None
+    assert WorldSpec.of_kind("overlapping", "lakes", 3) == WorldSpec("sample", "lakes", 3)
+    assert WorldSpec.of_kind("tiled", "terrain", 3) == WorldSpec("tileset", "terrain", 3)
+    assert flowers.model_key == WorldSpec("sample", "flowers", 0, symmetry=2, ground=True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (WorldSpec("tileset", "terrain", 1, ground=True), "ground applies to samples only"),
+        (WorldSpec("sample", "lakes", 1, ground=1), "ground must be true or false"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_ground_is_refused(spec: WorldSpec, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        spec.check()
 
 
 @pytest.mark.parametrize("spec", [LAKES, TERRAIN], ids=["sample", "tileset"])

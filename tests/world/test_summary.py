@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from worldgen.world import macro, summary
@@ -95,17 +96,18 @@ def test_far_squares_join_seamlessly(cells_per_px: int) -> None:
         assert np.array_equal(part, whole[dy : dy + 5, dx : dx + 5]), (dx, dy)
 
 
-def lit_means(world: World, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+def lit_means(world: World, x0: int, y0: int, w: int, h: int) -> npt.NDArray[np.float64]:
     """The mean colour of each final cell of the window as the map shows it: its picture's
     mean, lit by its relief (scaled towards black below 256, blended towards white above)."""
     means = palette_for(world).level(16).reshape(world.model.size, -1, 3).mean(axis=1)
-    colour = means[world.region(x0, y0, w, h)]
+    colour: npt.NDArray[np.float64] = means[world.region(x0, y0, w, h)]
     shade = cell_relief(world, x0, y0, w, h)
     if shade is None:
         return colour
     f = shade[:, :, None].astype(np.float64)
     gain, lift = np.minimum(f, 256), np.maximum(f - 256, 0)
-    return (colour * (gain - lift) + 255 * lift) / 256
+    out: npt.NDArray[np.float64] = (colour * (gain - lift) + 255 * lift) / 256
+    return out
 
 
 def test_far_pixels_predict_the_final_cells() -> None:
@@ -140,3 +142,20 @@ def test_terrain_is_lit_by_its_relief_at_every_zoom() -> None:
     assert np.any(lit != flat)
     sample = build_world(WorldSpec("sample", "lakes", 42))
     assert cell_relief(sample, 0, 0, 8, 8) is None
+
+
+def test_a_ground_worlds_far_view_is_its_mean_colour_per_row() -> None:
+    """flowers (a side view): a far pixel is the mean of its rows' learnt colours, so the ground
+    line shows at far zooms, and it predicts the final cells near the ground."""
+    world = build_world(WorldSpec.of_kind("overlapping", "flowers", 42))
+    found = summary_for(world)
+    assert found.rows is not None
+    sky = found.rows[0] // 256
+    rgb = far_rgb(world, 96, -32, 16, 4).astype(np.int64)  # rows -32..31: ground at pixel row 8
+    n = 4
+    assert np.all(rgb == rgb[:, :1])  # the same in every column
+    assert np.abs(rgb[0, 0] - sky).max() <= 2  # high above the ground: sky
+    assert np.abs(rgb[8, 0] - sky).max() > 20  # the ground line
+    means = palette_for(world).level(16).reshape(world.model.size, -1, 3).mean(axis=1)
+    actual = means[world.region(0, -32, 1024, 64)].reshape(16, n, 1024, 3).mean(axis=(1, 2))
+    assert np.abs(rgb[:, 0] - actual).max() < 12

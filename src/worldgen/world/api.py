@@ -53,7 +53,7 @@ class CatalogEntry:
     """A bundled tileset (``kind="tiled"``) or sample (``kind="overlapping"``).
 
     ``count`` is the number of oriented tile variants, or the number of patterns a world cuts
-    from the sample (``N=3``, ``symmetry=8``: the :class:`WorldSpec` defaults).
+    from the sample (with its catalog ``N`` and ``symmetry``: :meth:`WorldSpec.of_kind`).
     """
 
     name: str
@@ -66,7 +66,8 @@ def _model_from_file(path: Path, name: str, spec: WorldSpec) -> WorldModel:
     if spec.source == "tileset":
         return tileset_model(load_tileset(path, spec.subset))
     sample, palette = load_sample(path)
-    return sample_model(extract_patterns(sample, palette, spec.N, spec.symmetry, True), name)
+    patterns = extract_patterns(sample, palette, spec.N, spec.symmetry, True)
+    return sample_model(patterns, name, ground=spec.ground)
 
 
 @functools.lru_cache(maxsize=32)
@@ -90,8 +91,7 @@ def model_for(spec: WorldSpec, *, allow_files: bool = False) -> WorldModel:
     """
     kind = KIND[spec.source]
     if tilesets.lookup(spec.name, kind) is not None:
-        key = WorldSpec(spec.source, spec.name, 0, spec.subset, spec.N, spec.symmetry)
-        return _bundled_model(key)
+        return _bundled_model(spec.model_key)
     if allow_files:
         path = tilesets.resolve(spec.name, kind)
         return _model_from_file(path, path.stem, spec)
@@ -194,8 +194,9 @@ def _catalog() -> tuple[CatalogEntry, ...]:
         if entry.kind == "tiled":
             count = load_tileset(entry.path, entry.defaults.get("subset"), load_images=False).size
         else:
+            spec = WorldSpec.of_kind("overlapping", entry.name, 0)
             sample, palette = load_sample(entry.path)
-            count = extract_patterns(sample, palette, 3, 8, True).size
+            count = extract_patterns(sample, palette, spec.N, spec.symmetry, True).size
         out.append(CatalogEntry(entry.name, entry.kind, count, entry.description))
     return tuple(out)
 
@@ -238,7 +239,7 @@ def preview_png(name: str, size: int = 64) -> bytes:
         sample, palette = load_sample(entry.path)
         rgb = np.ascontiguousarray(palette[sample.astype(np.intp), :3])
     else:
-        model = _bundled_model(WorldSpec("tileset", name, 0, entry.defaults.get("subset")))
+        model = model_for(WorldSpec.of_kind("tiled", name, 0))
         assert model.images is not None  # noqa: S101  bundled tilesets load with images
         tiles = model.images[[model.labels.index(v) for v in model.labels if v.endswith(" 0")]]
         cols = int(np.ceil(np.sqrt(tiles.shape[0])))

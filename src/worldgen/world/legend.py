@@ -218,7 +218,7 @@ def legend_for(spec: WorldSpec) -> Legend:
     if tilesets.lookup(spec.name, spec.kind) is None:
         raise InputError(f"no bundled {spec.source} named {spec.name!r}")
     # the model's fields only (N, symmetry, subset): one legend per model, whatever the seed
-    return _bundled_legend(WorldSpec(spec.source, spec.name, 0, spec.subset, spec.N, spec.symmetry))
+    return _bundled_legend(spec.model_key)
 
 
 def _data_url(png: bytes) -> str:

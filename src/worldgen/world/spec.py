@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeGuard
 
+from worldgen import tilesets
 from worldgen.engine.patterns import MAX_N, MIN_N, SYMMETRIES
 from worldgen.errors import InputError
 from worldgen.tilesets import Kind
@@ -49,11 +50,12 @@ MAX_S = 64
 MAX_V = 16
 MAX_LAYERS = 3
 MAX_SEED = 2**64
-TILE_VERSION = 2
+TILE_VERSION = 3
 """Version of how map tiles are drawn from a world's cells; part of every world's content
 version (``World.version``), so caches never serve tiles drawn by older rules. 1: every cell zoom
 draws the final cells, far zooms the learnt summary (before it, z = 0..-2 drew the base layer).
-2: worlds with continents are lit by the relief at every zoom (hill shading)."""
+2: worlds with continents are lit by the relief at every zoom (hill shading). 3: far zooms of a
+world with a ground show its mean colour per row (the ground line)."""
 
 
 def is_int(value: object) -> TypeGuard[int]:
@@ -67,7 +69,8 @@ class WorldSpec:
 
     ``name`` is a bundled tileset or sample name (a file path only where files are allowed, see
     :func:`worldgen.world.api.build_world`). ``subset`` applies to tilesets, ``N`` and
-    ``symmetry`` to samples (a sample's patterns are always cut from the periodic input). ``S`` is
+    ``symmetry`` to samples (a sample's patterns are always cut from the periodic input), as does
+    ``ground`` (a side view: the sample's ground row at y = 0, :mod:`.ground`). ``S`` is
     the block size (32 by default: at 16 the block lattice shows as a period in samples made of
     lines, ``docs/world.md``), ``V`` the patch variants, ``layers`` the refinement layers.
     """
@@ -81,12 +84,32 @@ class WorldSpec:
     S: int = 32
     V: int = 4
     layers: int = 2
+    ground: bool = False
 
     @classmethod
     def of_kind(cls, kind: Kind, name: str, seed: int) -> WorldSpec:
         """The default spec of a world over a catalog entry of ``kind`` (``tiled`` or
-        ``overlapping``) named ``name``."""
-        return cls(source=SOURCE[kind], name=name, seed=seed)
+        ``overlapping``) named ``name``: a bundled entry's own model settings (its catalog
+        ``defaults``: a tileset's subset; a sample's N, symmetry and ground, e.g. ``flowers``
+        is a side view with symmetry 2 and a ground), else the field defaults."""
+        entry = tilesets.lookup(name, kind) if name else None
+        if entry is None:
+            return cls(source=SOURCE[kind], name=name, seed=seed)
+        d = entry.defaults
+        if kind == "tiled":
+            return cls(source="tileset", name=name, seed=seed, subset=d.get("subset"))
+        return cls(
+            source="sample", name=name, seed=seed, N=int(d.get("N", 3)),
+            symmetry=int(d.get("symmetry", 8)), ground=bool(d.get("ground", False)),
+        )  # fmt: skip
+
+    @property
+    def model_key(self) -> WorldSpec:
+        """The spec with only the fields that choose the model (source, name, subset, N,
+        symmetry, ground): one model serves every world over it, whatever its seed and blocks."""
+        return WorldSpec(
+            self.source, self.name, 0, self.subset, self.N, self.symmetry, ground=self.ground
+        )
 
     @property
     def kind(self) -> Kind:
@@ -115,6 +138,10 @@ class WorldSpec:
             raise InputError(f"S (block size) must be even, got {self.S}")
         if not is_int(self.symmetry) or self.symmetry not in SYMMETRIES:
             raise InputError(f"symmetry must be 1, 2, 4 or 8, got {self.symmetry!r}")
+        if not isinstance(self.ground, bool):
+            raise InputError(f"ground must be true or false, got {self.ground!r}")
+        if self.ground and self.source != "sample":
+            raise InputError("ground applies to samples only; drop it for a tileset")
         if self.subset is not None:
             if self.source == "sample":
                 raise InputError("subset applies to tilesets only; drop it for a sample")

@@ -24,6 +24,10 @@ the world:
   sub-sample lights its predicted colour by the relief at its spacing, which is the cells'
   mean slope there, so hills and mountains read at far zooms and a far pixel still predicts
   the mean of the lit cells it covers.
+* **Ground worlds** (side views, :mod:`.ground`) are the same in every column on average, so
+  their summary is the mean colour of each row within :data:`GROUND_ROWS` of the ground (learnt
+  the same way) and a far pixel is the exact mean of its rows' colours: the ground line stays
+  at every zoom.
 * **A far pixel** averages the predicted colour over ``s x s`` sub-sample points spread evenly
   over the cells it covers (:data:`SUBSAMPLES`; all of them when it covers 2 x 2 cells); from
   z = -7 on, with a tent that also weighs the neighbours' nearest sub-samples (anti-aliasing).
@@ -37,6 +41,7 @@ import os
 import tempfile
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,7 @@ from worldgen.world.model import CELL_PX
 from worldgen.world.patches import cache_dir
 
 __all__ = [
+    "GROUND_ROWS",
     "LEARN_SEED",
     "LEARN_SIDE",
     "LEARN_WINDOWS",
@@ -90,6 +96,9 @@ SUBSAMPLES = 2
 """Sub-sample points per pixel side of a far tile."""
 SMOOTH_FROM = 32
 """Cells per pixel from which far pixels weigh their neighbours' sub-samples too (z <= -7)."""
+GROUND_ROWS = 64
+"""A world with a ground: rows learnt above and below the ground row (``y = 0``); a ground world
+is the same in every column on average, so its far view is its mean colour per row."""
 _FREQ_ONE = 1 << 16
 """Fixed-point unit of a frequency."""
 _RGB_ONE = 1 << 8
@@ -112,6 +121,9 @@ class Summary:
     counts: I64Array  # (G, T) >= 0
     table: I64Array  # (G, 3) in [0, 255 * 256]
     channels: tuple[npt.NDArray[np.int32], ...]  # 3 x (P,): table[group] per channel, int32
+    rows: I64Array | None = None
+    """A world with a ground: the mean RGB (1/256) of row ``y = r - GROUND_ROWS`` for ``r`` in
+    ``[0, 2 * GROUND_ROWS)`` (rows beyond take the nearest end's colour), else None."""
 
     def colours(self) -> U8Array:
         """The predicted RGB of each group, ``(G, 3)`` (floored)."""
@@ -160,6 +172,25 @@ def learn_counts(world: World, group: npt.NDArray[np.intp], groups: int) -> I64A
     return counts
 
 
+def learn_rows(world: World) -> I64Array:
+    """Count ``(row, variant)`` over :data:`WINDOWS_PER_GROUP` windows of :data:`LEARN_SIDE`
+    columns and the rows ``[-GROUND_ROWS, GROUND_ROWS)`` of a ground world (the
+    :data:`LEARN_SEED` world over ``world``'s library)."""
+    learner = World(
+        world.model, LEARN_SEED, S=world.S, V=world.V, layers=world.layers, library=world.lib,
+        budget=world.budget,
+    )  # fmt: skip
+    counts = np.zeros((2 * GROUND_ROWS, world.model.size), dtype=np.int64)
+    offset = learner.offset(world.layers) if world.layers else 0
+    for k in range(WINDOWS_PER_GROUP):
+        hx = int(mix_array(LEARN_SEED, PURPOSE_LEARN, k, np.arange(1))[0])
+        x = (hx % (2 * LEARN_SPREAD) - LEARN_SPREAD) // world.S * world.S + offset
+        cells = learner.region(x, -GROUND_ROWS, LEARN_SIDE, 2 * GROUND_ROWS)
+        rows = np.repeat(np.arange(2 * GROUND_ROWS), LEARN_SIDE)
+        np.add.at(counts, (rows, cells.ravel()), 1)
+    return counts
+
+
 def _prior(world: World, group: npt.NDArray[np.intp], groups: int) -> I64Array:
     """The solver's prior per group, ``(G, T)`` in units of 1/65536 (each row sums to <= 1)."""
     out = np.zeros((groups, world.model.size), dtype=np.int64)
@@ -192,6 +223,15 @@ def _table(world: World, counts: I64Array, prior: I64Array) -> I64Array:
     return rgb
 
 
+def _learnt(path: Path, shape: tuple[int, int], learn: Callable[[], I64Array]) -> I64Array:
+    """Counts from the disk cache, or learnt (and cached) on a miss."""
+    counts = _load(path, shape)
+    if counts is None:
+        counts = learn()
+        _save(path, counts)
+    return counts
+
+
 def _load(path: Path, shape: tuple[int, int]) -> I64Array | None:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -221,17 +261,24 @@ def summaries_dir() -> Path:
 def build_summary(world: World, directory: Path | None = None) -> Summary:
     """The summary of ``world``: counts from the disk cache, learnt (and cached) on a miss."""
     group, groups = _groups(world.profiles)
-    path = (directory or summaries_dir()) / f"{summary_key(world)}.npz"
-    counts = _load(path, (groups, world.model.size))
-    if counts is None:
-        counts = learn_counts(world, group, groups)
-        _save(path, counts)
+    folder, key, size = directory or summaries_dir(), summary_key(world), world.model.size
+    counts = _learnt(
+        folder / f"{key}.npz", (groups, size), lambda: learn_counts(world, group, groups)
+    )
     table = _table(world, counts, _prior(world, group, groups))
     channels = tuple(np.ascontiguousarray(table[group, c], dtype=np.int32) for c in range(3))
     frozen: list[npt.NDArray[Any]] = [group, counts, table, *channels]
+    rows = None
+    if world.lib.ground is not None:
+        row_counts = _learnt(
+            folder / f"{key}-rows{GROUND_ROWS}.npz", (2 * GROUND_ROWS, size),
+            lambda: learn_rows(world),
+        )  # fmt: skip
+        rows = _table(world, row_counts, np.zeros_like(row_counts))
+        frozen.append(rows)
     for array in frozen:
         array.setflags(write=False)
-    return Summary(group=group, counts=counts, table=table, channels=channels)
+    return Summary(group=group, counts=counts, table=table, channels=channels, rows=rows)
 
 
 _SUMMARIES: weakref.WeakKeyDictionary[World, Summary] = weakref.WeakKeyDictionary()
@@ -284,6 +331,22 @@ def relief_for(
     return macro.relief_grid(world.seed, xs, ys)
 
 
+def _ground_rgb(rows: I64Array, y0: int, pixels: int, n: int) -> U8Array:
+    """Far pixels of a ground world: pixel row ``p`` is the mean of the row colours of
+    ``[y0 + p*n, y0 + (p+1)*n)``, the rows past the learnt ones taking the nearest end's."""
+    g = GROUND_ROWS
+    a = y0 + np.arange(pixels, dtype=np.int64) * n  # first row of each pixel row
+    b = a + n
+    prefix = np.zeros((2 * g + 1, 3), dtype=np.int64)
+    np.cumsum(rows, axis=0, out=prefix[1:])
+    below = np.clip(np.minimum(b, -g) - a, 0, n)[:, None]  # rows above the learnt ones (y < -g)
+    above = np.clip(b - np.maximum(a, g), 0, n)[:, None]  # rows under them (y >= g)
+    mid = prefix[np.clip(b + g, 0, 2 * g)] - prefix[np.clip(a + g, 0, 2 * g)]
+    total = below * rows[0] + mid + above * rows[-1]
+    colour = (total // (n * _RGB_ONE)).astype(np.uint8)  # (pixels, 3)
+    return np.ascontiguousarray(np.broadcast_to(colour[:, None, :], (pixels, pixels, 3)))
+
+
 def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U8Array:
     """RGB ``(pixels, pixels, 3)`` of the square whose top-left cell is ``(x0, y0)``, each pixel
     the predicted mean colour of the ``cells_per_px``² cells it covers (with one profile group,
@@ -297,6 +360,8 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
     sub-sample's colour is lit by the relief there (:func:`relief_for`) before averaging.
     """
     summary = summary_for(world)
+    if summary.rows is not None:  # a ground world: the exact mean of its rows' colours
+        return _ground_rgb(summary.rows, y0, pixels, cells_per_px)
     if summary.table.shape[0] == 1:  # one group (a neutral bias): every pixel is its colour
         return np.broadcast_to(summary.colours()[0], (pixels, pixels, 3)).copy()
     s = min(SUBSAMPLES, cells_per_px)
