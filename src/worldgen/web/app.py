@@ -53,6 +53,7 @@ from worldgen.web.auth.services import SecurityServices
 from worldgen.web.auth.sockets import message_gate
 from worldgen.web.errors import install_error_handlers
 from worldgen.web.concurrency import ClientSlots
+from worldgen.web.edits import EditService
 from worldgen.web.generation import Generator, ProcessGenerator
 from worldgen.web.hardening import install_security, install_security_headers
 from worldgen.web.ladder import TileLadder
@@ -205,6 +206,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
     app.state.parts = parts or Parts()
     app.state.templates = _templates()
     app.state.tile_ladder = TileLadder(metrics, settings.memory_tile_cache)
+    app.state.edits = EditService()
     app.state.export_slots = ClientSlots(settings.exports_per_client)
     app.state.previews = {}
     app.state.startup_error = None

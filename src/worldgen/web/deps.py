@@ -32,12 +32,14 @@ from worldgen.web.auth.policy import Guard
 from worldgen.web.auth.services import SecurityServices, authorize, current_user, services_of
 from worldgen.web.auth.sessions import User
 from worldgen.web.concurrency import ClientSlots
+from worldgen.web.edits import EditService
 from worldgen.web.generation import Generator
 from worldgen.web.ladder import TileLadder
 from worldgen.web.metrics import Metrics
 
 __all__ = [
     "CurrentUser",
+    "EditServiceDep",
     "ExportSlotsDep",
     "GeneratorDep",
     "GuardDep",
@@ -54,6 +56,7 @@ __all__ = [
     "WorldDep",
     "WorldsDep",
     "get_current_user",
+    "get_edit_service",
     "get_export_slots",
     "get_generator",
     "get_guard",
@@ -104,6 +107,11 @@ def get_tile_ladder(request: Request) -> TileLadder:
 def get_export_slots(request: Request) -> ClientSlots:
     """The per-client bound on concurrent exports."""
     return cast(ClientSlots, request.app.state.export_slots)
+
+
+def get_edit_service(request: Request) -> EditService:
+    """The app's edit service (map edits: solves, overlays, edited tiles; issue 14)."""
+    return cast(EditService, request.app.state.edits)
 
 
 def get_templates(request: Request) -> Jinja2Templates:
@@ -158,6 +166,7 @@ TileLadderDep = Annotated[TileLadder, Depends(get_tile_ladder)]
 ExportSlotsDep = Annotated[ClientSlots, Depends(get_export_slots)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EditServiceDep = Annotated[EditService, Depends(get_edit_service)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 SecurityDep = Annotated[SecurityServices, Depends(get_security)]

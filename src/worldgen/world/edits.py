@@ -33,7 +33,7 @@ Seam repair (``restore``, ``revert``): the cells of forbidden pairs, grown by r 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -677,8 +677,3 @@ def replay(world: World, ops: Iterable[Op]) -> tuple[Overlay, dict[int, Diff]]:
         diffs[op.id] = diff
         done.append(op)
     return overlay, diffs
-
-
-def diffs_of(diffs: Mapping[int, Diff]) -> Callable[[int], Diff | None]:
-    """``diff_of`` for :func:`compute` over a mapping."""
-    return diffs.get

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from worldgen.errors import ForbiddenError
@@ -26,12 +26,12 @@ from worldgen.store.edits import MAX_LOG_PAGE, Marker, OpRecord
 from worldgen.web.auth.policy import Action
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit
 from worldgen.web.auth.sessions import User
-from worldgen.web.deps import HubDep, SecurityDep, StoreDep, WorldDep
-from worldgen.web.edits import EditRequest, EditService
+from worldgen.web.deps import EditServiceDep, HubDep, SecurityDep, StoreDep, WorldDep
+from worldgen.web.edits import EditRequest
 from worldgen.world.blocks import MAX_COORD
 from worldgen.world.edits import MAX_PAINT_CELLS, MAX_RECT_SIDE, Rect
 
-__all__ = ["get_edit_service", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["edits"])
 
@@ -40,18 +40,6 @@ _REASONS: dict[str, str] = {
     "edit": "only the owner and editors can edit this world; ask the owner for the editor role",
     "change": "only the world's owner can restore an earlier version",
 }
-
-
-def get_edit_service(request: Request) -> EditService:
-    """The app's edit service (one per app, made on first use)."""
-    state = request.app.state
-    service = getattr(state, "edits", None)
-    if service is None:
-        service = state.edits = EditService()
-    return service
-
-
-EditServiceDep = Annotated[EditService, Depends(get_edit_service)]
 
 
 Coord = Annotated[int, Field(ge=-_COORD, le=_COORD)]

@@ -27,11 +27,17 @@ from fastapi import APIRouter, Path, Request, Response
 
 from worldgen.errors import NotFoundError
 from worldgen.web.auth.services import authorize
-from worldgen.web.deps import GeneratorDep, StoreDep, TileCacheDep, TileLadderDep, WorldDep
+from worldgen.web.deps import (
+    EditServiceDep,
+    GeneratorDep,
+    StoreDep,
+    TileCacheDep,
+    TileLadderDep,
+    WorldDep,
+)
 from worldgen.web.generation import spec_for
 from worldgen.web.ladder import etag_matches, tile_etag
 from worldgen.web.params import CANONICAL_INT
-from worldgen.web.routes.edits import EditServiceDep
 from worldgen.world.blocks import MAX_COORD
 from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
 

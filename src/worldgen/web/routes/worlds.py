@@ -32,6 +32,7 @@ from worldgen.web.auth.services import authorize, authorize_user, rate_limit, vi
 from worldgen.web.auth.sessions import client_address
 from worldgen.web.deps import (
     CurrentUser,
+    EditServiceDep,
     ExportSlotsDep,
     GeneratorDep,
     HubDep,
@@ -44,7 +45,6 @@ from worldgen.web.errors import invalid
 from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
 from worldgen.web.params import CANONICAL_INT, JSON_INT
-from worldgen.web.routes.edits import EditServiceDep
 from worldgen.web.routes.tiles import CACHE_CONTROL, PRIVATE_CACHE_CONTROL
 from worldgen.world.api import CatalogEntry
 
