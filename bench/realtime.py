@@ -14,8 +14,13 @@ connections picked round-robin, and measures
 
 The load generator is one asyncio process using the ``websockets`` library; on a small machine
 it shares the CPUs with both servers and Valkey, so the figures are an upper bound on latency.
+With ``--handshakes N`` it measures instead N signed-in WebSocket handshakes started at the
+same moment on one instance (issue 13: 200 of them got 138 HTTP 403s from a pool that refused
+instead of waiting): how many got their welcome, how many were refused and how, and how long
+the burst took.
+
 Never asserts. Prints a table and writes ``bench/results/realtime-<timestamp>.json``.
-Run: ``.venv/bin/python -m bench.realtime [--quick]``.
+Run: ``.venv/bin/python -m bench.realtime [--quick] [--handshakes 200]``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from worldgen.store.client import connect as redis_connect
 from worldgen.store.embedded import EmbeddedValkey
@@ -52,6 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 READY_TIMEOUT_S = 120.0
 CONNECT_BATCH = 50
+MAX_CONNECTIONS_PER_CLIENT = 4096
+"""The per-client connection cap the benchmark's servers run with (one client address)."""
 TARGET_P99_MS = 100.0
 HEARTBEAT_S = 8.0
 
@@ -148,6 +156,11 @@ def start_app(redis_url: str, data_dir: Path, log: Path) -> App:
         WORLDGEN_WARM_UP="false",
         WORLDGEN_LOG_LEVEL="warning",
         NUMBA_CACHE_DIR=env.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba")),
+        # every connection of the load generator comes from 127.0.0.1: the per-client cap of a
+        # deployment (128) would refuse most of them; the per-instance cap still applies
+        WORLDGEN_MAX_CONNECTIONS_PER_CLIENT=env.get(
+            "WORLDGEN_MAX_CONNECTIONS_PER_CLIENT", str(MAX_CONNECTIONS_PER_CLIENT)
+        ),
     )
     command = [str(Path(sys.executable).with_name("worldgen")), "serve", "--port", str(port)]
     command += ["--workers", "1", "--data-dir", str(data_dir)]
@@ -203,6 +216,32 @@ async def open_conn(
         frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
         if frame["type"] == "welcome":
             return Conn(index, instance, world, ws)
+
+
+async def handshake_burst(app: App, worlds: list[str], cookies: list[str]) -> dict[str, Any]:
+    """Open one signed-in socket per cookie, all at once; the outcome of each, then close all."""
+    outcomes: dict[str, int] = {}
+    opened: list[Conn] = []
+
+    async def one(i: int) -> None:
+        try:
+            opened.append(await open_conn(i, 0, app, worlds[i % len(worlds)], False, cookies[i]))
+            key = "welcome"
+        except InvalidStatus as exc:
+            key = f"http {exc.response.status_code}"
+        except ConnectionClosed as exc:
+            key = f"closed {exc.rcvd.code if exc.rcvd is not None else 'none'}"
+        except (OSError, TimeoutError) as exc:
+            key = type(exc).__name__
+        outcomes[key] = outcomes.get(key, 0) + 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(len(cookies))))
+    seconds = time.perf_counter() - start
+    for conn in opened:
+        with contextlib.suppress(Exception):
+            await conn.ws.close()
+    return {"handshakes": len(cookies), "seconds": round(seconds, 3), "outcomes": outcomes}
 
 
 async def held_connections(apps: list[App]) -> int:
@@ -446,7 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         help="clients do not offer permessage-deflate (browsers do; shows what it costs)",
     )
     parser.add_argument("--only", type=int, choices=range(3), help="run one scenario (0..2)")
+    parser.add_argument(
+        "--handshakes", type=int, metavar="N", help="only N simultaneous signed-in handshakes"
+    )
     args = parser.parse_args(argv)
+    if args.handshakes:
+        return handshakes_main(args.handshakes)
     duration = 5.0 if args.quick else 15.0
     scenarios = [
         Scenario("100 conns, rooms of 10", 100, 10, args.rate, duration),
@@ -491,6 +535,33 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.write_text(json.dumps(payload, indent=2))
     print(f"\nwritten: {out.relative_to(ROOT)}")
+    return 0
+
+
+def handshakes_main(n: int) -> int:
+    """``--handshakes N``: one Valkey, one app instance, N signed-in handshakes at once."""
+    with tempfile.TemporaryDirectory(prefix="wg-bench-rt-") as tmp:
+        tmpdir = Path(tmp)
+        valkey = EmbeddedValkey(tmpdir / "valkey")
+        url = valkey.start()
+        app = None
+        try:
+            app = start_app(url, tmpdir / "app0", tmpdir / "app0.log")
+            worlds = asyncio.run(make_worlds(url, 10))
+            cookies = asyncio.run(make_sessions(url, n))
+            result = asyncio.run(handshake_burst(app, worlds, cookies))
+        finally:
+            if app is not None:
+                stop_app(app)
+            valkey.stop()
+    print(
+        f"{n} simultaneous signed-in WebSocket handshakes on one instance: "
+        f"{result['outcomes']} in {result['seconds']:.2f} s"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"realtime-handshakes-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"written: {out.relative_to(ROOT)}")
     return 0
 
 

@@ -16,8 +16,11 @@ Then the cold detail tile (zoom 2, far apart: nothing shared) end to end at one 
 first map paint in Chromium (Playwright): from opening ``/worlds/{id}`` of a new world to the
 first tile image loaded and to every tile of the first view loaded.
 
-Never asserts on time. Prints a table and the ratios to the targets of issue 4, writes
-``bench/results/web-<timestamp>.json``. Run: ``.venv/bin/python -m bench.web [--quick]``.
+Never asserts on time. Prints a table (with the share of failed requests and their statuses)
+and the ratios to the targets of issues 4 and 13, writes ``bench/results/web-<timestamp>.json``.
+Run: ``.venv/bin/python -m bench.web [--quick]``; issue 13's figures (warm tiles at 32 and 256
+concurrent, server CPU per warm tile against the static reply):
+``.venv/bin/python -m bench.web --warm-only --clients 32 256``.
 """
 
 from __future__ import annotations
@@ -191,6 +194,10 @@ class Level:
     """Server CPU per answered request (all its processes): the cost, whatever the machine load."""
     cpu_ms_by_process: dict[str, float]
     """``cpu_ms`` split into ``app`` (the uvicorn process), ``valkey`` and ``pool``."""
+    error_pct: float = 0.0
+    """Failed requests (any status but 200, or no answer) among all measured ones, in %."""
+    error_statuses: dict[str, int] | None = None
+    """Failed requests by status (``"none"``: no answer)."""
 
 
 @dataclass
@@ -203,6 +210,8 @@ class Sample:
     seconds: float
     completed: int
     """Every answered request, those of the warm-up included."""
+    error_statuses: dict[str, int]
+    """Measured failures by status (``"none"``: no answer)."""
     cpu_s: dict[str, float]
     """CPU seconds the server's processes used meanwhile: ``app``, ``valkey``, ``pool``."""
 
@@ -225,11 +234,16 @@ def summarize(workload: str, clients: int, samples: Sequence[Sample]) -> Level:
         part: 1e3 * sum(s.cpu_s[part] for s in samples) / answered
         for part in ("app", "valkey", "pool")
     }
+    errors = sum(s.errors for s in samples)
+    statuses: dict[str, int] = {}
+    for sample in samples:
+        for status, n in sample.error_statuses.items():
+            statuses[status] = statuses.get(status, 0) + n
     return Level(
         workload=workload,
         clients=clients,
         requests=len(latencies),
-        errors=sum(s.errors for s in samples),
+        errors=errors,
         seconds=round(seconds, 3),
         per_s=len(latencies) / seconds if seconds > 0 else float("nan"),
         p50_ms=percentile(latencies, 50) * 1e3,
@@ -238,6 +252,8 @@ def summarize(workload: str, clients: int, samples: Sequence[Sample]) -> Level:
         mean_bytes=statistics.fmean(sizes) if sizes else 0.0,
         cpu_ms=sum(by_process.values()),
         cpu_ms_by_process=by_process,
+        error_pct=100 * errors / max(1, errors + len(latencies)),
+        error_statuses=statuses,
     )
 
 
@@ -286,6 +302,7 @@ async def load(
     latencies: list[float] = []
     sizes: list[int] = []
     errors = completed = 0
+    statuses: dict[str, int] = {}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=target.url, limits=limits, timeout=120) as client:
         cpu_before = tree_cpu_seconds(target.pid)
@@ -301,7 +318,9 @@ async def load(
                 try:
                     response = await client.get(path_of(i))
                 except httpx.HTTPError:
-                    errors += 1
+                    if now >= measure_from:
+                        errors += 1
+                        statuses["none"] = statuses.get("none", 0) + 1
                     continue
                 done = time.perf_counter()
                 completed += 1
@@ -309,6 +328,8 @@ async def load(
                     continue
                 if response.status_code != 200:
                     errors += 1
+                    key = str(response.status_code)
+                    statuses[key] = statuses.get(key, 0) + 1
                     continue
                 latencies.append(done - now)
                 sizes.append(len(response.content))
@@ -317,7 +338,7 @@ async def load(
         elapsed = time.perf_counter() - measure_from
         cpu_after = tree_cpu_seconds(target.pid)
     cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
-    return Sample(latencies, sizes, errors, elapsed, completed, cpu)
+    return Sample(latencies, sizes, errors, elapsed, completed, statuses, cpu)
 
 
 _ACCOUNTS: dict[str, httpx.Cookies] = {}
@@ -342,10 +363,10 @@ async def create_world(base: str, name: str, seed: int) -> dict[str, Any]:
 
 
 async def measure_tiles(
-    target: Target, clients: Sequence[int], seconds: float, rounds: int
+    target: Target, clients: Sequence[int], seconds: float, rounds: int, *, cold: bool = True
 ) -> list[Level]:
     """Per concurrency: the ceiling and warm tiles interleaved in ``rounds`` alternating runs
-    (so a drifting machine load hits both alike), then cold tiles."""
+    (so a drifting machine load hits both alike), then cold tiles (unless ``cold`` is False)."""
     world = await create_world(target.url, "bench tiles", 20261127)
     wid = world["id"]
 
@@ -369,6 +390,8 @@ async def measure_tiles(
             warm.append(await load(target, warm_path, c, seconds / rounds, 0.3))
         levels.append(summarize("static 10 KiB", c, static))
         levels.append(summarize("warm tile", c, warm))
+        if not cold:
+            continue
         row = 1000 * (n + 1)  # a fresh area per level: every request a new tile
 
         def cold_path(i: int, row: int = row) -> str:
@@ -496,14 +519,15 @@ def _ms(value: float | None) -> str:
 
 def print_table(levels: Sequence[Level]) -> None:
     head = f"{'workload':<15} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8}"
-    head += f" {'p99 ms':>8} {'requests':>8} {'errors':>6} {'bytes':>7}"
+    head += f" {'p99 ms':>8} {'requests':>8} {'errors':>6} {'err %':>6} {'bytes':>7}"
     print(head + f" {'cpu ms/req':>10} {'app/valkey/pool':>16}")
     for lv in levels:
         print(
             f"{lv.workload:<15} {lv.clients:>7} {lv.per_s:>9.1f} {lv.p50_ms:>8.2f} "
             f"{lv.p95_ms:>8.2f} {lv.p99_ms:>8.2f} {lv.requests:>8} {lv.errors:>6} "
-            f"{lv.mean_bytes:>7.0f} {lv.cpu_ms:>10.2f} "
+            f"{lv.error_pct:>6.2f} {lv.mean_bytes:>7.0f} {lv.cpu_ms:>10.2f} "
             + "{app:>6.2f}/{valkey:.2f}/{pool:.2f}".format(**lv.cpu_ms_by_process)
+            + (f"  failed: {lv.error_statuses}" if lv.error_statuses else "")
         )
 
 
@@ -540,6 +564,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--detail-tiles", type=int, default=None, help="(default 40)")
     parser.add_argument("--paint-runs", type=int, default=None, help="new worlds opened (3)")
     parser.add_argument("--no-browser", action="store_true", help="skip the first map paint")
+    parser.add_argument(
+        "--warm-only",
+        action="store_true",
+        help="static and warm tiles only (no cold tiles, detail tiles or browser): issue 13",
+    )
     parser.add_argument("--child", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -564,10 +593,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"server ready in {ready_s:.1f} s (embedded Valkey, {args.workers} workers, JIT)")
         try:
             target = Target(server.url, server.proc.pid)
-            levels = asyncio.run(measure_tiles(target, args.clients, seconds, args.rounds))
-            detail = asyncio.run(measure_detail(target, detail_tiles))
+            levels = asyncio.run(
+                measure_tiles(target, args.clients, seconds, args.rounds, cold=not args.warm_only)
+            )
+            detail = None if args.warm_only else asyncio.run(measure_detail(target, detail_tiles))
             paint = (
-                [] if args.no_browser else asyncio.run(measure_first_paint(server.url, paint_runs))
+                []
+                if args.no_browser or args.warm_only
+                else asyncio.run(measure_first_paint(server.url, paint_runs))
             )
         finally:
             server.stop()
@@ -575,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_tail = _tail(server.log, 20)
 
     print()
-    print_table([*levels, detail])
+    print_table([*levels] if detail is None else [*levels, detail])
     print()
     rates = ratios(levels)
     print(f"{'ratio':<26} {'throughput':>10} {'cpu/request':>11}")
@@ -588,8 +621,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         low_cpu = min(v["cpu"] for v in warm)
         print(f"warm ≥ 50 % of ceiling   {low:.0%} by throughput, {low_cpu:.0%} by server CPU per "
               "request (the lowest over the concurrencies)")  # fmt: skip
-    print(f"cold detail p95 ≤ 100 ms {detail.p95_ms:.0f} ms (p50 {detail.p50_ms:.0f} ms, "
-          f"{detail.requests} tiles)")  # fmt: skip
+    if detail is not None:
+        print(f"cold detail p95 ≤ 100 ms {detail.p95_ms:.0f} ms (p50 {detail.p50_ms:.0f} ms, "
+              f"{detail.requests} tiles)")  # fmt: skip
+    if warm:
+        worst = max(1 / v["cpu"] for v in warm)
+        print(f"issue 13: server CPU per warm tile ≤ 1.5x the static reply: {worst:.2f}x (worst "
+              "concurrency)")  # fmt: skip
+    for lv in levels:
+        if lv.workload == "warm tile":
+            print(
+                f"issue 13: warm tiles @{lv.clients}: {lv.per_s:.0f} req/s, p50 {lv.p50_ms:.0f}"
+                f" ms, p99 {lv.p99_ms:.0f} ms, {lv.error_pct:.2f} % errors"
+            )
     cold_paint = [p for p in paint if p["phase"] == "server-cold" and p["last"] is not None]
     if cold_paint:
         first = statistics.median(p["first"] / 1e3 for p in cold_paint)
@@ -614,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "server_ready_s": ready_s,
         "levels": [asdict(lv) for lv in levels],
         "ratios": rates,
-        "cold_detail": asdict(detail),
+        "cold_detail": None if detail is None else asdict(detail),
         "first_paint": paint,
         "targets": TARGETS,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
