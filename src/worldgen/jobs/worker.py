@@ -46,16 +46,21 @@ STOP_TIMEOUT_S = 10.0
 """How long a stopping worker lets running jobs finish; unfinished ones are redelivered."""
 
 
-def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+def _watch_parent(parent_pid: int, stop: threading.Event) -> threading.Event:
     """Set ``stop`` once ``parent_pid`` is no longer this process's parent (it died: an orphan
-    is re-parented), checked every :data:`PARENT_CHECK_S`."""
+    is re-parented), checked every :data:`PARENT_CHECK_S`; the event returned is set then too
+    (an orphan stops at once: its app, and maybe its Redis, are gone)."""
+    orphaned = threading.Event()
 
     def watch() -> None:
         while os.getppid() == parent_pid and not stop.is_set():
             time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent_pid:
+            orphaned.set()
         stop.set()
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    return orphaned
 
 
 def run_worker(
@@ -72,8 +77,7 @@ def run_worker(
 ) -> None:
     """Run jobs from the broker at ``url`` until ``stop`` is set; the store is on
     ``settings.redis_url`` (else ``url``). Blocks; returns after a graceful stop."""
-    if parent_pid is not None:
-        _watch_parent(parent_pid, stop)
+    orphaned = _watch_parent(parent_pid, stop) if parent_pid is not None else threading.Event()
     pool = WorkerPool(processes, heavy_slots=processes)
     try:
         pool.start()
@@ -94,7 +98,7 @@ def run_worker(
                 pass
         finally:
             log.info("job worker stopping")
-            worker.stop(timeout=int(STOP_TIMEOUT_S * 1000))
+            worker.stop(timeout=1000 if orphaned.is_set() else int(STOP_TIMEOUT_S * 1000))
             broker.close()
     finally:
         pool.close(wait=False)

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from worldgen.jobs.export import MAX_JOB_EXPORT_PX
 from worldgen.store.worlds import WorldRecord
 from worldgen.web.auth.services import account_context, visible_worlds
 from worldgen.web.deps import GuardDep, OptionalUser, TemplatesDep, WorldsDep
@@ -46,6 +47,7 @@ PAGE_LIMITS = {
     "export_cells": MAX_EXPORT,
     "export_px": MAX_EXPORT_PX,
     "export_scale": MAX_SCALE,
+    "job_export_px": MAX_JOB_EXPORT_PX,
 }
 """The API's bounds the world page keeps to (``world.limits`` in its page data), so the script
 never carries copies of them."""

@@ -133,3 +133,9 @@ export const edits = {
   deleteMarker: (id, markerId) =>
     deleteJSON(`${paths.world(id)}/markers/${encodeURIComponent(markerId)}`),
 };
+
+// Background jobs (large exports): queue one, read its state; the result is a plain link.
+export const jobs = {
+  exportPng: (worldId, region) => postJSON(`${paths.world(worldId)}/exports`, region),
+  get: (jobId) => getJSON(`/api/jobs/${encodeURIComponent(jobId)}`),
+};

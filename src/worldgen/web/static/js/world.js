@@ -3,7 +3,7 @@
 // indicator, the view tools (view-tools.js), the PNG export of the visible area and the
 // collapsible side panel (whose #chat section chat.js fills).
 
-import { getBlob } from "./api.js";
+import { getBlob, jobs } from "./api.js";
 import { startChat } from "./chat.js";
 import { byId as $, saveBlob } from "./dom.js";
 import { startEditing } from "./edit-tools.js";
@@ -48,6 +48,7 @@ function onView(view) {
   $("view-zoom").textContent = String(cell.z);
   $("view-centre").textContent = `${cell.x}, ${cell.y}`;
   updateExportNote();
+  updateJobNote();
   if (!$("export").disabled) $("export-status").textContent = "";
 }
 
@@ -161,6 +162,82 @@ async function onExport() {
 }
 
 $("export").addEventListener("click", onExport);
+
+// --- large exports: a background job (signed-in users), polled about once a second ---
+
+const JOB_POLL_MS = 1000;
+const JOB_GIVE_UP_MS = 6 * 3600 * 1000; // the job's own time limit
+
+// The visible area, clamped around the centre to job_export_px px a side at scale >= 1.
+function jobRegion() {
+  const maxPx = limits.job_export_px;
+  const b = map.getCellBounds();
+  let x = Math.floor(b.west);
+  let y = Math.floor(b.north);
+  let w = Math.max(1, Math.ceil(b.east) - x);
+  let h = Math.max(1, Math.ceil(b.south) - y);
+  if (w > maxPx) {
+    x += Math.floor((w - maxPx) / 2);
+    w = maxPx;
+  }
+  if (h > maxPx) {
+    y += Math.floor((h - maxPx) / 2);
+    h = maxPx;
+  }
+  const scale = clamp(Math.floor(maxPx / Math.max(w, h)), 1, limits.export_scale);
+  return { x, y, w, h, scale };
+}
+
+function updateJobNote() {
+  const r = jobRegion();
+  $("export-job-note").textContent =
+    `Up to ${limits.job_export_px} px a side: ${r.w}×${r.h} cells, ` +
+    `${r.w * r.scale}×${r.h * r.scale} px. Runs in the background; keep this page open.`;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function onExportJob() {
+  const button = $("export-job");
+  const status = $("export-job-status");
+  const bar = $("export-job-progress");
+  const link = $("export-job-download");
+  const r = jobRegion();
+  button.disabled = true;
+  link.hidden = true;
+  bar.value = 0;
+  bar.hidden = false;
+  status.textContent = "Queued…";
+  try {
+    let job = await jobs.exportPng(world.id, { ...r, format: "png" });
+    const started = Date.now();
+    while (job.state === "queued" || job.state === "running") {
+      if (Date.now() - started > JOB_GIVE_UP_MS) throw new Error("the job is taking too long");
+      bar.value = job.percent;
+      status.textContent = job.state === "queued" ? "Queued…" : `${job.percent}% (${job.stage})`;
+      await sleep(JOB_POLL_MS);
+      job = await jobs.get(job.id);
+    }
+    if (job.state === "failed") throw new Error(job.message || "the job failed");
+    bar.value = 100;
+    link.href = job.result;
+    link.download = `world-${world.id}_${r.x}_${r.y}_${r.w}x${r.h}.png`;
+    link.hidden = false;
+    const until = new Date(job.expires * 1000).toLocaleTimeString();
+    status.textContent = `Ready: ${Math.ceil(job.size / 1024)} KB, the link works until ${until}.`;
+  } catch (err) {
+    bar.hidden = true;
+    status.textContent =
+      err.status === 401
+        ? "Sign in to export large areas."
+        : `Export failed: ${err.message}` +
+          (err.retryAfter ? ` (try again in ${err.retryAfter} s)` : "");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("export-job").addEventListener("click", onExportJob);
 
 // --- the side panel (a bottom sheet on narrow screens) ---
 

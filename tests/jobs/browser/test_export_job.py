@@ -1,0 +1,41 @@
+"""A large export from the world page in real Chromium, on the real single-machine setup:
+``worldgen serve`` alone (its own job worker child). The button queues a job, the progress bar
+and status follow it, and the download link gives the picture of the whole view."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.web.browser.conftest import ARTIFACTS, PageFactory, Server, screenshot, sign_in
+from tests.web.browser.test_pages import wait_for_map
+
+WAIT_MS = 300_000
+
+
+def test_large_export_runs_as_a_job(browser_page: PageFactory, server: Server) -> None:
+    world = server.create_world("Export job", tileset="pipes", seed=3)
+    page = browser_page(width=760, height=420)
+    sign_in(page, "exporter")
+    page.goto(f"{world['page']}#0/0/0")
+    wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
+    note = page.locator("#export-job-note").text_content() or ""
+    assert "16384 px a side" in note
+
+    page.get_by_role("button", name="Export a large PNG (background job)").click()
+    link = page.locator("#export-job-download")
+    expect(link).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#export-job-status")).to_contain_text("Ready")
+    assert page.locator("#export-job-progress").evaluate("(p) => p.value") == 100
+    screenshot(page, "export-job-page")
+    with page.expect_download() as download_info:
+        link.click()
+    path = ARTIFACTS / "export-job.png"
+    download_info.value.save_as(path)
+    with Image.open(io.BytesIO(path.read_bytes())) as picture:
+        width, height = picture.size
+    # the view's cells at 16 px per cell (the largest scale that fits 16384 px)
+    assert (width % 16, height % 16) == (0, 0)
+    assert min(width, height) >= 16 * 50
