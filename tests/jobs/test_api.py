@@ -132,3 +132,28 @@ async def test_per_user_limit(client_factory: ClientFactory) -> None:
     other = await another(client)
     await sign_in(other)
     assert (await other.post(url, json=body)).status_code == 202
+
+
+async def test_result_download_and_expiry(client_factory: ClientFactory) -> None:
+    client = await _signed(client_factory)
+    world_id = await _world(client)
+    body = {"x": 5, "y": -6, "w": 8, "h": 8}
+    job_id = (await client.post(f"/api/worlds/{world_id}/exports", json=body)).json()["id"]
+    jobs = client.app.state.store.jobs
+    # what a worker does (tests/jobs/test_worker.py runs a real one)
+    await jobs.start(job_id)
+    await jobs.append(job_id, b"\x89PNG" + bytes(3 << 20))  # several download chunks
+    await jobs.complete(job_id, (await jobs.get(job_id)).owner)
+    job = (await client.get(f"/api/jobs/{job_id}")).json()
+    assert job["state"] == "done"
+    result = await client.get(job["result"])
+    assert result.status_code == 200
+    assert result.content == b"\x89PNG" + bytes(3 << 20)
+    assert f'filename="{world_id}_5_-6.png"' in result.headers["content-disposition"]
+    assert "no-store" in result.headers["cache-control"]
+    # the result expires (here: deleted) -> 404 with a message, while the record says done
+    token = job_id.split(".")[1]
+    await jobs.redis.delete(client.app.state.store.keys.job(world_id, token, "png"))
+    gone = await client.get(job["result"])
+    assert gone.status_code == 404
+    assert "expired" in gone.json()["detail"]
