@@ -382,7 +382,7 @@ def test_archive_layout_is_a_manifest_then_one_record_per_line(
     head = lines[0]
     assert head["format"] == FORMAT
     assert head["version"] == VERSION == 1
-    assert head["sections"] == {"worlds": 3, "users": 0, "members": 0, "chat": 0}
+    assert head["sections"] == {"worlds": 3, "users": 0, "members": 0, "chat": 0, "edits": 0}
     assert list(head["sections"]) == list(SECTIONS)
     assert head["key_prefix"] == "wg"
     assert head["created"].endswith("Z")
@@ -402,7 +402,13 @@ def test_archive_holds_hashes_and_ids_never_passwords_or_sessions(
     backup(source.url, path)
     text = gzip.decompress(path.read_bytes()).decode()
     lines = [json.loads(line) for line in text.splitlines()]
-    assert lines[0]["sections"] == {"worlds": 4, "users": 4, "members": 2, "chat": 6}
+    assert lines[0]["sections"] == {
+        "worlds": 4,
+        "users": 4,
+        "members": 2,
+        "chat": 6,
+        "edits": 0,
+    }
     assert [line["section"] for line in lines[1:]] == (
         ["worlds"] * 4 + ["users"] * 4 + ["members"] * 2 + ["chat"] * 6
     )
@@ -558,6 +564,7 @@ def test_an_empty_server_gives_an_empty_archive_that_restores(
         users=(),
         members=(),
         chat=ChatLog.of([]),
+        edits=(),
         created=archive.created,
         key_prefix="wg",
     )

@@ -21,20 +21,22 @@ This module moves bytes and JSON only; what the bytes mean is :mod:`worldgen.wor
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from worldgen.errors import NotFoundError, TooManyError, UnavailableError
-from worldgen.store.keys import Keys
+from worldgen.store.keys import WORLD_ID_RE, Keys
 
-__all__ = ["LOCK_MS", "MAX_MARKERS", "EditStore", "Marker", "OpRecord"]
+__all__ = ["LOCK_MS", "MAX_MARKERS", "EditEntry", "EditStore", "Marker", "OpRecord"]
 
 LOCK_MS = 30_000
 """Longest an edit may hold its world's lock (a 256² regenerate takes about a second)."""
@@ -88,6 +90,59 @@ class Marker(BaseModel):
     author: str
     author_name: str
     ts: float
+
+
+_BLOCK_RE = r"^-?[0-9]{1,18}:-?[0-9]{1,18}$"
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "state": ("version",),
+    "op": ("op", "data"),
+    "block": ("block", "data", "version"),
+    "marker": ("marker",),
+}
+
+
+class EditEntry(BaseModel):
+    """One piece of a world's edits in a backup archive (section ``edits``): the world's
+    ``state`` (content version, marker counter, undo/redo stacks) first, then every ``op`` in
+    order with its diff, every overlay ``block`` with its version, every ``marker``. Binary
+    values travel as base64."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    world: str = Field(pattern=WORLD_ID_RE.pattern)
+    kind: Literal["state", "op", "block", "marker"]
+    version: int | None = Field(default=None, ge=0)
+    marker_seq: int = Field(default=0, ge=0)
+    stacks: dict[str, dict[Literal["undo", "redo"], list[int]]] = Field(default_factory=dict)
+    op: OpRecord | None = None
+    block: str | None = Field(default=None, pattern=_BLOCK_RE)
+    data: str | None = None
+    marker: Marker | None = None
+
+    @field_validator("data")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except binascii.Error:
+                raise ValueError("data must be base64") from None
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> EditEntry:
+        missing = [f for f in _NEEDS[self.kind] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} entry needs {', '.join(missing)}")
+        return self
+
+    def raw(self) -> bytes:
+        """The decoded ``data``."""
+        return base64.b64decode(self.data or "")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _block_field(key: tuple[int, int]) -> str:
@@ -230,6 +285,97 @@ class EditStore:
                 await pipe.execute()
             except WatchError:
                 raise UnavailableError("the edit took too long; retry") from None
+
+    # -------------------------------------------------------------------------------- backups
+    async def _stack_keys(self, world_id: str) -> list[bytes]:
+        pattern = self.keys.pattern_world(world_id)[:-1] + "edits:*do:*"
+        found: list[bytes] = []
+        async for key in self.redis.scan_iter(match=pattern, count=500):
+            found.append(key)
+        return found
+
+    async def export_world(self, world_id: str) -> list[EditEntry]:
+        """Everything of one world's edits and markers, as backup entries (none: no edits)."""
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(k.edits(world_id, "version"))
+            pipe.get(k.edits(world_id, "marker-seq"))
+            pipe.lrange(k.edits(world_id, "log"), 0, -1)
+            pipe.hgetall(k.edits(world_id, "diffs"))
+            pipe.hgetall(k.edits(world_id, "blocks"))
+            pipe.hgetall(k.edits(world_id, "bver"))
+            pipe.hvals(k.edits(world_id, "markers"))
+            version, seq, log, diffs, blocks, bver, markers = await pipe.execute()
+        stacks: dict[str, dict[Literal["undo", "redo"], list[int]]] = {}
+        for key in await self._stack_keys(world_id):
+            name = key.decode()
+            which, user = name.rsplit(":", 2)[-2:]
+            if which in ("undo", "redo"):
+                ids = [int(v) for v in await self.redis.lrange(key, 0, -1)]
+                stacks.setdefault(user, {})["undo" if which == "undo" else "redo"] = ids
+        if version is None and not markers and not stacks:
+            return []
+        out = [
+            EditEntry(
+                world=world_id,
+                kind="state",
+                version=int(version or 0),
+                marker_seq=int(seq or 0),
+                stacks=stacks,
+            )
+        ]
+        for raw in log:
+            record = OpRecord.model_validate_json(raw)
+            diff = diffs.get(str(record.id).encode(), b"")
+            out.append(EditEntry(world=world_id, kind="op", op=record, data=_b64(diff)))
+        for name, data in sorted(blocks.items()):
+            out.append(
+                EditEntry(
+                    world=world_id,
+                    kind="block",
+                    block=name.decode(),
+                    data=_b64(data),
+                    version=int(bver.get(name, 0)),
+                )
+            )
+        for raw in markers:
+            out.append(
+                EditEntry(world=world_id, kind="marker", marker=Marker.model_validate_json(raw))
+            )
+        return out
+
+    async def import_world(self, world_id: str, entries: list[EditEntry]) -> int:
+        """Replace one world's edits and markers by ``entries`` (from :meth:`export_world`);
+        returns the operations written."""
+        k = self.keys
+        old = [k.edits(world_id, p) for p in ("log", "diffs", "blocks", "bver", "version")]
+        old += [k.edits(world_id, p) for p in ("markers", "marker-seq")]
+        old += [key.decode() for key in await self._stack_keys(world_id)]
+        ops = 0
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*old)
+            for entry in entries:
+                if entry.kind == "state":
+                    if entry.version:
+                        pipe.set(k.edits(world_id, "version"), entry.version)
+                    if entry.marker_seq:
+                        pipe.set(k.edits(world_id, "marker-seq"), entry.marker_seq)
+                    for user, both in entry.stacks.items():
+                        for which, ids in both.items():
+                            if ids:
+                                pipe.rpush(k.edit_stack(world_id, user, which), *ids)
+                elif entry.kind == "op" and entry.op is not None:
+                    pipe.rpush(k.edits(world_id, "log"), entry.op.model_dump_json())
+                    pipe.hset(k.edits(world_id, "diffs"), str(entry.op.id), entry.raw())
+                    ops += 1
+                elif entry.kind == "block" and entry.block is not None:
+                    pipe.hset(k.edits(world_id, "blocks"), entry.block, entry.raw())
+                    pipe.hset(k.edits(world_id, "bver"), entry.block, entry.version or 0)
+                elif entry.marker is not None:
+                    m = entry.marker
+                    pipe.hset(k.edits(world_id, "markers"), str(m.id), m.model_dump_json())
+            await pipe.execute()
+        return ops
 
     # -------------------------------------------------------------------------------- markers
     async def markers(self, world_id: str) -> list[Marker]:

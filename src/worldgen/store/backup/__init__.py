@@ -24,6 +24,10 @@ exactly the count the manifest gives. Each record is validated by its section's 
 - ``chat``: :class:`ChatEntry`, one per stream entry: the world (in ``worlds``), the stream id
   (``<ms>-<seq>``, above ``0-0``) and the validated chat message or ping. A world's entries are
   contiguous and strictly ascending, so a restore re-adds them with the same ids, in order.
+- ``edits``: :class:`~worldgen.store.edits.EditEntry`, per world with edits or markers: its
+  ``state`` (content version, marker counter, undo/redo stacks) first, then its operations in
+  id order 1, 2, ... (each with its diff), its overlay blocks and its markers (binary values as
+  base64). Its world must be in ``worlds``. A restore replaces each archived world's edits.
 
 Never archived: map tiles (a pure function of the world record), sessions (a restore signs
 everyone out), presence, rate-limit counters and chat de-duplication keys (all short-lived).

@@ -30,6 +30,7 @@ from worldgen.store.backup.records import (
     world_order,
 )
 from worldgen.store.chat import PAGE_MAX, ChatStore
+from worldgen.store.edits import EditStore
 from worldgen.store.keys import Keys, valid_user_id, valid_world_id
 from worldgen.store.members import Invite, Membership, parse_membership
 from worldgen.store.replies import text as _text
@@ -85,11 +86,14 @@ async def dump(redis: Redis, keys: Keys, *, spool: IO[bytes] | None = None) -> D
     users = await _dump_users(redis, keys, warnings)
     members = await _dump_members(redis, keys, worlds, {u.id for u in users}, warnings)
     chat = await _dump_chat(redis, keys, worlds, spool, warnings)
+    edit_store = EditStore(redis, keys)
+    edits = tuple([e for w in worlds for e in await edit_store.export_world(w.id)])
     archive = Archive(
         worlds=worlds,
         users=users,
         members=members,
         chat=chat,
+        edits=edits,
         created=utc_now(),
         key_prefix=keys.root.split(":", 1)[0],
     )

@@ -33,13 +33,14 @@ from worldgen.store.backup.records import (
     utc_now,
     world_order,
 )
+from worldgen.store.edits import EditEntry
 from worldgen.store.users import UserRecord, normalize_username
 from worldgen.store.worlds import WorldRecord
 
 FORMAT: Final = "worldgen-backup"
 VERSION: Final = 1
 """The archive version this code writes and the highest it reads."""
-SECTIONS: Final[tuple[str, ...]] = ("worlds", "users", "members", "chat")
+SECTIONS: Final[tuple[str, ...]] = ("worlds", "users", "members", "chat", "edits")
 """Sections this code knows, in the order it writes them (and the only order it reads)."""
 MAX_LINE_BYTES: Final = 4 << 20
 """Longest line accepted on read (the largest record, a world's members, is under 1 MiB)."""
@@ -49,6 +50,7 @@ _MODELS: Final[dict[str, type[BaseModel]]] = {
     "users": ArchivedUser,
     "members": WorldAccess,
     "chat": ChatEntry,
+    "edits": EditEntry,
 }
 
 
@@ -111,6 +113,8 @@ def _sections_of(archive: Archive) -> Iterator[tuple[str, Iterable[BaseModel]]]:
         yield "members", archive.members
     if archive.chat is not None:
         yield "chat", archive.chat
+    if archive.edits is not None:
+        yield "edits", archive.edits
 
 
 def _write_line(out: gzip.GzipFile, obj: dict[str, Any]) -> None:
@@ -153,6 +157,8 @@ def _parse(name: str, data: bytes) -> Archive:
     usernames: set[str] = set()
     access_worlds: set[str] = set()
     chat = ChatOrder()
+    edits: list[EditEntry] = []
+    last_op: dict[str, int] = {}  # world -> last op id read (ops come 1, 2, ... after a state)
     for where, record in _records(name, manifest, lines):
         problem: str | None = None
         if isinstance(record, WorldRecord):
@@ -186,6 +192,20 @@ def _parse(name: str, data: bytes) -> Archive:
                 problem = f"chat of world {record.world}, which is not in the archive"
             else:
                 problem = chat.add(record)
+        elif isinstance(record, EditEntry):
+            if record.world not in world_ids:
+                problem = f"edits of world {record.world}, which is not in the archive"
+            elif record.kind == "state":
+                if record.world in last_op:
+                    problem = f"edits of world {record.world} appear twice"
+                last_op[record.world] = 0
+            elif record.world not in last_op:
+                problem = f"edits of world {record.world} come before its state"
+            elif record.op is not None:
+                if record.op.id != last_op[record.world] + 1:
+                    problem = f"edit {record.op.id} of world {record.world} is out of order"
+                last_op[record.world] = record.op.id
+            edits.append(record)
         if problem is not None:
             raise BackupError(f"{where}: {problem}; corrupt file")
     sections = manifest.sections
@@ -196,6 +216,7 @@ def _parse(name: str, data: bytes) -> Archive:
         chat=ChatLog(chat.counts, lambda: _chat_entries(name, data))
         if "chat" in sections
         else None,
+        edits=tuple(edits) if "edits" in sections else None,
         created=manifest.created,
         key_prefix=manifest.key_prefix,
     )

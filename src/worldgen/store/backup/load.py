@@ -20,6 +20,7 @@ from worldgen.store.backup.records import (
     ChatLog,
     RestoreReport,
 )
+from worldgen.store.edits import EditEntry, EditStore
 from worldgen.store.keys import Keys
 from worldgen.store.members import MemberRepo, invite_json, membership_json
 from worldgen.store.replies import text as _text
@@ -103,6 +104,15 @@ async def load(
             redis, keys, archive.worlds, archive.chat, force=force, maxlen=chat_maxlen
         )
 
+    edit_ops = 0
+    if archive.edits is not None:  # each archived world's edits become the archive's
+        by_world: dict[str, list[EditEntry]] = {record.id: [] for record in archive.worlds}
+        for entry in archive.edits:
+            by_world[entry.world].append(entry)
+        edit_store = EditStore(redis, keys)
+        for world_id, entries in by_world.items():
+            edit_ops += await edit_store.import_world(world_id, entries)
+
     signed_out = 0
     if replaced_users:
         sessions = SessionStore(redis, keys, Revocations(redis, keys), idle_s=1, max_s=1)
@@ -117,6 +127,7 @@ async def load(
         invites=invites,
         chat=chat,
         chat_dropped=dropped,
+        edit_ops=edit_ops,
         signed_out=signed_out,
     )
 

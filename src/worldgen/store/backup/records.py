@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from worldgen.errors import InputError
 from worldgen.store.chat import Record, parse_stream_id
+from worldgen.store.edits import EditEntry
 from worldgen.store.members import Invite, Membership
 from worldgen.store.users import UserRecord
 from worldgen.store.worlds import WorldRecord
@@ -195,6 +196,8 @@ class Archive:
     members: tuple[WorldAccess, ...] | None = None
     """In the order of their worlds; only worlds with a member or a pending invite."""
     chat: ChatLog | None = None
+    edits: tuple[EditEntry, ...] | None = None
+    """Each world's edits and markers (:meth:`~worldgen.store.edits.EditStore.export_world`)."""
     created: str = ""
     key_prefix: str = ""
 
@@ -205,6 +208,7 @@ class Archive:
             "users": None if self.users is None else len(self.users),
             "members": None if self.members is None else len(self.members),
             "chat": None if self.chat is None else len(self.chat),
+            "edits": None if self.edits is None else len(self.edits),
         }
         return {name: n for name, n in counts.items() if n is not None}
 
@@ -241,6 +245,8 @@ class RestoreReport:
     """Oldest chat entries left out because a world had more than the stream's bound."""
     signed_out: int = 0
     """Sessions ended: those of accounts that existed in the target and were replaced."""
+    edit_ops: int = 0
+    """Edit operations written (with their overlays, undo stacks and markers)."""
 
 
 def utc_now() -> str:
