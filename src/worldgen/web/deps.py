@@ -7,6 +7,10 @@ and never reach into ``app.state`` themselves, so a test or a deployment swaps o
 built once per app by the lifespan in :mod:`worldgen.web.app`; the parts a caller may replace
 are passed to :func:`~worldgen.web.app.create_app` as :class:`~worldgen.web.app.Parts`.
 
+Every dependency is an ``async def``, even those that only read ``app.state``: FastAPI runs a
+plain ``def`` dependency in a worker thread, and a map tile needs several of them (a thread hop
+each cost more CPU than the rest of a warm tile's work).
+
 Accounts: ``CurrentUser`` (the signed-in user, else 401), ``OptionalUser`` (or None),
 ``SecurityDep`` (:class:`~worldgen.web.auth.services.SecurityServices`) and ``GuardDep`` (the
 authorisation guard of :mod:`worldgen.web.auth.policy`).
@@ -74,72 +78,76 @@ __all__ = [
 ]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's validated settings."""
     return cast(Settings, request.app.state.settings)
 
 
-def get_store(conn: HTTPConnection) -> Store:
+def _store(conn: HTTPConnection) -> Store:
+    return cast(Store, conn.app.state.store)
+
+
+async def get_store(conn: HTTPConnection) -> Store:
     """Every repository of the app, on its Redis client (health checks use it directly)."""
     return cast(Store, conn.app.state.store)
 
 
-def get_worlds(conn: HTTPConnection) -> WorldRepo:
+async def get_worlds(conn: HTTPConnection) -> WorldRepo:
     """The world metadata repository."""
-    return get_store(conn).worlds
+    return _store(conn).worlds
 
 
-def get_tile_cache(request: Request) -> TileCache:
+async def get_tile_cache(request: Request) -> TileCache:
     """The Redis tile cache."""
-    return get_store(request).tiles
+    return _store(request).tiles
 
 
-def get_generator(request: Request) -> Generator:
+async def get_generator(request: Request) -> Generator:
     """Whatever computes world content (a process pool in production)."""
     return cast(Generator, request.app.state.generator)
 
 
-def get_tile_ladder(request: Request) -> TileLadder:
+async def get_tile_ladder(request: Request) -> TileLadder:
     """The app's tile ladder (memory LRU + single flight)."""
     return cast(TileLadder, request.app.state.tile_ladder)
 
 
-def get_export_slots(request: Request) -> ClientSlots:
+async def get_export_slots(request: Request) -> ClientSlots:
     """The per-client bound on concurrent exports."""
     return cast(ClientSlots, request.app.state.export_slots)
 
 
-def get_edit_service(request: Request) -> EditService:
+async def get_edit_service(request: Request) -> EditService:
     """The app's edit service (map edits: solves, overlays, edited tiles; issue 14)."""
     return cast(EditService, request.app.state.edits)
 
 
-def get_templates(request: Request) -> Jinja2Templates:
+async def get_templates(request: Request) -> Jinja2Templates:
     """The Jinja2 templates (autoescape on)."""
     return cast(Jinja2Templates, request.app.state.templates)
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """The app's Prometheus collectors."""
     return cast(Metrics, request.app.state.metrics)
 
 
-def get_hub(conn: HTTPConnection) -> Hub:
+async def get_hub(conn: HTTPConnection) -> Hub:
     """The real-time hub (rooms, presence, fan-out); routes tell it of world changes."""
     return cast(Hub, conn.app.state.hub)
 
 
-def get_job_queue(request: Request) -> JobQueue:
+async def get_job_queue(request: Request) -> JobQueue:
     """The job queue's sending side (issue 15)."""
     return cast(JobQueue, request.app.state.job_queue)
 
 
-def get_security(conn: HTTPConnection) -> SecurityServices:
+async def get_security(conn: HTTPConnection) -> SecurityServices:
     """The app's security services."""
     return services_of(conn)
 
 
-def get_guard(conn: HTTPConnection) -> Guard:
+async def get_guard(conn: HTTPConnection) -> Guard:
     """The authorisation guard."""
     return services_of(conn).guard
 

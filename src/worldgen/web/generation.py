@@ -16,6 +16,7 @@ Generation is CPU-bound (numba kernels, numpy, PNG encoding) and never runs on t
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -44,8 +45,12 @@ DEFAULT_TIMEOUT_S = 120.0
 _VERSIONS_KEPT = 4096
 
 
+@functools.lru_cache(maxsize=_VERSIONS_KEPT)
 def spec_of(kind: Literal["tiled", "overlapping"], tileset: str, seed: int) -> WorldSpec:
-    """The content spec of a world over a tileset (``tiled``) or a sample (``overlapping``)."""
+    """The content spec of a world over a tileset (``tiled``) or a sample (``overlapping``).
+
+    Remembered per (kind, tileset, seed): building one reads the tileset catalog, which cost a
+    third of a warm map tile's CPU (specs are immutable values)."""
     return WorldSpec.of_kind(kind, tileset, seed)
 
 

@@ -80,8 +80,8 @@ class StarletteTransport:
 @router.websocket("/ws/worlds/{world_id}")
 async def world_socket(websocket: WebSocket, world_id: str) -> None:
     """Chat, presence, pings and world events of one world (see ``docs/realtime.md``)."""
-    hub = get_hub(websocket)
-    worlds = get_worlds(websocket)
+    hub = await get_hub(websocket)
+    worlds = await get_worlds(websocket)
     try:
         user = await current_user(websocket)
     except StorageError:
