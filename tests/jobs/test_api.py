@@ -157,3 +157,26 @@ async def test_result_download_and_expiry(client_factory: ClientFactory) -> None
     gone = await client.get(job["result"])
     assert gone.status_code == 404
     assert "expired" in gone.json()["detail"]
+
+
+async def test_cancel(client_factory: ClientFactory) -> None:
+    client = await _signed(client_factory)
+    world_id = await _world(client)
+    body = {"x": 0, "y": 0, "w": 8, "h": 8}
+    job_id = (await client.post(f"/api/worlds/{world_id}/exports", json=body)).json()["id"]
+    stranger = await another(client)
+    await sign_in(stranger)
+    assert (await stranger.delete(f"/api/jobs/{job_id}")).status_code == 404
+    assert (await client.delete(f"/api/jobs/{job_id}")).status_code == 204
+    job = (await client.get(f"/api/jobs/{job_id}")).json()
+    assert (job["state"], job["message"]) == ("failed", "cancelled by its owner")
+    again = await client.delete(f"/api/jobs/{job_id}")
+    assert again.status_code == 409
+    assert "already ended" in again.json()["detail"]
+    # a cancelled job no longer counts against the limit
+    assert await client.app.state.store.jobs.active(await _me(client)) == 0
+
+
+async def _me(client: AppClient) -> str:
+    me: str = (await client.get("/api/auth/me")).json()["id"]
+    return me

@@ -56,12 +56,17 @@ def test_png_refuses_wrong_rows() -> None:
 
 
 @pytest.mark.parametrize(
-    ("w", "h", "scale", "band_px"), [(16384, 3, 1, 1024), (1024, 1024, 16, 1024), (7, 5, 3, 4)]
+    ("w", "h", "scale", "band_px", "parallel"),
+    [(16384, 3, 1, 1024, 1), (1024, 1024, 16, 1024, 2), (7, 5, 3, 4, 1), (3, 5, 1, 16, 4)],
 )
-def test_export_plan_tiles_the_window(w: int, h: int, scale: int, band_px: int) -> None:
+def test_export_plan_tiles_the_window(
+    w: int, h: int, scale: int, band_px: int, parallel: int
+) -> None:
     x, y = -100, 23
     covered = np.zeros((h, w), np.int8)
-    for band in plan_export(x, y, w, h, scale, band_px=band_px):
+    bands = plan_export(x, y, w, h, scale, band_px=band_px, parallel=parallel)
+    for band in bands:
+        assert len(band.pieces) >= min(parallel, w)
         assert sum(p.w for p in band.pieces) == w
         for p in band.pieces:
             assert (p.y, p.h) == (band.y, band.h)

@@ -6,12 +6,14 @@ tests/jobs/test_worker.py runs the real one behind a real Dramatiq worker."""
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.harness import app_settings
 from worldgen.errors import InputError
@@ -94,6 +96,8 @@ async def test_results_expire(store: Store) -> None:
 class FailingPool:
     """Every export fails with ``error``."""
 
+    workers = 1
+
     def __init__(self, error: Exception) -> None:
         self.error = error
 
@@ -146,3 +150,35 @@ async def test_errors_are_retried_then_fail(store: Store) -> None:
     assert failed is not None
     assert (failed.state, failed.message) == ("failed", "internal error (after 2 attempts)")
     assert await store.jobs.active(owner) == 0
+
+
+class HeldPool(FailingPool):
+    """Exports wait until the test releases them with a real 4 x 4 px picture."""
+
+    def __init__(self) -> None:
+        super().__init__(RuntimeError("unused"))
+        self.future: Future[bytes] = Future()
+
+    def submit_export(self, spec: WorldSpec, *window: int) -> Future[bytes]:
+        return self.future
+
+
+async def test_a_cancelled_job_stops_and_stays_cancelled(store: Store) -> None:
+    pool = HeldPool()
+    runner = JobRunner(pool, store)
+    record = await store.jobs.create(WORLD, USER, "export", _params(), limit=50)
+    assert record is not None
+    attempt = asyncio.create_task(runner.run(record.id))
+    while (await store.jobs.get(record.id)).state != "running":  # type: ignore[union-attr]
+        await asyncio.sleep(0.01)
+    assert await store.jobs.cancel(record.id, USER)
+    assert not await store.jobs.cancel(record.id, USER)  # already ended
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, format="PNG")
+    pool.future.set_result(buf.getvalue())
+    await asyncio.wait_for(attempt, 10)  # stops at its next progress report, no retry
+    ended = await store.jobs.get(record.id)
+    assert ended is not None
+    assert (ended.state, ended.message) == ("failed", "cancelled by its owner")
+    assert await store.jobs.result_size(record.id) == 0
+    assert not await store.jobs.complete(record.id, USER)

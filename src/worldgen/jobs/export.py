@@ -58,6 +58,9 @@ Write = Callable[[bytes], Awaitable[None]]
 class GenerationPool(Protocol):
     """What a job needs of :class:`~worldgen.world.pool.WorkerPool`."""
 
+    workers: int
+    """Processes: each band is cut into at least this many pieces, computed in parallel."""
+
     def submit_export(
         self, spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int
     ) -> Future[bytes]: ...
@@ -95,11 +98,15 @@ def plan_export(
     *,
     band_px: int = BAND_PX,
     piece_px: int = MAX_EXPORT_PX,
+    parallel: int = 1,
 ) -> list[Band]:
     """The bands and pieces of an export of ``w`` x ``h`` cells at ``scale`` px per cell: bands
     of at most ``band_px`` px (at least one row of cells), pieces at most ``piece_px`` px and
-    4096 cells wide."""
-    piece_w = max(1, min(MAX_REGION_SIDE, piece_px // scale))
+    4096 cells wide, and at least ``parallel`` pieces a band (as the width allows), of equal
+    widths but the last."""
+    widest = max(1, min(MAX_REGION_SIDE, piece_px // scale))
+    count = max(-(-w // widest), min(parallel, w))
+    piece_w = -(-w // count)
     band_h = max(1, min(MAX_REGION_SIDE, band_px // scale))
     bands = []
     for by in range(y, y + h, band_h):
@@ -129,7 +136,9 @@ async def write_export(
 ) -> None:
     """Compute the export of ``window`` (x, y, w, h cells) and ``write`` its PNG in order."""
     x, y, w, h = window
-    bands = plan_export(x, y, w, h, scale, band_px=band_px, piece_px=piece_px)
+    bands = plan_export(
+        x, y, w, h, scale, band_px=band_px, piece_px=piece_px, parallel=pool.workers
+    )
     writer = PngWriter(w * scale, h * scale)
     await write(writer.header())
     total = sum(len(b.pieces) for b in bands)

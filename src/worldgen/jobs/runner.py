@@ -6,8 +6,9 @@ computes the job through the generation pool, and ends it. Bad input in the reco
 (:class:`~worldgen.errors.InputError`, e.g. a tile outside the world) fails the job at once with
 its message; any other error is retried by the queue, up to
 :data:`~worldgen.jobs.broker.MAX_ATTEMPTS` attempts counted in the record, then the job ends
-``failed`` with the reason its owner sees. Results are a pure function of the record, so a
-retried export writes the same bytes.
+``failed`` with the reason its owner sees. A job cancelled by its owner stops at its next
+progress report (between bands, or batches of tiles). Results are a pure function of the
+record, so a retried export writes the same bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from worldgen.world.spec import WorldSpec
 __all__ = ["JobRunner", "spec_params"]
 
 log = structlog.get_logger("worldgen.jobs")
+
+
+class _Stopped(Exception):  # noqa: N818 - not an error: the job ended elsewhere
+    """The job is no longer running (cancelled by its owner): stop, without a retry."""
 
 
 def spec_params(spec: WorldSpec) -> dict[str, Any]:
@@ -64,6 +69,9 @@ class JobRunner:
         log.info("job started", job=job_id, kind=record.kind, attempt=record.attempts)
         try:
             await self._compute(record)
+        except _Stopped:
+            log.info("job stopped: no longer running", job=job_id)
+            return
         except InputError as exc:
             log.info("job refused", job=job_id, reason=str(exc))
             await jobs.fail(job_id, record.owner, str(exc))
@@ -78,8 +86,8 @@ class JobRunner:
                 return
             await jobs.retrying(job_id, reason)
             raise
-        await jobs.complete(job_id, record.owner)
-        log.info("job done", job=job_id)
+        if await jobs.complete(job_id, record.owner):
+            log.info("job done", job=job_id)
 
     async def _compute(self, record: JobRecord) -> None:
         params = record.params
@@ -87,7 +95,8 @@ class JobRunner:
         window = (int(params["x"]), int(params["y"]), int(params["w"]), int(params["h"]))
 
         async def progress(percent: int, stage: str) -> None:
-            await self.store.jobs.progress(record.id, percent, stage)
+            if not await self.store.jobs.progress(record.id, percent, stage):
+                raise _Stopped
 
         if record.kind == "export":
 

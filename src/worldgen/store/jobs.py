@@ -50,6 +50,30 @@ return 1
 """
 """Prune stale entries, then add the job unless the user is at the limit (1 added, 0 refused)."""
 
+_PROGRESS = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'percent', ARGV[1], 'stage', ARGV[2], 'updated', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+"""Progress of a running job (1), or nothing when it is not running (0)."""
+
+_COMPLETE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+  return 0
+end
+local size = redis.call('STRLEN', KEYS[2])
+redis.call('RENAME', KEYS[2], KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'done', 'percent', 100, 'stage', 'done', 'size', size,
+           'updated', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+"""meta, partial, png: the partial result becomes the result if the job is still running."""
+
 
 def broker_client(url: str) -> redis.Redis:
     """A blocking client for the job queue's broker (Dramatiq's Redis broker is synchronous),
@@ -128,6 +152,8 @@ class JobStore:
         self.keys = keys
         self.result_ttl_s = result_ttl_s
         self._reserve = redis.register_script(_RESERVE)
+        self._progress = redis.register_script(_PROGRESS)
+        self._complete = redis.register_script(_COMPLETE)
 
     def _key(self, job_id: str, part: str = "meta") -> str:
         parsed = parse_job_id(job_id)
@@ -218,16 +244,23 @@ class JobStore:
             attempts, *_ = await pipe.execute()
         return JobRecord.from_hash(job_id, await self.redis.hgetall(key)) if attempts else None
 
-    async def progress(self, job_id: str, percent: int, stage: str) -> None:
-        """Record how far the running attempt is (0..99 while running)."""
-        key = self._key(job_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={"percent": max(0, min(99, percent)), "stage": stage, "updated": _now()},
-            )
-            pipe.expire(key, ACTIVE_TTL_S)
-            await pipe.execute()
+    async def progress(self, job_id: str, percent: int, stage: str) -> bool:
+        """Record how far the running attempt is (0..99 while running); False when the job is
+        no longer running (cancelled, or ended by another attempt): stop working on it."""
+        running = await self._progress(
+            keys=[self._key(job_id)],
+            args=[max(0, min(99, percent)), stage, _now(), ACTIVE_TTL_S],
+        )
+        return bool(int(running))
+
+    async def cancel(self, job_id: str, owner: str) -> bool:
+        """End a queued or running job ``failed`` ("cancelled"); False if it had already ended.
+        A running attempt notices at its next progress report and stops."""
+        record = await self.get(job_id)
+        if record is None or not record.active:
+            return False
+        await self.fail(job_id, owner, "cancelled by its owner")
+        return True
 
     async def retrying(self, job_id: str, reason: str) -> None:
         """The attempt failed and the job goes back to the queue (``reason`` shown as stage)."""
@@ -248,18 +281,14 @@ class JobStore:
             pipe.expire(partial, ACTIVE_TTL_S)
             await pipe.execute()
 
-    async def complete(self, job_id: str, owner: str) -> None:
-        """The partial result becomes the result: ``done``, kept ``result_ttl_s``."""
-        key, partial, png = (self._key(job_id, p) for p in ("meta", "partial", "png"))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.strlen(partial)
-            pipe.rename(partial, png)
-            pipe.expire(png, self.result_ttl_s)
-            pipe.hset(key, mapping={"state": "done", "percent": 100, "stage": "done"})
-            pipe.expire(key, self.result_ttl_s)
-            size, *_ = await pipe.execute()
-        await self.redis.hset(key, mapping={"size": int(size), "updated": _now()})
-        await self.redis.zrem(self.keys.user_jobs(owner), job_id)
+    async def complete(self, job_id: str, owner: str) -> bool:
+        """The partial result becomes the result: ``done``, kept ``result_ttl_s``. False (and
+        nothing changed) when the job is no longer running, e.g. cancelled meanwhile."""
+        keys = [self._key(job_id, p) for p in ("meta", "partial", "png")]
+        done = await self._complete(keys=keys, args=[self.result_ttl_s, _now()])
+        if int(done):
+            await self.redis.zrem(self.keys.user_jobs(owner), job_id)
+        return bool(int(done))
 
     async def fail(self, job_id: str, owner: str, message: str) -> None:
         """The job ends ``failed`` with ``message`` (shown to its owner)."""

@@ -7,6 +7,7 @@
   (one more: ``429`` with ``Retry-After``).
 * ``GET /api/jobs/{id}`` is the job's state (``queued``, ``running`` with ``percent`` and
   ``stage``, ``done``, ``failed`` with ``message``); the page polls it about once a second.
+* ``DELETE /api/jobs/{id}`` cancels a queued or running job (``409`` once it has ended).
 * ``GET /api/jobs/{id}/result`` streams the result (the PNG) until it expires
   (``job_result_ttl_s``), then ``404``.
 
@@ -23,7 +24,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worldgen.errors import NotFoundError, RateLimitedError, WorldgenError
+from worldgen.errors import ConflictError, NotFoundError, RateLimitedError, WorldgenError
 from worldgen.jobs.export import MAX_JOB_EXPORT_PX, MAX_PRERENDER_TILES
 from worldgen.jobs.runner import spec_params
 from worldgen.store.jobs import JobRecord, parse_job_id
@@ -219,6 +220,16 @@ async def get_job(job_id: str, request: Request, store: StoreDep, settings: Sett
     """The job's state and progress (its owner only)."""
     record = await _visible_job(request, job_id, store)
     return _out(record, settings.job_result_ttl_s)
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+async def cancel_job(job_id: str, request: Request, store: StoreDep) -> Response:
+    """Cancel a queued or running job (its owner only): it ends ``failed`` ("cancelled"); a
+    running attempt stops at its next progress report. 409 once the job has ended."""
+    record = await _visible_job(request, job_id, store)
+    if not await store.jobs.cancel(job_id, record.owner):
+        raise ConflictError(f"the job has already ended ({record.state})")
+    return Response(status_code=204)
 
 
 @router.get(
