@@ -138,4 +138,5 @@ export const edits = {
 export const jobs = {
   exportPng: (worldId, region) => postJSON(`${paths.world(worldId)}/exports`, region),
   get: (jobId) => getJSON(`/api/jobs/${encodeURIComponent(jobId)}`),
+  cancel: (jobId) => deleteJSON(`/api/jobs/${encodeURIComponent(jobId)}`),
 };

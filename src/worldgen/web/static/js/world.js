@@ -208,9 +208,16 @@ async function onExportJob() {
   bar.value = 0;
   bar.hidden = false;
   status.textContent = "Queued…";
+  const cancel = $("export-job-cancel");
   try {
     let job = await jobs.exportPng(world.id, { ...r, format: "png" });
     const started = Date.now();
+    cancel.onclick = () => {
+      cancel.disabled = true;
+      jobs.cancel(job.id).catch(() => {}); // 409: it ended meanwhile; the next poll says how
+    };
+    cancel.disabled = false;
+    cancel.hidden = false;
     while (job.state === "queued" || job.state === "running") {
       if (Date.now() - started > JOB_GIVE_UP_MS) throw new Error("the job is taking too long");
       bar.value = job.percent;
@@ -233,6 +240,7 @@ async function onExportJob() {
         : `Export failed: ${err.message}` +
           (err.retryAfter ? ` (try again in ${err.retryAfter} s)` : "");
   } finally {
+    cancel.hidden = true;
     button.disabled = false;
   }
 }
