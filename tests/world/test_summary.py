@@ -76,10 +76,11 @@ def test_far_pixels_average_the_predicted_colour_of_their_sub_samples() -> None:
         xs = -4096 + 16 * px + inner
         ys = 1024 + 16 * py + inner
         table = found.table[found.group[world.profile_at(xs[None, :], ys[:, None])]]
-        # each sub-sample lit by the relief over the sub-sample spacing (16 / 2 cells)
-        shade = macro.relief(world.seed, xs[None, :], ys[:, None], 8)[:, :, None]
-        table = macro.lit(table, shade, 255 * 256)
-        expected = table.reshape(-1, 3).sum(axis=0) // (len(inner) ** 2 * 256)
+        total = table.reshape(-1, 3).sum(axis=0)
+        # the pixel lit by the relief at its centre over its width (16 cells)
+        shade = macro.relief(world.seed, -4096 + 16 * px + 8, 1024 + 16 * py + 8, 16)
+        white = 255 * 256 * len(inner) ** 2
+        expected = macro.lit(total, shade, white) // (len(inner) ** 2 * 256)
         assert np.array_equal(rgb[py, px], expected)
     assert np.array_equal(tile_rgb(world, Z_FAR, -1, 0)[:8, :8], far_rgb(world, -512, 0, 8, 2))
 

@@ -21,8 +21,8 @@ the world:
 * **Relief**: a world with continents (classes from the macro level: the terrain tilesets) is
   lit by :func:`macro.relief <worldgen.world.macro.relief>` at every zoom (:func:`relief_for`;
   :func:`macro.lit <worldgen.world.macro.lit>`): the cell zooms light each cell, a far
-  sub-sample lights its predicted colour by the relief at its spacing, which is the cells'
-  mean slope there, so hills and mountains read at far zooms and a far pixel still predicts
+  pixel lights its predicted colour by the relief at its centre over its width, which is the
+  cells' mean slope there, so hills and mountains read at far zooms and a far pixel still predicts
   the mean of the lit cells it covers.
 * **Ground worlds** (side views, :mod:`.ground`) are the same in every column on average, so
   their summary is the mean colour of each row within :data:`GROUND_ROWS` of the ground (learnt
@@ -356,8 +356,8 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
     :data:`SMOOTH_FROM` cells per pixel on, where the macro noise's finest octaves (32 cells)
     vary inside a pixel and two samples would alias them into speckle, each pixel weighs its
     sub-samples 3 and its neighbours' nearest ones 1 per axis (a tent twice the pixel wide),
-    reading one sub-sample beyond the square, so neighbouring tiles still join seamlessly. Each
-    sub-sample's colour is lit by the relief there (:func:`relief_for`) before averaging.
+    reading one sub-sample beyond the square, so neighbouring tiles still join seamlessly. The
+    pixel is lit by the relief at its centre over ``cells_per_px`` cells (:func:`relief_for`).
     """
     summary = summary_for(world)
     if summary.rows is not None:  # a ground world: the exact mean of its rows' colours
@@ -370,12 +370,14 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
     xs = _sample_axis(x0, pixels, cells_per_px, s, ring)
     ys = _sample_axis(y0, pixels, cells_per_px, s, ring)
     prof = world.profile_at(xs[None, :], ys[:, None])
-    shade = relief_for(world, xs, ys)
+    # one relief per pixel, at its centre over the pixel's width (the mean slope of its cells):
+    # a quarter of the level evaluations of one per sub-sample, and lit() is affine, so
+    # lighting the pixel's mean is lighting each sub-sample
+    centres = np.arange(pixels, dtype=np.int64) * cells_per_px + cells_per_px // 2
+    shade = relief_for(world, x0 + centres, y0 + centres)
     out = np.empty((pixels, pixels, 3), dtype=np.uint8)
     for c in range(3):
         v = summary.channels[c][prof]  # (rows, cols) int32 in 1/256
-        if shade is not None:  # lit: < 256 * 256, so the sums below stay in int32
-            v = macro.lit(v.astype(np.int64), shade, 255 * _RGB_ONE).astype(np.int32)
         if smooth:
             total = _tent(_tent(v, pixels, 1), pixels, 0)
             weight = 64
@@ -384,5 +386,9 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
             for i, j in ((i, j) for i in range(s) for j in range(s) if i or j):
                 total += v[i::s, j::s]
             weight = s * s
-        out[:, :, c] = total // (weight * _RGB_ONE)
+        if shade is not None:
+            lit = macro.lit(total.astype(np.int64), shade, 255 * _RGB_ONE * weight)
+            out[:, :, c] = lit // (weight * _RGB_ONE)
+        else:
+            out[:, :, c] = total // (weight * _RGB_ONE)
     return out
