@@ -219,3 +219,23 @@ async def test_bad_edits_are_clear_4xx(make_crew: Any, body: dict[str, Any], cod
     got = await c.editor.post(c.url("edits"), json=body)
     assert got.status_code == code, got.text
     assert (await c.owner.post(c.url("restore"), json={"version": 5})).status_code == 400
+
+
+async def test_far_tiles_show_edits(make_crew: Any) -> None:
+    # A far tile (z <= -3) over edited cells changes with the edit, gets a new ETag, and draws
+    # exactly the generated summary again once the edit is undone (its key moves on again).
+    c: Crew = await make_crew()
+    far = [f"/tiles/{c.world_id}/{z}/0/0.png" for z in (-3, -6, -10)]
+    before = [await c.viewer.get(u) for u in far]
+    regen = {"kind": "regenerate", "rect": {"x": 0, "y": 0, "w": 256, "h": 256}}
+    assert (await c.editor.post(c.url("edits"), json=regen)).status_code == 201
+    after = [await c.viewer.get(u) for u in far]
+    for old, new in zip(before, after, strict=True):
+        assert new.status_code == 200
+        assert new.headers["etag"] != old.headers["etag"]
+    assert after[0].content != before[0].content
+    assert (await c.editor.post(c.url("undo"))).status_code == 200
+    undone = [await c.viewer.get(u) for u in far]
+    for old, new in zip(before, undone, strict=True):
+        assert new.content == old.content
+        assert new.headers["etag"] != old.headers["etag"]

@@ -19,7 +19,7 @@ from worldgen.store.keys import Keys
 
 pytestmark = pytest.mark.anyio
 
-TILES = ["2/0/0", "1/0/0", "0/0/0", "-2/-1/-1"]
+TILES = ["2/0/0", "1/0/0", "0/0/0", "-2/-1/-1", "-3/0/0", "-8/0/0"]
 
 
 async def test_backup_and_restore_keep_edits(

@@ -7,7 +7,8 @@ Keys (all under the world's hash tag, :meth:`~worldgen.store.keys.Keys.edits`):
 * ``version``: the world's content version, the id of the last applied operation (0: none).
 * ``diffs``: op id → the operation's diff (bytes made by the domain, for undo);
   ``blocks``: ``bi:bj`` → one 64 x 64 overlay block (bytes); ``bver``: ``bi:bj`` → the last op id
-  that changed the block (tiles key their caches by it). These three are derived from the log
+  that changed the block (tiles key their caches by it); ``bverz``: ``z:x:y`` → the same for the
+  far-zoom tiles (z <= -3, each covering many blocks). These are derived from the log
   (``tests/edits`` rebuilds them by replay and compares).
 * ``undo:<user>`` / ``redo:<user>``: lists of op ids, per user.
 * ``lock``: the edit lock's token (``SET NX PX``): edits of one world are serialised across app
@@ -27,7 +28,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.asyncio import Redis
@@ -93,6 +94,7 @@ class Marker(BaseModel):
 
 
 _BLOCK_RE = r"^-?[0-9]{1,18}:-?[0-9]{1,18}$"
+_FAR_RE = r"^-?[0-9]{1,2}:-?[0-9]{1,18}:-?[0-9]{1,18}$"
 _NEEDS: dict[str, tuple[str, ...]] = {
     "state": ("version",),
     "op": ("op", "data"),
@@ -114,6 +116,8 @@ class EditEntry(BaseModel):
     version: int | None = Field(default=None, ge=0)
     marker_seq: int = Field(default=0, ge=0)
     stacks: dict[str, dict[Literal["undo", "redo"], list[int]]] = Field(default_factory=dict)
+    far: dict[Annotated[str, Field(pattern=_FAR_RE)], int] = Field(default_factory=dict)
+    """Far-zoom tile ``z:x:y`` → last op id that changed its cells (``state`` entries)."""
     op: OpRecord | None = None
     block: str | None = Field(default=None, pattern=_BLOCK_RE)
     data: str | None = None
@@ -209,6 +213,16 @@ class EditStore:
         )
         return [int(v) if v is not None else 0 for v in raw]
 
+    async def far_version(self, world_id: str, z: int, x: int, y: int) -> int:
+        """The last op id that changed the cells of far-zoom tile ``(z, x, y)`` (0: never)."""
+        raw = await self.redis.hget(self.keys.edits(world_id, "bverz"), f"{z}:{x}:{y}")
+        return int(raw) if raw is not None else 0
+
+    async def block_keys(self, world_id: str) -> list[tuple[int, int]]:
+        """Every overlay block of the world (``bi, bj``)."""
+        raw = await self.redis.hkeys(self.keys.edits(world_id, "blocks"))
+        return [_parse_field(r) for r in raw]
+
     async def diff(self, world_id: str, op_id: int) -> bytes | None:
         """The stored diff of one operation."""
         raw = await self.redis.hget(self.keys.edits(world_id, "diffs"), str(op_id))
@@ -245,13 +259,15 @@ class EditStore:
         diff: bytes,
         blocks: dict[tuple[int, int], bytes | None],
         stacks: Literal["new", "undo", "redo"],
+        far: Iterable[str] = (),
     ) -> None:
         """Append ``record`` and write its derived data, all or nothing, if the lock is still
         ours (else 503). ``blocks`` maps each touched block to its new bytes (None: now empty).
 
         ``stacks``: ``new`` pushes the op on the author's undo stack and clears their redo
         stack; ``undo`` moves the reverted op's id off the undo stack and pushes this op on the
-        redo stack; ``redo`` pops the redo stack and pushes this op on the undo stack.
+        redo stack; ``redo`` pops the redo stack and pushes this op on the undo stack. ``far``
+        names the far-zoom tiles (``z:x:y``) over the touched blocks.
         """
         k = self.keys
         lock = k.edits(world_id, "lock")
@@ -273,6 +289,8 @@ class EditStore:
                     else:
                         pipe.hset(k.edits(world_id, "blocks"), name, data)
                     pipe.hset(k.edits(world_id, "bver"), name, record.id)
+                for name in far:
+                    pipe.hset(k.edits(world_id, "bverz"), name, record.id)
                 if stacks == "new":
                     pipe.rpush(undo, record.id)
                     pipe.delete(redo)
@@ -305,7 +323,8 @@ class EditStore:
             pipe.hgetall(k.edits(world_id, "blocks"))
             pipe.hgetall(k.edits(world_id, "bver"))
             pipe.hvals(k.edits(world_id, "markers"))
-            version, seq, log, diffs, blocks, bver, markers = await pipe.execute()
+            pipe.hgetall(k.edits(world_id, "bverz"))
+            version, seq, log, diffs, blocks, bver, markers, far = await pipe.execute()
         stacks: dict[str, dict[Literal["undo", "redo"], list[int]]] = {}
         for key in await self._stack_keys(world_id):
             name = key.decode()
@@ -322,6 +341,7 @@ class EditStore:
                 version=int(version or 0),
                 marker_seq=int(seq or 0),
                 stacks=stacks,
+                far={name.decode(): int(v) for name, v in far.items()},
             )
         ]
         for raw in log:
@@ -348,7 +368,7 @@ class EditStore:
         """Replace one world's edits and markers by ``entries`` (from :meth:`export_world`);
         returns the operations written."""
         k = self.keys
-        old = [k.edits(world_id, p) for p in ("log", "diffs", "blocks", "bver", "version")]
+        old = [k.edits(world_id, p) for p in ("log", "diffs", "blocks", "bver", "bverz", "version")]
         old += [k.edits(world_id, p) for p in ("markers", "marker-seq")]
         old += [key.decode() for key in await self._stack_keys(world_id)]
         ops = 0
@@ -360,6 +380,8 @@ class EditStore:
                         pipe.set(k.edits(world_id, "version"), entry.version)
                     if entry.marker_seq:
                         pipe.set(k.edits(world_id, "marker-seq"), entry.marker_seq)
+                    if entry.far:
+                        pipe.hset(k.edits(world_id, "bverz"), mapping=entry.far)  # type: ignore[arg-type]
                     for user, both in entry.stacks.items():
                         for which, ids in both.items():
                             if ids:

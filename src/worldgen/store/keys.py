@@ -170,7 +170,8 @@ class Keys:
         """One of a world's edit keys (see ``docs/redis-schema.md``, "Edits"): ``log`` (list of
         operation JSON, in order), ``diffs`` (hash: op id → diff bytes), ``blocks`` (hash:
         ``bi:bj`` → overlay block bytes), ``bver`` (hash: ``bi:bj`` → last op id that changed
-        the block), ``version`` (string: the content version, the last op id), ``lock``
+        the block), ``bverz`` (hash: ``z:x:y`` of a far-zoom tile → last op id that changed its
+        cells), ``version`` (string: the content version, the last op id), ``lock``
         (string with TTL: the edit lock's token), ``markers`` (hash: marker id → JSON),
         ``marker-seq`` (string: last marker id)."""
         if part not in _EDIT_PARTS:
@@ -212,5 +213,5 @@ _JOB_PARTS = frozenset({"meta", "png", "partial"})
 _JOB_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16}$")
 
 _EDIT_PARTS = frozenset(
-    {"log", "diffs", "blocks", "bver", "version", "lock", "markers", "marker-seq"}
+    {"log", "diffs", "blocks", "bver", "bverz", "version", "lock", "markers", "marker-seq"}
 )

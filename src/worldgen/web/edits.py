@@ -10,8 +10,10 @@ lock in Redis (:mod:`worldgen.store.edits`), and draws what the overlay changes.
   Each world object is used by one thread at a time.
 * Tiles: a cell-zoom tile whose blocks were edited is drawn here, from the generated cells with
   the overlay on top; its cache key carries the last operation id that changed those blocks
-  (:meth:`tile_version`), so no cache can serve it from before an edit. Far zooms (z <= -3)
-  draw the generated summary and do not show edits.
+  (:meth:`tile_version`), so no cache can serve it from before an edit. A far-zoom tile (z <= -3:
+  the predicted summary) over edited blocks is the summary plus, per pixel, the mean colour
+  change the edits made to the cells it covers (:meth:`tile_png`); its key carries the last
+  operation that changed any of its cells (``bverz``).
 """
 
 from __future__ import annotations
@@ -32,12 +34,15 @@ from worldgen.world import edits as ed
 from worldgen.world.blocks import World
 from worldgen.world.pool import WorldCache
 from worldgen.world.render import (
+    TILE_PX,
     Z_FAR,
+    Z_MIN,
     cell_relief,
     cells_per_tile,
     palette_for,
     png_bytes,
     render_cells,
+    tile_rgb,
 )
 from worldgen.world.spec import WorldSpec
 
@@ -71,6 +76,16 @@ def _op_of(record: OpRecord) -> ed.Op:
     rect = ed.Rect(*record.rect) if record.rect is not None else None
     cells = tuple((c[0], c[1], c[2] if len(c) > 2 else 0) for c in record.cells)
     return ed.Op(record.id, record.kind, rect, cells, record.target)  # type: ignore[arg-type]
+
+
+def _far_tiles(blocks: set[tuple[int, int]]) -> list[str]:
+    """``z:x:y`` of every far-zoom tile over the blocks (each block lies in one tile a zoom)."""
+    out: set[str] = set()
+    for bi, bj in blocks:
+        for z in range(Z_MIN, Z_FAR + 1):
+            n = cells_per_tile(z)
+            out.add(f"{z}:{bi * ed.BLOCK // n}:{bj * ed.BLOCK // n}")
+    return sorted(out)
 
 
 def _block_keys(rect: ed.Rect) -> list[tuple[int, int]]:
@@ -208,28 +223,63 @@ class EditService:
                 diff.to_bytes(),
                 {k: overlay.block_bytes(k) for k in touched_blocks},
                 stacks,
+                _far_tiles(touched_blocks),
             )
         return record
 
     # ------------------------------------------------------------------------------- reading
     @staticmethod
     async def tile_version(store: EditStore, world_id: str, z: int, x: int, y: int) -> int:
-        """The last operation that changed the cells of tile ``(z, x, y)`` (0: none, or a far
-        zoom, which shows no edits)."""
+        """The last operation that changed the cells of tile ``(z, x, y)`` (0: none)."""
         if z <= Z_FAR:
-            return 0
+            return await store.far_version(world_id, z, x, y)
         n = cells_per_tile(z)
         versions = await store.block_versions(world_id, _block_keys(ed.Rect(x * n, y * n, n, n)))
         return max(versions, default=0)
 
     async def tile_png(self, store: EditStore, world: WorldRecord, z: int, x: int, y: int) -> bytes:
-        """PNG of a cell-zoom tile with the overlay applied."""
+        """PNG of a tile with the overlay applied (far zooms: :meth:`_far_png`)."""
         n = cells_per_tile(z)
         rect = ed.Rect(x * n, y * n, n, n)
+        if z <= Z_FAR:
+            return await self._far_png(store, world, z, x, y)
         overlay = await self.overlay(store, world.id, rect)
 
         def draw(w: World) -> bytes:
             return render_cells(w, z, ed.content(w, overlay, rect), origin=(rect.x, rect.y))
+
+        data: bytes = await self._run(spec_for(world), draw)
+        return data
+
+    async def _far_png(self, store: EditStore, world: WorldRecord, z: int, x: int, y: int) -> bytes:
+        """A far tile: the summary, each pixel moved by the mean colour change (unlit cell
+        colours, area-weighted) the edits made to the cells it covers."""
+        n = cells_per_tile(z)
+        per = n // TILE_PX  # cells along one pixel
+        x0, y0, b = x * n, y * n, ed.BLOCK
+        keys = [
+            k for k in await store.block_keys(world.id)
+            if x0 <= k[0] * b < x0 + n and y0 <= k[1] * b < y0 + n
+        ]  # fmt: skip
+        found = await store.blocks(world.id, keys)
+        overlay = ed.Overlay()
+        for key, (raw, version) in found.items():
+            overlay.put_block(key, raw, version)
+
+        def draw(w: World) -> bytes:
+            rgb = tile_rgb(w, z, x, y).astype(np.int64)
+            colours = palette_for(w).level(1)[:, 0, 0, :].astype(np.int64)  # (T, 3)
+            delta = np.zeros((TILE_PX, TILE_PX, 3), dtype=np.int64)
+            for (bi, bj), values in overlay.cells.items():
+                if not (values >= 0).any():
+                    continue
+                generated = w.region(bi * b, bj * b, b, b)
+                change = colours[ed.apply_overlay(generated, values)] - colours[generated]
+                py = ((bj * b - y0) + np.arange(b)) // per
+                px = ((bi * b - x0) + np.arange(b)) // per
+                np.add.at(delta, (py[:, None], px[None, :]), change)
+            out = np.clip(rgb + delta // (per * per), 0, 255).astype(np.uint8)
+            return png_bytes(out, fast=True)
 
         data: bytes = await self._run(spec_for(world), draw)
         return data

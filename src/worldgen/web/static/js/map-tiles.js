@@ -25,8 +25,6 @@ const PRUNE_HOLD_MS = 400; // old-zoom tiles stay this long after a zoom ends
 const EMPTY_GIF = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAIBTAA7";
 
 const keyOf = (z, x, y) => `${z}/${x}/${y}`;
-// Map edits show at the zooms that draw cells (far zooms draw the generated summary).
-const EDIT_ZOOM_MIN = COVER_ZOOM_MAX + 1;
 const REVEAL_MS = 1100; // the edited tile's reveal animation (edit.css), then the old image goes
 
 // Loaded tile images by z/x/y, least recently used first out. `onPut` listeners learn of every
@@ -263,10 +261,10 @@ export function createWorldTiles(L, { url, limits, bounds, className }) {
   cover = createCover(layer, cache, tileUrl, limits);
 
   // An edit changed the cells of `rect` ({x, y, w, h}) at world `version`: the tiles over it
-  // get new URLs at every cell zoom, and the ones on screen reload and reveal their new image
-  // over the old one.
+  // get new URLs at every zoom, and the ones on screen reload and reveal their new image over
+  // the old one.
   layer.refreshCells = (rect, version) => {
-    for (let z = EDIT_ZOOM_MIN; z <= limits.zoom_max; z++) {
+    for (let z = limits.zoom_min; z <= limits.zoom_max; z++) {
       const n = TILE_PX / (4 * 2 ** z);
       for (let ty = Math.floor(rect.y / n); ty <= Math.floor((rect.y + rect.h - 1) / n); ty++) {
         for (let tx = Math.floor(rect.x / n); tx <= Math.floor((rect.x + rect.w - 1) / n); tx++) {
