@@ -125,9 +125,12 @@ async def _session_cookie(ws_url: str, username: str | None) -> str:
 class Client:
     """A protocol client: hello on connect, then typed helpers over JSON frames."""
 
-    def __init__(self, ws: ClientConnection, welcome: Json) -> None:
+    def __init__(self, ws: ClientConnection, welcome: Json, cookie: str | None = None) -> None:
         self.ws = ws
         self.welcome = welcome
+        self.cookie = cookie
+        """The ``Cookie`` header of its session (None for a guest): another socket of the same
+        account passes it to :meth:`open`."""
         self.you: Json = welcome["you"]
         self._beat: asyncio.Task[None] | None = None
         _OPEN.append(self)
@@ -141,12 +144,15 @@ class Client:
         guest: Json | None = None,
         user: str | None = None,
         max_size: int | None = 4 << 20,
+        cookie: str | None = None,
     ) -> Client:
         """Connect and say hello: signed in to a new account (named ``user``, or a fresh name),
-        or, when ``guest`` is given, as that guest (guests can watch, not chat)."""
+        to the session of ``cookie`` when given (another socket of the same account), or, when
+        ``guest`` is given, as that guest (guests can watch, not chat)."""
         headers: dict[str, str] = {}
         if guest is None:
-            headers["Cookie"] = await _session_cookie(url, user)
+            cookie = cookie or await _session_cookie(url, user)
+            headers["Cookie"] = cookie
         ws = await connect(
             url, max_size=max_size, open_timeout=10, close_timeout=2, additional_headers=headers
         )
@@ -160,7 +166,7 @@ class Client:
             while True:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
                 if frame["type"] == "welcome":
-                    return cls(ws, frame)
+                    return cls(ws, frame, cookie if guest is None else None)
         except BaseException:
             await ws.close()
             raise

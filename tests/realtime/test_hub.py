@@ -136,7 +136,8 @@ def test_a_retried_message_is_stored_and_delivered_once(
     async def main() -> None:
         wid = await new_world(handle.url)
         alice = await Client.open(a.ws(wid))
-        alice_again = await Client.open(b.ws(wid))  # same message retried via another instance
+        # the same account retries the same message through another instance
+        alice_again = await Client.open(b.ws(wid), cookie=alice.cookie)
         carol = await Client.open(b.ws(wid))
         await alice.chat("only once", "dup-1")
         first = await acked(alice, "dup-1")
@@ -146,12 +147,21 @@ def test_a_retried_message_is_stored_and_delivered_once(
         third = await acked(alice_again, "dup-1")
         assert first["stream_id"] == second["stream_id"] == third["stream_id"]
         assert (second["duplicate"], third["duplicate"]) == (True, True)
+        dave = await Client.open(a.ws(wid))
+        await dave.chat("dave's own", "dup-1")  # another user's id is his, not a retry
+        theirs = await acked(dave, "dup-1")
+        assert not theirs.get("duplicate")
+        assert theirs["stream_id"] != first["stream_id"]
         await alice.chat("marker", "end")
         frames: list[Json] = []
         while not frames or frames[-1].get("id") != "end":
             frames.append(await carol.until(is_type("chat")))
-        assert [f["id"] for f in frames] == ["dup-1", "end"]
-        for c in (alice, alice_again, carol):
+        assert [(f["id"], f["text"]) for f in frames] == [
+            ("dup-1", "only once"),
+            ("dup-1", "dave's own"),
+            ("end", "marker"),
+        ]
+        for c in (alice, alice_again, carol, dave):
             await c.close()
 
     run(main())
