@@ -274,10 +274,21 @@ export function createWorldTiles(L, { url, limits, bounds, className }) {
     }
     for (const { el: tile, coords } of Object.values(layer._tiles ?? {})) {
       if (edited.get(keyOf(coords.z, coords.x, coords.y)) !== version) continue;
+      // One wave for the whole edit: it grows from the rectangle's centre at the same speed on
+      // every tile and reaches its farthest cell as the animation ends (edit.css).
+      const n = TILE_PX / (4 * 2 ** coords.z);
+      const centre = [
+        (rect.x + rect.w / 2 - coords.x * n) / n,
+        (rect.y + rect.h / 2 - coords.y * n) / n,
+      ];
+      const reach = Math.hypot(rect.w / 2, rect.h / 2) / n + 0.05;
       loadWithRetries(tileUrl(coords), new AbortController().signal).then((img) => {
         if (!img) return;
         const old = [...tile.querySelectorAll(".world-tile-image")];
         img.className = "world-tile-image world-tile-edited";
+        img.style.setProperty("--reveal-x", `${centre[0] * 100}%`);
+        img.style.setProperty("--reveal-y", `${centre[1] * 100}%`);
+        img.style.setProperty("--reveal-r", `${reach * 100}%`);
         tile.append(img);
         cache.put(coords.z, coords.x, coords.y, img);
         setTimeout(() => old.forEach((o) => o.remove()), REVEAL_MS);
