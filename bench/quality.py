@@ -2,7 +2,7 @@
 
 Run from the repository root (``bench/README.md`` defines every figure and lists the targets)::
 
-    .venv/bin/python -m bench.quality [--only NAME ...] [--S 16] [--V 4] [--layers 2]
+    .venv/bin/python -m bench.quality [--only NAME ...] [--S 32] [--V 4] [--layers 2]
 
 For every bundled and shared sample and every tileset without classes, a 256 x 256 window of the
 world (seed 42, at an arbitrary offset; for a sample with a ground, the 256 rows ending at the
@@ -50,6 +50,9 @@ from worldgen.world.blocks import World
 from worldgen.world.model import sample_model
 from worldgen.world.patches import load_or_build
 from worldgen.world.spec import WorldSpec
+
+DEFAULT = WorldSpec("tileset", "terrain", 0)
+"""The spec defaults (block size, variants, layers) every figure is measured at unless told."""
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "samples"
@@ -279,7 +282,9 @@ class Quality:
     error: str | None = None
 
 
-def measure(case: Case, S: int = 16, V: int = 4, layers: int = 2) -> Quality:
+def measure(
+    case: Case, S: int = DEFAULT.S, V: int = DEFAULT.V, layers: int = DEFAULT.layers
+) -> Quality:
     """Every quality figure of one case (errors become ``Quality.error``, never a crash)."""
     q = Quality(case.label)
     started = time.perf_counter()
@@ -424,7 +429,11 @@ def table(results: Sequence[Quality]) -> Table:
 
 
 def run(
-    only: Sequence[str] = (), S: int = 16, V: int = 4, layers: int = 2, log: Console | None = None
+    only: Sequence[str] = (),
+    S: int = DEFAULT.S,
+    V: int = DEFAULT.V,
+    layers: int = DEFAULT.layers,
+    log: Console | None = None,
 ) -> list[Quality]:
     """Measure every case (or those whose label contains one of ``only``)."""
     out = []
@@ -442,7 +451,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(prog="bench.quality", description=__doc__.split("\n")[0])
     p.add_argument("--only", action="append", default=[], help="only cases containing NAME")
-    p.add_argument("--S", type=int, default=16, help="block size (default 16)")
+    p.add_argument("--S", type=int, default=DEFAULT.S, help=f"block size (default {DEFAULT.S})")
     p.add_argument("--V", type=int, default=4, help="patch variants (default 4)")
     p.add_argument("--layers", type=int, default=2, help="refinement layers (default 2)")
     p.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")

@@ -57,7 +57,7 @@ RESULTS = ROOT / "bench" / "results"
 BUNDLED = ROOT / "src" / "worldgen" / "tilesets"
 
 SEED = 42
-S, V, LAYERS = 16, 4, 2
+S, V, LAYERS = 32, 4, 2  # the WorldSpec defaults
 FAR_ZOOMS = (-3, -6, -10)
 AGREEMENT_SIDE = 256
 POOL_ROUNDS = 3
