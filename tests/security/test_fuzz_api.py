@@ -3,8 +3,9 @@ with every check (``--checks all``): no 5xx, every status, header, content type 
 documented, schema-valid requests accepted and schema-invalid ones refused, 405 with ``Allow``,
 stateful links. Bounded: a few examples per operation and a time budget of about a minute.
 
-One rule no JSON Schema can state is declared in :data:`CONFIG`: an export's picture is at most
-4096 px a side (``max(w, h) * scale``), so a schema-valid window may still be refused with 422.
+Rules no JSON Schema can state are declared in :data:`CONFIG`: an export's picture is at most
+4096 px a side (``max(w, h) * scale``; 16384 for an export job), a pre-render job at most 4096
+tiles with ``z_min <= z_max``, so a schema-valid request may still be refused with 422.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ MAX_RESPONSE_TIME_S = 90
 CONFIG = """
 [[operations]]
 include-name = "GET /api/worlds/{world_id}/export.png"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422",
+]
+
+[[operations]]
+include-name = "POST /api/worlds/{world_id}/exports"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422",
+]
+
+[[operations]]
+include-name = "POST /api/worlds/{world_id}/prerenders"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422",
 ]
