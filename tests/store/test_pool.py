@@ -81,3 +81,22 @@ async def test_an_app_with_a_tiny_pool_serves_a_burst_of_signed_in_requests(
     responses = await asyncio.gather(*(client.get("/api/auth/me") for _ in range(120)))
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 120, sorted(set(statuses))
+
+
+async def test_256_concurrent_tile_requests_with_a_tiny_pool_get_no_503(
+    client_factory: ClientFactory,
+) -> None:
+    # issue 13: 256 concurrent tile requests got 0.35-1.6 % 503s from a pool that refused
+    client = await client_factory(redis_pool_size=3, redis_pool_timeout_s=10.0, world_cache_s=0)
+    response = await client.post(
+        "/api/auth/register", json={"username": "pooled-tiles", "password": "test password 123"}
+    )
+    assert response.status_code == 201, response.text
+    made = await client.post("/api/worlds", json={"name": "p", "tileset": "terrain", "seed": 3})
+    assert made.status_code == 201, made.text
+    paths = [f"/tiles/{made.json()['id']}/-6/{x}/{y}.png" for x in range(2) for y in range(2)]
+    for path in paths:  # computed once; the burst reads the caches
+        assert (await client.get(path)).status_code == 200
+    responses = await asyncio.gather(*(client.get(paths[i % 4]) for i in range(256)))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 256, sorted(set(statuses))
