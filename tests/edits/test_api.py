@@ -3,6 +3,7 @@ regions and the overlay showing every edit."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import numpy as np
@@ -239,3 +240,34 @@ async def test_far_tiles_show_edits(make_crew: Any) -> None:
     for old, new in zip(before, undone, strict=True):
         assert new.content == old.content
         assert new.headers["etag"] != old.headers["etag"]
+
+
+def _noise(rng: random.Random) -> Any:
+    """A random JSON value: numbers at and past every bound, strings, lists, objects."""
+    ints = [0, 1, -1, 255, 256, 257, 4096, 4097, 2**52, 2**52 + 1, 2**53, -(2**63), 2**64]
+    pick = rng.random()
+    if pick < 0.5:
+        return rng.choice(ints)
+    if pick < 0.6:
+        return rng.choice(["", "x", "regenerate", "paint", "\u0000", 1.5, None, True])
+    if pick < 0.8:
+        return [_noise(rng) for _ in range(rng.randrange(0, 4))]
+    return {k: _noise(rng) for k in rng.sample(["x", "y", "w", "h", "kind"], 3)}
+
+
+async def test_random_edit_bodies_never_cause_a_server_error(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    rng = random.Random(14)
+    kinds = ["regenerate", "paint", "lock", "unlock", "restore", "revert", "bogus"]
+    for _ in range(60):
+        body: dict[str, Any] = {"kind": rng.choice(kinds)}
+        if rng.random() < 0.8:
+            body["rect"] = {k: _noise(rng) for k in ("x", "y", "w", "h")}
+        if rng.random() < 0.5:
+            body["cells"] = [[_noise(rng) for _ in range(rng.randrange(1, 4))] for _ in range(3)]
+        if rng.random() < 0.3:
+            body["version"] = _noise(rng)
+        got = await c.editor.post(c.url("edits"), json=body)
+        assert got.status_code < 500, (body, got.text)
+    for path, body in (("restore", {"version": 2**70}), ("markers", {"x": 2**80, "label": "a"})):
+        assert (await c.owner.post(c.url(path), json=body)).status_code == 422

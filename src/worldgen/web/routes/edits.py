@@ -74,7 +74,7 @@ class RestoreIn(BaseModel):
     """Restore the world to an earlier version (an operation itself: it can be undone)."""
 
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=2**62)
 
 
 class EditResult(BaseModel):
