@@ -51,9 +51,9 @@ from worldgen.store.embedded import EmbeddedValkey
 from worldgen.web.auth.passwords import Passwords
 from worldgen.web.auth.services import SecurityServices
 from worldgen.web.auth.sockets import message_gate
-from worldgen.web.errors import install_error_handlers
 from worldgen.web.concurrency import ClientSlots
 from worldgen.web.edits import EditService
+from worldgen.web.errors import install_error_handlers
 from worldgen.web.generation import Generator, ProcessGenerator
 from worldgen.web.hardening import install_security, install_security_headers
 from worldgen.web.ladder import TileLadder
