@@ -3,7 +3,8 @@ Redis broker, a generation pool), the HTTP API from queueing to download.
 
 A worker killed with SIGKILL mid-job (its whole process group: the worker and its pool) leaves
 the message unacknowledged; a second worker, whose queue maintenance treats a worker silent for
-2 s as dead, gets it back and completes the job (attempt 2) with the right pixels.
+2 s as dead, gets it back and completes the job (attempt 2) with the right pixels. ``serve``'s
+worker child is started again when it dies.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image
 from tests.accounts import sign_in
 from tests.conftest import ClientFactory
 from tests.harness import AppClient
+from worldgen.jobs.worker import WorkerChild
 
 pytestmark = pytest.mark.anyio
 
@@ -166,3 +168,31 @@ async def test_killed_worker_job_is_redelivered(
     assert pixels.shape == (1024, 1024, 3)
     part = await _sync_export(client, world_id, x=512, y=900, w=100, h=100, scale=1)
     assert np.array_equal(pixels[900:1000, 512:612], part)
+
+
+async def test_serves_worker_child_is_restarted_and_runs_jobs(
+    client_factory: ClientFactory, shared_valkey: str
+) -> None:
+    client, world_id, _ = await _setup(client_factory)
+    child = WorkerChild(client.app.state.settings, shared_valkey, processes=1)
+    child.start()
+    try:
+        first = child.process
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)  # its pool follows within a second
+        deadline = time.monotonic() + 30
+        while child.restarts == 0:
+            assert time.monotonic() < deadline, "the worker child was not restarted"
+            await asyncio.sleep(0.1)
+        assert child.process is not None
+        assert child.process.pid != first.pid
+        window = {"x": 0, "y": 0, "w": 64, "h": 64, "scale": 2}
+        response = await client.post(f"/api/worlds/{world_id}/exports", json=window)
+        assert response.status_code == 202, response.text
+        await _wait(client, response.json()["id"], lambda j: j["state"] == "done")
+    finally:
+        last = child.process
+        await asyncio.to_thread(child.stop)
+    assert last is not None
+    assert last.poll() is not None
+    assert child.process is None

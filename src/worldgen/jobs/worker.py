@@ -9,8 +9,9 @@ middleware, which owns the store's connections; the pool's processes compute.
 
 :class:`WorkerChild` is how ``worldgen serve`` runs a worker beside itself in the single-machine
 setup: ``worldgen worker --parent-pid <serve's pid>`` in a child process, told the resolved
-Redis URL and key prefix through its environment, stopped with SIGTERM (SIGKILL after a grace
-period) when the app stops, and ending by itself within a second if the app dies.
+Redis URL and key prefix through its environment, started again if it dies, stopped with
+SIGTERM (SIGKILL after a grace period) when the app stops, and ending by itself within a second
+if the app dies.
 """
 
 from __future__ import annotations
@@ -36,12 +37,23 @@ from worldgen.settings import Settings
 from worldgen.store.client import Store
 from worldgen.world.pool import WorkerPool
 
-__all__ = ["PARENT_CHECK_S", "STOP_TIMEOUT_S", "WorkerChild", "run_worker"]
+__all__ = [
+    "PARENT_CHECK_S",
+    "RESTART_MAX_S",
+    "RESTART_MIN_S",
+    "STOP_TIMEOUT_S",
+    "WorkerChild",
+    "run_worker",
+]
 
 log = structlog.get_logger("worldgen.jobs")
 
 PARENT_CHECK_S = 1.0
 """How often a worker started for a parent checks that the parent still lives."""
+RESTART_MIN_S = 1.0
+"""First pause before a dead worker child is started again."""
+RESTART_MAX_S = 30.0
+"""Longest pause between restarts of a worker child that keeps dying."""
 STOP_TIMEOUT_S = 10.0
 """How long a stopping worker lets running jobs finish; unfinished ones are redelivered."""
 
@@ -105,16 +117,22 @@ def run_worker(
 
 
 class WorkerChild:
-    """``worldgen worker`` as a child of this process (see the module docstring)."""
+    """``worldgen worker`` as a child of this process (see the module docstring), restarted
+    when it exits unasked (a crash, the OOM killer), after :data:`RESTART_MIN_S` doubling up to
+    :data:`RESTART_MAX_S` while it keeps dying within a minute."""
 
     def __init__(self, settings: Settings, redis_url: str, *, processes: int) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.processes = processes
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        """How many times the child was started again after it died."""
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._supervisor: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start the child (it connects and starts its pool by itself)."""
+    def _spawn(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env["REDIS_URL"] = self.redis_url
         env["WORLDGEN_BROKER_URL"] = self.settings.broker_url or self.redis_url
@@ -124,17 +142,54 @@ class WorkerChild:
         env["WORLDGEN_LOG_JSON"] = "true" if self.settings.log_json else "false"
         argv = [sys.executable, "-c", "import sys; from worldgen.cli import main; sys.exit(main())"]
         argv += ["worker", "--workers", str(self.processes), "--parent-pid", str(os.getpid())]
-        self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
-        log.info("job worker child started", pid=self.process.pid)
+        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
+        log.info("job worker child started", pid=process.pid)
+        return process
+
+    def start(self) -> None:
+        """Start the child (it connects and starts its pool by itself) and its supervisor."""
+        self._stopping.clear()
+        with self._lock:
+            self.process = self._spawn()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="job-worker-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        delay = RESTART_MIN_S
+        while True:
+            with self._lock:
+                process = self.process
+            if process is None:
+                return
+            born = time.monotonic()
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - born > 60:
+                delay = RESTART_MIN_S
+            log.warning("job worker child exited; restarting it", code=code, after_s=delay)
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self.process = self._spawn()
+                self.restarts += 1
+            delay = min(RESTART_MAX_S, delay * 2)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after the worker's own grace period (safe to call twice)."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S + 5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        self._stopping.set()
+        with self._lock:
+            process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_S + 5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if self._supervisor is not None:
+            self._supervisor.join(5)
