@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -32,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from worldgen.errors import NotFoundError, TooManyError, UnavailableError
 from worldgen.store.keys import WORLD_ID_RE, Keys
@@ -46,6 +47,14 @@ LOCK_WAIT_S = 10.0
 MAX_MARKERS = 500
 """Markers one world may hold."""
 MAX_LOG_PAGE = 500
+
+# KEYS: lock. ARGV: token, ms. Extends the lock only if it is still ours.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 # KEYS: lock. ARGV: token. Deletes the lock only if it is still ours.
 _RELEASE = """
@@ -166,6 +175,7 @@ class EditStore:
         self.redis = redis
         self.keys = keys
         self._release = redis.register_script(_RELEASE)
+        self._extend = redis.register_script(_EXTEND)
 
     # -------------------------------------------------------------------------------- reading
     async def version(self, world_id: str) -> int:
@@ -236,7 +246,10 @@ class EditStore:
     # -------------------------------------------------------------------------------- writing
     @asynccontextmanager
     async def locked(self, world_id: str) -> AsyncIterator[str]:
-        """Hold the world's edit lock (its token is yielded); 503 after :data:`LOCK_WAIT_S`."""
+        """Hold the world's edit lock (its token is yielded); 503 after :data:`LOCK_WAIT_S`.
+
+        While held, the lock's TTL is renewed every third of :data:`LOCK_MS`, so a long edit (a
+        rewind replaying a long log) keeps it; a crashed holder's lock still expires."""
         key = self.keys.edits(world_id, "lock")
         token = secrets.token_hex(16)
         deadline = time.monotonic() + LOCK_WAIT_S
@@ -246,9 +259,19 @@ class EditStore:
                 raise UnavailableError("the world is busy with other edits; retry")
             await asyncio.sleep(delay)
             delay = min(0.1, delay * 2)
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(LOCK_MS / 3000)
+                await self._extend(keys=[key], args=[token, LOCK_MS])
+
+        renewal = asyncio.create_task(renew())
         try:
             yield token
         finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await renewal
             await self._release(keys=[key], args=[token])
 
     async def commit(
