@@ -166,3 +166,16 @@ def test_paint_limit(count: int, ok: bool) -> None:
 def test_op_seed_is_an_integer_hash_of_world_seed_and_op() -> None:
     assert ed.op_seed(7, 1) == ed.op_seed(7, 1)
     assert len({ed.op_seed(7, 1), ed.op_seed(7, 2), ed.op_seed(8, 1)}) == 3
+
+
+def test_rolling_back_diffs_gives_every_earlier_overlay(world: World) -> None:
+    log = Log(world)
+    log.run("regenerate", rect=ed.Rect(0, 0, 30, 30))
+    log.run("lock", rect=ed.Rect(4, 4, 5, 5))
+    log.run("regenerate", rect=ed.Rect(10, 10, 30, 30))
+    log.run("restore", rect=ed.Rect(0, 0, 12, 12))
+    log.run("rewind", target=1)
+    for version in range(len(log.ops)):
+        newer = [log.diffs[op.id] for op in reversed(log.ops) if op.id > version]
+        earlier = ed.replay(world, log.ops[:version])[0]
+        assert ed.rolled_back(log.overlay, newer).same_content(earlier)

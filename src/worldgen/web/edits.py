@@ -186,9 +186,11 @@ class EditService:
             overlay = await self.overlay(
                 store, world.id, None if reach is None else reach.grow(REACH)
             )
-            history: list[ed.Op] = []
-            if op.kind == "rewind" and op.target:
-                history = [_op_of(r) for r in await store.ops(world.id, 0, op.target)]
+            undone: list[ed.Diff] = []  # a rewind undoes the diffs after its target, newest first
+            if op.kind == "rewind" and op.target is not None:
+                for op_id in range(version, op.target, -1):
+                    raw = await store.diff(world.id, op_id)
+                    undone.append(ed.Diff.from_bytes(raw) if raw is not None else ed.Diff.empty())
 
             def compute(w: World) -> ed.Diff:
                 return ed.compute(
@@ -196,7 +198,7 @@ class EditService:
                     overlay,
                     op,
                     diff_of=lambda i: target_diff if i == op.target else None,
-                    overlay_at=lambda v: ed.replay(w, [o for o in history if o.id <= v])[0],
+                    overlay_at=lambda v: ed.rolled_back(overlay, undone),
                 )
 
             diff: ed.Diff = await self._run(spec, compute)

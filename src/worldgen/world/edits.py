@@ -64,6 +64,7 @@ __all__ = [
     "content",
     "op_seed",
     "replay",
+    "rolled_back",
 ]
 
 BLOCK = 64
@@ -234,6 +235,10 @@ class Diff:
 
     def __len__(self) -> int:
         return int(self.xs.shape[0])
+
+    def inverse(self) -> Diff:
+        """The diff that undoes this one exactly (before and after swapped)."""
+        return Diff(self.xs, self.ys, self.after, self.before, self.lock_after, self.lock_before)
 
     def bbox(self) -> Rect | None:
         """The box of the changed cells (None: nothing changed)."""
@@ -662,18 +667,28 @@ def compute(
     return _rewind(overlay, overlay_at(op.target))
 
 
+def rolled_back(overlay: Overlay, newest_first: Iterable[Diff]) -> Overlay:
+    """The overlay before the operations whose diffs are given, newest first (each diff records
+    every cell it changed with its earlier value, so no solve is needed). Versions are not
+    rolled back (a rewind only compares cells and locks)."""
+    out = overlay.copy()
+    for diff in newest_first:
+        out.apply(diff.inverse(), 0)
+    return out
+
+
 def replay(world: World, ops: Iterable[Op]) -> tuple[Overlay, dict[int, Diff]]:
     """The overlay the log ``ops`` (in order) produces, and each operation's diff."""
     overlay = Overlay()
     diffs: dict[int, Diff] = {}
-    done: list[Op] = []
+    done: list[int] = []
 
     def overlay_at(version: int) -> Overlay:
-        return replay(world, [o for o in done if o.id <= version])[0]
+        return rolled_back(overlay, [diffs[i] for i in reversed(done) if i > version])
 
     for op in ops:
         diff = compute(world, overlay, op, diff_of=diffs.get, overlay_at=overlay_at)
         overlay.apply(diff, op.id)
         diffs[op.id] = diff
-        done.append(op)
+        done.append(op.id)
     return overlay, diffs
