@@ -50,7 +50,9 @@ CACHE_CONTROL = "public, no-cache"
 world can become private, and then its tiles must stop being served to non-members."""
 PRIVATE_CACHE_CONTROL = "private, no-cache"
 """A private world's tiles stay out of shared caches (proxies, CDNs) altogether."""
-_ANY = 2**53
+_ANY = 2**53 - 1
+"""Schema bound of a tile index: exact as a float, so a validator comparing floats agrees with
+the route at the edge (2**53 + 1 would read as 2**53)."""
 
 
 def tile_range(z: int) -> tuple[int, int]:
