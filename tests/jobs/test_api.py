@@ -69,10 +69,11 @@ async def test_export_bounds(
         assert response.headers["location"] == f"/api/jobs/{job['id']}"
 
 
-async def test_prerender_bounds(client_factory: ClientFactory) -> None:
+@pytest.mark.parametrize("kind", ["prerenders", "tile-archives"])
+async def test_tile_job_bounds(client_factory: ClientFactory, kind: str) -> None:
     client = await _signed(client_factory, jobs_per_user=20)
     world_id = await _world(client)
-    url = f"/api/worlds/{world_id}/prerenders"
+    url = f"/api/worlds/{world_id}/{kind}"
     # zoom 0: 64 cells a tile; 64 x 64 tiles = 4096 (the limit), one more row is 4160
     ok = {"x": 0, "y": 0, "w": 64 * 64, "h": 64 * 64, "z_min": 0, "z_max": 0}
     assert (await client.post(url, json=ok)).status_code == 202

@@ -1,14 +1,16 @@
-"""The band-by-band PNG writer and the export's plan: pixels round-trip, bands and pieces tile
-the window exactly, within the pool's bounds."""
+"""The band-by-band PNG writer, the streamed tile zip and the export's plan: pixels round-trip,
+archives are reproducible, bands and pieces tile the window exactly, within the pool's bounds."""
 
 from __future__ import annotations
 
 import io
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from worldgen.jobs.archive import TileArchive
 from worldgen.jobs.export import plan_export, plan_tiles
 from worldgen.jobs.png import PngWriter
 from worldgen.world.render import cells_per_tile
@@ -83,3 +85,17 @@ def test_plan_tiles_covers_the_window_at_each_zoom() -> None:
     assert n0 == 2 * n1
     assert [t for t in tiles if t[0] == 0] == [(0, -1, 0), (0, 0, 0), (0, 1, 0)]
     assert [t for t in tiles if t[0] == 1] == [(1, tx, 0) for tx in range(-1, 3)]
+
+
+def test_tile_archive_streams_a_reproducible_zip() -> None:
+    outputs = []
+    for _ in range(2):
+        archive = TileArchive()
+        parts = [archive.add(0, 1, -2, b"first"), archive.add(-3, 0, 0, b"second" * 100)]
+        assert all(parts)  # every tile's bytes are ready at once
+        outputs.append(b"".join([*parts, archive.close()]))
+    assert outputs[0] == outputs[1]
+    with zipfile.ZipFile(io.BytesIO(outputs[0])) as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == ["0/1/-2.png", "-3/0/0.png"]
+        assert zf.read("-3/0/0.png") == b"second" * 100

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ async def _sync_export(client: AppClient, world_id: str, **window: int) -> npt.N
     return _pixels(response.content)
 
 
-async def test_export_and_prerender_jobs(
+async def test_export_prerender_and_tile_archive_jobs(
     client_factory: ClientFactory, start_worker: StartWorker
 ) -> None:
     client, world_id, prefix = await _setup(client_factory)
@@ -141,6 +142,16 @@ async def test_export_and_prerender_jobs(
     assert await client.app.state.store.tiles.size() >= 10
     tile = await client.get(f"/tiles/{world_id}/1/3/1.png")  # from the cache the job filled
     assert tile.status_code == 200
+
+    response = await client.post(f"/api/worlds/{world_id}/tile-archives", json=prerender)
+    assert response.status_code == 202, response.text
+    done = await _wait(client, response.json()["id"], lambda j: j["state"] == "done")
+    archive = await client.get(done["result"])
+    assert archive.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as tiles:
+        assert tiles.testzip() is None
+        assert len(tiles.namelist()) == 10
+        assert tiles.read("1/3/1.png") == tile.content
 
 
 async def test_killed_worker_job_is_redelivered(

@@ -48,6 +48,12 @@ include-name = "POST /api/worlds/{world_id}/prerenders"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422",
 ]
+
+[[operations]]
+include-name = "POST /api/worlds/{world_id}/tile-archives"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422",
+]
 """
 
 

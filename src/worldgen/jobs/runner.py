@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from worldgen.errors import InputError, WorldgenError
+from worldgen.jobs.archive import TileArchive
 from worldgen.jobs.broker import MAX_ATTEMPTS
 from worldgen.jobs.export import GenerationPool, plan_tiles, prerender_tiles, write_export
 from worldgen.store.client import Store
@@ -116,5 +117,14 @@ class JobRunner:
             await prerender_tiles(self.pool, spec, tiles, put, progress)
             # the result of a pre-render is the tiles themselves; a tiny JSON says how many
             await self.store.jobs.append(record.id, b'{"tiles": %d}' % len(tiles))
+        elif record.kind == "tiles":
+            tiles = plan_tiles(*window, int(params["z_min"]), int(params["z_max"]))
+            archive = TileArchive()
+
+            async def add(version: str, z: int, x: int, y: int, png: bytes) -> None:
+                await self.store.jobs.append(record.id, archive.add(z, x, y, png))
+
+            await prerender_tiles(self.pool, spec, tiles, add, progress)
+            await self.store.jobs.append(record.id, archive.close())
         else:
             raise InputError(f"unknown job kind {record.kind!r}")

@@ -1,6 +1,7 @@
 """Background jobs over HTTP (issue 15): large exports and pre-rendering on the job queue.
 
-* ``POST /api/worlds/{id}/exports`` (a picture of up to 16384 px a side) and
+* ``POST /api/worlds/{id}/exports`` (a picture of up to 16384 px a side),
+  ``POST /api/worlds/{id}/tile-archives`` (a zip of up to 4096 map tiles) and
   ``POST /api/worlds/{id}/prerenders`` (up to 4096 map tiles into the tile cache) queue a job
   and answer ``202`` with its state and a ``Location``; the requester must be signed in and
   allowed to view the world. Each user has at most ``jobs_per_user`` jobs queued or running
@@ -215,6 +216,21 @@ async def _visible_job(request: Request, job_id: str, store: StoreDep) -> JobRec
     return record
 
 
+@router.post("/worlds/{world_id}/tile-archives", status_code=202)
+async def create_tile_archive(
+    world: WorldDep,
+    body: PrerenderJobIn,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    queue: JobQueueDep,
+) -> JobOut:
+    """Queue a zip of a window's map tiles at a range of zooms (``<z>/<x>/<y>.png``)."""
+    params: dict[str, object] = body.model_dump()
+    return await _queue(request, world, store, settings, queue, "tiles", params, response)
+
+
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, request: Request, store: StoreDep, settings: SettingsDep) -> JobOut:
     """The job's state and progress (its owner only)."""
@@ -235,7 +251,7 @@ async def cancel_job(job_id: str, request: Request, store: StoreDep) -> Response
 @router.get(
     "/jobs/{job_id}/result",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}, "application/json": {}}}},
+    responses={200: {"content": {"image/png": {}, "application/zip": {}, "application/json": {}}}},
 )
 async def get_job_result(job_id: str, request: Request, store: StoreDep) -> StreamingResponse:
     """The finished job's result, streamed (404 before it is done and after it expires)."""
@@ -251,10 +267,14 @@ async def get_job_result(job_id: str, request: Request, store: StoreDep) -> Stre
                 return
             yield data
 
+    p = record.params
     if record.kind == "export":
-        p = record.params
         media = "image/png"
         disposition = f'attachment; filename="{record.world_id}_{p["x"]}_{p["y"]}.png"'
+    elif record.kind == "tiles":
+        media = "application/zip"
+        name = f"{record.world_id}_tiles_{p['z_min']}_{p['z_max']}_{p['x']}_{p['y']}.zip"
+        disposition = f'attachment; filename="{name}"'
     else:
         media, disposition = "application/json", "inline"
     headers = {
