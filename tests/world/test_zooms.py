@@ -100,3 +100,17 @@ def test_the_cli_draws_the_maps_pixels(tmp_path: Path) -> None:
     assert region.shape == (1024, 1024, 3)
     boxed = region.reshape(TILE_PX, 4, TILE_PX, 4, 3).sum(axis=(1, 3)) // 16
     assert np.abs(boxed - tile(world, 0, -1, 2)).max() <= 1
+
+
+def test_the_cli_draws_a_bundled_samples_map_world(tmp_path: Path) -> None:
+    """A bundled name means the map's world (its catalog settings: flowers is a ground world);
+    explicit options still override them."""
+    flowers = WorldSpec.of_kind("overlapping", "flowers", 42)
+    out = tmp_path / "f.png"
+    where = ("--z", "0", "--x", "0", "--y", "-1", "--out", str(out))
+    assert main(["tile", "--sample", "flowers", "--seed", "42", *where]) == 0
+    assert out.read_bytes() == tile_png(build_world(flowers), 0, 0, -1)
+    plain = WorldSpec("sample", "flowers", 42)  # symmetry 8, no ground
+    assert main(["tile", "--sample", "flowers", "--seed", "42", "--symmetry", "8",
+                 "--no-ground", *where]) == 0  # fmt: skip
+    assert out.read_bytes() == tile_png(build_world(plain), 0, 0, -1)

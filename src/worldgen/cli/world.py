@@ -30,8 +30,21 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--tileset", help="tileset .xml/.json file or bundled name (e.g. terrain)")
     src.add_argument("--sample", help="sample PNG or bundled sample name (e.g. lakes)")
     p.add_argument("--subset", default=None, help="tileset subset name")
-    p.add_argument("--N", type=int, default=3, help="pattern size 2..5 (with --sample)")
-    p.add_argument("--symmetry", type=int, default=8, help="1, 2, 4 or 8 (with --sample)")
+    p.add_argument(
+        "--N",
+        type=int,
+        default=None,
+        help="pattern size 2..5 (with --sample; default the catalog's, else 3)",
+    )
+    p.add_argument(
+        "--symmetry",
+        type=int,
+        default=None,
+        help="1, 2, 4 or 8 (with --sample; default the catalog's, else 8)",
+    )
+    p.add_argument("--ground", action=argparse.BooleanOptionalAction, default=None,
+                   help="a side view with the sample's ground row at y = 0 (with --sample; "
+                   "default the catalog's, e.g. on for flowers)")  # fmt: skip
     p.add_argument("--seed", type=int, required=True, help="world seed")
     p.add_argument("--block-size", type=int, default=None, dest="S",
                    help="block size S (even; default the spec's, 32)")  # fmt: skip
@@ -77,8 +90,14 @@ def spec_from_args(args: argparse.Namespace) -> WorldSpec:
     name: str = args.sample if args.sample is not None else args.tileset
     if tilesets.lookup(name, KIND[source]) is None and Path(name).is_file():
         name = str(Path(name).resolve())
-    spec = WorldSpec(source, name, args.seed, args.subset, args.N, args.symmetry)
-    return replace(spec, **({} if args.S is None else {"S": args.S}), V=args.V, layers=args.layers)
+    # a bundled name starts from its catalog settings (the map's world), a file from the defaults
+    spec = WorldSpec.of_kind(KIND[source], name, args.seed)
+    given = {
+        "subset": args.subset, "N": args.N, "symmetry": args.symmetry, "ground": args.ground,
+        "S": args.S,
+    }  # fmt: skip
+    chosen = {field: value for field, value in given.items() if value is not None}
+    return replace(spec, **chosen, V=args.V, layers=args.layers)
 
 
 def open_world(args: argparse.Namespace) -> World:
