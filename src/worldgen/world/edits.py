@@ -534,8 +534,10 @@ def _repair(world: World, overlay: Overlay, pending: Diff, seed: int) -> Diff:
     generated = world.region(window.x, window.y, window.w, window.h)
     values, locks = trial.window(window)
     current = apply_overlay(generated, values)
-    bad = _conflict_cells(current, world.model.allowed)
-    if bad.any():
+    # the one adjacency checker decides; _conflict_cells only locates what it counted
+    broken = forbidden_pairs(current, world.model.allowed) > 0
+    bad = _conflict_cells(current, world.model.allowed) if broken else np.zeros_like(locks)
+    if broken:
         inner = np.zeros(current.shape, dtype=np.bool_)
         inner[1:-1, 1:-1] = True
         for k, r in enumerate(REPAIR_RADII):
