@@ -182,3 +182,16 @@ async def test_a_cancelled_job_stops_and_stays_cancelled(store: Store) -> None:
     assert (ended.state, ended.message) == ("failed", "cancelled by its owner")
     assert await store.jobs.result_size(record.id) == 0
     assert not await store.jobs.complete(record.id, USER)
+
+
+async def test_a_job_whose_workers_keep_dying_ends_failed(store: Store) -> None:
+    runner = JobRunner(FailingPool(RuntimeError("unused")), store, max_attempts=3)
+    record = await store.jobs.create(WORLD, USER, "export", _params(), limit=50)
+    assert record is not None
+    for _ in range(3):  # three attempts whose worker was killed: started, never ended
+        assert await store.jobs.start(record.id) is not None
+    await runner.run(record.id)  # the fourth delivery gives up without computing
+    failed = await store.jobs.get(record.id)
+    assert failed is not None
+    assert (failed.state, failed.attempts) == ("failed", 4)
+    assert failed.message == "the job was interrupted 3 times (a worker died)"

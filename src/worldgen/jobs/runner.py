@@ -26,9 +26,12 @@ from worldgen.store.client import Store
 from worldgen.store.jobs import JobRecord
 from worldgen.world.spec import WorldSpec
 
-__all__ = ["JobRunner", "spec_params"]
+__all__ = ["MAX_RESULT_BYTES", "JobRunner", "spec_params"]
 
 log = structlog.get_logger("worldgen.jobs")
+
+MAX_RESULT_BYTES = 480 << 20
+"""Largest result: Redis strings hold at most 512 MiB (``proto-max-bulk-len``)."""
 
 
 class _Stopped(Exception):  # noqa: N818 - not an error: the job ended elsewhere
@@ -67,6 +70,12 @@ class JobRunner:
         if record is None:
             log.info("job skipped: gone or ended", job=job_id)
             return
+        if record.attempts > self.max_attempts:
+            # earlier attempts ended without a word: their worker died (killed, out of memory)
+            log.warning("job abandoned: its workers kept dying", job=job_id)
+            message = f"the job was interrupted {record.attempts - 1} times (a worker died)"
+            await jobs.fail(job_id, record.owner, message)
+            return
         log.info("job started", job=job_id, kind=record.kind, attempt=record.attempts)
         try:
             await self._compute(record)
@@ -100,8 +109,16 @@ class JobRunner:
                 raise _Stopped
 
         if record.kind == "export":
+            written = 0
 
             async def write(data: bytes) -> None:
+                nonlocal written
+                written += len(data)
+                if written > MAX_RESULT_BYTES:
+                    raise InputError(
+                        f"the picture takes more than {MAX_RESULT_BYTES >> 20} MiB as a PNG; "
+                        "export a smaller window or scale"
+                    )
                 await self.store.jobs.append(record.id, data)
 
             extra = {} if self.band_px is None else {"band_px": self.band_px}
