@@ -6,6 +6,7 @@ limit (``jobs_per_user`` and one more: 429 with ``Retry-After``) and the job's r
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -181,3 +182,21 @@ async def test_cancel(client_factory: ClientFactory) -> None:
 async def _me(client: AppClient) -> str:
     me: str = (await client.get("/api/auth/me")).json()["id"]
     return me
+
+
+async def test_a_job_hides_with_its_world(client_factory: ClientFactory) -> None:
+    owner = await _signed(client_factory)
+    world_id = await _world(owner)
+    viewer = await another(owner)
+    await sign_in(viewer)
+    body = {"x": 0, "y": 0, "w": 8, "h": 8}
+    job_id = (await viewer.post(f"/api/worlds/{world_id}/exports", json=body)).json()["id"]
+    assert (await viewer.get(f"/api/jobs/{job_id}")).status_code == 200
+    version = (await owner.get(f"/api/worlds/{world_id}")).json()["version"]
+    patched = await owner.patch(
+        f"/api/worlds/{world_id}", json={"visibility": "private", "version": version}
+    )
+    assert patched.status_code == 200
+    await asyncio.sleep(1.1)  # the world record cache (world_cache_s) may keep it a second
+    assert (await viewer.get(f"/api/jobs/{job_id}")).status_code == 404
+    assert (await viewer.delete(f"/api/jobs/{job_id}")).status_code == 404
