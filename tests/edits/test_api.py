@@ -271,3 +271,13 @@ async def test_random_edit_bodies_never_cause_a_server_error(make_crew: Any) -> 
         assert got.status_code < 500, (body, got.text)
     for path, body in (("restore", {"version": 2**70}), ("markers", {"x": 2**80, "label": "a"})):
         assert (await c.owner.post(c.url(path), json=body)).status_code == 422
+
+
+async def test_locks_of_a_window(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    lock = {"kind": "lock", "cells": [[3, 4], [5, 6]]}
+    assert (await c.editor.post(c.url("edits"), json=lock)).status_code == 201
+    got = await c.viewer.get(c.url("locks?x=0&y=0&w=10&h=10"))
+    assert got.json() == {"cells": [[3, 4], [5, 6]], "truncated": False}
+    for side, code in ((1024, 200), (1025, 422)):
+        assert (await c.viewer.get(c.url(f"locks?x=0&y=0&w={side}&h=1"))).status_code == code

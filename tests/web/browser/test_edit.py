@@ -66,6 +66,12 @@ def test_two_people_edit_undo_and_mark(browser_page: PageFactory) -> None:
     expect(ada.locator("#edit .edit-status")).to_contain_text("Undo: done (version 3)")
     expect(bob.locator("#edit .edit-history li")).to_have_count(3)
 
+    # ada locks two cells with the lock brush: they are outlined on her map.
+    ada.locator("#edit [data-tool=lock]").click()
+    drag(ada, (cx + 40, cy), (cx + 44, cy))
+    expect(ada.locator("#edit .edit-status")).to_contain_text("Lock: done (version 4)")
+    expect(ada.locator("path.edit-locked")).to_have_count(2)
+
     # A marker: placed by ada, shown on both maps; hostile text stays text.
     ada.locator("#edit [data-tool=marker]").click()
     drag(ada, (cx, cy), (cx, cy))

@@ -27,7 +27,7 @@ from worldgen.web.auth.policy import Action
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit
 from worldgen.web.auth.sessions import User
 from worldgen.web.deps import EditServiceDep, HubDep, SecurityDep, StoreDep, WorldDep
-from worldgen.web.edits import EditRequest
+from worldgen.web.edits import EditRequest, EditService
 from worldgen.world.blocks import MAX_COORD
 from worldgen.world.edits import MAX_PAINT_CELLS, MAX_RECT_SIDE, Rect
 
@@ -257,6 +257,37 @@ async def restore(
     )
     await _announce(hub, world.id, record)
     return EditResult(op=record, version=record.id)
+
+
+class LocksOut(BaseModel):
+    """The locked cells of a window, ``[x, y]`` each (at most ``MAX_LOCKS_SHOWN``)."""
+
+    cells: list[list[int]]
+    truncated: bool
+
+
+MAX_LOCKS_WINDOW = 1024
+MAX_LOCKS_SHOWN = 4096
+
+
+@router.get("/worlds/{world_id}/locks", response_model=LocksOut)
+async def get_locks(
+    world: WorldDep,
+    request: Request,
+    store: StoreDep,
+    x: Annotated[int, Query(ge=-_COORD, le=_COORD)],
+    y: Annotated[int, Query(ge=-_COORD, le=_COORD)],
+    w: Annotated[int, Query(ge=1, le=MAX_LOCKS_WINDOW)],
+    h: Annotated[int, Query(ge=1, le=MAX_LOCKS_WINDOW)],
+) -> LocksOut:
+    """The locked cells of a window of at most 1024 x 1024 cells (anyone who may view)."""
+    await authorize(request, world, "view")
+    rect = Rect(x, y, w, h)
+    overlay = await EditService.overlay(store.edits, world.id, rect)
+    _, locks = overlay.window(rect)
+    ys, xs = locks.nonzero()
+    cells = [[int(cx) + x, int(cy) + y] for cy, cx in zip(ys, xs, strict=True)]
+    return LocksOut(cells=cells[:MAX_LOCKS_SHOWN], truncated=len(cells) > MAX_LOCKS_SHOWN)
 
 
 # ------------------------------------------------------------------------------------ markers

@@ -127,6 +127,7 @@ export const edits = {
   undo: (id) => postJSON(`${paths.world(id)}/undo`, {}),
   redo: (id) => postJSON(`${paths.world(id)}/redo`, {}),
   restore: (id, version) => postJSON(`${paths.world(id)}/restore`, { version }),
+  locks: (id, r) => getJSON(`${paths.world(id)}/locks?${new URLSearchParams(r)}`),
   labels: (id) => getJSON(`${paths.world(id)}/region?${new URLSearchParams({ x: 0, y: 0, w: 1, h: 1 })}`),
   markers: (id) => getJSON(`${paths.world(id)}/markers`),
   addMarker: (id, marker) => postJSON(`${paths.world(id)}/markers`, marker),

@@ -91,6 +91,7 @@ export function startEditing({ section, world, map }) {
   let version = 0;
   let markerCell = null;
   let ready = false; // the log and markers are loaded
+  let locked = []; // locked cells in view, shown while a lock tool is chosen
   const seen = new Set(); // versions already shown (our own answer and its frame)
   const markers = new Map();
 
@@ -109,11 +110,36 @@ export function startEditing({ section, world, map }) {
     markerForm.hidden = name !== "marker" || !markerCell;
     brushed = new Map();
     showSelection();
+    loadLocks();
   }
+
+  // While Lock or Unlock is chosen, the view's locked cells are outlined (when it is small
+  // enough for the server to list them).
+  async function loadLocks() {
+    if (tool !== "lock" && tool !== "unlock") {
+      locked = [];
+      showSelection();
+      return;
+    }
+    const b = map.getCellBounds();
+    const x = Math.floor(b.west);
+    const y = Math.floor(b.north);
+    const view = { x, y, w: Math.ceil(b.east) - x, h: Math.ceil(b.south) - y };
+    try {
+      const found = await api.locks(world.id, view);
+      locked = found.cells.map(([cx, cy]) => ({ x: cx, y: cy, w: 1, h: 1 }));
+    } catch {
+      locked = [];
+      status.textContent = "Zoom in to see the locked cells.";
+    }
+    showSelection();
+  }
+
+  map.onViewChange(() => loadLocks());
 
   function showSelection() {
     const cells = [...brushed.values()].map((c) => ({ x: c.x, y: c.y, w: 1, h: 1 }));
-    map.setSelection(selection && tool === "select" ? [selection, ...cells] : cells);
+    map.setSelection(selection && tool === "select" ? [selection, ...cells] : cells, locked);
     if (canEdit) regenerate.disabled = restoreArea.disabled = !selection;
   }
 
@@ -199,6 +225,7 @@ export function startEditing({ section, world, map }) {
     seen.add(op.id);
     const area = rectOf(op.changed ?? op.rect);
     if (area) map.refreshCells(area, op.id);
+    if (op.kind === "lock" || op.kind === "unlock" || op.kind === "revert") loadLocks();
     addHistory(op);
   }
 

@@ -57,11 +57,8 @@ export function createMap(element, { tileUrl, limits }) {
   const markerLayer = L.layerGroup().addTo(map);
   let editing = false;
   const dragFns = [];
-  const cellRect = (r) =>
-    L.rectangle([[r.y, r.x], [r.y + r.h, r.x + r.w]], {
-      interactive: false,
-      className: "edit-selection",
-    });
+  const cellRect = (r, className = "edit-selection") =>
+    L.rectangle([[r.y, r.x], [r.y + r.h, r.x + r.w]], { interactive: false, className });
 
   // The container changes size when the side panel opens or closes.
   new ResizeObserver(() => map.invalidateSize({ pan: false })).observe(element);
@@ -146,9 +143,10 @@ export function createMap(element, { tileUrl, limits }) {
     onCellDrag(fn) {
       dragFns.push(fn);
     },
-    // Outline cells: rects [{x, y, w, h}, ...] (none: an empty list).
-    setSelection(rects) {
+    // Outline cells: rects [{x, y, w, h}, ...] selected, and locked cells (none: empty lists).
+    setSelection(rects, locked = []) {
       editLayer.clearLayers();
+      for (const r of locked) cellRect(r, "edit-locked").addTo(editLayer);
       for (const r of rects) cellRect(r).addTo(editLayer);
     },
     // Markers [{id, x, y, label, text}]: label shown, text as the tooltip, both as text only.
