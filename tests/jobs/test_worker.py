@@ -207,3 +207,26 @@ async def test_serves_worker_child_is_restarted_and_runs_jobs(
     assert last is not None
     assert last.poll() is not None
     assert child.process is None
+
+
+async def test_an_export_job_draws_the_edits(
+    client_factory: ClientFactory, start_worker: StartWorker
+) -> None:
+    client, world_id, prefix = await _setup(client_factory)
+    region = await client.get(f"/api/worlds/{world_id}/region?x=0&y=0&w=40&h=8")
+    cells = region.json()["cells"]
+    other = next(v for v in cells if v != cells[5 * 40 + 3])
+    paint = [[x, 5, other] for x in range(3, 40)]  # a line across two pieces of a band
+    window = {"x": -20, "y": -4, "w": 100, "h": 30, "scale": 3}
+    before = await _sync_export(client, world_id, **window)
+    url = f"/api/worlds/{world_id}/edits"
+    edit = await client.post(url, json={"kind": "paint", "cells": paint})
+    assert edit.status_code == 201, edit.text
+    start_worker(prefix, "--band-px", "16")
+    response = await client.post(f"/api/worlds/{world_id}/exports", json=window)
+    assert response.status_code == 202, response.text
+    job = await _wait(client, response.json()["id"], lambda j: j["state"] == "done")
+    pixels = _pixels((await client.get(job["result"])).content)
+    expected = await _sync_export(client, world_id, **window)  # drawn with the edits
+    assert not np.array_equal(before, expected)
+    assert np.array_equal(pixels, expected)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ import numpy.typing as npt
 from PIL import Image
 
 from worldgen.jobs.png import PngWriter
-from worldgen.world.render import cells_per_tile
+from worldgen.store.edits import EditStore
+from worldgen.world import edits as ed
+from worldgen.world.pool import WorldCache
+from worldgen.world.render import cell_relief, cells_per_tile, palette_for
 from worldgen.world.spec import MAX_EXPORT_PX, MAX_REGION_SIDE, WorldSpec
 
 __all__ = [
@@ -34,6 +38,8 @@ __all__ = [
     "MAX_JOB_EXPORT_PX",
     "MAX_PRERENDER_TILES",
     "Band",
+    "EditedPiece",
+    "EditedPieces",
     "GenerationPool",
     "Piece",
     "plan_export",
@@ -53,6 +59,8 @@ Progress = Callable[[int, str], Awaitable[None]]
 """``progress(percent, stage)``: report how far a job is."""
 Write = Callable[[bytes], Awaitable[None]]
 """Append bytes to the job's result."""
+EditedPiece = Callable[["Piece"], Awaitable["npt.NDArray[np.uint8] | None"]]
+"""Draws a piece with the world's edits, or None when it has none (:class:`EditedPieces`)."""
 
 
 class GenerationPool(Protocol):
@@ -133,8 +141,10 @@ async def write_export(
     *,
     band_px: int = BAND_PX,
     piece_px: int = MAX_EXPORT_PX,
+    edited: EditedPiece | None = None,
 ) -> None:
-    """Compute the export of ``window`` (x, y, w, h cells) and ``write`` its PNG in order."""
+    """Compute the export of ``window`` (x, y, w, h cells) and ``write`` its PNG in order;
+    ``edited(piece)`` draws a piece that has edits (None: it has none, the pool draws it)."""
     x, y, w, h = window
     bands = plan_export(
         x, y, w, h, scale, band_px=band_px, piece_px=piece_px, parallel=pool.workers
@@ -145,14 +155,15 @@ async def write_export(
     done = 0
     for index, band in enumerate(bands):
         await progress(99 * done // total, f"band {index + 1} of {len(bands)}")
-        pngs = await asyncio.gather(
-            *(
-                asyncio.wrap_future(pool.submit_export(spec, p.x, p.y, p.w, p.h, scale))
-                for p in band.pieces
-            )
-        )
-        rgb = np.concatenate([_rgb(png) for png in pngs], axis=1)
-        del pngs
+
+        async def piece_rgb(p: Piece) -> npt.NDArray[np.uint8]:
+            drawn = None if edited is None else await edited(p)
+            if drawn is not None:
+                return drawn
+            png = await asyncio.wrap_future(pool.submit_export(spec, p.x, p.y, p.w, p.h, scale))
+            return _rgb(png)
+
+        rgb = np.concatenate(await asyncio.gather(*map(piece_rgb, band.pieces)), axis=1)
         data = writer.band(rgb)
         del rgb
         if data:
@@ -160,6 +171,46 @@ async def write_export(
         done += len(band.pieces)
     await progress(99, "finishing")
     await write(writer.end())
+
+
+class EditedPieces:
+    """Pieces of an export drawn with the world's edits (the overlay of
+    :mod:`worldgen.world.edits`, read from :mod:`worldgen.store.edits`): a piece under edited
+    blocks is drawn here, in a thread, on this process's copy of the world; the others are left
+    to the pool. Draws one piece at a time (a world's block cache is plain Python state)."""
+
+    def __init__(
+        self, edits: EditStore, world_id: str, spec: WorldSpec, scale: int, worlds: WorldCache
+    ) -> None:
+        self.edits = edits
+        self.world_id = world_id
+        self.spec = spec
+        self.scale = scale
+        self.worlds = worlds
+        self._lock = threading.Lock()
+
+    async def __call__(self, piece: Piece) -> npt.NDArray[np.uint8] | None:
+        b = ed.BLOCK
+        keys = [
+            (bi, bj)
+            for bj in range(piece.y // b, (piece.y + piece.h - 1) // b + 1)
+            for bi in range(piece.x // b, (piece.x + piece.w - 1) // b + 1)
+        ]
+        found = await self.edits.blocks(self.world_id, keys)
+        overlay = ed.Overlay()
+        for key, (data, version) in found.items():
+            overlay.put_block(key, data, version)
+        if not overlay.cells:
+            return None
+        rect = ed.Rect(piece.x, piece.y, piece.w, piece.h)
+
+        def draw() -> npt.NDArray[np.uint8]:
+            with self._lock:
+                world = self.worlds.get(self.spec)
+                shade = cell_relief(world, piece.x, piece.y, piece.w, piece.h)
+                return palette_for(world).draw(ed.content(world, overlay, rect), self.scale, shade)
+
+        return await asyncio.to_thread(draw)
 
 
 def plan_tiles(

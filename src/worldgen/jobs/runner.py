@@ -13,7 +13,7 @@ record, so a retried export writes the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,9 +21,16 @@ import structlog
 from worldgen.errors import InputError, WorldgenError
 from worldgen.jobs.archive import TileArchive
 from worldgen.jobs.broker import MAX_ATTEMPTS
-from worldgen.jobs.export import GenerationPool, plan_tiles, prerender_tiles, write_export
+from worldgen.jobs.export import (
+    EditedPieces,
+    GenerationPool,
+    plan_tiles,
+    prerender_tiles,
+    write_export,
+)
 from worldgen.store.client import Store
 from worldgen.store.jobs import JobRecord
+from worldgen.world.pool import WorldCache
 from worldgen.world.spec import WorldSpec
 
 __all__ = ["MAX_RESULT_BYTES", "JobRunner", "spec_params"]
@@ -62,6 +69,8 @@ class JobRunner:
     max_attempts: int = MAX_ATTEMPTS
     band_px: int | None = None
     """Rows per band of an export (None: the default); tests make it small."""
+    worlds: WorldCache = field(default_factory=lambda: WorldCache(2))
+    """This process's worlds, for pieces drawn with edits (:class:`EditedPieces`)."""
 
     async def run(self, job_id: str) -> None:
         """One attempt at the job ``job_id`` (raises to have the queue retry it)."""
@@ -121,9 +130,13 @@ class JobRunner:
                     )
                 await self.store.jobs.append(record.id, data)
 
+            scale = int(params["scale"])
+            edited = None
+            if await self.store.edits.version(record.world_id):
+                edited = EditedPieces(self.store.edits, record.world_id, spec, scale, self.worlds)
             extra = {} if self.band_px is None else {"band_px": self.band_px}
             await write_export(
-                self.pool, spec, window, int(params["scale"]), write, progress, **extra
+                self.pool, spec, window, scale, write, progress, edited=edited, **extra
             )
         elif record.kind == "prerender":
             tiles = plan_tiles(*window, int(params["z_min"]), int(params["z_max"]))
