@@ -133,6 +133,10 @@ async def test_export_prerender_and_tile_archive_jobs(
     expected = await _sync_export(client, world_id, **window)
     assert expected.shape == (400, 600, 3)
     assert np.array_equal(_pixels(result.content), expected)
+    # the same job again writes the same bytes (what a retried attempt relies on)
+    again = await client.post(f"/api/worlds/{world_id}/exports", json=window)
+    second = await _wait(client, again.json()["id"], lambda j: j["state"] == "done")
+    assert (await client.get(second["result"])).content == result.content
 
     prerender = {"x": 0, "y": 0, "w": 128, "h": 64, "z_min": 0, "z_max": 1}
     response = await client.post(f"/api/worlds/{world_id}/prerenders", json=prerender)
