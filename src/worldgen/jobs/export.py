@@ -153,16 +153,16 @@ async def write_export(
     await write(writer.header())
     total = sum(len(b.pieces) for b in bands)
     done = 0
+
+    async def piece_rgb(p: Piece) -> npt.NDArray[np.uint8]:
+        drawn = None if edited is None else await edited(p)
+        if drawn is not None:
+            return drawn
+        png = await asyncio.wrap_future(pool.submit_export(spec, p.x, p.y, p.w, p.h, scale))
+        return _rgb(png)
+
     for index, band in enumerate(bands):
         await progress(99 * done // total, f"band {index + 1} of {len(bands)}")
-
-        async def piece_rgb(p: Piece) -> npt.NDArray[np.uint8]:
-            drawn = None if edited is None else await edited(p)
-            if drawn is not None:
-                return drawn
-            png = await asyncio.wrap_future(pool.submit_export(spec, p.x, p.y, p.w, p.h, scale))
-            return _rgb(png)
-
         rgb = np.concatenate(await asyncio.gather(*map(piece_rgb, band.pieces)), axis=1)
         data = writer.band(rgb)
         del rgb
