@@ -200,3 +200,20 @@ async def test_a_job_hides_with_its_world(client_factory: ClientFactory) -> None
     await asyncio.sleep(1.1)  # the world record cache (world_cache_s) may keep it a second
     assert (await viewer.get(f"/api/jobs/{job_id}")).status_code == 404
     assert (await viewer.delete(f"/api/jobs/{job_id}")).status_code == 404
+
+
+async def test_list_my_running_jobs(client_factory: ClientFactory) -> None:
+    client = await _signed(client_factory, jobs_per_user=5)
+    first, second = await _world(client), await _world(client)
+    body = {"x": 0, "y": 0, "w": 8, "h": 8}
+    a = (await client.post(f"/api/worlds/{first}/exports", json=body)).json()["id"]
+    b = (await client.post(f"/api/worlds/{second}/exports", json=body)).json()["id"]
+    c = (await client.post(f"/api/worlds/{first}/exports", json=body)).json()["id"]
+    assert (await client.delete(f"/api/jobs/{c}")).status_code == 204  # ended: not listed
+    listed = (await client.get("/api/jobs")).json()["jobs"]
+    assert [j["id"] for j in listed] == [a, b]
+    one = (await client.get(f"/api/jobs?world_id={first}")).json()["jobs"]
+    assert [j["id"] for j in one] == [a]
+    assert (await client.get("/api/jobs?world_id=nonsense")).json() == {"jobs": []}
+    assert (await client.get(f"/api/jobs?world_id={'x' * 65}")).status_code == 422
+    assert (await (await another(client)).get("/api/jobs")).status_code == 401

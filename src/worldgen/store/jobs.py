@@ -221,6 +221,12 @@ class JobStore:
         raw = await self.redis.hgetall(self._key(job_id))
         return JobRecord.from_hash(job_id, raw) if raw else None
 
+    async def active_ids(self, owner: str) -> list[str]:
+        """Ids of ``owner``'s jobs that count against the limit now, oldest first."""
+        key = self.keys.user_jobs(owner)
+        ids = await self.redis.zrangebyscore(key, time.time(), "+inf")
+        return [_text(i) for i in ids if isinstance(i, bytes | str)]
+
     async def active(self, owner: str) -> int:
         """How many of ``owner``'s jobs count against the limit now."""
         key = self.keys.user_jobs(owner)

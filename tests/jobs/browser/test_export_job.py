@@ -39,3 +39,24 @@ def test_large_export_runs_as_a_job(browser_page: PageFactory, server: Server) -
     # the view's cells at 16 px per cell (the largest scale that fits 16384 px)
     assert (width % 16, height % 16) == (0, 0)
     assert min(width, height) >= 16 * 50
+
+
+def test_a_reopened_page_follows_the_running_export_and_cancels_it(
+    browser_page: PageFactory, server: Server
+) -> None:
+    world = server.create_world("Export job resumed", tileset="pipes", seed=4)
+    page = browser_page(width=760, height=420)
+    sign_in(page, "resumer")
+    big = {"x": 0, "y": 0, "w": 1024, "h": 8192, "scale": 1}  # 8 bands of seconds each
+    queued = page.context.request.post(f"/api/worlds/{world['id']}/exports", data=big)
+    assert queued.status == 202, queued.text()
+    page.goto(f"{world['page']}#0/0/0")
+    expect(page.locator("#export-job-progress")).to_be_visible()
+    cancel = page.get_by_role("button", name="Cancel the export")
+    expect(cancel).to_be_visible()
+    cancel.click()
+    expect(page.locator("#export-job-status")).to_contain_text(
+        "cancelled by its owner", timeout=WAIT_MS
+    )
+    expect(page.locator("#export-job-download")).to_be_hidden()
+    expect(page.get_by_role("button", name="Export a large PNG (background job)")).to_be_enabled()

@@ -6,6 +6,8 @@
   and answer ``202`` with its state and a ``Location``; the requester must be signed in and
   allowed to view the world. Each user has at most ``jobs_per_user`` jobs queued or running
   (one more: ``429`` with ``Retry-After``).
+* ``GET /api/jobs`` lists your queued and running jobs (``?world_id=`` for one world's), so a
+  page opened again follows them.
 * ``GET /api/jobs/{id}`` is the job's state (``queued``, ``running`` with ``percent`` and
   ``stage``, ``done``, ``failed`` with ``message``); the page polls it about once a second.
 * ``DELETE /api/jobs/{id}`` cancels a queued or running job (``409`` once it has ended).
@@ -21,11 +23,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worldgen.errors import ConflictError, NotFoundError, RateLimitedError, WorldgenError
+from worldgen.errors import (
+    ConflictError,
+    NotFoundError,
+    RateLimitedError,
+    SignInRequiredError,
+    WorldgenError,
+)
 from worldgen.jobs.export import MAX_JOB_EXPORT_PX, MAX_PRERENDER_TILES
 from worldgen.jobs.runner import spec_params
 from worldgen.store.jobs import JobRecord, parse_job_id
@@ -36,7 +44,7 @@ from worldgen.web.params import JSON_INT
 from worldgen.web.routes.worlds import MAX_COORD, MAX_SCALE
 from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
 
-__all__ = ["ExportJobIn", "JobOut", "PrerenderJobIn", "router"]
+__all__ = ["ExportJobIn", "JobOut", "JobsOut", "PrerenderJobIn", "router"]
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -229,6 +237,38 @@ async def create_tile_archive(
     """Queue a zip of a window's map tiles at a range of zooms (``<z>/<x>/<y>.png``)."""
     params: dict[str, object] = body.model_dump()
     return await _queue(request, world, store, settings, queue, "tiles", params, response)
+
+
+class JobsOut(BaseModel):
+    """The requester's jobs that are queued or running."""
+
+    jobs: list[JobOut]
+
+
+@router.get("/jobs")
+async def list_jobs(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    world_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> JobsOut:
+    """Your queued and running jobs (of one world with ``world_id``), oldest first, so a page
+    opened again can follow them; 401 when signed out."""
+    user = await current_user(request)
+    if user is None:
+        raise SignInRequiredError
+    out = []
+    for job_id in await store.jobs.active_ids(user.id):
+        parsed = parse_job_id(job_id)
+        if parsed is None or (world_id is not None and parsed[0] != world_id):
+            continue
+        try:
+            record = await _visible_job(request, job_id, store)
+        except NotFoundError:
+            continue
+        if record.active:
+            out.append(_out(record, settings.job_result_ttl_s))
+    return JobsOut(jobs=out)
 
 
 @router.get("/jobs/{job_id}")

@@ -139,5 +139,6 @@ export const edits = {
 export const jobs = {
   exportPng: (worldId, region) => postJSON(`${paths.world(worldId)}/exports`, region),
   get: (jobId) => getJSON(`/api/jobs/${encodeURIComponent(jobId)}`),
+  mine: (worldId) => getJSON(`/api/jobs?${new URLSearchParams({ world_id: worldId })}`),
   cancel: (jobId) => deleteJSON(`/api/jobs/${encodeURIComponent(jobId)}`),
 };

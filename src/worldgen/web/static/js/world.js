@@ -3,6 +3,7 @@
 // indicator, the view tools (view-tools.js), the PNG export of the visible area and the
 // collapsible side panel (whose #chat section chat.js fills).
 
+import { currentUser } from "./account.js";
 import { getBlob, jobs } from "./api.js";
 import { startChat } from "./chat.js";
 import { byId as $, saveBlob } from "./dom.js";
@@ -197,20 +198,20 @@ function updateJobNote() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function onExportJob() {
+// Follows a job (`start` gives its first state) to its end: progress bar, then the link.
+async function followExportJob(start) {
   const button = $("export-job");
   const status = $("export-job-status");
   const bar = $("export-job-progress");
   const link = $("export-job-download");
-  const r = jobRegion();
+  const cancel = $("export-job-cancel");
   button.disabled = true;
   link.hidden = true;
   bar.value = 0;
   bar.hidden = false;
   status.textContent = "Queued…";
-  const cancel = $("export-job-cancel");
   try {
-    let job = await jobs.exportPng(world.id, { ...r, format: "png" });
+    let job = await start();
     const started = Date.now();
     cancel.onclick = () => {
       cancel.disabled = true;
@@ -228,7 +229,7 @@ async function onExportJob() {
     if (job.state === "failed") throw new Error(job.message || "the job failed");
     bar.value = 100;
     link.href = job.result;
-    link.download = `world-${world.id}_${r.x}_${r.y}_${r.w}x${r.h}.png`;
+    link.download = ""; // the server's file name: world, x and y
     link.hidden = false;
     const until = new Date(job.expires * 1000).toLocaleTimeString();
     status.textContent = `Ready: ${Math.ceil(job.size / 1024)} KB, the link works until ${until}.`;
@@ -244,6 +245,19 @@ async function onExportJob() {
     button.disabled = false;
   }
 }
+
+function onExportJob() {
+  return followExportJob(() => jobs.exportPng(world.id, { ...jobRegion(), format: "png" }));
+}
+
+// A page opened again follows the export that is still running for this world.
+currentUser()
+  .then((user) => (user ? jobs.mine(world.id) : { jobs: [] }))
+  .then(({ jobs: running }) => {
+    const job = running.find((j) => j.kind === "export");
+    if (job) followExportJob(() => Promise.resolve(job));
+  })
+  .catch(() => {}); // nothing to resume
 
 $("export-job").addEventListener("click", onExportJob);
 
