@@ -59,6 +59,21 @@ async def test_paint_at_the_cell_limit(make_crew: Any) -> None:
     assert np.array_equal(await _region(c, 0, 0, 64, 64), before)
 
 
+async def test_a_4096_cell_paint_far_out_fits_in_one_request(make_crew: Any) -> None:
+    c: Crew = await make_crew()
+    x0, y0 = 123_456_789, -987_654_321
+    before = await _region(c, x0, y0, 64, 64)
+    cells = [[x, y, int(before[y, x])] for y in range(64) for x in range(64)]
+    body = {"kind": "paint", "at": [x0, y0], "cells": cells}
+    got = await c.editor.post(c.url("edits"), json=body)
+    assert got.status_code == 201, got.text
+    assert got.json()["op"]["rect"] == [x0, y0, 64, 64]
+    lock = {"kind": "lock", "at": [x0, y0], "cells": [[1, 2]]}
+    assert (await c.editor.post(c.url("edits"), json=lock)).status_code == 201
+    locks = (await c.viewer.get(c.url(f"locks?x={x0}&y={y0}&w=4&h=4"))).json()
+    assert locks["cells"] == [[x0 + 1, y0 + 2]]
+
+
 async def test_rate_limit(make_crew: Any) -> None:
     c: Crew = await make_crew(rate_limits=RateLimits(edit=Limit(count=2, window_s=60)))
     lock = {"kind": "lock", "rect": {"x": 0, "y": 0, "w": 2, "h": 2}}
@@ -207,9 +222,12 @@ async def test_a_lock_changes_no_pixel_of_tiles_regions_or_exports(make_crew: An
         ({"kind": "paint", "cells": [[0, 0, 2**70]]}, 422),
         ({"kind": "paint", "cells": [[2**52 + 1, 0, 0]]}, 422),
         ({"kind": "paint", "cells": [[0, 0, 10**6]]}, 400),
-        ({"kind": "paint", "cells": []}, 400),
-        ({"kind": "lock", "cells": [[0, 0, 1]]}, 400),
-        ({"kind": "regenerate"}, 400),
+        ({"kind": "paint", "cells": []}, 422),
+        ({"kind": "lock", "cells": [[0, 0, 1]]}, 422),
+        ({"kind": "lock"}, 422),
+        ({"kind": "regenerate"}, 422),
+        ({"kind": "regenerate", "rect": {"x": True, "y": 0, "w": 1, "h": 1}}, 422),
+        ({"kind": "regenerate", "rect": {"x": 0.0, "y": 0, "w": 1, "h": 1}}, 201),
         ({"kind": "regenerate", "rect": {"x": 2**53, "y": 0, "w": 1, "h": 1}}, 422),
         ({"kind": "rewind", "rect": {"x": 0, "y": 0, "w": 1, "h": 1}}, 422),
         ({"kind": "regenerate", "rect": {"x": 0, "y": 0, "w": 1, "h": 1}, "version": -1}, 422),
@@ -219,7 +237,7 @@ async def test_bad_edits_are_clear_4xx(make_crew: Any, body: dict[str, Any], cod
     c: Crew = await make_crew()
     got = await c.editor.post(c.url("edits"), json=body)
     assert got.status_code == code, got.text
-    assert (await c.owner.post(c.url("restore"), json={"version": 5})).status_code == 400
+    assert (await c.owner.post(c.url("restore"), json={"version": 5})).status_code == 409
 
 
 async def test_far_tiles_show_edits(make_crew: Any) -> None:

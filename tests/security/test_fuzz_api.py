@@ -5,7 +5,10 @@ stateful links. Bounded: a few examples per operation and a time budget of about
 
 Rules no JSON Schema can state are declared in :data:`CONFIG`: an export's picture is at most
 4096 px a side (``max(w, h) * scale``; 16384 for an export job), a pre-render job at most 4096
-tiles with ``z_min <= z_max``, so a schema-valid request may still be refused with 422.
+tiles with ``z_min <= z_max``, so a schema-valid request may still be refused with 422. A map
+edit depends on the world: a painted variant must exist in its model (400) and pins that
+contradict each other, the locks or the rules are refused (422); a list of cells past its bound
+may be refused by the body bound first (413).
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ checks.positive_data_acceptance.expected-statuses = [
 include-name = "POST /api/worlds/{world_id}/tile-archives"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422",
+]
+
+[[operations]]
+include-name = "POST /api/worlds/{world_id}/edits"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "400", "422",
+]
+checks.negative_data_rejection.expected-statuses = [
+    "400", "401", "403", "404", "409", "413", "422", "429", "5xx",
 ]
 """
 

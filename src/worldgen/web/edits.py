@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from worldgen.errors import InputError, StaleVersionError
+from worldgen.errors import StaleVersionError
 from worldgen.store.edits import EditStore, OpRecord
 from worldgen.store.worlds import WorldRecord
 from worldgen.web.auth.sessions import User
@@ -163,7 +163,7 @@ class EditService:
                 variants=variants,
             )
             if op.kind == "rewind" and (op.target or 0) > version:
-                raise InputError(f"version {op.target} does not exist (now {version})")
+                raise StaleVersionError(f"version {op.target} does not exist (now {version})")
             area = op.area()
             after = base
             while area is not None and after < version:

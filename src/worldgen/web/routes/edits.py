@@ -28,7 +28,7 @@ from worldgen.web.auth.services import authorize, authorize_user, rate_limit
 from worldgen.web.auth.sessions import User
 from worldgen.web.deps import EditServiceDep, HubDep, SecurityDep, StoreDep, WorldDep
 from worldgen.web.edits import EditRequest, EditService
-from worldgen.world.blocks import MAX_COORD
+from worldgen.web.params import CANONICAL_INT, JSON_INT
 from worldgen.world.edits import MAX_PAINT_CELLS, MAX_RECT_SIDE, Rect
 
 __all__ = ["router"]
@@ -36,45 +36,71 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api", tags=["edits"])
 
 _COORD = 2**52
+_MAX_ID = 2**53 - 1
 _REASONS: dict[str, str] = {
     "edit": "only the owner and editors can edit this world; ask the owner for the editor role",
     "change": "only the world's owner can restore an earlier version",
 }
 
 
-Coord = Annotated[int, Field(ge=-_COORD, le=_COORD)]
-"""A cell coordinate (or a variant index, checked against the model when applied)."""
+Coord = Annotated[int, Field(ge=-_COORD, le=_COORD), JSON_INT]
+"""A cell coordinate in a JSON body."""
+Variant = Annotated[int, Field(ge=0, le=1_000_000), JSON_INT]
+"""A variant: an index into a region document's ``tiles``/``colors`` (checked when applied)."""
+Count = Annotated[int, Field(ge=0, le=_MAX_ID), JSON_INT]
+"""A version or an operation id."""
+Side = Annotated[int, Field(ge=1, le=MAX_RECT_SIDE), JSON_INT]
 
 
 class RectIn(BaseModel):
     """A rectangle of cells."""
 
     model_config = ConfigDict(extra="forbid")
-    x: int = Field(ge=-_COORD, le=_COORD)
-    y: int = Field(ge=-_COORD, le=_COORD)
-    w: int = Field(ge=1, le=MAX_RECT_SIDE)
-    h: int = Field(ge=1, le=MAX_RECT_SIDE)
+    x: Coord
+    y: Coord
+    w: Side
+    h: Side
 
 
-class EditIn(BaseModel):
-    """One operation. ``regenerate``, ``restore`` and ``lock``/``unlock`` take ``rect``;
-    ``paint`` takes ``cells`` as ``[x, y, variant]`` (variant: index into the region document's
-    ``tiles``/``colors``); ``lock``/``unlock`` may take ``cells`` as ``[x, y]`` instead."""
-
+class _EditBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["regenerate", "paint", "lock", "unlock", "restore"]
-    rect: RectIn | None = None
-    cells: list[Annotated[list[Coord], Field(min_length=2, max_length=3)]] = Field(
-        default_factory=list, max_length=MAX_PAINT_CELLS
-    )
-    version: int | None = Field(default=None, ge=0, description="The version the client saw.")
+    version: Count | None = Field(default=None, description="The version the client saw.")
+
+
+class RectEditIn(_EditBase):
+    """Regenerate or restore a rectangle, or lock or unlock every cell of it."""
+
+    kind: Literal["regenerate", "restore", "lock", "unlock"]
+    rect: RectIn
+
+
+class PaintIn(_EditBase):
+    """Paint cells ``[x, y, variant]`` (their box plus a margin is re-solved). Coordinates are
+    relative to ``at`` (default ``[0, 0]``), so a paint of 4,096 cells stays small."""
+
+    kind: Literal["paint"]
+    at: tuple[Coord, Coord] = (0, 0)
+    cells: list[tuple[Coord, Coord, Variant]] = Field(min_length=1, max_length=MAX_PAINT_CELLS)
+
+
+class LockCellsIn(_EditBase):
+    """Lock or unlock cells ``[x, y]`` (the lock brush), relative to ``at`` (default
+    ``[0, 0]``)."""
+
+    kind: Literal["lock", "unlock"]
+    at: tuple[Coord, Coord] = (0, 0)
+    cells: list[tuple[Coord, Coord]] = Field(min_length=1, max_length=MAX_PAINT_CELLS)
+
+
+EditIn = RectEditIn | PaintIn | LockCellsIn
+"""One operation: by its ``kind``, a rectangle or a list of cells."""
 
 
 class RestoreIn(BaseModel):
     """Restore the world to an earlier version (an operation itself: it can be undone)."""
 
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=0, le=2**62)
+    version: Count
 
 
 class EditResult(BaseModel):
@@ -91,7 +117,9 @@ class EditLog(BaseModel):
     version: int
 
 
-Label = Annotated[str, StringConstraints(min_length=1, max_length=60, strip_whitespace=True)]
+Label = Annotated[
+    str, StringConstraints(min_length=1, max_length=60, strip_whitespace=True, pattern=r"\S")
+]
 Text = Annotated[str, StringConstraints(max_length=500)]
 
 
@@ -99,8 +127,8 @@ class MarkerIn(BaseModel):
     """A new marker."""
 
     model_config = ConfigDict(extra="forbid")
-    x: int = Field(ge=-MAX_COORD, le=MAX_COORD)
-    y: int = Field(ge=-MAX_COORD, le=MAX_COORD)
+    x: Coord
+    y: Coord
     label: Label
     text: Text = ""
 
@@ -109,13 +137,13 @@ class MarkerPatch(BaseModel):
     """Changes to a marker."""
 
     model_config = ConfigDict(extra="forbid")
-    x: int | None = Field(default=None, ge=-MAX_COORD, le=MAX_COORD)
-    y: int | None = Field(default=None, ge=-MAX_COORD, le=MAX_COORD)
+    x: Coord | None = None
+    y: Coord | None = None
     label: Label | None = None
     text: Text | None = None
 
 
-MarkerId = Annotated[int, Path(ge=1, le=2**62, description="A marker's id.")]
+MarkerId = Annotated[int, Path(ge=1, le=_MAX_ID, description="A marker's id."), CANONICAL_INT]
 
 
 async def _author(
@@ -162,13 +190,14 @@ async def post_edit(
 ) -> EditResult:
     """Apply one operation (regenerate, paint, lock, unlock, restore a rectangle)."""
     user = await _author(request, world, security)
-    rect = None if body.rect is None else Rect(body.rect.x, body.rect.y, body.rect.w, body.rect.h)
-    record = await service.apply(
-        store.edits,
-        world,
-        user,
-        EditRequest(body.kind, rect=rect, cells=body.cells, version=body.version),
-    )
+    if isinstance(body, RectEditIn):
+        r = body.rect
+        request_ = EditRequest(body.kind, rect=Rect(r.x, r.y, r.w, r.h), version=body.version)
+    else:
+        ax, ay = body.at
+        cells = [[c[0] + ax, c[1] + ay, *c[2:]] for c in body.cells]
+        request_ = EditRequest(body.kind, cells=cells, version=body.version)
+    record = await service.apply(store.edits, world, user, request_)
     await _announce(hub, world.id, record)
     return EditResult(op=record, version=record.id)
 
@@ -178,8 +207,8 @@ async def get_edits(
     world: WorldDep,
     request: Request,
     store: StoreDep,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = MAX_LOG_PAGE,
+    after: Annotated[int, Query(ge=0, le=_MAX_ID), CANONICAL_INT] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE), CANONICAL_INT] = MAX_LOG_PAGE,
 ) -> EditLog:
     """The operation log (history), after version ``after``."""
     await authorize(request, world, "view")
@@ -240,7 +269,11 @@ async def redo(
     return await _stack("redo", world, request, store, security, hub, service)
 
 
-@router.post("/worlds/{world_id}/restore", response_model=EditResult)
+@router.post(
+    "/worlds/{world_id}/restore",
+    response_model=EditResult,
+    responses={409: {"description": "no such version yet"}},
+)
 async def restore(
     world: WorldDep,
     body: RestoreIn,
@@ -275,10 +308,10 @@ async def get_locks(
     world: WorldDep,
     request: Request,
     store: StoreDep,
-    x: Annotated[int, Query(ge=-_COORD, le=_COORD)],
-    y: Annotated[int, Query(ge=-_COORD, le=_COORD)],
-    w: Annotated[int, Query(ge=1, le=MAX_LOCKS_WINDOW)],
-    h: Annotated[int, Query(ge=1, le=MAX_LOCKS_WINDOW)],
+    x: Annotated[int, Query(ge=-_COORD, le=_COORD), CANONICAL_INT],
+    y: Annotated[int, Query(ge=-_COORD, le=_COORD), CANONICAL_INT],
+    w: Annotated[int, Query(ge=1, le=MAX_LOCKS_WINDOW), CANONICAL_INT],
+    h: Annotated[int, Query(ge=1, le=MAX_LOCKS_WINDOW), CANONICAL_INT],
 ) -> LocksOut:
     """The locked cells of a window of at most 1024 x 1024 cells (anyone who may view)."""
     await authorize(request, world, "view")

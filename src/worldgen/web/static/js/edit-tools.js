@@ -165,6 +165,9 @@ export function startEditing({ section, world, map }) {
     const cells = [...brushed.values()];
     brushed = new Map();
     if (!cells.length) return;
+    // Cells travel relative to their corner, so a large brush stroke stays a small request.
+    const at = [Math.min(...cells.map((c) => c.x)), Math.min(...cells.map((c) => c.y))];
+    const rel = (c) => [c.x - at[0], c.y - at[1]];
     if (tool === "paint") {
       if (chosen === null) {
         status.textContent = "Choose a tile in the palette first.";
@@ -172,12 +175,17 @@ export function startEditing({ section, world, map }) {
         return;
       }
       run("Paint", () =>
-        api.apply(world.id, { kind: "paint", cells: cells.map((c) => [c.x, c.y, chosen]), version }),
+        api.apply(world.id, {
+          kind: "paint",
+          at,
+          cells: cells.map((c) => [...rel(c), chosen]),
+          version,
+        }),
       );
     } else {
       const kind = tool;
       run(kind === "lock" ? "Lock" : "Unlock", () =>
-        api.apply(world.id, { kind, cells: cells.map((c) => [c.x, c.y]), version }),
+        api.apply(world.id, { kind, at, cells: cells.map(rel), version }),
       );
     }
   }
