@@ -223,7 +223,9 @@ def test_the_package_ships_every_data_file() -> None:
     data = {
         p
         for p in package.rglob("*")
-        if p.is_file() and p.suffix not in skip and "__pycache__" not in p.parts
+        if p.is_file()
+        and p.suffix not in skip
+        and "__pycache__" not in p.parts
         # the native kernels are built in place after installing (engine/_native_build.py)
         and not p.name.startswith("_native_kernels")
     }
