@@ -24,7 +24,7 @@ echo "== pytest, kernels with NUMBA_DISABLE_JIT=1 (coverage of worldgen.engine._
 COVERAGE_FILE=.cache/coverage/kernels NUMBA_DISABLE_JIT=1 .venv/bin/pytest -q \
     tests/engine/test_golden.py tests/engine/test_solver.py \
     -k "(golden and not (budget or maze or town or islands or city or lakes or corridors \
-        or flowers or terrain-40 or terrain-33 or block-32)) or unsatisfiable \
+        or flowers or terrain-40 or terrain-33 or block-32 or random-9-backtracks)) or unsatisfiable \
         or observation_budget or scanline_decides or its_own_neighbour or contradict \
         or may_not_touch" \
     --cov=worldgen.engine._kernels --cov-report=term-missing
