@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from worldgen.engine.solver import SolveResult
+    from worldgen.settings import Settings
 
 MAX_SIDE: Final = 1024
 """Largest output side for ``generate`` (tiles or pixels), so at most 1,048,576 cells."""
@@ -160,3 +161,19 @@ def error(message: str) -> None:
 def warn(message: str) -> None:
     """Print ``worldgen: warning: <message>`` on stderr (the command goes on)."""
     print(f"worldgen: warning: {message}", file=sys.stderr)
+
+
+def settings_from_flags(flags: dict[str, Any]) -> Settings:
+    """The app's settings from the environment, overridden by the flags that were given (not
+    None); invalid ones are an :class:`InputError` naming every problem (exit code 2)."""
+    from pydantic import ValidationError
+
+    from worldgen.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"invalid settings: {problems}") from None

@@ -18,11 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from worldgen.cli import _gc
 from worldgen.cli._command import Command
-from worldgen.cli._io import error
+from worldgen.cli._io import error, settings_from_flags
 from worldgen.errors import InputError
 
 if TYPE_CHECKING:
@@ -68,21 +68,11 @@ COMMANDS = (
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the flags that were given."""
-    from pydantic import ValidationError
-
-    from worldgen.settings import Settings
-
-    flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    flags: dict[str, Any] = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
     flags["workers"] = args.workers
     flags["ssl_certfile"] = getattr(args, "ssl_certfile", None)
     flags["ssl_keyfile"] = getattr(args, "ssl_keyfile", None)
-    try:
-        return Settings(**{k: v for k, v in flags.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InputError(f"invalid settings: {problems}") from None
+    return settings_from_flags(flags)
 
 
 def _display_url(host: str, port: int, *, tls: bool = False) -> str:

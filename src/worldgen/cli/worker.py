@@ -16,6 +16,7 @@ import threading
 from types import FrameType
 
 from worldgen.cli._command import Command
+from worldgen.cli._io import settings_from_flags
 from worldgen.errors import InputError
 
 __all__ = ["COMMANDS", "run_worker_command"]
@@ -65,18 +66,11 @@ COMMANDS = (
 
 def run_worker_command(args: argparse.Namespace) -> int:
     """Run a worker until SIGTERM/SIGINT (or the death of ``--parent-pid``)."""
-    from pydantic import ValidationError
-
     from worldgen.jobs import broker
     from worldgen.jobs.worker import run_worker
-    from worldgen.settings import Settings
     from worldgen.web.logging import configure_logging
 
-    try:
-        settings = Settings(**({"workers": args.workers} if args.workers is not None else {}))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+    settings = settings_from_flags({"workers": args.workers})
     url = settings.broker_url or settings.redis_url
     if url is None:
         raise InputError("a worker needs the queue's Redis: set WORLDGEN_BROKER_URL or REDIS_URL")
