@@ -25,10 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ["WORLDGEN_NATIVE"] = "0"  # this process compiles the kernels with numba itself
-
-from worldgen.engine import _jit  # (imported after the environment is set)
-
 __all__ = ["build", "main"]
 
 
@@ -36,7 +32,7 @@ def _signatures() -> dict[str, object]:
     """The one signature of each exported kernel, from a JIT compile of tiny problems."""
     import numpy as np
 
-    from worldgen.engine import solver
+    from worldgen.engine import _jit, solver
     from worldgen.engine.rules import forbidden_pairs
 
     solver.warm_up()
@@ -53,8 +49,19 @@ def _signatures() -> dict[str, object]:
 
 
 def build(output_dir: Path) -> Path:
-    """Compile the native module into ``output_dir``; returns the module's file."""
+    """Compile the native module into ``output_dir``; returns the module's file.
+
+    The kernels must be numba's in this process (``WORLDGEN_NATIVE=0`` before they were first
+    imported, as :func:`main` run as a script does), since the native module is built from them.
+    """
     from numba.pycc.cc import CC
+
+    from worldgen.engine import _jit
+
+    if _jit.NATIVE is not None:
+        raise RuntimeError(
+            "the kernels are already the native module's here; set WORLDGEN_NATIVE=0"
+        )
 
     signatures = _signatures()
     cc = CC(_jit.NATIVE_MODULE.rsplit(".", 1)[1])  # type: ignore[no-untyped-call]
@@ -76,6 +83,8 @@ def build(output_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Build (or, with ``--if-stale``, check and build when needed); 0 on success."""
+    from worldgen.engine import _jit
+
     parser = argparse.ArgumentParser(prog="python -m worldgen.engine._native_build")
     parser.add_argument("--if-stale", action="store_true", help="skip when up to date")
     args = parser.parse_args(argv)
@@ -97,4 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Set before anything imports the kernels (this module imports them lazily), and only when
+    # run as a script: set at import it would leak into every process that imports this module.
+    os.environ["WORLDGEN_NATIVE"] = "0"
     sys.exit(main())
