@@ -84,9 +84,12 @@ NATIVE: ModuleType | None = _load_native()
 """The native module in use, or None (numba's JIT compiles the kernels)."""
 
 
+_COMPILED = NATIVE is not None or not _jit_disabled()  # numba too reads its variable once
+
+
 def compiled() -> bool:
     """True when kernels run as machine code (native or JIT), False under ``NUMBA_DISABLE_JIT``."""
-    return NATIVE is not None or not _jit_disabled()
+    return _COMPILED
 
 
 def njit(*args: Any, **flags: Any) -> Callable[[Callable[..., Any]], Any]:
