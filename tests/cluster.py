@@ -131,9 +131,19 @@ class ValkeyCluster:
         raise TimeoutError(f"cluster: {check} not reached in {timeout_s} s ({last}) {logs}")
 
     def start(self) -> ValkeyCluster:
-        """Start, join, assign slots and replicas; returns self once the cluster is ok."""
+        """Start, join, assign slots and replicas; returns self once the cluster is ok. A start
+        that fails kills whatever it had started before raising."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> ValkeyCluster:
         count = self.masters * (1 + self.replicas_per_master)
-        self.nodes = [self._spawn(i) for i in range(count)]
+        self.nodes = []
+        for index in range(count):
+            self.nodes.append(self._spawn(index))
         for node in self.nodes:
             self._wait(f"node {node.port} answering", lambda n=node: n.client().ping())
             node.node_id = str(node.client().execute_command("CLUSTER", "MYID"))
