@@ -15,7 +15,8 @@ Invariants checked while drawing (:func:`check` raises AssertionError, even unde
   group (identity, mirror, half turn, vertical flip) is written, and the orbits of the written
   pairs are exactly the matching pairs;
 * every oriented variant has a left and a right neighbour, in the whole set and in each subset
-  (vertical neighbours are rotated horizontal ones, so that covers all four sides);
+  (vertical neighbours are rotated horizontal ones, so that covers all four sides), and one of
+  another tile (:func:`check_escape`: no tile that can only continue as itself);
 * in ``terrain`` (a corner grid) picture matching equals corner matching, and no ``ocean`` tile
   touches a ``highland`` tile.
 """
@@ -166,6 +167,21 @@ def check_closure(ts: Tileset, pairs: set[Pair], names: Iterable[str]) -> None:
     for v in sorted(inside):
         where = f"{ts.name}: {ts.tiles[v[0]].name} {v[1]}"
         check(v in has_left and v in has_right, f"{where} lacks a horizontal neighbour")
+
+
+def check_escape(ts: Tileset, pairs: set[Pair]) -> None:
+    """Check each variant has a horizontal neighbour of another tile on both sides.
+
+    Vertical neighbours are rotated horizontal ones, so this covers all four sides. A variant whose
+    only neighbour on a side is its own tile forces a chain of that tile to run to the edge of the
+    output: a plain solve draws lines across the whole picture and a world, whose blocks have
+    pinned borders, can never place it at all.
+    """
+    other_right = {a for a, b in pairs if a[0] != b[0]}
+    other_left = {b for a, b in pairs if a[0] != b[0]}
+    for v in ts.variants():
+        where = f"{ts.name}: {ts.tiles[v[0]].name} {v[1]}"
+        check(v in other_right and v in other_left, f"{where} only ever neighbours its own tile")
 
 
 def tileset_xml(ts: Tileset, rules: list[Pair]) -> str:
@@ -508,7 +524,9 @@ def build_roads() -> Tileset:
     house = paint(base, *arms(road, DOWN), *roof)
     pond = paint(base, *arms(river, DOWN), (disc(16, 16, 12), BANK), (disc(16, 16, 10), WATER))
     rails = rect(4, 3, 4, 12) | rect(11, 3, 11, 12)
-    bridge = paint(base, *arms(river, LEFT, RIGHT), *arms(road[:2], UP, DOWN), (rails, WOOD))
+    # the road's full arms, dash included: its edge pixels must match a road's, or a bridge could
+    # only sit next to another bridge and would never appear in a world (check_escape)
+    bridge = paint(base, *arms(river, LEFT, RIGHT), *arms(road, UP, DOWN), (rails, WOOD))
     tiles = [
         Tile("grass", "X", 8.0, base),
         Tile("trees", "X", 3.0, trees),
@@ -656,6 +674,7 @@ def write_tileset(ts: Tileset, root: Path, files: dict[str, str]) -> str:
     rules = neighbour_rules(ts)
     for names in [[t.name for t in ts.tiles], *ts.subsets.values()]:
         check_closure(ts, pairs, names)
+    check_escape(ts, pairs)
     if ts.name == "terrain":
         check_terrain(ts, pairs)
     folder = root / ts.name
