@@ -208,7 +208,33 @@ class Keys:
         not hash-tagged, see ``docs/redis-schema.md``)."""
         return f"{self.root}:dramatiq"
 
+    # --- uploaded models (issue 15; store/models.py) --------------------------------------------
 
+    def model(self, digest: str, part: str) -> str:
+        """One of an uploaded model's keys, under the hash tag ``{m:<sha>}``: ``meta`` (hash: the
+        :class:`~worldgen.store.models.ModelRecord`), ``data`` (string: the stored bytes),
+        ``preview`` (string: the preview PNG), ``library`` (string: the built patch library's
+        ``.npz``), ``worlds`` (set: ids of the worlds over the model)."""
+        if part not in _MODEL_PARTS:
+            raise ValueError(f"unknown model key part {part!r}")
+        if not _DIGEST_RE.fullmatch(digest):
+            raise ValueError(f"invalid model digest {digest!r}")
+        return f"{self.root}:{{m:{digest}}}:{part}"
+
+    def user_models(self, user_id: str) -> str:
+        """Sorted set: ids of the user's models, scored by upload time."""
+        return f"{self._user_tag(user_id)}:models"
+
+    def model_bytes(self, user_id: str) -> str:
+        """String: bytes the user's models take (the quota counter)."""
+        return f"{self._user_tag(user_id)}:model-bytes"
+
+    def public_models(self) -> str:
+        """Sorted set: ids of shared models, scored by upload time."""
+        return f"{self.root}:models:public"
+
+
+_MODEL_PARTS = frozenset({"meta", "data", "preview", "library", "worlds"})
 _JOB_PARTS = frozenset({"meta", "png", "partial"})
 _JOB_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16}$")
 

@@ -9,11 +9,23 @@ bytes out. This is the world's surface for the web app (through :mod:`.pool`) an
   world per thread for parallel work. Every bad argument raises
   :class:`~worldgen.errors.InputError` with a message fit for a client.
 * :func:`catalog` and :func:`preview_png` describe the bundled tilesets and samples.
+* **Uploaded models** (``upload:<sha>`` names, :data:`~worldgen.world.spec.UPLOAD_PREFIX`):
+  this layer never reads Redis, so the web app or a job first writes the model's stored bytes
+  into a content-addressed folder of the cache (:func:`materialise_upload`, which checks the
+  digest); :func:`model_for` reads that folder (checking the digest again). The patch library
+  of an uploaded model takes seconds to build, so :func:`build_world` never builds it: a job
+  calls :func:`prepare_upload` (which builds and caches it), and until then building the world
+  raises :class:`~worldgen.errors.UnavailableError` ("still being prepared").
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import re
+import shutil
+import tempfile
 import threading
 import weakref
 from dataclasses import dataclass
@@ -24,25 +36,39 @@ import numpy as np
 import numpy.typing as npt
 
 from worldgen import tilesets
-from worldgen.engine.patterns import extract_patterns, load_sample
+from worldgen.engine import uploads
+from worldgen.engine.patterns import OverlappingModel, extract_patterns, load_sample
 from worldgen.engine.tileset import load_tileset
-from worldgen.errors import InputError
+from worldgen.errors import InputError, UnavailableError
 from worldgen.world.blocks import World
 from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
-from worldgen.world.patches import PatchLibrary, cache_dir, load_or_build
+from worldgen.world.patches import PatchLibrary, cache_dir, library_version, load_or_build
 from worldgen.world.render import cell_relief, palette_for, png_bytes, render_tile
-from worldgen.world.spec import KIND, MAX_EXPORT_PX, MAX_REGION_SIDE, WorldSpec, is_int
+from worldgen.world.spec import (
+    KIND,
+    MAX_EXPORT_PX,
+    MAX_REGION_SIDE,
+    WorldSpec,
+    is_int,
+    upload_digest,
+)
+from worldgen.world.summary import summary_for
 
 __all__ = [
     "CatalogEntry",
     "build_world",
     "catalog",
     "export_png",
+    "install_library",
+    "library_file",
+    "materialise_upload",
     "model_for",
+    "prepare_upload",
     "preview_png",
     "region_doc",
     "region_document",
     "tile_png",
+    "upload_dir",
 ]
 
 MAX_PREVIEW_PX = 256
@@ -82,6 +108,102 @@ def _bundled_library(model: WorldModel, S: int, V: int, folder: str) -> PatchLib
     return load_or_build(model, S, V, Path(folder))
 
 
+# ---------------------------------------------------------------------------- uploaded models
+_UPLOAD_META = "model.json"
+_UPLOAD_DATA = "data"
+_LIBRARY_FILE = re.compile(r"^[0-9a-f]{24}\.npz$")
+
+
+def upload_dir(digest: str) -> Path:
+    """The cache folder of the uploaded model ``digest`` (``$WORLDGEN_CACHE_DIR/uploads/<sha>``)."""
+    if upload_digest(f"upload:{digest}") is None:
+        raise InputError("a model digest is 64 lowercase hex digits")
+    return cache_dir().parent / "uploads" / digest
+
+
+def materialise_upload(
+    digest: str, kind: uploads.UploadKind, options: dict[str, object], data: bytes
+) -> Path:
+    """Write a stored model's bytes into its cache folder (once: the folder is immutable,
+    written to a temporary folder and renamed); InputError when the bytes and options do not
+    hash to ``digest``."""
+    folder = upload_dir(digest)
+    if (folder / _UPLOAD_META).is_file():
+        return folder
+    if uploads.model_digest(kind, data, options) != digest:
+        raise InputError(f"the bytes of model {digest[:12]} do not match its digest")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        (tmp / _UPLOAD_DATA).write_bytes(data)
+        meta = {"kind": kind, "options": options}
+        (tmp / _UPLOAD_META).write_text(json.dumps(meta, sort_keys=True))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process was first: its folder holds the same bytes
+            if not (folder / _UPLOAD_META).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def install_library(name: str, data: bytes) -> None:
+    """Put a patch library built elsewhere (the ``.npz`` bytes of :func:`prepare_upload`'s
+    file) into this machine's cache, unless it is there; :func:`load_or_build` checks it."""
+    if not _LIBRARY_FILE.fullmatch(name):
+        raise InputError("a library file name is 24 hex digits and .npz")
+    path = cache_dir() / name
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.lru_cache(maxsize=16)
+def _upload_model(digest: str) -> WorldModel:
+    """An uploaded model from its cache folder (content-addressed: cached by digest)."""
+    folder = upload_dir(digest)
+    try:
+        meta = json.loads((folder / _UPLOAD_META).read_text())
+        data = (folder / _UPLOAD_DATA).read_bytes()
+    except (OSError, ValueError):
+        raise UnavailableError(f"model {digest[:12]} is not on this machine yet") from None
+    kind, options = meta["kind"], meta["options"]
+    if uploads.model_digest(kind, data, options) != digest:
+        raise UnavailableError(f"the cached copy of model {digest[:12]} is damaged")
+    opts = uploads.UploadOptions.of(kind, options)
+    model = uploads.load_upload(kind, data, opts)
+    if isinstance(model, OverlappingModel):
+        return sample_model(model, f"upload {digest[:12]}", ground=opts.ground)
+    return tileset_model(model)
+
+
+def library_file(spec: WorldSpec) -> str:
+    """File name (in :func:`~worldgen.world.patches.cache_dir`) of the spec's patch library."""
+    return f"{library_version(model_for(spec), spec.S, spec.V)}.npz"
+
+
+def prepare_upload(spec: WorldSpec) -> str:
+    """Build (or find) the patch library of a world over an uploaded model, and learn its
+    far-zoom summary, both cached on disk; returns the library's file name. Seconds to minutes
+    (the library job runs it); InputError naming the combination if it cannot be completed."""
+    spec.check()
+    model = model_for(spec)
+    lib = load_or_build(model, spec.S, spec.V)
+    world = World(model, spec.seed, S=spec.S, V=spec.V, layers=spec.layers, library=lib,
+                  config=spec)  # fmt: skip
+    summary_for(world)
+    return f"{library_version(model, spec.S, spec.V)}.npz"
+
+
 def model_for(spec: WorldSpec, *, allow_files: bool = False) -> WorldModel:
     """The world model ``spec`` names (from its source, name, subset, N and symmetry; its seed and
     block settings do not enter); raises InputError for an unknown name.
@@ -90,6 +212,12 @@ def model_for(spec: WorldSpec, *, allow_files: bool = False) -> WorldModel:
     ``allow_files`` the name must be a bundled tileset or sample; with it, a file path too.
     """
     kind = KIND[spec.source]
+    digest = upload_digest(spec.name)
+    if digest is not None:
+        model = _upload_model(digest)
+        if model.kind != kind:
+            raise InputError(f"model {digest[:12]} is a {model.noun}, not a {spec.source}")
+        return model
     if tilesets.lookup(spec.name, kind) is not None:
         return _bundled_model(spec.model_key)
     if allow_files:
@@ -109,6 +237,11 @@ def build_world(spec: WorldSpec, *, allow_files: bool = False) -> World:
     model = model_for(spec, allow_files=allow_files)
     if tilesets.lookup(spec.name, spec.kind) is not None:
         lib = _bundled_library(model, spec.S, spec.V, str(cache_dir()))
+    elif upload_digest(spec.name) is not None:
+        # an uploaded model's library is built by its job (prepare_upload), never here
+        if not (cache_dir() / f"{library_version(model, spec.S, spec.V)}.npz").is_file():
+            raise UnavailableError("the world's model is still being prepared; retry shortly")
+        lib = load_or_build(model, spec.S, spec.V)
     else:
         lib = load_or_build(model, spec.S, spec.V)
     return World(model, spec.seed, S=spec.S, V=spec.V, layers=spec.layers, library=lib, config=spec)

@@ -31,9 +31,11 @@ __all__ = [
     "MAX_V",
     "SOURCE",
     "TILE_VERSION",
+    "UPLOAD_PREFIX",
     "Source",
     "WorldSpec",
     "is_int",
+    "upload_digest",
 ]
 
 Source = Literal["tileset", "sample"]
@@ -56,6 +58,22 @@ version (``World.version``), so caches never serve tiles drawn by older rules. 1
 draws the final cells, far zooms the learnt summary (before it, z = 0..-2 drew the base layer).
 2: worlds with continents are lit by the relief at every zoom (hill shading). 3: far zooms of a
 world with a ground show its mean colour per row (the ground line)."""
+
+
+UPLOAD_PREFIX = "upload:"
+"""A spec whose name is ``upload:<sha256 hex>`` is a world over a model a user uploaded (see
+:func:`worldgen.world.api.model_for`): its options (N, symmetry, periodic input, ground) are the
+upload's own, which its digest covers; the spec's ``subset``, ``N``, ``symmetry`` and ``ground``
+are not used for it."""
+_HEX = frozenset("0123456789abcdef")
+
+
+def upload_digest(name: str) -> str | None:
+    """The SHA-256 hex of an ``upload:<sha>`` model name, else None (a bundled name)."""
+    if not name.startswith(UPLOAD_PREFIX):
+        return None
+    digest = name[len(UPLOAD_PREFIX) :]
+    return digest if len(digest) == 64 and set(digest) <= _HEX else None
 
 
 def is_int(value: object) -> TypeGuard[int]:
@@ -123,6 +141,8 @@ class WorldSpec:
             raise InputError(f"source must be 'tileset' or 'sample', got {self.source!r}")
         if not isinstance(self.name, str) or not self.name:
             raise InputError("name must be a non-empty string (a bundled tileset or sample)")
+        if self.name.startswith(UPLOAD_PREFIX) and upload_digest(self.name) is None:
+            raise InputError("an uploaded model's name is 'upload:' and 64 lowercase hex digits")
         if not is_int(self.seed) or not -(2**63) <= self.seed < MAX_SEED:
             raise InputError("seed must be an integer in -2**63..2**64-1")
         checks: tuple[tuple[str, object, int, int], ...] = (
