@@ -189,10 +189,10 @@ def _counts(worlds: int, users: int, members: int, invites: int, chat: int) -> s
 
 def _run(
     args: argparse.Namespace,
-    work: Callable[[Redis, Keys], Awaitable[int]],
+    work: Callable[[Redis, Keys], Awaitable[T]],
     *,
     create: bool,
-) -> int:
+) -> T:
     import asyncio
 
     from worldgen.store.embedded import EmbeddedValkey, EmbeddedValkeyError

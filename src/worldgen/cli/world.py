@@ -19,16 +19,30 @@ from worldgen.cli._terminal import progress_bar
 from worldgen.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+    import numpy.typing as npt
+    from redis.asyncio import Redis
+
+    from worldgen.store.keys import Keys
     from worldgen.world.blocks import World
     from worldgen.world.spec import WorldSpec
 
 __all__ = ["COMMANDS", "open_world", "run_region", "run_tile", "spec_from_args"]
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, *, stored: bool = False) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--tileset", help="tileset .xml/.json file or bundled name (e.g. terrain)")
     src.add_argument("--sample", help="sample PNG or bundled sample name (e.g. lakes)")
+    if stored:
+        src.add_argument(
+            "--world",
+            metavar="ID",
+            help="a stored world (of `worldgen serve`, or restored from a backup): its model "
+            "and seed, with its edits; Redis as for `worldgen backup` (--redis-url, --data-dir)",
+        )
     p.add_argument("--subset", default=None, help="tileset subset name")
     p.add_argument(
         "--N",
@@ -45,7 +59,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ground", action=argparse.BooleanOptionalAction, default=None,
                    help="a side view with the sample's ground row at y = 0 (with --sample; "
                    "default the catalog's, e.g. on for flowers)")  # fmt: skip
-    p.add_argument("--seed", type=int, required=True, help="world seed")
+    p.add_argument("--seed", type=int, required=not stored,
+                   help="world seed" + (" (not with --world)" if stored else ""))  # fmt: skip
     p.add_argument("--block-size", type=int, default=None, dest="S",
                    help="block size S (even; default the spec's, 32)")  # fmt: skip
     p.add_argument("--variants", type=int, default=4, dest="V", help="patch variants V")
@@ -53,9 +68,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_region_arguments(reg: argparse.ArgumentParser) -> None:
+    from worldgen.cli.backup import _add_target_args
     from worldgen.world.blocks import ORDERS
 
-    _add_model_args(reg)
+    _add_model_args(reg, stored=True)
+    _add_target_args(reg)
     reg.add_argument("--x", type=int, required=True)
     reg.add_argument("--y", type=int, required=True)
     reg.add_argument("--width", type=int, required=True)
@@ -128,20 +145,58 @@ def run_region(args: argparse.Namespace) -> int:
             raise InputError(f"{option} must be in 1..{MAX_REGION_SIDE}, got {value}")
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers must be in 1..{MAX_WORKERS}, got {args.workers}")
-    world = open_world(args)
-    _gc.start_work()  # the world's layers and model are loaded
     x, y, w, h = args.x, args.y, args.width, args.height
+    edited = _stored_edits(args, x, y, w, h) if args.world is not None else None
+    world = open_world(args) if edited is None else _build(edited[0])
+    _gc.start_work()  # the world's layers and model are loaded
     with progress_bar(len(world.top_blocks(x, y, w, h))) as advance:
         if args.workers > 1:
             grid = region_parallel(world, x, y, w, h, args.workers, advance)
         else:
             grid = region_in_order(world, x, y, w, h, args.order, advance)
+    if edited is not None:
+        grid = edited[1](grid)
     out = Path(args.out)
     if suffix == ".json":
         out.write_text(json.dumps(region_document(world, x, y, grid), separators=(",", ":")))
     else:
         out.write_bytes(png_bytes(region_rgb(world, grid, origin=(x, y))))
     return 0
+
+
+def _build(spec: WorldSpec) -> World:
+    from worldgen.world.api import build_world
+
+    return build_world(spec)
+
+
+def _stored_edits(
+    args: argparse.Namespace, x: int, y: int, w: int, h: int
+) -> tuple[WorldSpec, Callable[[npt.NDArray[np.integer]], npt.NDArray[np.int32]]]:
+    """The spec of the stored world ``args.world`` and the function that puts its edits on the
+    window's generated cells (the overlay read now, as the web app's regions and tiles read it)."""
+    from worldgen.cli.backup import _run
+    from worldgen.jobs.export import EditedContent
+    from worldgen.store.edits import EditStore
+    from worldgen.store.worlds import WorldRepo
+    from worldgen.web.generation import spec_for
+    from worldgen.world.edits import Overlay, Rect, apply_overlay
+
+    if args.seed is not None:
+        raise InputError("--seed comes from the stored world; leave it out with --world")
+    rect = Rect(x, y, w, h)
+
+    async def read(redis: Redis, keys: Keys) -> tuple[WorldSpec, Overlay]:
+        record = await WorldRepo(redis, keys).get(args.world)
+        if record is None:
+            raise InputError(f"no world {args.world!r} in this Redis (check --key-prefix)")
+        return spec_for(record), await EditedContent.overlay(
+            EditStore(redis, keys), record.id, rect
+        )
+
+    spec, overlay = _run(args, read, create=False)
+    values, _ = overlay.window(rect)
+    return spec, lambda grid: apply_overlay(grid, values)
 
 
 def run_tile(args: argparse.Namespace) -> int:

@@ -10,6 +10,12 @@ band are computed in parallel, decoded, joined, and their rows streamed into one
 memory holds about one band (``band_px`` rows of the picture) whatever the picture's size. A
 cell's colour and relief depend only on the world and the cell, so the joined picture has the
 pixels of one big export.
+
+Edits: :class:`EditedContent` is the one way the world's edits are applied to what is drawn (the
+web app's tiles, regions and exports, these jobs and ``worldgen region --world``). An export's
+pieces under edited blocks and pre-rendered or archived tiles over edited cells are drawn by it,
+in this process; the others by the pool. A pre-rendered edited tile goes under the cache key the
+tile route reads (:func:`content_version`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,8 +35,9 @@ from PIL import Image
 from worldgen.jobs.png import PngWriter
 from worldgen.store.edits import EditStore
 from worldgen.world import edits as ed
+from worldgen.world.blocks import World
 from worldgen.world.pool import WorldCache
-from worldgen.world.render import cell_relief, cells_per_tile, palette_for
+from worldgen.world.render import Z_FAR, cells_per_tile
 from worldgen.world.spec import MAX_EXPORT_PX, MAX_REGION_SIDE, WorldSpec
 
 __all__ = [
@@ -38,10 +45,12 @@ __all__ = [
     "MAX_JOB_EXPORT_PX",
     "MAX_PRERENDER_TILES",
     "Band",
+    "EditedContent",
     "EditedPiece",
-    "EditedPieces",
+    "EditedTile",
     "GenerationPool",
     "Piece",
+    "content_version",
     "plan_export",
     "plan_tiles",
     "prerender_tiles",
@@ -60,7 +69,12 @@ Progress = Callable[[int, str], Awaitable[None]]
 Write = Callable[[bytes], Awaitable[None]]
 """Append bytes to the job's result."""
 EditedPiece = Callable[["Piece"], Awaitable["npt.NDArray[np.uint8] | None"]]
-"""Draws a piece with the world's edits, or None when it has none (:class:`EditedPieces`)."""
+"""Draws a piece with the world's edits, or None when it has none
+(:meth:`EditedContent.picture`)."""
+EditedTile = Callable[[int, int, int], Awaitable["tuple[int, bytes] | None"]]
+"""``(z, x, y)`` → the tile's edit version and PNG, or None when its cells have no edit
+(:meth:`EditedContent.edited_tile`)."""
+T = TypeVar("T")
 
 
 class GenerationPool(Protocol):
@@ -173,44 +187,96 @@ async def write_export(
     await write(writer.end())
 
 
-class EditedPieces:
-    """Pieces of an export drawn with the world's edits (the overlay of
-    :mod:`worldgen.world.edits`, read from :mod:`worldgen.store.edits`): a piece under edited
-    blocks is drawn here, in a thread, on this process's copy of the world; the others are left
-    to the pool. Draws one piece at a time (a world's block cache is plain Python state)."""
+def content_version(version: str, edited: int) -> str:
+    """The version part of a tile's cache key and ETag: the generated content's ``version``, and
+    the last operation that changed the tile's cells when there is one (``edited`` > 0)."""
+    return f"{version}-e{edited}" if edited else version
 
-    def __init__(
-        self, edits: EditStore, world_id: str, spec: WorldSpec, scale: int, worlds: WorldCache
-    ) -> None:
-        self.edits = edits
-        self.world_id = world_id
-        self.spec = spec
-        self.scale = scale
+
+class EditedContent:
+    """A world's content with its edits, read from :mod:`worldgen.store.edits` and drawn by the
+    pure :mod:`worldgen.world.edits` on this process's copies of the worlds: the one way map tiles,
+    regions and exports (of the web app, of jobs and of the CLI) apply the edit overlay.
+
+    Drawing runs in a thread, alone on its world (a world's block cache is plain Python state):
+    :meth:`run` is also how the web app solves edits (:class:`~worldgen.web.edits.EditService`).
+    """
+
+    def __init__(self, worlds: WorldCache) -> None:
         self.worlds = worlds
-        self._lock = threading.Lock()
+        self._locks: dict[WorldSpec, threading.Lock] = {}
+        self._guard = threading.Lock()
 
-    async def __call__(self, piece: Piece) -> npt.NDArray[np.uint8] | None:
-        b = ed.BLOCK
-        keys = [
-            (bi, bj)
-            for bj in range(piece.y // b, (piece.y + piece.h - 1) // b + 1)
-            for bi in range(piece.x // b, (piece.x + piece.w - 1) // b + 1)
-        ]
-        found = await self.edits.blocks(self.world_id, keys)
-        overlay = ed.Overlay()
-        for key, (data, version) in found.items():
-            overlay.put_block(key, data, version)
+    def _world_lock(self, spec: WorldSpec) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(spec, threading.Lock())
+
+    async def run(self, spec: WorldSpec, fn: Callable[[World], T]) -> T:
+        """``fn(world)`` in a worker thread, alone on the world of ``spec``."""
+
+        def call() -> T:
+            world = self.worlds.get(spec)
+            with self._world_lock(spec):
+                return fn(world)
+
+        return await asyncio.to_thread(call)
+
+    @staticmethod
+    async def overlay(edits: EditStore, world_id: str, rect: ed.Rect | None = None) -> ed.Overlay:
+        """The stored overlay: every block, or the blocks under ``rect``."""
+        found = await edits.blocks(world_id, None if rect is None else rect.blocks())
+        return ed.Overlay.from_blocks(found)
+
+    @staticmethod
+    async def tile_version(edits: EditStore, world_id: str, z: int, x: int, y: int) -> int:
+        """The last operation that changed the cells of tile ``(z, x, y)`` (0: none)."""
+        if z <= Z_FAR:
+            return await edits.far_version(world_id, z, x, y)
+        versions = await edits.block_versions(world_id, ed.Rect.of_tile(z, x, y).blocks())
+        return max(versions, default=0)
+
+    async def tile_png(
+        self, edits: EditStore, world_id: str, spec: WorldSpec, z: int, x: int, y: int
+    ) -> bytes:
+        """PNG of tile ``(z, x, y)`` with the edits (:func:`~worldgen.world.edits.tile_png`)."""
+        rect = ed.Rect.of_tile(z, x, y)
+        if z <= Z_FAR:  # a far tile covers many blocks: read the edited ones under it
+            b = ed.BLOCK
+            keys = [
+                k for k in await edits.block_keys(world_id)
+                if rect.x <= k[0] * b < rect.x + rect.w and rect.y <= k[1] * b < rect.y + rect.h
+            ]  # fmt: skip
+            overlay = ed.Overlay.from_blocks(await edits.blocks(world_id, keys))
+        else:
+            overlay = await self.overlay(edits, world_id, rect)
+        return await self.run(spec, lambda w: ed.tile_png(w, overlay, z, x, y))
+
+    async def edited_tile(
+        self, edits: EditStore, world_id: str, spec: WorldSpec, z: int, x: int, y: int
+    ) -> tuple[int, bytes] | None:
+        """``(tile version, PNG)`` of a tile whose cells were edited; None when they were not
+        (the generated tile is the world's)."""
+        edited = await self.tile_version(edits, world_id, z, x, y)
+        if not edited:
+            return None
+        return edited, await self.tile_png(edits, world_id, spec, z, x, y)
+
+    async def picture(
+        self, edits: EditStore, world_id: str, spec: WorldSpec, rect: ed.Rect, scale: int
+    ) -> npt.NDArray[np.uint8] | None:
+        """The export pixels of ``rect`` with the edits, or None when no edit lies under it (the
+        pool draws the generated picture: the same pixels)."""
+        overlay = await self.overlay(edits, world_id, rect)
         if not overlay.cells:
             return None
-        rect = ed.Rect(piece.x, piece.y, piece.w, piece.h)
+        return await self.run(spec, lambda w: ed.picture(w, overlay, rect, scale))
 
-        def draw() -> npt.NDArray[np.uint8]:
-            with self._lock:
-                world = self.worlds.get(self.spec)
-                shade = cell_relief(world, piece.x, piece.y, piece.w, piece.h)
-                return palette_for(world).draw(ed.content(world, overlay, rect), self.scale, shade)
-
-        return await asyncio.to_thread(draw)
+    async def cells(
+        self, edits: EditStore, world_id: str, rect: ed.Rect, generated: npt.NDArray[np.integer]
+    ) -> npt.NDArray[np.int32]:
+        """The cells ``(h, w)`` of ``rect``: its ``generated`` cells with the edits on top."""
+        values, _ = (await self.overlay(edits, world_id, rect)).window(rect)
+        return ed.apply_overlay(np.asarray(generated).reshape(rect.h, rect.w), values)
 
 
 def plan_tiles(
@@ -233,14 +299,22 @@ async def prerender_tiles(
     progress: Progress,
     *,
     batch: int = 8,
+    edited: EditedTile | None = None,
 ) -> None:
-    """Compute ``tiles`` and ``put(version, z, x, y, png)`` each into the tile cache."""
+    """Compute ``tiles`` and ``put(version, z, x, y, png)`` each (``version`` is the tile's
+    cache-key version, :func:`content_version`); ``edited(z, x, y)`` draws a tile whose cells
+    were edited (None: they were not, the pool draws it)."""
     version = await asyncio.wrap_future(pool.submit_version(spec))
+
+    async def one(z: int, tx: int, ty: int) -> tuple[str, bytes]:
+        drawn = None if edited is None else await edited(z, tx, ty)
+        if drawn is not None:
+            return content_version(version, drawn[0]), drawn[1]
+        return version, await asyncio.wrap_future(pool.submit_tile(spec, z, tx, ty))
+
     for start in range(0, len(tiles), batch):
         await progress(99 * start // len(tiles), f"tile {start + 1} of {len(tiles)}")
         part = tiles[start : start + batch]
-        pngs = await asyncio.gather(
-            *(asyncio.wrap_future(pool.submit_tile(spec, z, tx, ty)) for z, tx, ty in part)
-        )
-        for (z, tx, ty), png in zip(part, pngs, strict=True):
-            await put(version, z, tx, ty, png)
+        done = await asyncio.gather(*(one(*tile) for tile in part))
+        for (z, tx, ty), (key, png) in zip(part, done, strict=True):
+            await put(key, z, tx, ty, png)

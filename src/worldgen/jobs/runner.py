@@ -14,22 +14,28 @@ record, so a retried export writes the same bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from worldgen.errors import InputError, WorldgenError
 from worldgen.jobs.archive import TileArchive
 from worldgen.jobs.broker import MAX_ATTEMPTS
 from worldgen.jobs.export import (
-    EditedPieces,
+    EditedContent,
+    EditedTile,
     GenerationPool,
+    Piece,
     plan_tiles,
     prerender_tiles,
     write_export,
 )
+from worldgen.jobs.library import LIBRARY_JOB, LibraryPool, build_library, ensure_spec
 from worldgen.store.client import Store
 from worldgen.store.jobs import JobRecord
+from worldgen.world.edits import Rect
 from worldgen.world.pool import WorldCache
 from worldgen.world.spec import WorldSpec
 
@@ -70,7 +76,11 @@ class JobRunner:
     band_px: int | None = None
     """Rows per band of an export (None: the default); tests make it small."""
     worlds: WorldCache = field(default_factory=lambda: WorldCache(2))
-    """This process's worlds, for pieces drawn with edits (:class:`EditedPieces`)."""
+    """This process's worlds, for pieces and tiles drawn with edits (:class:`EditedContent`)."""
+    content: EditedContent = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.content = EditedContent(self.worlds)
 
     async def run(self, job_id: str) -> None:
         """One attempt at the job ``job_id`` (raises to have the queue retry it)."""
@@ -110,7 +120,11 @@ class JobRunner:
 
     async def _compute(self, record: JobRecord) -> None:
         params = record.params
+        if record.kind == LIBRARY_JOB:  # an uploaded model's patch library (jobs/library.py)
+            await build_library(cast(LibraryPool, self.pool), self.store, record)
+            return
         spec = WorldSpec(**params["spec"])
+        await ensure_spec(self.store, spec)  # an uploaded model's files, on this machine
         window = (int(params["x"]), int(params["y"]), int(params["w"]), int(params["h"]))
 
         async def progress(percent: int, stage: str) -> None:
@@ -133,7 +147,13 @@ class JobRunner:
             scale = int(params["scale"])
             edited = None
             if await self.store.edits.version(record.world_id):
-                edited = EditedPieces(self.store.edits, record.world_id, spec, scale, self.worlds)
+
+                async def edited(p: Piece) -> npt.NDArray[np.uint8] | None:
+                    rect = Rect(p.x, p.y, p.w, p.h)
+                    return await self.content.picture(
+                        self.store.edits, record.world_id, spec, rect, scale
+                    )
+
             extra = {} if self.band_px is None else {"band_px": self.band_px}
             await write_export(
                 self.pool, spec, window, scale, write, progress, edited=edited, **extra
@@ -144,7 +164,9 @@ class JobRunner:
             async def put(version: str, z: int, x: int, y: int, png: bytes) -> None:
                 await self.store.tiles.put(record.world_id, version, z, x, y, png)
 
-            await prerender_tiles(self.pool, spec, tiles, put, progress)
+            await prerender_tiles(
+                self.pool, spec, tiles, put, progress, edited=await self._edited_tiles(record)
+            )
             # the result of a pre-render is the tiles themselves; a tiny JSON says how many
             await self.store.jobs.append(record.id, b'{"tiles": %d}' % len(tiles))
         elif record.kind == "tiles":
@@ -154,7 +176,20 @@ class JobRunner:
             async def add(version: str, z: int, x: int, y: int, png: bytes) -> None:
                 await self.store.jobs.append(record.id, archive.add(z, x, y, png))
 
-            await prerender_tiles(self.pool, spec, tiles, add, progress)
+            await prerender_tiles(
+                self.pool, spec, tiles, add, progress, edited=await self._edited_tiles(record)
+            )
             await self.store.jobs.append(record.id, archive.close())
         else:
             raise InputError(f"unknown job kind {record.kind!r}")
+
+    async def _edited_tiles(self, record: JobRecord) -> EditedTile | None:
+        """Draws the job's tiles whose cells were edited (None: the world has no edit)."""
+        if not await self.store.edits.version(record.world_id):
+            return None
+        spec = WorldSpec(**record.params["spec"])
+
+        async def edited(z: int, x: int, y: int) -> tuple[int, bytes] | None:
+            return await self.content.edited_tile(self.store.edits, record.world_id, spec, z, x, y)
+
+        return edited

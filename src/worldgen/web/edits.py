@@ -5,27 +5,28 @@ lock in Redis (:mod:`worldgen.store.edits`), and draws what the overlay changes.
   ``MULTI``). An edit carries the version it was made on; it is *rebased* onto the current version
   when no operation since touched its area (grown by one cell, its ring), else refused with 409
   (:class:`~worldgen.errors.StaleVersionError`). A version from the future is a 409 too.
-* Solves run in a worker thread of this process over its own small cache of worlds (the
-  generation pool keeps generated content; edits need the model and the region around them).
-  Each world object is used by one thread at a time.
-* Tiles: a cell-zoom tile whose blocks were edited is drawn here, from the generated cells with
-  the overlay on top; its cache key carries the last operation id that changed those blocks
-  (:meth:`tile_version`), so no cache can serve it from before an edit. A far-zoom tile (z <= -3:
-  the predicted summary) over edited blocks is the summary plus, per pixel, the mean colour
-  change the edits made to the cells it covers (:meth:`tile_png`); its key carries the last
-  operation that changed any of its cells (``bverz``).
+* Solves run in a worker thread of this process, alone on the world, over the small cache of
+  worlds of :class:`~worldgen.jobs.export.EditedContent` (the generation pool keeps generated
+  content; edits need the model and the region around them).
+* Tiles, regions and exports with edits are drawn by that same
+  :class:`~worldgen.jobs.export.EditedContent` (the one way the overlay is applied: jobs and the
+  CLI use it too). A cell-zoom tile whose blocks were edited is the generated cells with the
+  overlay on top; its cache key carries the last operation id that changed those blocks
+  (:meth:`EditService.tile_version`), so no cache can serve it from before an edit. A far-zoom
+  tile (z <= -3: the predicted summary) over edited blocks is the summary plus, per pixel, the
+  mean colour change the edits made to the cells it covers; its key carries the last operation
+  that changed any of its cells (``bverz``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from typing import Any, Literal
 
 import numpy as np
 
 from worldgen.errors import StaleVersionError
+from worldgen.jobs.export import EditedContent
 from worldgen.store.edits import EditStore, OpRecord
 from worldgen.store.worlds import WorldRecord
 from worldgen.web.auth.sessions import User
@@ -33,17 +34,7 @@ from worldgen.web.generation import spec_for
 from worldgen.world import edits as ed
 from worldgen.world.blocks import World
 from worldgen.world.pool import WorldCache
-from worldgen.world.render import (
-    TILE_PX,
-    Z_FAR,
-    Z_MIN,
-    cell_relief,
-    cells_per_tile,
-    palette_for,
-    png_bytes,
-    render_cells,
-    tile_rgb,
-)
+from worldgen.world.render import Z_FAR, Z_MIN, cells_per_tile, png_bytes
 from worldgen.world.spec import WorldSpec
 
 __all__ = ["EditRequest", "EditService"]
@@ -88,46 +79,22 @@ def _far_tiles(blocks: set[tuple[int, int]]) -> list[str]:
     return sorted(out)
 
 
-def _block_keys(rect: ed.Rect) -> list[tuple[int, int]]:
-    b = ed.BLOCK
-    return [
-        (bi, bj)
-        for bj in range(rect.y // b, (rect.y + rect.h - 1) // b + 1)
-        for bi in range(rect.x // b, (rect.x + rect.w - 1) // b + 1)
-    ]
-
-
 class EditService:
-    """One per app: a cache of worlds for edits and rendering edited tiles."""
+    """One per app: applies edits, and draws what they change through the one
+    :class:`~worldgen.jobs.export.EditedContent` (its own cache of worlds)."""
 
     def __init__(self, worlds: int = WORLDS_KEPT) -> None:
-        self._worlds = WorldCache(worlds)
-        self._locks: dict[WorldSpec, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _world_lock(self, spec: WorldSpec) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(spec, threading.Lock())
+        self.content = EditedContent(WorldCache(worlds))
 
     async def _run(self, spec: WorldSpec, fn: Any, *args: Any) -> Any:
         """``fn(world, *args)`` in a worker thread, alone on the world."""
-
-        def call() -> Any:
-            world = self._worlds.get(spec)
-            with self._world_lock(spec):
-                return fn(world, *args)
-
-        return await asyncio.to_thread(call)
+        return await self.content.run(spec, lambda world: fn(world, *args))
 
     # ------------------------------------------------------------------------------ overlay
     @staticmethod
     async def overlay(store: EditStore, world_id: str, rect: ed.Rect | None = None) -> ed.Overlay:
         """The stored overlay: every block, or those under ``rect``."""
-        found = await store.blocks(world_id, None if rect is None else _block_keys(rect))
-        out = ed.Overlay()
-        for key, (data, version) in found.items():
-            out.put_block(key, data, version)
-        return out
+        return await EditedContent.overlay(store, world_id, rect)
 
     # ------------------------------------------------------------------------------- editing
     async def apply(
@@ -233,58 +200,11 @@ class EditService:
     @staticmethod
     async def tile_version(store: EditStore, world_id: str, z: int, x: int, y: int) -> int:
         """The last operation that changed the cells of tile ``(z, x, y)`` (0: none)."""
-        if z <= Z_FAR:
-            return await store.far_version(world_id, z, x, y)
-        n = cells_per_tile(z)
-        versions = await store.block_versions(world_id, _block_keys(ed.Rect(x * n, y * n, n, n)))
-        return max(versions, default=0)
+        return await EditedContent.tile_version(store, world_id, z, x, y)
 
     async def tile_png(self, store: EditStore, world: WorldRecord, z: int, x: int, y: int) -> bytes:
-        """PNG of a tile with the overlay applied (far zooms: :meth:`_far_png`)."""
-        n = cells_per_tile(z)
-        rect = ed.Rect(x * n, y * n, n, n)
-        if z <= Z_FAR:
-            return await self._far_png(store, world, z, x, y)
-        overlay = await self.overlay(store, world.id, rect)
-
-        def draw(w: World) -> bytes:
-            return render_cells(w, z, ed.content(w, overlay, rect), origin=(rect.x, rect.y))
-
-        data: bytes = await self._run(spec_for(world), draw)
-        return data
-
-    async def _far_png(self, store: EditStore, world: WorldRecord, z: int, x: int, y: int) -> bytes:
-        """A far tile: the summary, each pixel moved by the mean colour change (unlit cell
-        colours, area-weighted) the edits made to the cells it covers."""
-        n = cells_per_tile(z)
-        per = n // TILE_PX  # cells along one pixel
-        x0, y0, b = x * n, y * n, ed.BLOCK
-        keys = [
-            k for k in await store.block_keys(world.id)
-            if x0 <= k[0] * b < x0 + n and y0 <= k[1] * b < y0 + n
-        ]  # fmt: skip
-        found = await store.blocks(world.id, keys)
-        overlay = ed.Overlay()
-        for key, (raw, version) in found.items():
-            overlay.put_block(key, raw, version)
-
-        def draw(w: World) -> bytes:
-            rgb = tile_rgb(w, z, x, y).astype(np.int64)
-            colours = palette_for(w).level(1)[:, 0, 0, :].astype(np.int64)  # (T, 3)
-            delta = np.zeros((TILE_PX, TILE_PX, 3), dtype=np.int64)
-            for (bi, bj), values in overlay.cells.items():
-                if not (values >= 0).any():
-                    continue
-                generated = w.region(bi * b, bj * b, b, b)
-                change = colours[ed.apply_overlay(generated, values)] - colours[generated]
-                py = ((bj * b - y0) + np.arange(b)) // per
-                px = ((bi * b - x0) + np.arange(b)) // per
-                np.add.at(delta, (py[:, None], px[None, :]), change)
-            out = np.clip(rgb + delta // (per * per), 0, 255).astype(np.uint8)
-            return png_bytes(out, fast=True)
-
-        data: bytes = await self._run(spec_for(world), draw)
-        return data
+        """PNG of a tile with the overlay applied (:func:`~worldgen.world.edits.tile_png`)."""
+        return await self.content.tile_png(store, world.id, spec_for(world), z, x, y)
 
     async def region_cells(
         self, store: EditStore, world: WorldRecord, doc: dict[str, Any]
@@ -293,31 +213,19 @@ class EditService:
         if not await store.version(world.id):
             return doc
         rect = ed.Rect(int(doc["x"]), int(doc["y"]), int(doc["width"]), int(doc["height"]))
-        overlay = await self.overlay(store, world.id, rect)
-        if not overlay.cells:
-            return doc
-        values, _ = overlay.window(rect)
-        cells = np.asarray(doc["cells"], dtype=np.int32).reshape(rect.h, rect.w)
-        doc["cells"] = ed.apply_overlay(cells, values).reshape(-1).astype(np.int64).tolist()
+        cells = await self.content.cells(store, world.id, rect, np.asarray(doc["cells"]))
+        doc["cells"] = cells.reshape(-1).astype(np.int64).tolist()
         return doc
 
     async def export_png(
         self, store: EditStore, world: WorldRecord, x: int, y: int, w: int, h: int, scale: int
     ) -> bytes | None:
         """The export picture with edits, or None when the window has none (use the pool's)."""
-        rect = ed.Rect(x, y, w, h)
         if not await store.version(world.id):
             return None
-        overlay = await self.overlay(store, world.id, rect)
-        if not overlay.cells:
-            return None
-
-        def draw(wd: World) -> bytes:
-            shade = cell_relief(wd, x, y, w, h)
-            return png_bytes(palette_for(wd).draw(ed.content(wd, overlay, rect), scale, shade))
-
-        data: bytes = await self._run(spec_for(world), draw)
-        return data
+        rect = ed.Rect(x, y, w, h)
+        rgb = await self.content.picture(store, world.id, spec_for(world), rect, scale)
+        return None if rgb is None else png_bytes(rgb)
 
     async def legend_size(self, world: WorldRecord) -> int:
         """The number of variants a paint may use."""

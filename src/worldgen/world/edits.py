@@ -33,7 +33,7 @@ Seam repair (``restore``, ``revert``): the cells of forbidden pairs, grown by r 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -45,6 +45,17 @@ from worldgen.engine.rules import forbidden_pairs
 from worldgen.engine.solver import Constraints, SolverBudget, solve
 from worldgen.errors import EditRefusedError, InputError
 from worldgen.world.blocks import MAX_COORD, World
+from worldgen.world.ground import ground_constraints
+from worldgen.world.render import (
+    TILE_PX,
+    Z_FAR,
+    cell_relief,
+    cells_per_tile,
+    palette_for,
+    png_bytes,
+    render_cells,
+    tile_rgb,
+)
 
 __all__ = [
     "BLOCK",
@@ -63,8 +74,10 @@ __all__ = [
     "compute",
     "content",
     "op_seed",
+    "picture",
     "replay",
     "rolled_back",
+    "tile_png",
 ]
 
 BLOCK = 64
@@ -121,6 +134,21 @@ class Rect:
     def as_list(self) -> list[int]:
         """``[x, y, w, h]`` (JSON)."""
         return [self.x, self.y, self.w, self.h]
+
+    def blocks(self) -> list[BlockKey]:
+        """The overlay blocks (:data:`BLOCK` cells a side) that hold a cell of the rectangle."""
+        b = BLOCK
+        return [
+            (bi, bj)
+            for bj in range(self.y // b, (self.y + self.h - 1) // b + 1)
+            for bi in range(self.x // b, (self.x + self.w - 1) // b + 1)
+        ]
+
+    @classmethod
+    def of_tile(cls, z: int, x: int, y: int) -> Rect:
+        """The cells under map tile ``(z, x, y)``."""
+        n = cells_per_tile(z)
+        return cls(x * n, y * n, n, n)
 
 
 def _check_rect(rect: Rect, what: str = "rectangle") -> None:
@@ -275,6 +303,15 @@ class Overlay:
     locks: dict[BlockKey, BoolArray] = field(default_factory=dict)
     versions: dict[BlockKey, int] = field(default_factory=dict)
 
+    @classmethod
+    def from_blocks(cls, found: Mapping[BlockKey, tuple[bytes, int]]) -> Overlay:
+        """The overlay of stored blocks: ``key -> (bytes, version)``, the bytes of
+        :meth:`block_bytes`."""
+        out = cls()
+        for key, (data, version) in found.items():
+            out.put_block(key, data, version)
+        return out
+
     def copy(self) -> Overlay:
         """An independent copy."""
         return Overlay(
@@ -370,6 +407,40 @@ def content(world: World, overlay: Overlay, rect: Rect) -> I32Array:
     return apply_overlay(world.region(rect.x, rect.y, rect.w, rect.h), values)
 
 
+def tile_png(world: World, overlay: Overlay, z: int, x: int, y: int) -> bytes:
+    """PNG of map tile ``(z, x, y)`` with the overlay on top: at cell zooms the tile of the edited
+    cells (:func:`~worldgen.world.render.render_cells`); at far zooms (``z <= Z_FAR``: the
+    predicted summary) each pixel moved by the mean colour change (unlit cell colours,
+    area-weighted) the edits made to the cells it covers. ``overlay`` needs the blocks under the
+    tile only; calls on one world must not overlap (its block cache is plain Python state)."""
+    rect = Rect.of_tile(z, x, y)
+    if z > Z_FAR:
+        return render_cells(world, z, content(world, overlay, rect), origin=(rect.x, rect.y))
+    per = rect.w // TILE_PX  # cells along one pixel
+    b = BLOCK
+    rgb = tile_rgb(world, z, x, y).astype(np.int64)
+    colours = palette_for(world).level(1)[:, 0, 0, :].astype(np.int64)  # (T, 3)
+    delta = np.zeros((TILE_PX, TILE_PX, 3), dtype=np.int64)
+    for (bi, bj), values in overlay.cells.items():
+        inside = rect.x <= bi * b < rect.x + rect.w and rect.y <= bj * b < rect.y + rect.h
+        if not inside or not (values >= 0).any():
+            continue
+        generated = world.region(bi * b, bj * b, b, b)
+        change = colours[apply_overlay(generated, values)] - colours[generated]
+        py = ((bj * b - rect.y) + np.arange(b)) // per
+        px = ((bi * b - rect.x) + np.arange(b)) // per
+        np.add.at(delta, (py[:, None], px[None, :]), change)
+    out = np.clip(rgb + delta // (per * per), 0, 255).astype(np.uint8)
+    return png_bytes(out, fast=True)
+
+
+def picture(world: World, overlay: Overlay, rect: Rect, scale: int) -> npt.NDArray[np.uint8]:
+    """RGB picture ``(h * scale, w * scale, 3)`` of ``rect`` with the overlay on top, at ``scale``
+    px a cell and with the world's relief: the pixels of an export."""
+    shade = cell_relief(world, rect.x, rect.y, rect.w, rect.h)
+    return palette_for(world).draw(content(world, overlay, rect), scale, shade)
+
+
 def _conflict_cells(grid: I32Array, allowed: BoolArray) -> BoolArray:
     """Cells of ``grid`` that take part in a horizontally or vertically forbidden pair (where
     :func:`forbidden_pairs` counts them)."""
@@ -411,21 +482,43 @@ _BUDGET = SolverBudget(max_attempts=4, max_backtracks=400)
 
 
 def _solve_window(
-    world: World, window: Rect, pins: I32Array, seed: int
+    world: World, window: Rect, pins: I32Array, seed: int, current: I32Array
 ) -> tuple[I32Array | None, str | None]:
-    """Solve ``window`` with ``pins`` (-1 free) and the world's bias; the grid, else the reason."""
+    """Solve ``window`` with ``pins`` (-1 free) and the world's bias, under the same ground
+    constraints as generation (a sample with a ground: every cell at ``y >= 0`` keeps its
+    ``current`` content, the ground pattern is banned above it, :mod:`~worldgen.world.ground`);
+    the grid, else the reason."""
+    bans = None
+    if world.lib.ground is not None:
+        pins, bans = ground_constraints(
+            world.model.ground, world.model.size, window.y, current, pins
+        )
     bands = world.profile_region(window.x, window.y, window.w, window.h)
     res = solve(
         world.cr,
         window.w,
         window.h,
         seed=seed,
-        constraints=Constraints(pins=pins, bias=(world.profiles, bands)),
+        constraints=Constraints(pins=pins, bans=bans, bias=(world.profiles, bands)),
         budget=_BUDGET,
     )
     if res.solved and forbidden_pairs(res.grid, world.model.allowed) == 0:
         return res.grid, None
     return None, res.reason or "contradiction"
+
+
+def _ground_misfits(world: World, window: Rect, op: Op, current: I32Array) -> BoolArray:
+    """Painted cells the ground forbids (a sample with a ground): a change at ``y >= 0`` (the
+    ground row and under it keep their content, as in generation) or the ground pattern above
+    ``y = 0``."""
+    bad = np.zeros(current.shape, dtype=np.bool_)
+    if world.lib.ground is None:
+        return bad
+    for x, y, v in op.cells:
+        lx, ly = x - window.x, y - window.y
+        if (y >= 0 and current[ly, lx] != v) or (y < 0 and v == world.model.ground):
+            bad[ly, lx] = True
+    return bad
 
 
 def _diff_from(
@@ -483,12 +576,19 @@ def _resolve_window(
         pins[ly, lx] = v
     if painted.any():
         raise _refuse("these cells are locked", _name(window, painted))
+    grounded = _ground_misfits(world, window, op, current)
+    if grounded.any():
+        raise _refuse(
+            "the ground row stays at y = 0 (cells at y >= 0 keep their content, "
+            "and the ground pattern grows nowhere above it)",
+            _name(window, grounded),
+        )
     if op.cells:
         # pairs of two fixed cells can be judged before solving
         pair = _fixed_neighbour_clash(pins, pins >= 0, world.model.allowed)
         if pair.any():
             raise _refuse("these cells break the adjacency rules", _name(window, pair))
-    grid, reason = _solve_window(world, window, pins, seed)
+    grid, reason = _solve_window(world, window, pins, seed, current)
     if grid is None:
         if reason == "constraints":
             if not last:
@@ -543,7 +643,7 @@ def _repair(world: World, overlay: Overlay, pending: Diff, seed: int) -> Diff:
         for k, r in enumerate(REPAIR_RADII):
             free = _dilate(bad, r) & ~locks & inner
             pins = np.where(free, -1, current).astype(np.int32)
-            grid, _ = _solve_window(world, window, pins, mix(seed, k))
+            grid, _ = _solve_window(world, window, pins, mix(seed, k), current)
             if grid is not None:
                 current = grid
                 break

@@ -26,6 +26,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from worldgen.errors import NotFoundError
+from worldgen.jobs.export import content_version
 from worldgen.web.auth.services import authorize
 from worldgen.web.deps import (
     EditServiceDep,
@@ -92,7 +93,7 @@ async def tile(
     spec = spec_for(world)
     version = await generator.version(spec)
     edited = await edits.tile_version(store.edits, world.id, z, x, y)
-    key = (world.id, f"{version}-e{edited}" if edited else version, z, x, y)
+    key = (world.id, content_version(version, edited), z, x, y)
     etag = tile_etag(key)
     cache = CACHE_CONTROL if world.visibility == "public" else PRIVATE_CACHE_CONTROL
     headers = {"ETag": etag, "Cache-Control": cache}
