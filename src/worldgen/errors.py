@@ -10,6 +10,7 @@ WebSocket ``error`` frame) and its WebSocket ``close_code`` (None: the socket st
     │   ├── SampleError                                               a sample is unusable
     │   ├── ConstraintError                                           bad pins, bans, weights
     │   ├── EditRefusedError         422     edit_refused      -      an edit's pins contradict
+    │   ├── QuotaExceededError       413     quota_exceeded    -      too large, or past a quota
     │   └── ProtocolError            400     invalid_message   -      a frame breaks the protocol
     │       ├── FrameTooLargeError   413     frame_too_large   1009   a frame over the limit
     │       └── HelloTimeoutError    408     hello_timeout     1008   no ``hello`` in time
@@ -66,6 +67,7 @@ __all__ = [
     "InputError",
     "NotFoundError",
     "ProtocolError",
+    "QuotaExceededError",
     "RateLimitedError",
     "SampleError",
     "SignInRequiredError",
@@ -253,6 +255,15 @@ class StaleVersionError(ConflictError):
 
 
 # Limits and availability -------------------------------------------------------------------------
+
+
+class QuotaExceededError(InputError):
+    """An upload is too large, or storing it would pass the user's quota (uploaded model
+    bytes); the message says the limit, how much is used, and what to delete."""
+
+    status = 413
+    code = "quota_exceeded"
+    default_message = "storage quota exceeded"
 
 
 class RateLimitedError(WorldgenError):

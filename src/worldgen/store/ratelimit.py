@@ -24,7 +24,13 @@ from worldgen.store.keys import Keys
 __all__ = ["Bucket", "Limit", "RateLimiter", "RateLimits"]
 
 Bucket = Literal[
-    "login_account", "login_address", "register_address", "world_create", "chat", "edit"
+    "login_account",
+    "login_address",
+    "register_address",
+    "world_create",
+    "chat",
+    "edit",
+    "model_upload",
 ]
 
 # KEYS: counter. ARGV: window in ms. Returns {hits so far, ms until the window ends}.
@@ -65,6 +71,8 @@ class RateLimits(BaseModel):
     """Chat messages and pings per account, across all its connections."""
     edit: Limit = Limit(count=120, window_s=60)
     """Map edits (operations, undo, redo, markers) per account, across all worlds."""
+    model_upload: Limit = Limit(count=20, window_s=3600)
+    """Model uploads (samples, tilesets) per account, refused ones included."""
 
 
 class RateLimiter:

@@ -66,6 +66,7 @@ from worldgen.web.routes import (
     jobs,
     legend,
     members,
+    models,
     pages,
     realtime,
     tiles,
@@ -221,6 +222,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
     app.include_router(legend.router)
     app.include_router(edits.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
     app.include_router(tiles.router)
     app.include_router(health.router)
     app.include_router(pages.router)

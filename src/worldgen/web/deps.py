@@ -26,6 +26,7 @@ from starlette.requests import HTTPConnection
 
 from worldgen.errors import SignInRequiredError, WorldNotFoundError
 from worldgen.jobs.broker import JobQueue
+from worldgen.jobs.library import ensure_model
 from worldgen.realtime.hub import Hub
 from worldgen.settings import Settings
 from worldgen.store.client import Store
@@ -203,6 +204,8 @@ async def get_world(
     if record is None:
         raise WorldNotFoundError
     await authorize(conn, record, "view")
+    if record.model is not None:  # an uploaded model's files, on this machine (jobs/library.py)
+        await ensure_model(_store(conn), record.model)
     return record
 
 

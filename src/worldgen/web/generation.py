@@ -28,7 +28,7 @@ from worldgen.store.worlds import WorldRecord
 from worldgen.world import api
 from worldgen.world.api import CatalogEntry
 from worldgen.world.pool import WORLDS_PER_PROCESS, WorkerPool, WorldCache
-from worldgen.world.spec import WorldSpec
+from worldgen.world.spec import UPLOAD_PREFIX, WorldSpec
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -55,7 +55,9 @@ def spec_of(kind: Literal["tiled", "overlapping"], tileset: str, seed: int) -> W
 
 
 def spec_for(record: WorldRecord) -> WorldSpec:
-    """The content spec of a stored world."""
+    """The content spec of a stored world (``upload:<sha>`` over an uploaded model)."""
+    if record.model is not None:
+        return spec_of(record.kind, f"{UPLOAD_PREFIX}{record.model}", record.seed)
     return spec_of(record.kind, record.tileset, record.seed)
 
 

@@ -253,6 +253,9 @@ class SecurityHeadersMiddleware:
 
 MAX_BODY_BYTES: Final = 64 * 1024
 """Largest request body (the largest legitimate one, a 1024-character password, is ~4 KiB)."""
+LARGE_BODIES: Final = {("POST", "/api/models"): (8 << 20) + (64 << 10)}
+"""The requests allowed a larger body: a model upload (a tileset zip of up to 8 MiB, plus the
+form's other fields)."""
 
 
 class BodyLimitMiddleware:
@@ -272,9 +275,10 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        limit = LARGE_BODIES.get((scope["method"], scope["path"]), self.max_bytes)
         length = headers.get("content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
+            if not length.isdigit() or int(length) > limit:
                 await _too_large(scope, receive, send)
                 return
             await self.app(scope, receive, send)
@@ -290,7 +294,7 @@ class BodyLimitMiddleware:
                 return
             body: bytes = message.get("body", b"")
             size += len(body)
-            if size > self.max_bytes:
+            if size > limit:
                 await _too_large(scope, receive, send)
                 return
             chunks.append(body)

@@ -27,7 +27,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from worldgen.errors import NotFoundError, WorldNotFoundError
+from worldgen.store.models import DIGEST_PATTERN
 from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
+from worldgen.web import uploads
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit, visible_worlds
 from worldgen.web.auth.sessions import client_address
 from worldgen.web.deps import (
@@ -36,6 +38,7 @@ from worldgen.web.deps import (
     ExportSlotsDep,
     GeneratorDep,
     HubDep,
+    JobQueueDep,
     SecurityDep,
     StoreDep,
     WorldDep,
@@ -124,6 +127,7 @@ TilesetName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), JSON_INT]
 Version = Annotated[int, Field(ge=1, le=MAX_SEED), JSON_INT]
 Coord = Annotated[int, Field(ge=-MAX_COORD, le=MAX_COORD), CANONICAL_INT]
+ModelId = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -140,9 +144,24 @@ class WorldCreate(_Strict):
     """``POST /api/worlds``: a random seed when none is given."""
 
     name: WorldName
-    tileset: TilesetName = Field(description="A name from GET /api/tilesets.")
+    tileset: TilesetName | None = Field(
+        default=None, description="A name from GET /api/tilesets (or give a model)."
+    )
     seed: Seed | None = Field(default=None, description="0..2**53-1; random when absent.")
     visibility: Literal["public", "private"] = "public"
+    model: ModelId | None = Field(
+        default=None,
+        description="An uploaded model's id (GET /api/models), instead of a tileset: the world "
+        "is 'preparing' (GET /api/worlds/{id}/preparation) until its patch library is built.",
+    )
+
+    @model_validator(mode="after")
+    def _tileset_or_model(self) -> WorldCreate:
+        if (self.tileset is None) == (self.model is None):
+            raise PydanticCustomError(
+                "tileset_or_model", "give either a tileset or a model (exactly one)"
+            )
+        return self
 
 
 class WorldRename(_Strict):
@@ -196,6 +215,9 @@ class WorldOut(BaseModel):
     tile_url: str = Field(description="Leaflet URL template of the map tiles.")
     preview: str
     page: str
+    model: str | None = Field(
+        default=None, description="The uploaded model the world is made from, if any."
+    )
 
     @classmethod
     def of(cls, record: WorldRecord) -> WorldOut:
@@ -212,6 +234,7 @@ class WorldOut(BaseModel):
             tile_url=f"/tiles/{record.id}/{{z}}/{{x}}/{{y}}.png",
             preview=f"/tiles/{record.id}/0/0/0.png",
             page=f"/worlds/{record.id}",
+            model=record.model,
         )
 
 
@@ -346,10 +369,20 @@ async def create_world(
     security: SecurityDep,
     worlds: WorldsDep,
     generator: GeneratorDep,
+    store: StoreDep,
+    queue: JobQueueDep,
 ) -> WorldOut:
     """Create a world (signed in; you become its owner); its content is fixed by (tileset, seed)
-    forever."""
+    forever, or by (model, seed) over an uploaded model (yours or a shared one)."""
     await rate_limit(security, "world_create", user.id)
+    if body.model is not None:  # an uploaded model: web/uploads.py
+        record = await uploads.create_world(
+            store, queue, digest=body.model, owner=user.id, name=body.name, seed=body.seed,
+            visibility=body.visibility,
+        )  # fmt: skip
+        await security.members.add(record.id, user.id, "owner")
+        return WorldOut.of(record)
+    assert body.tileset is not None  # noqa: S101  checked by WorldCreate
     entry = await _catalog_entry(generator, body.tileset, ("body", "tileset"))
     seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
     # Build the world once before storing it: refuses what cannot work, warms a worker.
@@ -423,7 +456,12 @@ async def change_world(
 
 @router.delete("/worlds/{world_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_world(
-    world: WorldDep, request: Request, security: SecurityDep, worlds: WorldsDep, hub: HubDep
+    world: WorldDep,
+    request: Request,
+    security: SecurityDep,
+    worlds: WorldsDep,
+    hub: HubDep,
+    store: StoreDep,
 ) -> Response:
     """Delete a world (owners only) and every key it owns (its cached tiles age out of the LRU).
 
@@ -434,6 +472,8 @@ async def delete_world(
     await security.members.forget_world(world_id)
     if not await worlds.delete(world_id):
         raise WorldNotFoundError
+    if world.model is not None:  # the model may be deleted once no world uses it
+        await store.models.detach(world.model, world_id)
     await hub.world_event(world_id, "deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
