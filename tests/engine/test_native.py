@@ -33,6 +33,9 @@ allowed[:, 0, 2] = allowed[:, 2, 0] = False
 out["forbidden"] = forbidden_pairs(np.array([[0, 2], [1, 1]], dtype=np.int32), allowed)
 world = build_world(WorldSpec(source="tileset", name="pipes", seed=3))
 out["tile"] = hashlib.sha256(tile_png(world, -4, -1, 0)).hexdigest()
+from worldgen.engine.solver import solve
+decided = solve(world.cr, 20, 12, seed=9)
+out["order"] = hashlib.sha256(decided.order.tobytes() + decided.grid.tobytes()).hexdigest()
 out["numba_imported"] = "numba" in sys.modules
 print(json.dumps(out))
 """

@@ -35,6 +35,9 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
 * ``base_*``          the attempt baseline: the wave after the constraints were propagated.
 * ``age[c]``          (C,) int64: the observation index of the step that first narrowed c in this
   attempt (-1: not yet); a tie-breaker of the heap key.
+* ``order[c]``        (C,) int64: the observation index (1, 2, ...) of the step of this attempt
+  that decided c; 0 when the baseline decides it (pins and what the constraints force), -1 while
+  undecided. Written where the changed cells are settled; never read by the solve.
 * heap (``hkey``, ``hcell``, size in ``st[ST_HEAP]``): binary min-heap ordered by (key, cell),
   each cell at most once (``hpos[c]``: its position, or -1), holding every cell with count > 1
   with its current key once the dirty cells are refreshed; decided cells leave it lazily.
@@ -365,6 +368,7 @@ def _run(
     base_sumw: np.ndarray,
     base_sumwl: np.ndarray,
     age: np.ndarray,
+    order: np.ndarray,
     dirty: np.ndarray,
     dirty_flag: np.ndarray,
     stack: np.ndarray,
@@ -462,8 +466,15 @@ def _run(
                     hcell[i] = c
                     hpos[c] = i
                 fill_heap = False
+            # The cells the last step changed are settled: those it decided get its index
+            # (a repair's reset cells are undecided again).
             for j in range(nd):
-                dirty_flag[dirty[j]] = 0
+                c = dirty[j]
+                dirty_flag[c] = 0
+                if count[c] > 1:
+                    order[c] = -1
+                elif order[c] < 0:
+                    order[c] = st[ST_OBS]
             st[ST_DIRTY] = 0
 
             # 2. The cell to observe: the heap root once decided cells are dropped from the top;
@@ -978,6 +989,7 @@ def solve(
     base_sumw: np.ndarray,
     base_sumwl: np.ndarray,
     age: np.ndarray,
+    order: np.ndarray,
     dirty: np.ndarray,
     dirty_flag: np.ndarray,
     stack: np.ndarray,
@@ -1010,7 +1022,8 @@ def solve(
        ``mix(seed, PURPOSE_ATTEMPT, k)``, until one solves. Each attempt may make
        ``attempt_observations`` observations; ``total_observations`` bounds them all.
 
-    ``stats`` receives [outcome, attempts, observations, backtracks]. The work arrays
+    ``stats`` receives [outcome, attempts, observations, backtracks], ``order`` the decision
+    order of the last attempt (see the module docstring). The work arrays
     (count ... tmp) are scratch of the right sizes; ``dirty_flag`` and ``on_stack`` must be all
     zero on entry and are left so.
     """
@@ -1018,6 +1031,7 @@ def solve(
     st = np.zeros(ST_SIZE, dtype=np.int64)
     for i in range(S_SIZE):
         stats[i] = 0
+    order[:] = -1
 
     # 0. Pins.
     for c in range(pins.shape[0]):
@@ -1062,8 +1076,8 @@ def solve(
     consistent = _run(
         mode, seed, heuristic, width, height, periodic, nbr, compat, lut, lut_min, kin, kin4,
         in_start, in_word, in_mask, out_start, out_word, out_mask, profile, wi, wli, wave, count,
-        sumw, sumwl, base_wave, base_count, base_sumw, base_sumwl, age, dirty, dirty_flag, stack,
-        on_stack, hkey, hcell, hpos, deaths, cnt, base_cnt, tmp, st, max_backtracks,
+        sumw, sumwl, base_wave, base_count, base_sumw, base_sumwl, age, order, dirty, dirty_flag,
+        stack, on_stack, hkey, hcell, hpos, deaths, cnt, base_cnt, tmp, st, max_backtracks,
         attempt_observations,
     )  # fmt: skip
     if consistent != R_SOLVED:
@@ -1091,13 +1105,15 @@ def solve(
         for i in range(ST_SIZE):
             st[i] = 0
         age[:] = -1
+        for c in range(cells):
+            order[c] = 0 if base_count[c] == 1 else -1
         hpos[:] = -1
         outcome = _run(
             mode, _attempt_stream(seed, attempt), heuristic, width, height, periodic, nbr, compat,
             lut, lut_min, kin, kin4, in_start, in_word, in_mask, out_start, out_word, out_mask,
             profile, wi, wli, wave, count, sumw, sumwl, base_wave, base_count, base_sumw,
-            base_sumwl, age, dirty, dirty_flag, stack, on_stack, hkey, hcell, hpos, deaths, cnt,
-            base_cnt, tmp, st, max_backtracks, min(attempt_observations, left),
+            base_sumwl, age, order, dirty, dirty_flag, stack, on_stack, hkey, hcell, hpos, deaths,
+            cnt, base_cnt, tmp, st, max_backtracks, min(attempt_observations, left),
         )  # fmt: skip
         stats[S_ATTEMPTS] = attempt + 1
         stats[S_OBSERVATIONS] += st[ST_OBS]

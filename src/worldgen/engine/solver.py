@@ -134,6 +134,10 @@ class SolveResult:
     backtracks: int
     observations: int
     solve_s: float
+    order: npt.NDArray[np.int64] | None = None
+    """(H, W): the observation (1, 2, ...) whose step decided each cell in the last attempt; 0
+    for cells decided before the first (pins, and what the constraints force), -1 for cells
+    left undecided. Cells revealed in this order replay the solve."""
 
     @property
     def wave(self) -> npt.NDArray[np.bool_]:
@@ -352,6 +356,7 @@ class _Workspace:
         self.base_sumw = np.empty(cells, dtype=np.int64)
         self.base_sumwl = np.empty(cells, dtype=np.int64)
         self.age = np.empty(cells, dtype=np.int64)
+        self.order = np.empty(cells, dtype=np.int64)
         self.dirty = np.empty(cells, dtype=np.int64)
         self.dirty_flag = np.zeros(cells, dtype=np.uint8)
         self.stack = np.empty(cells, dtype=np.int64)
@@ -474,8 +479,8 @@ class Solver:
                 kr.in_mask, kr.out_start, kr.out_word, kr.out_mask, kr.nokey, cr.full_row,
                 cr.patterns, profile, wi, wli, full_w, full_wl, pins, self._allow, wave, ws.count,
                 ws.sumw, ws.sumwl, ws.base_wave, ws.base_count, ws.base_sumw, ws.base_sumwl, ws.age,
-                ws.dirty, ws.dirty_flag, ws.stack, ws.on_stack, ws.hkey, ws.hcell, ws.hpos,
-                ws.deaths, self._cnt, self._base_cnt, kr.key_sizes, ws.tmp,
+                ws.order, ws.dirty, ws.dirty_flag, ws.stack, ws.on_stack, ws.hkey, ws.hcell,
+                ws.hpos, ws.deaths, self._cnt, self._base_cnt, kr.key_sizes, ws.tmp,
                 np.uint64(seed & MASK64), budget.max_attempts, budget.max_backtracks,
                 budget.attempt_limit(cells), budget.observation_limit(cells), ws.stats,
             )  # fmt: skip
@@ -494,6 +499,7 @@ class Solver:
             backtracks=backtracks,
             observations=observations,
             solve_s=time.perf_counter() - started,
+            order=ws.order.reshape(height, width).copy(),
         )
 
 
