@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from worldgen.jobs.export import MAX_JOB_EXPORT_PX
 from worldgen.store.worlds import WorldRecord
 from worldgen.web.auth.services import account_context, visible_worlds
-from worldgen.web.deps import GuardDep, OptionalUser, TemplatesDep, WorldsDep
+from worldgen.web.deps import GuardDep, OptionalUser, StoreDep, TemplatesDep, WorldsDep
 from worldgen.web.routes.worlds import (
     MAX_COORD,
     MAX_EXPORT,
@@ -26,6 +26,7 @@ from worldgen.web.routes.worlds import (
     MAX_SCALE,
     WorldOut,
 )
+from worldgen.web.uploads import preparation
 from worldgen.world.render import Z_DETAIL, Z_MIN
 
 router = APIRouter(include_in_schema=False)
@@ -71,6 +72,7 @@ async def world_page(
     worlds: WorldsDep,
     user: OptionalUser,
     guard: GuardDep,
+    store: StoreDep,
 ) -> HTMLResponse:
     """The full-window map of one world; an HTML 404 page for an unknown id (and for a private
     world you do not belong to: the same page)."""
@@ -82,5 +84,6 @@ async def world_page(
         return templates.TemplateResponse(
             request, "404.html", {"what": "world", **account}, status_code=404
         )
-    view = world_view(record) | {"limits": PAGE_LIMITS}
+    prep = await preparation(store, record)  # a world over an uploaded model may be preparing
+    view = world_view(record) | {"limits": PAGE_LIMITS, "preparing": prep.state != "ready"}
     return templates.TemplateResponse(request, "world.html", {"world": view, **account})

@@ -50,7 +50,7 @@ function retryAfterSeconds(response) {
   return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - Date.now()) / 1000));
 }
 
-async function request(method, url, { json, accept = "application/json" } = {}) {
+async function request(method, url, { json, form, accept = "application/json" } = {}) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
   const init = { method, headers: { Accept: accept }, signal: controller.signal };
@@ -58,6 +58,7 @@ async function request(method, url, { json, accept = "application/json" } = {}) 
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
   }
+  if (form !== undefined) init.body = form; // multipart: the browser writes the boundary
   let response;
   try {
     response = await fetch(url, init);
@@ -141,4 +142,12 @@ export const jobs = {
   get: (jobId) => getJSON(`/api/jobs/${encodeURIComponent(jobId)}`),
   mine: (worldId) => getJSON(`/api/jobs?${new URLSearchParams({ world_id: worldId })}`),
   cancel: (jobId) => deleteJSON(`/api/jobs/${encodeURIComponent(jobId)}`),
+};
+
+// Uploaded models (a sample PNG or a tileset zip) and the preparation of worlds made from them.
+export const models = {
+  list: () => getJSON("/api/models"),
+  upload: async (formData) => jsonOf(await request("POST", "/api/models", { form: formData })),
+  preparation: (worldId) => getJSON(`${paths.world(worldId)}/preparation`),
+  retry: (worldId) => postJSON(`${paths.world(worldId)}/preparation`, {}),
 };

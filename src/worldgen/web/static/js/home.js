@@ -1,7 +1,9 @@
-// home.js — the home page's create form: tileset picker (from GET /api/tilesets), random seed,
+// home.js — the home page's create form: tileset picker (from GET /api/tilesets, plus your own
+// and shared models from GET /api/models), the upload of a model (a sample PNG or a tileset zip:
+// its pattern count and a 48x48 preview before any world is made), random seed,
 // POST /api/worlds, then navigation to the new world's page. Errors are shown inline.
 
-import { getJSON, paths, postJSON } from "./api.js";
+import { getJSON, models, paths, postJSON } from "./api.js";
 import { byId, el } from "./dom.js";
 
 const MAX_SEED = 2 ** 53 - 1;
@@ -51,17 +53,84 @@ async function loadTilesets() {
   }
 }
 
+// --- your own models: one more option per model (value "model:<id>") ---
+
+function modelOption(model, checked) {
+  const unit = model.kind === "tileset" ? "tiles" : "patterns";
+  return el(
+    "label",
+    { class: "tileset-option", title: model.mine ? "your model" : "a shared model" },
+    el("input", { type: "radio", name: "tileset", value: `model:${model.id}`, checked }),
+    el("img", { src: model.preview, alt: "", width: 64, height: 64, class: "model-preview" }),
+    el("span", { class: "tileset-name", text: model.name }),
+    el("span", { class: "hint", text: `${model.patterns} ${unit}` }),
+  );
+}
+
+async function loadModels() {
+  try {
+    const { models: found } = await models.list();
+    found.forEach((m) => options.append(modelOption(m, false)));
+  } catch {
+    // Signed out (401) or unavailable: the bundled tilesets are enough.
+  }
+}
+
+const modelStatus = byId("model-status");
+const modelPreview = byId("model-preview");
+const modelKind = byId("model-kind");
+
+modelKind.addEventListener("change", () => {
+  byId("model-sample-options").hidden = modelKind.value !== "sample";
+});
+
+async function onUpload() {
+  const file = byId("model-file").files[0];
+  if (!file) {
+    modelStatus.textContent = "Choose a file first.";
+    return;
+  }
+  const data = new FormData();
+  data.append("file", file);
+  data.append("kind", modelKind.value);
+  data.append("name", (file.name.replace(/\.[^.]*$/, "") || "my model").slice(0, 80));
+  if (modelKind.value === "sample") {
+    data.append("N", byId("model-n").value);
+    data.append("symmetry", byId("model-symmetry").value);
+    data.append("periodic", byId("model-periodic").checked ? "true" : "false");
+    data.append("ground", byId("model-ground").checked ? "true" : "false");
+  }
+  const button = byId("model-upload");
+  button.disabled = true;
+  modelStatus.textContent = "Uploading and reading the patterns…";
+  try {
+    const model = await models.upload(data);
+    const unit = model.kind === "tileset" ? "tiles" : "patterns";
+    modelStatus.textContent = `${model.patterns} ${unit} found. Below: a 48×48 solve with it.`;
+    modelPreview.src = model.preview;
+    modelPreview.hidden = false;
+    const existing = form.querySelector(`input[value="model:${model.id}"]`);
+    if (existing) existing.checked = true;
+    else options.append(modelOption(model, true));
+  } catch (err) {
+    modelStatus.textContent =
+      err.status === 401 ? "Sign in (top right) to upload a model." : err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+byId("model-upload").addEventListener("click", onUpload);
+
 function readForm() {
   const name = nameInput.value.trim();
   if (!name) return { error: "Give the world a name." };
   const chosen = form.querySelector('input[name="tileset"]:checked');
   if (!chosen) return { error: "Pick a tileset." };
   const visibility = form.querySelector('input[name="visibility"]:checked');
-  const body = {
-    name,
-    tileset: chosen.value,
-    visibility: visibility ? visibility.value : "public",
-  };
+  const body = { name, visibility: visibility ? visibility.value : "public" };
+  if (chosen.value.startsWith("model:")) body.model = chosen.value.slice("model:".length);
+  else body.tileset = chosen.value;
   const seedText = seedInput.value.trim();
   if (seedText) {
     const seed = Number(seedText);
@@ -94,4 +163,4 @@ byId("random-seed").addEventListener("click", () => {
   seedInput.value = String(randomSeed());
 });
 form.addEventListener("submit", onSubmit);
-loadTilesets();
+loadTilesets().then(loadModels);

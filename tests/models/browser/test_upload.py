@@ -1,0 +1,43 @@
+"""Your own model in real Chromium on the single-machine setup (``worldgen serve`` with its job
+worker child): upload a sample on the home page, see its pattern count and the 48x48 preview,
+create a world from it, watch "preparing" while the library job runs, then the map shows
+tiles."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from tests.samples import OVERLAPPING
+from tests.web.browser.conftest import PageFactory, Server, screenshot, sign_in
+from tests.web.browser.test_pages import wait_for_map
+
+WAIT_MS = 300_000
+
+
+def test_upload_preview_create_world_map(browser_page: PageFactory, server: Server) -> None:
+    page = browser_page(width=1000, height=800)
+    sign_in(page, "uploader")
+    page.goto("/")
+    page.locator("#model-upload-box summary").click()
+    page.locator("#model-file").set_input_files(str(OVERLAPPING / "islands.png"))
+    page.get_by_role("button", name="Upload and preview").click()
+    expect(page.locator("#model-status")).to_contain_text("patterns found", timeout=60_000)
+    preview = page.locator("#model-preview")
+    expect(preview).to_be_visible()
+    page.wait_for_function(
+        "() => { const i = document.getElementById('model-preview');"
+        " return i.complete && i.naturalWidth === 48; }"
+    )
+    chosen = page.locator('input[name="tileset"][value^="model:"]')
+    expect(chosen).to_be_checked()
+    screenshot(page, "upload-preview")
+
+    page.locator("#world-name").fill("My islands")
+    page.get_by_role("button", name="Create world").click()
+    page.wait_for_url("**/worlds/*")
+    # "preparing" with progress while the worker builds the library (or already the map, if it
+    # was that quick); then the page reloads with the map
+    wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
+    expect(page.locator("#preparing")).to_have_count(0)
+    expect(page.locator("#world-name")).to_have_text("My islands")
+    screenshot(page, "upload-world")
