@@ -15,10 +15,9 @@ from typing import Any
 import kubernetes_validate.utils as kv
 import pytest
 
-from tests.deploy.tools import DEPLOY, load_yaml, load_yaml_all
+from tests.deploy.tools import K8S, k8s_manifests, k8s_resource, load_yaml, load_yaml_all
 from worldgen.settings import Settings
 
-K8S = DEPLOY / "k8s"
 VERSIONS = ("1.31.0", "1.37.0")
 """Oldest and newest supported releases (PDB unhealthyPodEvictionPolicy is GA from 1.31)."""
 EXAMPLES = {"secret.example.yaml"}
@@ -27,17 +26,8 @@ WRITTEN = {"/tmp", "/home/worldgen/.cache"}  # noqa: S108  # paths in the pod, n
 """Where worldgen writes (temporary files, numba's and the patch libraries' caches)."""
 
 
-def manifests() -> list[Path]:
-    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-
-
 def resources() -> list[dict[str, Any]]:
-    return [doc for path in manifests() for doc in load_yaml_all(path)]
-
-
-def one(kind: str, name: str) -> dict[str, Any]:
-    [found] = [r for r in resources() if r["kind"] == kind and r["metadata"]["name"] == name]
-    return found
+    return [doc for path in k8s_manifests() for doc in load_yaml_all(path)]
 
 
 def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
@@ -50,7 +40,7 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("path", manifests(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", k8s_manifests(), ids=lambda p: p.name)
 def test_manifest_is_valid_for_kubernetes(path: Path, version: str) -> None:
     docs = kv.resources_from_file(str(path))
     assert docs
@@ -59,7 +49,7 @@ def test_manifest_is_valid_for_kubernetes(path: Path, version: str) -> None:
 
 
 def test_the_validator_catches_a_misspelt_field() -> None:
-    deployment = one("Deployment", "worldgen-app")
+    deployment = k8s_resource("Deployment", "worldgen-app")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     probe = container["readinessProbe"]
     probe["httpget"] = probe.pop("httpGet")
@@ -70,8 +60,8 @@ def test_the_validator_catches_a_misspelt_field() -> None:
 def test_kustomization_applies_every_manifest() -> None:
     kustomization = load_yaml(K8S / "kustomization.yaml")
     listed = set(kustomization["resources"])
-    assert listed == {p.name for p in manifests()} - EXAMPLES
-    assert kustomization["namespace"] == one("Namespace", "worldgen")["metadata"]["name"]
+    assert listed == {p.name for p in k8s_manifests()} - EXAMPLES
+    assert kustomization["namespace"] == k8s_resource("Namespace", "worldgen")["metadata"]["name"]
     [image] = kustomization["images"]
     containers = [
         c
@@ -83,7 +73,7 @@ def test_kustomization_applies_every_manifest() -> None:
 
 
 def test_the_app_probes_readiness_and_liveness() -> None:
-    deployment = one("Deployment", "worldgen-app")
+    deployment = k8s_resource("Deployment", "worldgen-app")
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     port = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert port == {"http": 8000}
@@ -101,7 +91,7 @@ def test_the_app_probes_readiness_and_liveness() -> None:
 
 @pytest.mark.parametrize("name", ["worldgen-app", "worldgen-worker"])
 def test_pods_are_bounded_and_unprivileged(name: str) -> None:
-    deployment = one("Deployment", name)
+    deployment = k8s_resource("Deployment", name)
     spec = deployment["spec"]["template"]["spec"]
     assert selects(deployment["spec"]["selector"]["matchLabels"], pod_labels(deployment))
     assert spec["securityContext"]["runAsNonRoot"] is True
@@ -120,12 +110,12 @@ def test_pods_are_bounded_and_unprivileged(name: str) -> None:
 
 
 def test_workers_run_jobs_and_the_apps_do_not() -> None:
-    worker = one("Deployment", "worldgen-worker")
+    worker = k8s_resource("Deployment", "worldgen-worker")
     [container] = worker["spec"]["template"]["spec"]["containers"]
     assert container["args"][:2] == ["worldgen", "worker"]
     # no HTTP endpoint: an HTTP probe would restart healthy workers
     assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(container)
-    settings = one("ConfigMap", "worldgen-settings")["data"]
+    settings = k8s_resource("ConfigMap", "worldgen-settings")["data"]
     assert settings["WORLDGEN_JOB_WORKERS"] == "0"
     # SIGTERM gives running jobs 10 s; the pod must wait at least that long
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 10
@@ -134,15 +124,15 @@ def test_workers_run_jobs_and_the_apps_do_not() -> None:
 def test_settings_and_secrets_name_what_worldgen_reads() -> None:
     known = {f"WORLDGEN_{field.upper()}" for field in Settings.model_fields}
     known = (known - {"WORLDGEN_REDIS_URL"}) | {"REDIS_URL", "FORWARDED_ALLOW_IPS"}
-    settings = one("ConfigMap", "worldgen-settings")
-    secret = one("Secret", "worldgen-redis")
+    settings = k8s_resource("ConfigMap", "worldgen-settings")
+    secret = k8s_resource("Secret", "worldgen-redis")
     names = set(settings["data"]) | set(secret["stringData"])
     assert names <= known, names - known
     assert {"REDIS_URL", "WORLDGEN_BROKER_URL"} <= set(secret["stringData"])
     assert not {"REDIS_URL", "WORLDGEN_BROKER_URL"} & set(settings["data"])  # passwords
     assert not secret["stringData"]["WORLDGEN_BROKER_URL"].startswith("redis+cluster")
     for name in ("worldgen-app", "worldgen-worker"):
-        [container] = one("Deployment", name)["spec"]["template"]["spec"]["containers"]
+        [container] = k8s_resource("Deployment", name)["spec"]["template"]["spec"]["containers"]
         sources = {
             (kind, source[kind]["name"])
             for source in container["envFrom"]
@@ -153,27 +143,27 @@ def test_settings_and_secrets_name_what_worldgen_reads() -> None:
 
 
 def test_service_pdb_hpa_and_ingress_point_at_the_app() -> None:
-    app = one("Deployment", "worldgen-app")
+    app = k8s_resource("Deployment", "worldgen-app")
     labels = pod_labels(app)
     [container] = app["spec"]["template"]["spec"]["containers"]
-    service = one("Service", "worldgen-app")
+    service = k8s_resource("Service", "worldgen-app")
     assert selects(service["spec"]["selector"], labels)
     [port] = service["spec"]["ports"]
     assert port["targetPort"] in {p["name"] for p in container["ports"]}
-    worker = one("Deployment", "worldgen-worker")
+    worker = k8s_resource("Deployment", "worldgen-worker")
     assert not selects(service["spec"]["selector"], pod_labels(worker))
 
     for target in (app, worker):
-        pdb = one("PodDisruptionBudget", target["metadata"]["name"])
+        pdb = k8s_resource("PodDisruptionBudget", target["metadata"]["name"])
         assert selects(pdb["spec"]["selector"]["matchLabels"], pod_labels(target))
         assert pdb["spec"]["maxUnavailable"] < target["spec"]["replicas"]
 
-    hpa = one("HorizontalPodAutoscaler", "worldgen-app")
+    hpa = k8s_resource("HorizontalPodAutoscaler", "worldgen-app")
     ref = hpa["spec"]["scaleTargetRef"]
     assert (ref["kind"], ref["name"]) == ("Deployment", "worldgen-app")
     assert hpa["spec"]["minReplicas"] >= 2  # the PDB keeps one pod going during a drain
 
-    ingress = one("Ingress", "worldgen")
+    ingress = k8s_resource("Ingress", "worldgen")
     [tls] = ingress["spec"]["tls"]
     assert tls["secretName"]
     [rule] = ingress["spec"]["rules"]

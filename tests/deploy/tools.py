@@ -18,6 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
 BIN = Path(sys.executable).parent
 # Tools must not pick up the developer's own configuration.
 CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "LANG": "C.UTF-8"}
@@ -65,3 +66,21 @@ def load_yaml(path: Path) -> Any:
 def load_yaml_all(path: Path) -> list[Any]:
     """Every YAML document of a file (empty ones left out)."""
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def k8s_manifests() -> list[Path]:
+    """The Kubernetes manifests of deploy/k8s (kustomization.yaml is not one)."""
+    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def k8s_resource(kind: str, name: str) -> dict[str, Any]:
+    """The one resource of deploy/k8s with this kind and name."""
+    found = [
+        doc
+        for path in k8s_manifests()
+        for doc in load_yaml_all(path)
+        if doc["kind"] == kind and doc["metadata"]["name"] == name
+    ]
+    assert len(found) == 1, (kind, name, len(found))
+    resource: dict[str, Any] = found[0]
+    return resource
