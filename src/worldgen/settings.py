@@ -27,7 +27,8 @@ __all__ = ["LogLevel", "RealtimeSettings", "Settings"]
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "change-me", "password", "secret"})
 """Passwords copied from an example: refused, so a deployment cannot start with one."""
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
@@ -91,7 +92,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("redis_url", "REDIS_URL"),
-        description="Redis/Valkey URL; None (or empty) starts the embedded Valkey server.",
+        description=(
+            "Redis/Valkey URL (redis+cluster:// for a cluster); None (or empty) starts the "
+            "embedded Valkey server."
+        ),
     )
     host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
     port: int = Field(default=8000, ge=1, le=65535)
@@ -189,6 +193,16 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_standalone(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme in _CLUSTER_SCHEMES:
+            raise ValueError(
+                "the job queue (Dramatiq's Redis broker) cannot run on a Redis Cluster: "
+                "name a standalone Redis"
+            )
+        return value
+
     @field_validator("redis_url", "broker_url")
     @classmethod
     def _no_placeholder_password(cls, value: str | None) -> str | None:
@@ -203,7 +217,18 @@ class Settings(BaseSettings):
             raise ValueError("session_idle_s must not exceed session_max_s")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
+        if self.redis_cluster and self.broker_url is None:
+            raise ValueError(
+                "on a Redis Cluster (REDIS_URL redis+cluster://) the job queue needs a standalone "
+                "Redis: set WORLDGEN_BROKER_URL (Dramatiq's broker cannot run on a cluster)"
+            )
         return self
+
+    @property
+    def redis_cluster(self) -> bool:
+        """True when :attr:`redis_url` names a Redis/Valkey Cluster (``redis+cluster://`` or
+        ``rediss+cluster://``: any node of it, the client discovers the rest)."""
+        return self.redis_url is not None and urlsplit(self.redis_url).scheme in _CLUSTER_SCHEMES
 
     @field_validator("key_prefix")
     @classmethod

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable
 
+import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ValkeyHandle
@@ -57,6 +58,9 @@ def answers(msg_id: str) -> Callable[[Json], bool]:
     return lambda f: f.get("id") == msg_id and f["type"] in ("ack", "error")
 
 
+@pytest.mark.standalone_only(
+    "kills the server (tests/cluster_mode has the cluster's failover under chat load)"
+)
 def test_kill_9_under_chat_load_loses_no_acknowledged_message(
     valkey_server: Server, app_servers: AppServers
 ) -> None:

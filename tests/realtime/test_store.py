@@ -35,6 +35,9 @@ def chat(i: int | str, text: str = "hi") -> ChatRecord:
     return ChatRecord(id=f"m{i}", user=ADA, text=text)
 
 
+@pytest.mark.standalone_only(
+    "listens with a raw PUBLISH subscriber on a channel outside the world's slot"
+)
 def test_append_is_idempotent_by_client_id_and_publishes_once(valkey_server: Server) -> None:
     srv = valkey_server()
 

@@ -343,6 +343,7 @@ def test_chat_limit_per_account_at_n_and_n_plus_one(live_apps: LiveApps) -> None
     run(main())
 
 
+@pytest.mark.standalone_only("kills the pub/sub connections of one server")
 def test_a_member_removed_while_pubsub_was_down_loses_the_socket_after_the_reconnect(
     live_apps: LiveApps,
 ) -> None:

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -27,8 +28,8 @@ WORLD = "world0001"
 
 
 @pytest.fixture
-async def redis(shared_valkey: str) -> AsyncIterator[Redis]:
-    client = connect(shared_valkey)
+async def redis(app_redis: dict[str, Any]) -> AsyncIterator[Redis]:
+    client = connect(app_redis["redis_url"])  # the shared Valkey, or the cluster
     yield client
     await client.aclose()
 
@@ -188,6 +189,7 @@ async def test_revocations_reach_other_instances_within_a_second(redis: Redis, k
         await bus.stop()
 
 
+@pytest.mark.standalone_only("kills the server")
 async def test_revocation_listener_resumes_after_a_redis_restart_and_rechecks(
     valkey_server: Callable[[], ValkeyHandle], keys: Keys
 ) -> None:

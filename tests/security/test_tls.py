@@ -94,6 +94,7 @@ def tls_server(tmp_path: Path, valkey_server: Callable[[], ValkeyHandle]) -> Ite
             proc.wait()
 
 
+@pytest.mark.standalone_only("its own worldgen serve (tests/cluster_mode serves on the cluster)")
 def test_https_and_wss_with_secure_cookies_and_hsts(tls_server: TlsServer) -> None:
     context = tls_server.ssl_context()
     origin = {"origin": tls_server.url}

@@ -295,6 +295,7 @@ def _no_ambient_target(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---- round trips --------------------------------------------------------------------------------
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_round_trip_into_an_empty_server_gives_identical_worlds(
     valkey_server: Server, tmp_path: Path
 ) -> None:
@@ -313,6 +314,7 @@ def test_round_trip_into_an_empty_server_gives_identical_worlds(
     assert index_scores(target.url) == index_scores(source.url)
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_round_trip_reproduces_accounts_members_invites_and_chat(
     valkey_server: Server, tmp_path: Path
 ) -> None:
@@ -382,7 +384,14 @@ def test_archive_layout_is_a_manifest_then_one_record_per_line(
     head = lines[0]
     assert head["format"] == FORMAT
     assert head["version"] == VERSION == 1
-    assert head["sections"] == {"worlds": 3, "users": 0, "members": 0, "chat": 0, "edits": 0}
+    assert head["sections"] == {
+        "worlds": 3,
+        "users": 0,
+        "members": 0,
+        "chat": 0,
+        "edits": 0,
+        "models": 0,
+    }
     assert list(head["sections"]) == list(SECTIONS)
     assert head["key_prefix"] == "wg"
     assert head["created"].endswith("Z")
@@ -408,6 +417,7 @@ def test_archive_holds_hashes_and_ids_never_passwords_or_sessions(
         "members": 2,
         "chat": 6,
         "edits": 0,
+        "models": 0,
     }
     assert [line["section"] for line in lines[1:]] == (
         ["worlds"] * 4 + ["users"] * 4 + ["members"] * 2 + ["chat"] * 6
@@ -430,6 +440,7 @@ def test_archive_holds_hashes_and_ids_never_passwords_or_sessions(
     assert all(c["id"].split("-")[0].isdigit() for c in chat)
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_cli_round_trip_through_subprocesses(valkey_server: Server, tmp_path: Path) -> None:
     source, target = valkey_server(), valkey_server()
     seed_everything(source.url, caves_chat=3)
@@ -511,6 +522,7 @@ def test_backup_leaves_out_unreadable_worlds_with_a_warning(
     assert [w.id for w in read_archive(out).worlds] == [made[0].id, made[2].id]
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_backup_leaves_out_what_it_cannot_restore_and_says_so(
     valkey_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -565,6 +577,7 @@ def test_an_empty_server_gives_an_empty_archive_that_restores(
         members=(),
         chat=ChatLog.of([]),
         edits=(),
+        models=(),
         created=archive.created,
         key_prefix="wg",
     )
@@ -599,6 +612,7 @@ def test_a_worlds_only_archive_of_version_1_still_restores(
 # ---- a target that is not empty -----------------------------------------------------------------
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_restore_refuses_a_target_with_worlds_unless_forced(
     valkey_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -642,6 +656,7 @@ def test_restore_refuses_a_target_with_worlds_unless_forced(
     assert {w.id for w in all_worlds(target.url)} == {w.id for w in [*made, local]}
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_restore_refuses_a_target_with_accounts_unless_forced(
     valkey_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -658,6 +673,7 @@ def test_restore_refuses_a_target_with_accounts_unless_forced(
     assert cli("restore", str(out), "--redis-url", target.url, "--force") == 0
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_forced_restore_refuses_a_username_held_by_another_account(
     valkey_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -675,6 +691,7 @@ def test_forced_restore_refuses_a_username_held_by_another_account(
     assert snapshot(target.url) == before
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_forced_restore_replaces_archived_data_ends_sessions_and_is_idempotent(
     valkey_server: Server, tmp_path: Path
 ) -> None:
@@ -805,6 +822,7 @@ def test_restored_streams_continue_after_their_archived_ids(
     assert run(target.url, append) == f"{future}-3"
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_a_world_at_the_member_bound_round_trips(valkey_server: Server, tmp_path: Path) -> None:
     source, target = valkey_server(), valkey_server()
     seed_worlds(source.url)
@@ -1010,6 +1028,7 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
 }
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 @pytest.mark.parametrize(("data", "message"), list(BAD_FILES.values()), ids=list(BAD_FILES))
 def test_restore_refuses_bad_files_and_writes_nothing(
     data: bytes,
@@ -1031,6 +1050,7 @@ def test_restore_refuses_bad_files_and_writes_nothing(
     assert dbsize(target.url) == 0
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_the_good_files_of_the_bad_file_table_are_good(
     valkey_server: Server, tmp_path: Path
 ) -> None:
@@ -1137,6 +1157,7 @@ def test_redact(url: str, shown: str) -> None:
 # ---- the promise, through the app: same worlds, tiles, chat, logins, members --------------------
 
 
+@pytest.mark.standalone_only("two servers: a backup's source and its restore target")
 def test_restored_server_serves_the_same_worlds_tiles_chat_and_logins(
     valkey_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

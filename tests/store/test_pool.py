@@ -69,6 +69,9 @@ async def test_store_uses_the_pool_size_of_its_settings(shared_valkey: str, tmp_
         await store.aclose()
 
 
+@pytest.mark.standalone_only(
+    "the waiting pool is the standalone client's; a cluster's pool is per node and does not queue"
+)
 async def test_an_app_with_a_tiny_pool_serves_a_burst_of_signed_in_requests(
     client_factory: ClientFactory,
 ) -> None:
@@ -83,6 +86,9 @@ async def test_an_app_with_a_tiny_pool_serves_a_burst_of_signed_in_requests(
     assert statuses.count(200) == 120, sorted(set(statuses))
 
 
+@pytest.mark.standalone_only(
+    "the waiting pool is the standalone client's; a cluster's pool is per node and does not queue"
+)
 async def test_256_concurrent_tile_requests_with_a_tiny_pool_get_no_503(
     client_factory: ClientFactory,
 ) -> None:

@@ -143,6 +143,7 @@ def test_tile_cache_is_bounded_lru(valkey_server: Server) -> None:
     run(srv.url, body)
 
 
+@pytest.mark.standalone_only("kills the server (the cluster's failover has its own test)")
 def test_worlds_survive_kill_and_restart(valkey_server: Server) -> None:
     """AOF everysec: a SIGKILLed server keeps writes older than the fsync second."""
     srv = valkey_server()
@@ -170,6 +171,7 @@ def test_worlds_survive_kill_and_restart(valkey_server: Server) -> None:
     assert got.name == "Kept"
 
 
+@pytest.mark.standalone_only("kills the server (the cluster's failover has its own test)")
 def test_client_recovers_after_restart_without_a_new_client(valkey_server: Server) -> None:
     srv = valkey_server()
 

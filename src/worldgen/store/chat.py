@@ -11,7 +11,15 @@ Invariants:
   another user's message with the same client id is a new message.
 - Nothing is written for a world whose metadata hash is gone (a deleted world keeps no chat).
 - A successful append may publish a wake-up on the world's channel in the same script, so the
-  record and the wake-up cannot be reordered.
+  record and the wake-up cannot be reordered (``SPUBLISH`` on a cluster: the channel carries the
+  world's hash tag, so it is local to the script's shard).
+- On a Redis Cluster an append returns only once ``WAIT`` says a replica has it
+  (:data:`ACK_REPLICAS` within :data:`ACK_WAIT_MS`, else a
+  :data:`~worldgen.store.client.StorageError` and no acknowledgement): an acknowledged message
+  survives the loss of its master. The script and the ``WAIT`` go down one connection to the
+  master of the world's slot (``WAIT`` counts that connection's writes). A retry that finds its
+  message already stored refreshes the dedup key's TTL, a write, so its ``WAIT`` also covers the
+  first copy (replication is ordered).
 
 Readers page with bounded counts: :meth:`ChatStore.history` (``XREVRANGE``, newest first in
 Redis, returned oldest first) and :meth:`ChatStore.read_after` (``XRANGE (after upto``:
@@ -21,11 +29,14 @@ gap-free, in order).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterDownError
 
 from worldgen.errors import WorldNotFoundError
 from worldgen.store.keys import Keys
@@ -135,14 +146,23 @@ class Appended:
 _APPEND = """
 -- KEYS[1] stream, KEYS[2] dedup key, KEYS[3] world meta
 -- ARGV[1] maxlen, ARGV[2] dedup ttl (s), ARGV[3] record JSON, ARGV[4] channel, ARGV[5] payload
+-- ARGV[6] the publishing command: PUBLISH, or SPUBLISH on a cluster
 if redis.call('EXISTS', KEYS[3]) == 0 then return {-1, ''} end
 local seen = redis.call('GET', KEYS[2])
-if seen then return {0, seen} end
+if seen then
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return {0, seen}
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[3])
 redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+if ARGV[4] ~= '' then redis.call(ARGV[6], ARGV[4], ARGV[5]) end
 return {1, id}
 """
+
+ACK_REPLICAS = 1
+"""Replicas that must hold a chat message before it is acknowledged (on a cluster)."""
+ACK_WAIT_MS = 1000
+"""Longest ``WAIT`` for them; past it the append fails (the client retries, idempotently)."""
 
 
 _RawEntries = list[tuple[bytes | str | None, dict[bytes | str, bytes | str] | None]] | None
@@ -164,6 +184,10 @@ class ChatStore:
         self.invalid_entries = 0
         """Entries that failed validation on read (counted and skipped)."""
         self._append = redis.register_script(_APPEND)
+        self._cluster = redis if isinstance(redis, RedisCluster) else None
+        """The cluster client on a Redis Cluster (then appends are waited for), else None."""
+        self.ack_wait_s: list[float] = []
+        """Seconds each waited append took, newest last (at most 1,000; for benchmarks)."""
 
     async def append(
         self,
@@ -179,18 +203,42 @@ class ChatStore:
         the message may or may not be stored, and retrying with the same id is safe.
         """
         channel, payload = notify if notify is not None else ("", b"")
-        reply = await self._append(
-            keys=[
-                self.keys.chat(world_id),
-                self.keys.chat_dedup(world_id, record.user.id, record.id),
-                self.keys.world(world_id),
-            ],
-            args=[self.maxlen, self.dedup_ttl_s, record.model_dump_json(), channel, payload],
-        )
+        keys = [
+            self.keys.chat(world_id),
+            self.keys.chat_dedup(world_id, record.user.id, record.id),
+            self.keys.world(world_id),
+        ]
+        args: list[str | int | bytes] = [
+            self.maxlen, self.dedup_ttl_s, record.model_dump_json(), channel, payload
+        ]  # fmt: skip
+        if self._cluster is not None:
+            reply = await self._append_replicated(self._cluster, keys, [*args, "SPUBLISH"])
+        else:
+            reply = await self._append(keys=keys, args=[*args, "PUBLISH"])
         status, stream_id = int(reply[0]), _text(reply[1])
         if status < 0:
             raise WorldNotFoundError
         return Appended(stream_id=stream_id, created=status == 1)
+
+    async def _append_replicated(
+        self, cluster: RedisCluster, keys: list[str], args: list[str | int | bytes]
+    ) -> list[bytes | int]:
+        """The append script, then ``WAIT``, pipelined on one connection to the master of the
+        world's slot; the script's reply once a replica has the write."""
+        started = time.perf_counter()
+        await cluster.initialize()  # the slot map (a no-op once loaded)
+        node = cluster.get_node_from_key(keys[0])
+        async with cluster.pipeline(transaction=False) as pipe:
+            pipe.eval(_APPEND, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", ACK_REPLICAS, ACK_WAIT_MS, target_nodes=node)
+            reply, replicas = await pipe.execute()
+        if int(replicas) < ACK_REPLICAS:
+            raise ClusterDownError(
+                f"chat append not confirmed by {ACK_REPLICAS} replica in {ACK_WAIT_MS} ms"
+            )
+        self.ack_wait_s.append(time.perf_counter() - started)
+        del self.ack_wait_s[:-1000]
+        return list(reply)
 
     async def tail_id(self, world_id: str) -> str:
         """Id of the newest entry, or ``"0-0"`` for an empty stream."""

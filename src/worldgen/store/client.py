@@ -10,17 +10,38 @@ back instead of being refused; only a wait past that bound is a :data:`StorageEr
 
 :class:`Store` is how the rest of worldgen reaches Redis: the web app and the real-time hub get
 one and use its repositories; none of them holds (or imports) the client itself.
+
+**On a Redis/Valkey Cluster** (a ``redis+cluster://`` or ``rediss+cluster://`` URL naming any
+of its nodes) the client is redis-py's asyncio
+:class:`~redis.asyncio.cluster.RedisCluster`, seeded with the URL's node (it discovers the rest
+and follows ``MOVED``/``ASK`` and failovers). Its retries are bounded too
+(:data:`CLUSTER_RETRIES` with jittered back-off, about 4 s in all: long enough to ride out a
+replica's promotion after a master dies, short enough for a 503 rather than a hang). Its pool
+is one per node and does not queue: a burst beyond ``max_connections`` per node is a
+:data:`StorageError`. The cluster client speaks the same commands as the standalone one, so
+every repository works on either; none of them sends a command, transaction or script whose
+keys span two slots (``docs/redis-schema.md``, "Cluster").
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, TimeoutError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    RedisError,
+    SlotNotCoveredError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from worldgen.settings import Settings
 from worldgen.store.chat import ChatStore
@@ -28,6 +49,7 @@ from worldgen.store.edits import EditStore
 from worldgen.store.jobs import JobStore
 from worldgen.store.keys import Keys
 from worldgen.store.members import MemberRepo
+from worldgen.store.models import ModelRepo
 from worldgen.store.presence import PresenceStore
 from worldgen.store.pubsub import PubSub
 from worldgen.store.ratelimit import RateLimiter
@@ -36,7 +58,7 @@ from worldgen.store.tiles import TileCache
 from worldgen.store.users import UserRepo
 from worldgen.store.worlds import WorldRepo
 
-__all__ = ["StorageError", "Store", "connect"]
+__all__ = ["StorageError", "Store", "connect", "is_cluster"]
 
 StorageError = RedisError
 """Any failure to reach or use storage (the Redis client's own base error, named here so that
@@ -51,16 +73,63 @@ POOL_SIZE = 64
 """Connections of a client made without settings (the CLI's backup and restore)."""
 POOL_TIMEOUT_S = 5.0
 """Longest wait for a free connection of a client made without settings."""
+CLUSTER_RETRIES = 8
+"""Attempts after the first of a command on a cluster (back-off 0.05 s doubling, capped at 1 s:
+about 4 s in all, enough for a replica to take over a dead master's slots)."""
+
+
+class _Cluster(RedisCluster):
+    """The cluster client, whose errors are all :data:`StorageError`: redis-py raises
+    :class:`~redis.exceptions.SlotNotCoveredError` (not a ``RedisError``) while a failover
+    leaves slots without a master; to callers that is storage briefly unavailable (503)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except SlotNotCoveredError as exc:
+            raise ClusterDownError(str(exc)) from exc
+
+
+def is_cluster(redis: Redis) -> bool:
+    """True when ``redis`` is a cluster client (made by :func:`connect` from a cluster URL)."""
+    return isinstance(redis, RedisCluster)
+
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes that name a cluster, and the scheme of the node URL behind each."""
 
 
 def connect(
-    url: str, *, max_connections: int = POOL_SIZE, pool_timeout_s: float = POOL_TIMEOUT_S
+    url: str,
+    *,
+    max_connections: int = POOL_SIZE,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
 ) -> Redis:
-    """An asyncio client for ``url`` (``redis://``, ``rediss://`` or ``unix://``); lazy, no I/O.
+    """An asyncio client for ``url`` (``redis://``, ``rediss://``, ``unix://``, or a cluster's
+    ``redis+cluster://``, ``rediss+cluster://``); lazy, no I/O.
 
     Its pool holds at most ``max_connections``; a command that finds them all busy waits up to
     ``pool_timeout_s`` for one (then :data:`StorageError`), rather than failing at once.
+
+    With a cluster scheme, ``url`` names any node of a Redis Cluster and the client is a
+    :class:`~redis.asyncio.cluster.RedisCluster` (``max_connections`` per node, no waiting for
+    a free one). It is typed as :class:`~redis.asyncio.Redis` because the repositories use only
+    the commands both clients share; :func:`is_cluster` tells them apart where it matters
+    (pub/sub, ``WAIT``).
     """
+    scheme, sep, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        cluster = _Cluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}",
+            max_connections=max_connections,
+            retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), CLUSTER_RETRIES),
+            retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError, TryAgainError],
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            health_check_interval=HEALTH_CHECK_INTERVAL_S,
+            decode_responses=False,
+        )
+        return cast(Redis, cluster)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -98,6 +167,8 @@ class Store:
     """Edit logs, overlays, undo stacks and markers (issue 14)."""
     jobs: JobStore
     """Background jobs' records and results (issue 15)."""
+    models: ModelRepo
+    """Uploaded models: records, bytes, quotas, sharing, the worlds over them (issue 15)."""
     _redis: Redis = field(repr=False)
 
     @classmethod
@@ -132,6 +203,7 @@ class Store:
             revocations=revocations,
             edits=EditStore(redis, keys),
             jobs=JobStore(redis, keys, result_ttl_s=settings.job_result_ttl_s),
+            models=ModelRepo(redis, keys),
             _redis=redis,
         )
 

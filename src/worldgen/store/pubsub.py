@@ -20,6 +20,16 @@ Invariants:
 - A channel's handler runs on the loop; a handler that raises is logged and the listener goes on.
 
 Payloads are bytes; their owners validate them (JSON by pydantic, never pickle).
+
+**On a Redis Cluster** every channel is a *shard channel*: published with ``SPUBLISH`` and heard
+with ``SSUBSCRIBE`` on the master that owns the channel's slot (a world's channel carries the
+world's hash tag, so its wake-ups travel on the shard of its chat stream; the few global channels
+each live on one shard). Classic ``PUBLISH`` would be broadcast over the cluster bus to every
+node; sharded pub/sub keeps fan-out traffic on one shard, so it grows with the cluster. redis-py's
+cluster pub/sub keeps one connection per master holding a subscribed channel; the loop reads them
+all. A failover drops a master's connection: the loop then refreshes the cluster's slot map,
+reconnects, re-subscribes every channel on its new owner, and tells the owners (as after a
+restart of a standalone server).
 """
 
 from __future__ import annotations
@@ -28,11 +38,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub as RedisPubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.exceptions import RedisError
 
 from worldgen._aio import backoff_delay, raise_if_cancelling
@@ -58,6 +69,15 @@ class _Channel:
     on_confirmed: Callable[[], None] | None
 
 
+async def _cluster_map(cluster: RedisCluster, *, refresh: bool) -> None:
+    """Load the cluster's slot map (a shard channel's owner comes from it); after a loss, read
+    it afresh, since a replica may have taken over the master that was lost."""
+    if refresh:
+        await cluster.nodes_manager.initialize()
+    else:
+        await cluster.initialize()
+
+
 class PubSub:
     """Subscribe handlers to channels, publish to channels, survive Redis restarts."""
 
@@ -67,6 +87,8 @@ class PubSub:
         if not 0 < backoff_base_s <= backoff_cap_s:
             raise ValueError("back-off must satisfy 0 < backoff_base_s <= backoff_cap_s")
         self._redis = redis
+        self._cluster: RedisCluster | None = redis if isinstance(redis, RedisCluster) else None
+        """The cluster client when on a Redis Cluster (sharded pub/sub), else None."""
         self._base = backoff_base_s
         self._cap = backoff_cap_s
         self._channels: dict[str, _Channel] = {}
@@ -91,8 +113,13 @@ class PubSub:
     async def publish(self, channel: str, payload: str | bytes) -> int:
         """Publish ``payload``; the number of subscribers (all instances) that received it.
 
+        On a cluster: ``SPUBLISH``, and the count is of the subscribers of the channel's shard
+        (which are all of them: every instance listens there).
+
         Raises :data:`~worldgen.store.client.StorageError` when Redis is unreachable.
         """
+        if self._cluster is not None:
+            return int(await self._cluster.spublish(channel, payload))
         return int(await self._redis.publish(channel, payload))
 
     # -- subscribing -------------------------------------------------------------------------
@@ -170,7 +197,7 @@ class PubSub:
         while not self._stopped:
             raise_if_cancelling()
             pubsub = self._redis.pubsub()
-            watched = None
+            watched: list[Any] = []
             self._healthy = False
             self._confirmed.clear()
             try:
@@ -178,14 +205,16 @@ class PubSub:
                     if self._stopped:
                         return
                     await asyncio.sleep(TICK_S)
+                if self._cluster is not None:
+                    await _cluster_map(self._cluster, refresh=attempt > 0)
                 applied = self._changes
                 current = set(self._channels)  # a snapshot: owners may add channels meanwhile
-                await pubsub.subscribe(*current)
+                await self._subscribe(pubsub, current)
                 # redis-py may reconnect this connection by itself (and resubscribe) inside a
                 # read; messages sent meanwhile are lost, so such a reconnect counts as ours.
-                watched = pubsub.connection
-                if watched is not None:
-                    watched.register_connect_callback(self._reconnected_in_place)
+                watched = self._connections(pubsub)
+                for connection in watched:
+                    connection.register_connect_callback(self._reconnected_in_place)
                 self.connected = True
                 if attempt:
                     self.reconnects += 1
@@ -213,10 +242,30 @@ class PubSub:
             finally:
                 self.connected = False
                 self._confirmed.clear()
-                if watched is not None:
-                    watched.deregister_connect_callback(self._reconnected_in_place)
+                for connection in watched:
+                    connection.deregister_connect_callback(self._reconnected_in_place)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _subscribe(self, pubsub: RedisPubSub, channels: set[str]) -> None:
+        if isinstance(pubsub, ClusterPubSub):
+            await pubsub.ssubscribe(*channels)
+        else:
+            await pubsub.subscribe(*channels)
+
+    async def _unsubscribe(self, pubsub: RedisPubSub, channels: set[str]) -> None:
+        if isinstance(pubsub, ClusterPubSub):
+            await pubsub.sunsubscribe(*channels)
+        else:
+            await pubsub.unsubscribe(*channels)
+
+    @staticmethod
+    def _connections(pubsub: RedisPubSub) -> list[Any]:
+        """The subscriber's connections (one per master holding a channel, on a cluster)."""
+        if isinstance(pubsub, ClusterPubSub):
+            nodes = list(pubsub.node_pubsub_mapping.values())
+            return [n.connection for n in nodes if n.connection is not None]
+        return [pubsub.connection] if pubsub.connection is not None else []
 
     def _reconnected_in_place(self, connection: object) -> None:
         self.reconnects += 1
@@ -239,27 +288,33 @@ class PubSub:
                 wanted = set(self._channels)  # a snapshot, for the same reason as in run()
                 added, removed = wanted - current, current - wanted
                 if removed:
-                    await pubsub.unsubscribe(*removed)
+                    await self._unsubscribe(pubsub, removed)
                     self._confirmed.difference_update(removed)
                 if added:
-                    await pubsub.subscribe(*added)
+                    await self._subscribe(pubsub, added)
                 current.clear()
                 current.update(wanted)
             if not current:  # nothing to read from (redis-py refuses to read unsubscribed)
                 await asyncio.sleep(TICK_S)
                 self._healthy = True
                 continue
-            message = await pubsub.get_message(timeout=TICK_S)
+            if isinstance(pubsub, ClusterPubSub):
+                message = await pubsub.get_sharded_message(timeout=TICK_S / 4)
+            else:
+                message = await pubsub.get_message(timeout=TICK_S)
             self._healthy = True
             if message is None:
                 continue
             kind = message.get("type")
             raw = message["channel"]
             channel = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if kind == "subscribe":
+            if kind in ("subscribe", "ssubscribe"):
                 self._confirm(channel)
-            elif kind == "message" and isinstance(message["data"], bytes):
+            elif kind in ("message", "smessage") and isinstance(message["data"], bytes):
                 self._deliver(channel, message["data"])
+            elif kind == "sunsubscribe" and channel in self._channels:
+                # the server dropped a channel we still want (its slot moved): start over
+                raise ConnectionError(f"shard channel {channel} moved")
 
     def _deliver(self, channel: str, data: bytes) -> None:
         entry = self._channels.get(channel)

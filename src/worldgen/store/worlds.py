@@ -67,6 +67,8 @@ class WorldRecord(BaseModel):
     created: float = Field(ge=0)
     version: int = Field(default=1, ge=1)
     """Edits so far + 1 (see the module docstring); clients send it back with a change."""
+    model: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """The uploaded model the world is made from (its sha256), None for a bundled tileset."""
 
     def to_hash(self) -> dict[str, str]:
         """The Redis hash fields (strings only; ``owner`` omitted when None)."""
@@ -207,13 +209,20 @@ class WorldRepo:
         return record
 
     async def put(self, record: WorldRecord) -> None:
-        """Write ``record`` as is (create, or restore from a backup), atomically with the index."""
+        """Write ``record`` as is (create, or restore from a backup): the record atomically,
+        then its index entry.
+
+        The index is one global key, in another cluster slot than the world's, so the two are
+        two writes (a transaction may not span slots). The record goes first: a crash in
+        between leaves a world that works but is not listed until the same write is repeated
+        (a restore is re-run), never a listed world without a record.
+        """
         key = self.keys.world(record.id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.hset(key, mapping=record.to_hash())  # type: ignore[arg-type]
-            pipe.zadd(self.keys.worlds_index(), {record.id: record.created})
             await pipe.execute()
+        await self.redis.zadd(self.keys.worlds_index(), {record.id: record.created})
         await self._changed(record.id)
 
     async def get(self, world_id: str) -> WorldRecord | None:
