@@ -28,9 +28,7 @@ async def _client(client_factory: ClientFactory, **settings: Any) -> AppClient:
     return client
 
 
-async def upload(
-    client: AppClient, data: bytes, filename: str = "sample.png", **form: Any
-) -> Any:
+async def upload(client: AppClient, data: bytes, filename: str = "sample.png", **form: Any) -> Any:
     files = {"file": (filename, data, "application/octet-stream")}
     fields = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in form.items()}
     return await client.post("/api/models", files=files, data=fields)
@@ -254,11 +252,15 @@ async def test_a_world_from_a_model_is_preparing_and_keeps_its_model(
 
     refused = await client.delete(f"/api/models/{model['id']}")
     assert refused.status_code == 409 and "1 world use" in refused.json()["detail"]
-    both = await client.post("/api/worlds", json={"name": "x", "model": model["id"], "tileset": "pipes"})
+    both = await client.post(
+        "/api/worlds", json={"name": "x", "model": model["id"], "tileset": "pipes"}
+    )
     assert both.status_code == 422
     assert (await client.delete(f"/api/worlds/{world['id']}")).status_code == 204
     assert (await client.delete(f"/api/models/{model['id']}")).status_code == 204
     assert (await client.get("/api/models")).json() == {
-        "models": [], "used_bytes": 0, "quota_bytes": client.app.state.store.models.quota_bytes
+        "models": [],
+        "used_bytes": 0,
+        "quota_bytes": client.app.state.store.models.quota_bytes,
     }
     assert await _stored(client) == 0

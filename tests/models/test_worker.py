@@ -20,7 +20,8 @@ WAIT_S = 300.0
 
 
 async def test_upload_library_job_world_tiles(
-    client_factory: ClientFactory, start_worker: StartWorker  # noqa: F811
+    client_factory: ClientFactory,
+    start_worker: StartWorker,  # noqa: F811
 ) -> None:
     client = await client_factory()
     await sign_in(client)

@@ -7,6 +7,7 @@ message), so a damaged key never stops a backup of everything else.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import re
@@ -19,7 +20,9 @@ from redis.asyncio import Redis
 from worldgen.store.backup.records import (
     ACCESS_INVITES_MAX,
     ACCESS_MEMBERS_MAX,
+    MODEL_PART_BYTES,
     Archive,
+    ArchivedModelPart,
     ArchivedUser,
     ChatEntry,
     ChatLog,
@@ -33,6 +36,7 @@ from worldgen.store.chat import PAGE_MAX, ChatStore
 from worldgen.store.edits import EditStore
 from worldgen.store.keys import Keys, valid_user_id, valid_world_id
 from worldgen.store.members import Invite, Membership, parse_membership
+from worldgen.store.models import ModelRecord, ModelRepo
 from worldgen.store.replies import text as _text
 from worldgen.store.users import UserRecord, normalize_username
 from worldgen.store.worlds import WorldRecord
@@ -88,16 +92,55 @@ async def dump(redis: Redis, keys: Keys, *, spool: IO[bytes] | None = None) -> D
     chat = await _dump_chat(redis, keys, worlds, spool, warnings)
     edit_store = EditStore(redis, keys)
     edits = tuple([e for w in worlds for e in await edit_store.export_world(w.id)])
+    models = await _dump_models(redis, keys, warnings)
     archive = Archive(
         worlds=worlds,
         users=users,
         members=members,
         chat=chat,
         edits=edits,
+        models=models,
         created=utc_now(),
         key_prefix=keys.root.split(":", 1)[0],
     )
     return DumpReport(archive=archive, skipped=tuple(skipped), warnings=tuple(warnings))
+
+
+async def _dump_models(
+    redis: Redis, keys: Keys, warnings: list[str]
+) -> tuple[ArchivedModelPart, ...]:
+    """Every uploaded model (one non-blocking ``SCAN`` for model records), oldest first, each
+    cut into parts of :data:`MODEL_PART_BYTES`."""
+    head, tail = keys.model("0" * 64, "meta").split("0" * 64)
+    repo = ModelRepo(redis, keys)
+    records: list[ModelRecord] = []
+    async for raw in redis.scan_iter(match=_glob_escape(head) + "*" + _glob_escape(tail)):
+        key = _text(raw)
+        record = await repo.get(key[len(head) : len(key) - len(tail)])
+        if record is None:
+            warnings.append(f"a model record ({key[len(head) : len(head) + 12]}) is unreadable")
+        else:
+            records.append(record)
+    out: list[ArchivedModelPart] = []
+    for record in sorted(records, key=lambda r: (r.created, r.id)):
+        data = await repo.data(record.id)
+        if data is None:
+            warnings.append(f"model {record.id[:12]} has no bytes; left out")
+            continue
+        worlds = tuple(await repo.world_ids(record.id))
+        parts = max(1, -(-len(data) // MODEL_PART_BYTES))
+        for part in range(parts):
+            chunk = data[part * MODEL_PART_BYTES : (part + 1) * MODEL_PART_BYTES]
+            out.append(
+                ArchivedModelPart(
+                    model=record,
+                    worlds=worlds,
+                    part=part,
+                    parts=parts,
+                    data=base64.b64encode(chunk).decode(),
+                )
+            )
+    return tuple(out)
 
 
 async def _dump_worlds(redis: Redis, keys: Keys, skipped: list[str]) -> tuple[WorldRecord, ...]:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from worldgen import __version__
 from worldgen.store.backup.records import (
     Archive,
+    ArchivedModelPart,
     ArchivedUser,
     BackupError,
     ChatEntry,
@@ -40,7 +41,7 @@ from worldgen.store.worlds import WorldRecord
 FORMAT: Final = "worldgen-backup"
 VERSION: Final = 1
 """The archive version this code writes and the highest it reads."""
-SECTIONS: Final[tuple[str, ...]] = ("worlds", "users", "members", "chat", "edits")
+SECTIONS: Final[tuple[str, ...]] = ("worlds", "users", "members", "chat", "edits", "models")
 """Sections this code knows, in the order it writes them (and the only order it reads)."""
 MAX_LINE_BYTES: Final = 4 << 20
 """Longest line accepted on read (the largest record, a world's members, is under 1 MiB)."""
@@ -51,6 +52,7 @@ _MODELS: Final[dict[str, type[BaseModel]]] = {
     "members": WorldAccess,
     "chat": ChatEntry,
     "edits": EditEntry,
+    "models": ArchivedModelPart,
 }
 
 
@@ -115,6 +117,8 @@ def _sections_of(archive: Archive) -> Iterator[tuple[str, Iterable[BaseModel]]]:
         yield "chat", archive.chat
     if archive.edits is not None:
         yield "edits", archive.edits
+    if archive.models is not None:
+        yield "models", archive.models
 
 
 def _write_line(out: gzip.GzipFile, obj: dict[str, Any]) -> None:
@@ -158,6 +162,7 @@ def _parse(name: str, data: bytes) -> Archive:
     access_worlds: set[str] = set()
     chat = ChatOrder()
     edits: list[EditEntry] = []
+    models: list[ArchivedModelPart] = []
     last_op: dict[str, int] = {}  # world -> last op id read (ops come 1, 2, ... after a state)
     for where, record in _records(name, manifest, lines):
         problem: str | None = None
@@ -206,6 +211,15 @@ def _parse(name: str, data: bytes) -> Archive:
                     problem = f"edit {record.op.id} of world {record.world} is out of order"
                 last_op[record.world] = record.op.id
             edits.append(record)
+        elif isinstance(record, ArchivedModelPart):
+            expected = (
+                0
+                if not models or models[-1].part + 1 == models[-1].parts
+                else (models[-1].part + 1)
+            )
+            if record.part != expected or (expected and record.model.id != models[-1].model.id):
+                problem = f"part {record.part} of model {record.model.id[:12]} is out of order"
+            models.append(record)
         if problem is not None:
             raise BackupError(f"{where}: {problem}; corrupt file")
     sections = manifest.sections
@@ -217,6 +231,7 @@ def _parse(name: str, data: bytes) -> Archive:
         if "chat" in sections
         else None,
         edits=tuple(edits) if "edits" in sections else None,
+        models=tuple(models) if "models" in sections else None,
         created=manifest.created,
         key_prefix=manifest.key_prefix,
     )

@@ -6,6 +6,7 @@ the truth about everything it archived. Running the same restore twice gives the
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Final
 
@@ -23,6 +24,7 @@ from worldgen.store.backup.records import (
 from worldgen.store.edits import EditEntry, EditStore
 from worldgen.store.keys import Keys
 from worldgen.store.members import MemberRepo, invite_json, membership_json
+from worldgen.store.models import ModelRepo
 from worldgen.store.replies import text as _text
 from worldgen.store.sessions import Revocations, SessionStore
 from worldgen.store.users import UserRecord, UserRepo, normalize_username
@@ -112,6 +114,15 @@ async def load(
         edit_store = EditStore(redis, keys)
         for world_id, entries in by_world.items():
             edit_ops += await edit_store.import_world(world_id, entries)
+
+    if archive.models is not None:  # uploaded models, joined from their parts
+        model_repo = ModelRepo(redis, keys)
+        joined: list[bytes] = []
+        for piece in archive.models:
+            joined.append(base64.b64decode(piece.data))
+            if piece.part + 1 == piece.parts:
+                await model_repo.restore(piece.model, b"".join(joined), list(piece.worlds))
+                joined = []
 
     signed_out = 0
     if replaced_users:

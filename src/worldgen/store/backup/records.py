@@ -19,6 +19,7 @@ from worldgen.errors import InputError
 from worldgen.store.chat import Record, parse_stream_id
 from worldgen.store.edits import EditEntry
 from worldgen.store.members import Invite, Membership
+from worldgen.store.models import ModelRecord
 from worldgen.store.users import UserRecord
 from worldgen.store.worlds import WorldRecord
 
@@ -87,6 +88,23 @@ class WorldAccess(BaseModel):
         if len({i.id for i in value}) != len(value):
             raise ValueError("an invite is listed twice")
         return value
+
+
+MODEL_PART_BYTES: Final = 2 << 20
+"""Bytes of a model per archive line (base64: under 3 MiB, within the line bound)."""
+
+
+class ArchivedModelPart(BaseModel):
+    """One part of an uploaded model: its record and the worlds over it (on every part), and
+    ``data``, base64 of bytes ``part * MODEL_PART_BYTES`` onwards; parts come in order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: ModelRecord
+    worlds: tuple[str, ...] = Field(default=(), max_length=100_000)
+    part: int = Field(ge=0, le=64)
+    parts: int = Field(ge=1, le=64)
+    data: str = Field(max_length=(MODEL_PART_BYTES * 4) // 3 + 4)
 
 
 class ChatEntry(BaseModel):
@@ -198,6 +216,8 @@ class Archive:
     chat: ChatLog | None = None
     edits: tuple[EditEntry, ...] | None = None
     """Each world's edits and markers (:meth:`~worldgen.store.edits.EditStore.export_world`)."""
+    models: tuple[ArchivedModelPart, ...] | None = None
+    """Uploaded models, each in its parts (in order)."""
     created: str = ""
     key_prefix: str = ""
 
@@ -209,6 +229,7 @@ class Archive:
             "members": None if self.members is None else len(self.members),
             "chat": None if self.chat is None else len(self.chat),
             "edits": None if self.edits is None else len(self.edits),
+            "models": None if self.models is None else len(self.models),
         }
         return {name: n for name, n in counts.items() if n is not None}
 
