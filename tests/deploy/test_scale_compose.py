@@ -240,6 +240,8 @@ def test_prometheus_and_grafana_are_provisioned(single: dict[str, Any]) -> None:
     provider = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "worldgen.yaml")
     dashboards = provider["providers"][0]["options"]["path"]
     assert mounts[dashboards] == DEPLOY / "grafana" / "dashboards"
+    home = Path(grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert (mounts[str(home.parent)] / home.name).is_file()
     password = grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
     assert password == GRAFANA["GRAFANA_ADMIN_PASSWORD"]
     assert {p["host_ip"] for p in grafana["ports"]} == {"127.0.0.1"}
