@@ -30,6 +30,7 @@ from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world import macro, plan
 from worldgen.world.bias import bias_for
+from worldgen.world.calibrate import WINDOW_SIDE, calibration_for
 from worldgen.world.ground import ground_constraints, ground_region
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import WorldModel, as_world_model
@@ -63,8 +64,10 @@ class World:
     ``budget`` bounds each refinement solve; ``cache_blocks`` bounds the block LRU. Set ``trace`` to
     a list to record ``(reader, read)`` block-key pairs (dependency-locality tests). ``config`` is
     the spec the world was built from (:func:`worldgen.world.api.build_world` sets it; a worker
-    process names the world by it, :mod:`worldgen.world.pool`). Not thread-safe: the LRU and
-    counters are plain Python state.
+    process names the world by it, :mod:`worldgen.world.pool`). ``multipliers`` (T,) weigh the
+    variants of every refinement solve; None takes the model's calibration
+    (:mod:`~worldgen.world.calibrate`, learnt once per library and layer count). Not thread-safe:
+    the LRU and counters are plain Python state.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class World:
         budget: SolverBudget | None = None,
         cache_blocks: int = 16384,
         config: WorldSpec | None = None,
+        multipliers: npt.NDArray[np.float64] | None = None,
     ) -> None:
         if not 0 <= layers <= MAX_LAYERS:
             raise InputError(f"layers must be in 0..{MAX_LAYERS}, got {layers}")
@@ -101,14 +105,27 @@ class World:
         # hashing (or, past 1 MiB, recomputing) the table on every block solve (0.17 ms of
         # a terrain solve, 0.11 ms of a lakes one)
         self.bias.profiles.setflags(write=False)
-        self.profiles = self.bias.profiles
         self.budget = budget or SolverBudget(max_attempts=4, max_backtracks=200)
+        if multipliers is None:
+            multipliers = calibration_for(self.model, self.lib.version, layers, self._window)
+        self.profiles = self.bias.profiles
+        if multipliers is not None:
+            self.profiles = self.bias.profiles * np.asarray(multipliers, np.float64)[None, :]
+            self.profiles.setflags(write=False)
         self._cache: OrderedDict[BlockKey, I32Array] = OrderedDict()
         self._capacity = cache_blocks
         self._stack: list[BlockKey] = []
         self.trace: list[tuple[BlockKey, BlockKey]] | None = None
         self.fallbacks = 0
         self.solved_blocks = 0
+
+    def _window(self, multipliers: npt.NDArray[np.float64], seed: int) -> I32Array:
+        """Final cells of a calibration window of a private twin (``seed``, ``multipliers``)."""
+        twin = World(
+            self.model, seed, S=self.S, V=self.V, layers=self.layers, library=self.lib,
+            budget=self.budget, multipliers=multipliers,
+        )  # fmt: skip
+        return twin.region(0, 0, WINDOW_SIDE, WINDOW_SIDE)
 
     # ------------------------------------------------------------------ identity
     @property

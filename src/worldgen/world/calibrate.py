@@ -1,0 +1,182 @@
+"""Calibration of refinement solves: weight multipliers that give a world the label mix of a plain
+solve of its model.
+
+A refinement block re-solves its interior with its border ring pinned. WFC grown inwards from a
+pinned ring does not draw the same mix as a free solve: measured on 32-cell blocks re-solved inside
+a plain solve of the shared ``dungeon`` sample, the background colour rose from 51 % to 60 %, and a
+world of it (whose every cell comes from such solves) showed 64 %; ``city`` drew twice the parks.
+The refinement's weights therefore get one multiplier per *label* (the colour a sample cell shows,
+the tile name of a tileset cell), learnt once per library and layer count:
+
+1. the target: the label frequencies of a plain :data:`TARGET_SIDE`² solve of the model (periodic
+   for a sample, bounded for a tileset, as ``bench/quality.py`` compares);
+2. :data:`ROUNDS` times: the final cells of a :data:`WINDOW_SIDE`² window of a private world (its
+   own seed per round) under the current multipliers give the frequencies ``f``; each multiplier
+   moves by ``(target / f) ** STEP``, clipped to ``[1/2, 2]`` per round, and the largest is 1.
+
+Only models whose refinement weights are not already shaped by the macro layer are calibrated:
+one class, no climate tags, no ground (a classed tileset's mix *should* follow its continents, and
+a side view's rows are not a free solve's). Everything is a pure function of the model, the
+library and the layer count (seeds from :func:`~worldgen.engine.rng.mix`), cached on disk next to
+the summaries, so every process and every order of requests sees the same multipliers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from worldgen.engine.rng import mix
+from worldgen.engine.solver import SolverBudget, solve
+from worldgen.world.model import WorldModel
+from worldgen.world.patches import cache_dir
+
+__all__ = [
+    "CALIBRATION_VERSION",
+    "ROUNDS",
+    "TARGET_SIDE",
+    "WINDOW_SIDE",
+    "Window",
+    "calibration_for",
+    "label_ids",
+    "learn_multipliers",
+    "wants_calibration",
+]
+
+F64Array = npt.NDArray[np.float64]
+I32Array = npt.NDArray[np.int32]
+I64Array = npt.NDArray[np.int64]
+
+CALIBRATION_VERSION = 1
+CALIBRATION_SEED = 0x43414C49
+ROUNDS = 6
+TARGET_SIDE = 128
+WINDOW_SIDE = 128
+STEP = 0.5
+MAX_STEP = 2.0
+SMOOTH = 1e-3
+"""Added to both frequencies before their ratio: a label that a window happens to miss moves by
+at most the clip, never to infinity."""
+
+Window = Callable[[F64Array, int], I32Array]
+"""``(per-variant multipliers (T,), world seed) -> final variant ids of a WINDOW_SIDE² window``."""
+
+_MEMO: dict[str, F64Array | None] = {}
+_GUARD = threading.Lock()
+
+
+def wants_calibration(model: WorldModel) -> bool:
+    """Whether refinement solves of ``model`` are calibrated (one class, no tags, no ground)."""
+    return len(model.class_names) == 1 and not any(model.variant_tags) and model.ground < 0
+
+
+def label_ids(model: WorldModel) -> I64Array:
+    """Per variant, the id of its label: the shown colour of a sample cell, the tile name (the
+    orientation dropped) of a tileset cell; ids in sorted-label order."""
+    if model.colours is not None:
+        rgb = model.colours.astype(np.int64)
+        keys = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+        ids: I64Array = np.unique(keys, return_inverse=True)[1].astype(np.int64)
+        return ids
+    names = [label.rsplit(" ", 1)[0] for label in model.labels]
+    order = {name: i for i, name in enumerate(sorted(set(names)))}
+    return np.array([order[n] for n in names], dtype=np.int64)
+
+
+def _target(model: WorldModel, labels: I64Array, count: int) -> F64Array | None:
+    """Label frequencies of a plain solve, or None if no plain solve succeeds."""
+    res = solve(
+        model.compiled, TARGET_SIDE, TARGET_SIDE,
+        periodic=model.colours is not None,
+        seed=mix(CALIBRATION_SEED, 1),
+        budget=SolverBudget(max_attempts=20, max_backtracks=2000),
+    )  # fmt: skip
+    if not res.solved:
+        return None
+    freq: F64Array = np.bincount(labels[res.grid].ravel(), minlength=count) / res.grid.size
+    return freq
+
+
+def learn_multipliers(model: WorldModel, window: Window) -> F64Array | None:
+    """Per-variant multipliers (T,) in ``(0, 1]`` for ``model``'s refinement solves, learnt with
+    ``window`` (see the module docstring); None when no plain solve exists to aim at."""
+    labels = label_ids(model)
+    count = int(labels.max()) + 1
+    target = _target(model, labels, count)
+    if target is None:
+        return None
+    mult = np.ones(count, dtype=np.float64)
+    for r in range(ROUNDS):
+        grid = window(mult[labels], mix(CALIBRATION_SEED, 2, r) & 0xFFFF_FFFF)
+        freq = np.bincount(labels[grid].ravel(), minlength=count) / grid.size
+        step = ((target + SMOOTH) / (freq + SMOOTH)) ** STEP
+        mult *= np.clip(step, 1.0 / MAX_STEP, MAX_STEP)
+        mult /= mult.max()
+    out: F64Array = mult[labels]
+    return out
+
+
+def _key(library_version: str, layers: int) -> str:
+    text = f"{library_version}-L{layers}-c{CALIBRATION_VERSION}-{ROUNDS}-{TARGET_SIDE}"
+    text += f"-{WINDOW_SIDE}-{STEP}-{MAX_STEP}-{SMOOTH}-{CALIBRATION_SEED}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def calibrations_dir() -> Path:
+    """Where learnt multipliers are cached: beside the patch libraries."""
+    return cache_dir().parent / "calibrations"
+
+
+def _load(path: Path, size: int) -> F64Array | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            mult = np.asarray(data["multipliers"], dtype=np.float64)
+    except (OSError, ValueError, KeyError):
+        return None
+    ok = mult.shape == (size,) and bool(np.all(np.isfinite(mult))) and float(mult.min()) > 0
+    return mult if ok else None
+
+
+def _save(path: Path, mult: F64Array) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, multipliers=mult)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def calibration_for(
+    model: WorldModel, library_version: str, layers: int, window: Window
+) -> F64Array | None:
+    """The multipliers of ``model``'s refinement solves at ``layers`` layers: memoised, then from
+    the disk cache, else learnt with ``window`` and cached. None: not calibrated (the model does
+    not want it, there are no refinement layers, or no plain solve exists)."""
+    if layers < 1 or not wants_calibration(model):
+        return None
+    key = _key(library_version, layers)
+    with _GUARD:
+        if key in _MEMO:
+            return _MEMO[key]
+    path = calibrations_dir() / f"{key}.npz"
+    mult = _load(path, model.size)
+    if mult is None:
+        mult = learn_multipliers(model, window)
+        # an uncalibratable model is stored as all ones, so it is not retried in every process
+        _save(path, mult if mult is not None else np.ones(model.size))
+    elif bool(np.all(mult == 1.0)):
+        mult = None
+    if mult is not None:
+        mult.setflags(write=False)
+    with _GUARD:
+        return _MEMO.setdefault(key, mult)
