@@ -30,6 +30,9 @@ def test_edit_and_marker_events_reach_both_instances(live_servers: LiveServers) 
                 assert event["version"] == 1
                 assert event["kind"] == "regenerate"
                 assert event["rect"] == [0, 0, 16, 16]
+                # the reveal of the change travels with it (cells in the solver's order)
+                assert event["reveal"] == got.json()["reveal"]
+                assert event["reveal"]["frames"] > 1
             placed = await http.post(
                 f"/api/worlds/{wid}/markers", json={"x": 3, "y": 4, "label": "<b>Camp</b>"}
             )

@@ -293,6 +293,9 @@ class EditOut(_Out):
     rect: list[int] | None = None
     changed: list[int] | None = None
     version: int
+    reveal: dict[str, int | str] | None = None
+    """The changed cells in the order the solver decided them (``x``, ``y``, ``step``, ``w``,
+    ``h``, ``frames``, ``data``: see ``EditResult.reveal``); None: reveal at once."""
 
 
 class MarkerOut(_Out):

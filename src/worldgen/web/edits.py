@@ -21,6 +21,7 @@ lock in Redis (:mod:`worldgen.store.edits`), and draws what the overlay changes.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -37,11 +38,24 @@ from worldgen.world.pool import WorldCache
 from worldgen.world.render import Z_FAR, Z_MIN, cells_per_tile, png_bytes
 from worldgen.world.spec import WorldSpec
 
-__all__ = ["EditRequest", "EditService"]
+__all__ = ["Applied", "EditRequest", "EditService"]
 
 WORLDS_KEPT = 8
 REACH = max(ed.REPAIR_RADII) + 8
 """Cells around an operation's area it may change (ring, seam repair): the overlay blocks read."""
+
+
+Reveal = dict[str, int | str]
+"""An edit's reveal: the changed cells in the order the solver decided them
+(:func:`~worldgen.world.edits.reveal`)."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An applied operation: its record and its reveal (None: nothing changed)."""
+
+    record: OpRecord
+    reveal: Reveal | None
 
 
 class EditRequest:
@@ -104,8 +118,9 @@ class EditService:
         user: User,
         request: EditRequest,
         stacks: Literal["new", "undo", "redo"] = "new",
-    ) -> OpRecord:
-        """Apply one operation; the stored record (its id is the new content version)."""
+    ) -> Applied:
+        """Apply one operation: the stored record (its id is the new content version) and how
+        clients reveal the change (:func:`~worldgen.world.edits.reveal`)."""
         spec = spec_for(world)
         async with store.locked(world.id) as token:
             version = await store.version(world.id)
@@ -159,16 +174,17 @@ class EditService:
                     raw = await store.diff(world.id, op_id)
                     undone.append(ed.Diff.from_bytes(raw) if raw is not None else ed.Diff.empty())
 
-            def compute(w: World) -> ed.Diff:
-                return ed.compute(
+            def compute(w: World) -> tuple[ed.Diff, Reveal | None]:
+                diff = ed.compute(
                     w,
                     overlay,
                     op,
                     diff_of=lambda i: target_diff if i == op.target else None,
                     overlay_at=lambda v: ed.rolled_back(overlay, undone),
                 )
+                return diff, ed.reveal(diff)
 
-            diff: ed.Diff = await self._run(spec, compute)
+            diff, reveal = await self.content.run(spec, compute)
             touched_blocks = overlay.apply(diff, op.id)
             changed = diff.bbox()
             record = OpRecord(
@@ -194,7 +210,7 @@ class EditService:
                 stacks,
                 _far_tiles(touched_blocks),
             )
-        return record
+        return Applied(record, reveal)
 
     # ------------------------------------------------------------------------------- reading
     @staticmethod

@@ -32,6 +32,7 @@ Seam repair (``restore``, ``revert``): the cells of forbidden pairs, grown by r 
 
 from __future__ import annotations
 
+import base64
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ __all__ = [
     "PAINT_MARGIN",
     "PAINT_MARGINS",
     "REPAIR_RADII",
+    "REVEAL_FRAMES",
+    "REVEAL_SIDE",
     "Diff",
     "Kind",
     "Op",
@@ -76,6 +79,7 @@ __all__ = [
     "op_seed",
     "picture",
     "replay",
+    "reveal",
     "rolled_back",
     "tile_png",
 ]
@@ -91,6 +95,10 @@ PAINT_MARGIN = 2
 PAINT_MARGINS = (PAINT_MARGIN, 4, 8)
 """Margins tried in turn while the border cannot be joined to the paint (a shore, a road)."""
 REPAIR_RADII = (1, 2, 4, 8)
+REVEAL_FRAMES = 32
+"""Steps of an edit's reveal (:func:`reveal`; the client plays them over about a second)."""
+REVEAL_SIDE = 64
+"""Most squares a side of a reveal (a larger change shares one byte between several cells)."""
 PURPOSE_EDIT = 0x45444954
 _MAX_NAMED = 12
 """Conflicting cells named in a refusal message at most."""
@@ -252,6 +260,9 @@ class Diff:
     after: I32Array
     lock_before: BoolArray
     lock_after: BoolArray
+    order: I64Array | None = None
+    """Per changed cell, the solver observation that decided it (0: set without a solve, or
+    pinned); for the reveal of the change (:func:`reveal`), not stored (None once read back)."""
 
     @classmethod
     def empty(cls) -> Diff:
@@ -434,6 +445,30 @@ def tile_png(world: World, overlay: Overlay, z: int, x: int, y: int) -> bytes:
     return png_bytes(out, fast=True)
 
 
+def reveal(
+    diff: Diff, frames: int = REVEAL_FRAMES, side: int = REVEAL_SIDE
+) -> dict[str, int | str] | None:
+    """How a client animates ``diff``: its cells in the order the solver decided them, in
+    ``frames`` steps of about as many decisions each (cells decided by one observation share a
+    step; cells set without a solve come first). Compact: over the changed cells' box, one byte
+    per square of ``step`` x ``step`` cells (the first step of its changed cells; 255: none
+    changed), at most ``side`` squares a side. Returns ``{"x", "y", "step", "w", "h",
+    "frames", "data"}`` (``data``: base64 of ``h`` rows of ``w`` bytes), None for no change."""
+    box = diff.bbox()
+    if box is None:
+        return None
+    order = diff.order if diff.order is not None else np.zeros(len(diff), dtype=np.int64)
+    ranks, inverse = np.unique(order, return_inverse=True)
+    frame = (inverse.reshape(-1) * frames // len(ranks)).astype(np.uint8)
+    step = max(1, -(-max(box.w, box.h) // side))
+    w, h = -(-box.w // step), -(-box.h // step)
+    squares = np.full(h * w, 255, dtype=np.uint8)
+    index = ((diff.ys - box.y) // step) * w + (diff.xs - box.x) // step
+    np.minimum.at(squares, index, frame)
+    data = base64.b64encode(squares.tobytes()).decode("ascii")
+    return {"x": box.x, "y": box.y, "step": step, "w": w, "h": h, "frames": frames, "data": data}
+
+
 def picture(world: World, overlay: Overlay, rect: Rect, scale: int) -> npt.NDArray[np.uint8]:
     """RGB picture ``(h * scale, w * scale, 3)`` of ``rect`` with the overlay on top, at ``scale``
     px a cell and with the world's relief: the pixels of an export."""
@@ -483,11 +518,11 @@ _BUDGET = SolverBudget(max_attempts=4, max_backtracks=400)
 
 def _solve_window(
     world: World, window: Rect, pins: I32Array, seed: int, current: I32Array
-) -> tuple[I32Array | None, str | None]:
+) -> tuple[I32Array | None, I64Array, str | None]:
     """Solve ``window`` with ``pins`` (-1 free) and the world's bias, under the same ground
     constraints as generation (a sample with a ground: every cell at ``y >= 0`` keeps its
-    ``current`` content, the ground pattern is banned above it, :mod:`~worldgen.world.ground`);
-    the grid, else the reason."""
+    ``current`` content, the ground pattern is banned above it, :mod:`~worldgen.world.ground`):
+    the grid (None when unsolved), the decision order (``SolveResult.order``) and the reason."""
     bans = None
     if world.lib.ground is not None:
         pins, bans = ground_constraints(
@@ -502,9 +537,10 @@ def _solve_window(
         constraints=Constraints(pins=pins, bans=bans, bias=(world.profiles, bands)),
         budget=_BUDGET,
     )
+    order = res.order if res.order is not None else np.zeros(pins.shape, dtype=np.int64)
     if res.solved and forbidden_pairs(res.grid, world.model.allowed) == 0:
-        return res.grid, None
-    return None, res.reason or "contradiction"
+        return res.grid, order, None
+    return None, order, res.reason or "contradiction"
 
 
 def _ground_misfits(world: World, window: Rect, op: Op, current: I32Array) -> BoolArray:
@@ -528,9 +564,10 @@ def _diff_from(
     old_locks: BoolArray,
     new_cells: I32Array,
     new_locks: BoolArray,
+    order: I64Array | None = None,
 ) -> Diff:
     """The diff that takes the overlay over ``rect`` to ``new_cells`` / ``new_locks`` (a cell equal
-    to the generated one is stored as -1)."""
+    to the generated one is stored as -1); ``order`` the solve's decision order over ``rect``."""
     new_values = np.where(new_cells == generated, -1, new_cells).astype(np.int32)
     changed = (new_values != old_values) | (new_locks != old_locks)
     ys, xs = np.nonzero(changed)
@@ -541,6 +578,7 @@ def _diff_from(
         new_values[ys, xs],
         old_locks[ys, xs].copy(),
         new_locks[ys, xs].copy(),
+        None if order is None else order[ys, xs].astype(np.int64),
     )
 
 
@@ -588,7 +626,7 @@ def _resolve_window(
         pair = _fixed_neighbour_clash(pins, pins >= 0, world.model.allowed)
         if pair.any():
             raise _refuse("these cells break the adjacency rules", _name(window, pair))
-    grid, reason = _solve_window(world, window, pins, seed, current)
+    grid, order, reason = _solve_window(world, window, pins, seed, current)
     if grid is None:
         if reason == "constraints":
             if not last:
@@ -603,7 +641,7 @@ def _resolve_window(
                 _name(window, culprits),
             )
         raise _refuse("no arrangement found for the area; try a larger one", _name(window, inner))
-    return _diff_from(window, generated, values, locks, grid, locks)
+    return _diff_from(window, generated, values, locks, grid, locks, order)
 
 
 def _lock(world: World, overlay: Overlay, op: Op) -> Diff:
@@ -637,21 +675,22 @@ def _repair(world: World, overlay: Overlay, pending: Diff, seed: int) -> Diff:
     # the one adjacency checker decides; _conflict_cells only locates what it counted
     broken = forbidden_pairs(current, world.model.allowed) > 0
     bad = _conflict_cells(current, world.model.allowed) if broken else np.zeros_like(locks)
+    order = np.zeros(current.shape, dtype=np.int64)  # the pending cells show at once
     if broken:
         inner = np.zeros(current.shape, dtype=np.bool_)
         inner[1:-1, 1:-1] = True
         for k, r in enumerate(REPAIR_RADII):
             free = _dilate(bad, r) & ~locks & inner
             pins = np.where(free, -1, current).astype(np.int32)
-            grid, _ = _solve_window(world, window, pins, mix(seed, k), current)
+            grid, solved, _ = _solve_window(world, window, pins, mix(seed, k), current)
             if grid is not None:
-                current = grid
+                current, order = grid, solved
                 break
         else:
             raise _refuse("the seam around the change cannot be repaired", _name(window, bad))
     # the combined diff: from the overlay before ``pending`` to the repaired content
     old_values, old_locks = overlay.window(window)
-    return _diff_from(window, generated, old_values, old_locks, current, locks)
+    return _diff_from(window, generated, old_values, old_locks, current, locks, order)
 
 
 def _dilate(mask: BoolArray, r: int) -> BoolArray:

@@ -27,7 +27,7 @@ from worldgen.web.auth.policy import Action
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit
 from worldgen.web.auth.sessions import User
 from worldgen.web.deps import EditServiceDep, HubDep, SecurityDep, StoreDep, WorldDep
-from worldgen.web.edits import EditRequest, EditService
+from worldgen.web.edits import Applied, EditRequest, EditService
 from worldgen.web.params import CANONICAL_INT, JSON_INT
 from worldgen.world.edits import MAX_PAINT_CELLS, MAX_RECT_SIDE, Rect
 
@@ -104,10 +104,16 @@ class RestoreIn(BaseModel):
 
 
 class EditResult(BaseModel):
-    """An applied operation and the world's new content version."""
+    """An applied operation, the world's new content version and the reveal of the change."""
 
     op: OpRecord
     version: int
+    reveal: dict[str, int | str] | None = Field(
+        default=None,
+        description="The changed cells in the order the solver decided them: over the box at "
+        "(x, y), h rows of w bytes (base64 data), each the first of `frames` steps in which "
+        "one of its step x step cells changes (255: none).",
+    )
 
 
 class EditLog(BaseModel):
@@ -158,7 +164,9 @@ async def _author(
     return user
 
 
-async def _announce(hub: HubDep, world_id: str, record: OpRecord) -> None:
+async def _announce(hub: HubDep, world_id: str, applied: Applied) -> EditResult:
+    """Broadcast an applied operation (with its reveal); the answer to its author."""
+    record = applied.record
     await hub.edit_event(
         world_id,
         EditOut(
@@ -169,8 +177,10 @@ async def _announce(hub: HubDep, world_id: str, record: OpRecord) -> None:
             rect=record.rect,
             changed=record.changed,
             version=record.id,
+            reveal=applied.reveal,
         ),
     )
+    return EditResult(op=record, version=record.id, reveal=applied.reveal)
 
 
 @router.post(
@@ -197,9 +207,7 @@ async def post_edit(
         ax, ay = body.at
         cells = [[c[0] + ax, c[1] + ay, *c[2:]] for c in body.cells]
         request_ = EditRequest(body.kind, cells=cells, version=body.version)
-    record = await service.apply(store.edits, world, user, request_)
-    await _announce(hub, world.id, record)
-    return EditResult(op=record, version=record.id)
+    return await _announce(hub, world.id, await service.apply(store.edits, world, user, request_))
 
 
 @router.get("/worlds/{world_id}/edits", response_model=EditLog)
@@ -228,11 +236,10 @@ async def _stack(
     service: EditServiceDep,
 ) -> EditResult:
     user = await _author(request, world, security)
-    record = await service.apply(
+    applied = await service.apply(
         store.edits, world, user, EditRequest("revert", version=None), stacks=which
     )
-    await _announce(hub, world.id, record)
-    return EditResult(op=record, version=record.id)
+    return await _announce(hub, world.id, applied)
 
 
 @router.post(
@@ -285,11 +292,10 @@ async def restore(
 ) -> EditResult:
     """Restore the world's content to an earlier version (owners only; it can be undone)."""
     user = await _author(request, world, security, "change")
-    record = await service.apply(
+    applied = await service.apply(
         store.edits, world, user, EditRequest("rewind", target=body.version)
     )
-    await _announce(hub, world.id, record)
-    return EditResult(op=record, version=record.id)
+    return await _announce(hub, world.id, applied)
 
 
 class LocksOut(BaseModel):

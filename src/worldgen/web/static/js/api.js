@@ -132,6 +132,8 @@ export const edits = {
   labels: (id) => getJSON(`${paths.world(id)}/region?${new URLSearchParams({ x: 0, y: 0, w: 1, h: 1 })}`),
   markers: (id) => getJSON(`${paths.world(id)}/markers`),
   addMarker: (id, marker) => postJSON(`${paths.world(id)}/markers`, marker),
+  updateMarker: (id, markerId, changes) =>
+    patchJSON(`${paths.world(id)}/markers/${encodeURIComponent(markerId)}`, changes),
   deleteMarker: (id, markerId) =>
     deleteJSON(`${paths.world(id)}/markers/${encodeURIComponent(markerId)}`),
 };

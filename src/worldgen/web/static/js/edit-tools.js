@@ -1,14 +1,18 @@
 // edit-tools.js — shaping the world together (issue 14): the Edit section of the panel with a
 // toolbar (select a rectangle, regenerate it, restore it, paint with a palette of the model's
 // tiles or colours, lock and unlock brushes, markers, undo, redo; Ctrl+Z / Ctrl+Shift+Z), the
-// history of operations (the owner may restore an earlier version) and the markers list.
+// history of operations (the owner may restore an earlier version) and the markers
+// (edit-markers.js: place, rename, move, delete).
 // Editing needs the world's "edit" action (GET /access): for anyone else every tool is disabled
 // and the reason shown. Applied edits arrive as "edit" frames on the world's socket (ours too):
-// the map reloads the tiles over the changed cells, which reveal themselves over about a second.
+// the map reloads the tiles over the changed cells, which reveal themselves over about a second
+// in the order the solver decided them (the frame's "reveal").
 // Text from other people (markers, names) goes in as text only (dom.js).
 
 import { edits as api } from "./api.js";
 import { el } from "./dom.js";
+import { createMarkers } from "./edit-markers.js";
+import { decodeReveal } from "./edit-reveal.js";
 import { loadLegend } from "./legend.js";
 
 const HISTORY_SHOWN = 30;
@@ -62,11 +66,13 @@ export function startEditing({ section, world, map }) {
   const undoButton = action("Undo", "Undo your last edit (Ctrl+Z)", () => stack("undo"));
   const redoButton = action("Redo", "Redo (Ctrl+Shift+Z)", () => stack("redo"));
   const palette = el("ul", { class: "edit-palette", attrs: { "aria-label": "Palette" } });
-  const label = el("input", { type: "text", maxLength: 60, placeholder: "Label", id: "marker-label" });
-  const note = el("textarea", { maxLength: 500, rows: 2, placeholder: "Note (optional)" });
-  const place = el("button", { type: "submit", text: "Place marker" });
-  const markerForm = el("form", { class: "edit-marker-form", hidden: true }, label, note, place);
-  const markerList = el("ul", { class: "edit-markers" });
+  const marks = createMarkers({
+    world,
+    map,
+    run,
+    say: (text) => (status.textContent = text),
+    useMarkerTool: () => tool !== "marker" && choose("marker"),
+  });
   const history = el("ol", { class: "edit-history", reversed: true });
   section.replaceChildren(
     el("h2", { id: "edit-title", text: "Edit" }),
@@ -74,9 +80,9 @@ export function startEditing({ section, world, map }) {
     bar,
     status,
     palette,
-    markerForm,
+    marks.form,
     el("h3", { text: "Markers" }),
-    markerList,
+    marks.list,
     el("h3", { text: "History" }),
     history,
   );
@@ -89,11 +95,9 @@ export function startEditing({ section, world, map }) {
   let brushed = new Map(); // "x,y" -> {x, y}
   let chosen = null; // variant index to paint
   let version = 0;
-  let markerCell = null;
   let ready = false; // the log and markers are loaded
   let locked = []; // locked cells in view, shown while a lock tool is chosen
   const seen = new Set(); // versions already shown (our own answer and its frame)
-  const markers = new Map();
 
   function enable(on) {
     for (const button of bar.querySelectorAll("button")) button.disabled = !on;
@@ -107,7 +111,7 @@ export function startEditing({ section, world, map }) {
     for (const [n, button] of toolButtons) button.setAttribute("aria-pressed", String(n === name));
     map.setEditing(Boolean(name));
     palette.hidden = name !== "paint";
-    markerForm.hidden = name !== "marker" || !markerCell;
+    marks.showFor(name === "marker");
     brushed = new Map();
     showSelection();
     loadLocks();
@@ -147,7 +151,7 @@ export function startEditing({ section, world, map }) {
     status.textContent = `${label}…`;
     try {
       const result = await call();
-      if (result?.op) applied(result.op);
+      if (result?.op) applied({ ...result.op, reveal: result.reveal });
       status.textContent = result?.op ? `${label}: done (version ${result.version}).` : "";
     } catch (err) {
       const wait = err.retryAfter ? ` Retry in ${err.retryAfter} s.` : "";
@@ -198,31 +202,12 @@ export function startEditing({ section, world, map }) {
       if (phase === "end") anchor = null;
       showSelection();
     } else if (tool === "marker") {
-      if (phase !== "end") return;
-      markerCell = cell;
-      markerForm.hidden = false;
-      place.textContent = `Place marker at ${cell.x}, ${cell.y}`;
-      label.focus();
+      if (phase === "end") marks.pick(cell);
     } else {
       brushed.set(`${cell.x},${cell.y}`, cell);
       showSelection();
       if (phase === "end") brushOp();
     }
-  });
-
-  markerForm.addEventListener("submit", (e) => {
-    e.preventDefault();
-    if (!markerCell || !label.value.trim()) {
-      status.textContent = "A marker needs a label.";
-      return;
-    }
-    const body = { x: markerCell.x, y: markerCell.y, label: label.value, text: note.value };
-    run("Marker", async () => {
-      const marker = await api.addMarker(world.id, body);
-      putMarker(marker);
-      label.value = note.value = "";
-      return null;
-    });
   });
 
   // --- what happened: our answers and everyone's frames ---
@@ -232,7 +217,7 @@ export function startEditing({ section, world, map }) {
     if (seen.has(op.id)) return;
     seen.add(op.id);
     const area = rectOf(op.changed ?? op.rect);
-    if (area) map.refreshCells(area, op.id);
+    if (area) map.refreshCells(area, op.id, decodeReveal(op.reveal));
     if (op.kind === "lock" || op.kind === "unlock" || op.kind === "revert") loadLocks();
     addHistory(op);
   }
@@ -255,42 +240,10 @@ export function startEditing({ section, world, map }) {
     while (history.children.length > HISTORY_SHOWN) history.lastElementChild.remove();
   }
 
-  function putMarker(marker) {
-    markers.set(marker.id, marker);
-    renderMarkers();
-  }
-
-  function renderMarkers() {
-    const list = [...markers.values()].sort((a, b) => a.id - b.id);
-    map.setMarkers(list);
-    markerList.replaceChildren(
-      ...list.map((m) => {
-        const item = el("li", { class: "edit-marker" },
-          el("strong", { text: m.label }),
-          el("span", { class: "hint", text: ` (${m.x}, ${m.y}) ${m.text}` }));
-        if (canEdit) {
-          const remove = el("button", { type: "button", class: "link", text: "delete" });
-          remove.addEventListener("click", () =>
-            run("Delete marker", async () => {
-              await api.deleteMarker(world.id, m.id);
-              markers.delete(m.id);
-              renderMarkers();
-              return null;
-            }),
-          );
-          item.append(" ", remove);
-        }
-        return item;
-      }),
-    );
-  }
-
   async function catchUp() {
-    const [log, marks] = await Promise.all([api.log(world.id, version), api.markers(world.id)]);
+    const [log, all] = await Promise.all([api.log(world.id, version), api.markers(world.id)]);
     for (const op of log.ops) applied(op);
-    markers.clear();
-    for (const m of marks) markers.set(m.id, m);
-    renderMarkers();
+    marks.replace(all);
   }
 
   function onEvent(frame) {
@@ -299,11 +252,8 @@ export function startEditing({ section, world, map }) {
     } else if (frame.type === "edit") {
       applied({ ...frame, ts: Date.now() / 1000 });
     } else if (frame.type === "marker") {
-      if (frame.marker) putMarker(frame.marker);
-      if (frame.deleted) {
-        markers.delete(frame.deleted);
-        renderMarkers();
-      }
+      if (frame.marker) marks.put(frame.marker);
+      if (frame.deleted) marks.forget(frame.deleted);
     }
   }
 
@@ -335,14 +285,14 @@ export function startEditing({ section, world, map }) {
       reason.textContent = "Editing is unavailable right now.";
     }
     enable(canEdit);
-    const [log, marks] = await Promise.all([api.log(world.id), api.markers(world.id)]);
+    marks.setCanEdit(canEdit);
+    const [log, all] = await Promise.all([api.log(world.id), api.markers(world.id)]);
     for (const op of log.ops.slice(-HISTORY_SHOWN)) {
       seen.add(op.id);
       addHistory(op);
     }
     version = log.version;
-    for (const m of marks) markers.set(m.id, m);
-    renderMarkers();
+    marks.replace(all);
     ready = true;
     if (canEdit) await fillPalette();
   }

@@ -161,8 +161,8 @@ export function createMap(element, { tileUrl, limits }) {
       }
     },
     // The cells of rect changed at world version: reload the tiles over them.
-    refreshCells(rect, version) {
-      layer.refreshCells(rect, version);
+    refreshCells(rect, version, reveal = null) {
+      layer.refreshCells(rect, version, reveal);
     },
   };
   let dragging = false;

@@ -11,6 +11,7 @@
 // GridLayer covers only the old view until the animation ends, leaving a ring blank).
 
 import { el } from "./dom.js";
+import { revealInOrder } from "./edit-reveal.js";
 
 const TILE_PX = 256;
 // Far zooms (this one and out) are summaries that cost a few milliseconds a tile: the cover
@@ -262,8 +263,9 @@ export function createWorldTiles(L, { url, limits, bounds, className }) {
 
   // An edit changed the cells of `rect` ({x, y, w, h}) at world `version`: the tiles over it
   // get new URLs at every zoom, and the ones on screen reload and reveal their new image over
-  // the old one.
-  layer.refreshCells = (rect, version) => {
+  // the old one: in the order the solver decided the cells when `reveal` says it (see
+  // revealInOrder), else in one wave from the rectangle's centre.
+  layer.refreshCells = (rect, version, reveal = null) => {
     for (let z = limits.zoom_min; z <= limits.zoom_max; z++) {
       const n = TILE_PX / (4 * 2 ** z);
       for (let ty = Math.floor(rect.y / n); ty <= Math.floor((rect.y + rect.h - 1) / n); ty++) {
@@ -285,6 +287,12 @@ export function createWorldTiles(L, { url, limits, bounds, className }) {
       loadWithRetries(tileUrl(coords), new AbortController().signal).then((img) => {
         if (!img) return;
         const old = [...tile.querySelectorAll(".world-tile-image")];
+        if (reveal) {
+          cache.put(coords.z, coords.x, coords.y, img);
+          const duration = REVEAL_MS - 100;
+          revealInOrder(tile, img, coords, reveal, duration, () => old.forEach((o) => o.remove()));
+          return;
+        }
         img.className = "world-tile-image world-tile-edited";
         img.style.setProperty("--reveal-x", `${centre[0] * 100}%`);
         img.style.setProperty("--reveal-y", `${centre[1] * 100}%`);
