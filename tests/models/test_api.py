@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.accounts import sign_in
 from tests.conftest import ClientFactory
@@ -63,11 +64,15 @@ async def test_upload_a_sample_then_list_get_preview(client_factory: ClientFacto
     assert model["kind"] == "sample"
     assert model["patterns"] > 10
     assert model["options"] == {"N": 3, "symmetry": 8, "periodic": True, "ground": False}
-    assert not model["shared"] and model["mine"] and model["library"] == "none"
+    assert not model["shared"]
+    assert model["mine"]
+    assert model["library"] == "none"
     again = await upload(client, ISLANDS, name="Islands again")
-    assert again.status_code == 200 and again.json()["id"] == model["id"]
+    assert again.status_code == 200
+    assert again.json()["id"] == model["id"]
     other_options = await upload(client, ISLANDS, N=2)
-    assert other_options.status_code == 201 and other_options.json()["id"] != model["id"]
+    assert other_options.status_code == 201
+    assert other_options.json()["id"] != model["id"]
 
     listed = (await client.get("/api/models")).json()
     assert [m["id"] for m in listed["models"]] == [other_options.json()["id"], model["id"]]
@@ -75,8 +80,9 @@ async def test_upload_a_sample_then_list_get_preview(client_factory: ClientFacto
     assert (await client.get(f"/api/models/{model['id']}")).json() == model
 
     preview = await client.get(model["preview"])
-    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
-    with __import__("PIL.Image").Image.open(io.BytesIO(preview.content)) as image:
+    assert preview.status_code == 200
+    assert preview.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(preview.content)) as image:
         assert image.size == (48, 48)
     assert (await client.get(model["preview"])).content == preview.content
     cached = await client.get(model["preview"], headers={"If-None-Match": preview.headers["etag"]})
@@ -92,7 +98,9 @@ async def test_upload_a_tileset_zip(client_factory: ClientFactory) -> None:
     response = await upload(client, out.getvalue(), "pipes.zip", kind="tileset", name="Pipes")
     assert response.status_code == 201, response.text
     model = response.json()
-    assert model["kind"] == "tileset" and model["options"] == {} and model["patterns"] > 1
+    assert model["kind"] == "tileset"
+    assert model["options"] == {}
+    assert model["patterns"] > 1
     preview = await client.get(model["preview"])
     assert preview.status_code == 200
 
@@ -209,9 +217,11 @@ async def test_private_shared_and_owner_only(client_factory: ClientFactory) -> N
     body = {"name": "x", "model": model["id"]}
     assert (await other.post("/api/worlds", json=body)).status_code == 404
     shared = await owner.patch(f"/api/models/{model['id']}", json={"shared": True})
-    assert shared.status_code == 200 and shared.json()["shared"]
+    assert shared.status_code == 200
+    assert shared.json()["shared"]
     seen = (await other.get("/api/models")).json()["models"]
-    assert [m["id"] for m in seen] == [model["id"]] and not seen[0]["mine"]
+    assert [m["id"] for m in seen] == [model["id"]]
+    assert not seen[0]["mine"]
     assert (await other.patch(f"/api/models/{model['id']}", json={"name": "y"})).status_code == 403
     assert (await other.delete(f"/api/models/{model['id']}")).status_code == 403
     renamed = await owner.patch(f"/api/models/{model['id']}", json={"name": "Renamed"})
@@ -242,7 +252,8 @@ async def test_a_world_from_a_model_is_preparing_and_keeps_its_model(
     response = await client.post("/api/worlds", json={"name": "Mine", "model": model["id"]})
     assert response.status_code == 201, response.text
     world = response.json()
-    assert world["model"] == model["id"] and world["kind"] == "overlapping"
+    assert world["model"] == model["id"]
+    assert world["kind"] == "overlapping"
     prep = (await client.get(f"/api/worlds/{world['id']}/preparation")).json()
     assert prep["state"] == "preparing"  # no worker runs in this test
     jobs = (await client.get(f"/api/jobs?world_id={world['id']}")).json()["jobs"]
@@ -251,7 +262,8 @@ async def test_a_world_from_a_model_is_preparing_and_keeps_its_model(
     assert tile.status_code == 503  # never built on a request: the job builds the library
 
     refused = await client.delete(f"/api/models/{model['id']}")
-    assert refused.status_code == 409 and "1 world use" in refused.json()["detail"]
+    assert refused.status_code == 409
+    assert "1 world use" in refused.json()["detail"]
     both = await client.post(
         "/api/worlds", json={"name": "x", "model": model["id"], "tileset": "pipes"}
     )

@@ -53,14 +53,16 @@ def test_a_models_keys_share_one_slot_and_a_users_keys_theirs() -> None:
 
 async def test_quota_attach_delete_and_library(redis: Redis) -> None:
     repo = ModelRepo(redis, _keys(), quota_bytes=25)
-    first, created = await repo.create(_record(size=10), b"x" * 10)
-    assert created and await repo.used_bytes(OWNER) == 10
+    _first, created = await repo.create(_record(size=10), b"x" * 10)
+    assert created
+    assert await repo.used_bytes(OWNER) == 10
     assert (await repo.create(_record(size=10), b"x" * 10))[1] is False  # same id: no charge
     await repo.create(_record("b" * 64, size=15), b"y" * 15)  # exactly the quota
     with pytest.raises(QuotaExceeded) as refused:
         await repo.create(_record("c" * 64, size=1), b"z")
     assert (refused.value.used, refused.value.quota) == (25, 25)
-    assert await repo.get("c" * 64) is None and await repo.used_bytes(OWNER) == 25
+    assert await repo.get("c" * 64) is None
+    assert await repo.used_bytes(OWNER) == 25
 
     assert await repo.attach(DIGEST, "world-0001")
     assert not await repo.attach("d" * 64, "world-0001")
@@ -73,7 +75,8 @@ async def test_quota_attach_delete_and_library(redis: Redis) -> None:
     assert await repo.library(DIGEST) == ("f" * 24 + ".npz", b"npz")
     await repo.detach(DIGEST, "world-0001")
     assert await repo.delete(DIGEST) == 0
-    assert await repo.get(DIGEST) is None and await repo.used_bytes(OWNER) == 15
+    assert await repo.get(DIGEST) is None
+    assert await repo.used_bytes(OWNER) == 15
     assert await repo.delete(DIGEST) is None
 
 
@@ -84,7 +87,9 @@ async def test_sharing_and_lists(redis: Redis) -> None:
     assert [m.id for m in await repo.mine(OWNER)] == ["b" * 64, DIGEST]
     assert await repo.public() == []
     shared = await repo.update(DIGEST, shared=True, name="shared one")
-    assert shared is not None and shared.shared and shared.name == "shared one"
+    assert shared is not None
+    assert shared.shared
+    assert shared.name == "shared one"
     assert [m.id for m in await repo.public()] == [DIGEST]
     await repo.update(DIGEST, shared=False)
     assert await repo.public() == []
@@ -99,7 +104,8 @@ async def test_backup_round_trip_keeps_models(redis: Redis, tmp_path: Path) -> N
     await repo.attach(DIGEST, "world-0001")
     await repo.library_ready(DIGEST, "f" * 24 + ".npz", b"npz", "")
     report = await dump(redis, source)
-    assert report.archive.models is not None and len(report.archive.models) == 3 + 1
+    assert report.archive.models is not None
+    assert len(report.archive.models) == 3 + 1
     path = tmp_path / "backup.wgb"
     write_archive(path, report.archive)
     archive = read_archive(path)
@@ -108,7 +114,9 @@ async def test_backup_round_trip_keeps_models(redis: Redis, tmp_path: Path) -> N
     assert await restored.data(DIGEST) == big
     assert await restored.data("b" * 64) == b"abc"
     record = await restored.get(DIGEST)
-    assert record is not None and record.shared and record.library == ""  # rebuilt on demand
+    assert record is not None
+    assert record.shared
+    assert record.library == ""
     assert await restored.world_ids(DIGEST) == ["world-0001"]
     assert await restored.used_bytes(OWNER) == len(big) + 3
     assert [m.id for m in await restored.public()] == [DIGEST]

@@ -48,7 +48,8 @@ async def test_upload_library_job_world_tiles(
         assert tile.status_code == 200, (z, x, y, tile.text)
         assert tile.headers["content-type"] == "image/png"
     region = await client.get(f"/api/worlds/{world['id']}/region?x=0&y=0&w=16&h=16")
-    assert region.status_code == 200 and len(region.json()["cells"]) == 256
+    assert region.status_code == 200
+    assert len(region.json()["cells"]) == 256
 
     second = await client.post(
         "/api/worlds", json={"name": "Again", "model": model["id"], "seed": 3}
