@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import threading
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -122,7 +123,7 @@ def upload_dir(digest: str) -> Path:
 
 
 def materialise_upload(
-    digest: str, kind: uploads.UploadKind, options: dict[str, object], data: bytes
+    digest: str, kind: uploads.UploadKind, options: Mapping[str, object], data: bytes
 ) -> Path:
     """Write a stored model's bytes into its cache folder (once: the folder is immutable,
     written to a temporary folder and renamed); InputError when the bytes and options do not
@@ -136,7 +137,7 @@ def materialise_upload(
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:
         (tmp / _UPLOAD_DATA).write_bytes(data)
-        meta = {"kind": kind, "options": options}
+        meta = {"kind": kind, "options": dict(options)}
         (tmp / _UPLOAD_META).write_text(json.dumps(meta, sort_keys=True))
         try:
             os.rename(tmp, folder)
