@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     job_result_ttl_s: int = Field(
         default=3600, ge=60, le=7 * 86_400, description="A job's result is kept this long."
     )
+    model_bytes_per_user: int = Field(
+        default=64 << 20,
+        ge=1,
+        le=1 << 40,
+        description="Bytes of uploaded models one user may store (one more upload: 413).",
+    )
     realtime: RealtimeSettings = Field(
         default_factory=RealtimeSettings,
         description="Chat, presence and fan-out (each field also from WORLDGEN_REALTIME_<FIELD>).",

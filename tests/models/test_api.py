@@ -17,6 +17,7 @@ from tests.conftest import ClientFactory
 from tests.harness import AppClient, signed_in
 from tests.models.conftest import png, stripes
 from tests.samples import OVERLAPPING, TILESETS
+from worldgen.engine import uploads
 
 pytestmark = pytest.mark.anyio
 
@@ -190,16 +191,14 @@ async def test_uploads_per_hour(client_factory: ClientFactory) -> None:
 
 
 async def test_stored_bytes_quota(client_factory: ClientFactory) -> None:
-    client = await _client(client_factory)
-    first = stripes(6, 4)
+    first, second = stripes(6, 4), stripes(10, 4)
+    sizes = [len(uploads.canonical_upload("sample", d, uploads.UploadOptions())[0])
+             for d in (first, second)]  # fmt: skip
+    quota = sum(sizes)  # the two fit exactly
+    client = await _client(client_factory, model_bytes_per_user=quota)
     models = client.app.state.store.models
-    response = await upload(client, first)
-    size = response.json()["size"]
-    second = stripes(10, 4)
-    from worldgen.engine import uploads  # the stored size of the second sample, exactly
-
-    stored, _ = uploads.canonical_upload("sample", second, uploads.UploadOptions())
-    models.quota_bytes = size + len(stored)  # the second one fits exactly
+    assert models.quota_bytes == quota
+    assert (await upload(client, first)).status_code == 201
     assert (await upload(client, second)).status_code == 201
     third = await upload(client, stripes(12, 4))
     assert third.status_code == 413, third.text

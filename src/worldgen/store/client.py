@@ -203,7 +203,7 @@ class Store:
             revocations=revocations,
             edits=EditStore(redis, keys),
             jobs=JobStore(redis, keys, result_ttl_s=settings.job_result_ttl_s),
-            models=ModelRepo(redis, keys),
+            models=ModelRepo(redis, keys, quota_bytes=settings.model_bytes_per_user),
             _redis=redis,
         )
 
