@@ -175,3 +175,23 @@ def test_service_pdb_hpa_and_ingress_point_at_the_app() -> None:
     # WebSockets idle for long: the ingress must not cut them at its 60 s default
     timeout = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]
     assert int(timeout) >= 600
+
+
+def test_only_the_ingress_and_prometheus_reach_the_app() -> None:
+    """The app trusts forwarded headers from the pod network: nothing else may connect."""
+    app = k8s_resource("Deployment", "worldgen-app")
+    policy = k8s_resource("NetworkPolicy", "worldgen-app")
+    assert policy["spec"]["podSelector"]["matchLabels"] == pod_labels(app)
+    [rule] = policy["spec"]["ingress"]
+    namespaces = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for peer in rule["from"]
+    }
+    assert namespaces == {"ingress-nginx", "monitoring"}
+    assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+    assert [p["port"] for p in rule["ports"]] == ["http"]
+    worker = k8s_resource("NetworkPolicy", "worldgen-worker")
+    labels = pod_labels(k8s_resource("Deployment", "worldgen-worker"))
+    assert worker["spec"]["podSelector"]["matchLabels"] == labels
+    assert worker["spec"]["policyTypes"] == ["Ingress"]
+    assert "ingress" not in worker["spec"]  # no connection in at all
