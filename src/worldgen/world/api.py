@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,6 +41,7 @@ from worldgen.engine import uploads
 from worldgen.engine.patterns import OverlappingModel, extract_patterns, load_sample
 from worldgen.engine.tileset import load_tileset
 from worldgen.errors import InputError, UnavailableError
+from worldgen.world import edits
 from worldgen.world.blocks import World
 from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
 from worldgen.world.patches import PatchLibrary, cache_dir, library_version, load_or_build
@@ -59,6 +60,7 @@ __all__ = [
     "CatalogEntry",
     "build_world",
     "catalog",
+    "compute_edit",
     "export_png",
     "install_library",
     "library_file",
@@ -318,6 +320,19 @@ def export_png(world: World, x: int, y: int, w: int, h: int, scale: int) -> byte
         grid = world.region(x, y, w, h)
         rgb = palette_for(world).draw(grid, scale, cell_relief(world, x, y, w, h))
     return png_bytes(rgb)
+
+
+def compute_edit(
+    world: World,
+    op: edits.Op,
+    blocks: Mapping[tuple[int, int], tuple[bytes, int]],
+    target: bytes | None = None,
+    undone: Sequence[bytes] = (),
+) -> tuple[bytes, dict[str, int | str] | None]:
+    """An edit operation solved on ``world`` (:func:`~worldgen.world.edits.compute_packed`: the
+    overlay's stored blocks in; the diff's bytes and its reveal out), alone on the world."""
+    with _lock(world):
+        return edits.compute_packed(world, op, blocks, target, undone)
 
 
 # ---------------------------------------------------------------------------------- catalog

@@ -75,6 +75,7 @@ __all__ = [
     "Rect",
     "apply_overlay",
     "compute",
+    "compute_packed",
     "content",
     "op_seed",
     "picture",
@@ -806,6 +807,30 @@ def compute(
             raise InputError(f"there is no operation {op.target} to revert")
         return _repair(world, overlay, _revert(overlay, target), seed)
     return _rewind(overlay, overlay_at(op.target))
+
+
+def compute_packed(
+    world: World,
+    op: Op,
+    blocks: Mapping[BlockKey, tuple[bytes, int]],
+    target: bytes | None = None,
+    undone: Iterable[bytes] = (),
+) -> tuple[bytes, dict[str, int | str] | None]:
+    """:func:`compute` on stored bytes, for a worker process: ``blocks`` the overlay's blocks
+    around the operation (:meth:`Overlay.from_blocks`), ``target`` the diff a ``revert`` undoes,
+    ``undone`` the diffs after a ``rewind``'s target, newest first (:meth:`Diff.to_bytes` each).
+    Returns the diff's bytes and its :func:`reveal`; raises as :func:`compute` does."""
+    overlay = Overlay.from_blocks(blocks)
+    target_diff = None if target is None else Diff.from_bytes(target)
+    undone_diffs = [Diff.from_bytes(raw) for raw in undone]
+    diff = compute(
+        world,
+        overlay,
+        op,
+        diff_of=lambda i: target_diff if i == op.target else None,
+        overlay_at=lambda v: rolled_back(overlay, undone_diffs),
+    )
+    return diff.to_bytes(), reveal(diff)
 
 
 def rolled_back(overlay: Overlay, newest_first: Iterable[Diff]) -> Overlay:
