@@ -86,6 +86,9 @@ def test_a_cluster_node_config_loads(tmp_path: Path) -> None:
         tmp_path / "node",
         "--cluster-announce-hostname",
         "valkey-1",
+        # the bus port defaults to port + 10000, past 65535 for a high free port
+        "--cluster-port",
+        str(free_port()),
     ) as client:
         assert settings(client, *DURABLE) == DURABLE
         assert client.info("cluster")["cluster_enabled"] == 1
