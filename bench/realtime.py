@@ -148,11 +148,17 @@ class App:
         return f"ws://127.0.0.1:{self.port}/ws/worlds/{world_id}"
 
 
-def start_app(redis_url: str, data_dir: Path, log: Path) -> App:
+def start_app(
+    redis_url: str | None, data_dir: Path, log: Path, extra_env: dict[str, str] | None = None
+) -> App:
+    """``worldgen serve`` on a free port with one generation worker: on ``redis_url``, or with its
+    embedded Valkey in ``data_dir`` when it is None. ``extra_env`` overrides settings."""
     port = free_port()
     env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     env.update(
-        REDIS_URL=redis_url,
         WORLDGEN_WARM_UP="false",
         WORLDGEN_LOG_LEVEL="warning",
         NUMBA_CACHE_DIR=env.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba")),
@@ -162,6 +168,7 @@ def start_app(redis_url: str, data_dir: Path, log: Path) -> App:
             "WORLDGEN_MAX_CONNECTIONS_PER_CLIENT", str(MAX_CONNECTIONS_PER_CLIENT)
         ),
     )
+    env.update(extra_env or {})
     command = [str(Path(sys.executable).with_name("worldgen")), "serve", "--port", str(port)]
     command += ["--workers", "1", "--data-dir", str(data_dir)]
     with log.open("wb") as out:
