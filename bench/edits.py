@@ -10,7 +10,9 @@ to instance B measures, per edit, the time from the editor's ``POST`` to
   version, as the page does) fully received.
 
 It also times ``undo`` the same way (request to B's updated tile). The first edit of an instance
-loads the world and the solver: one untimed warm-up edit runs first.
+loads the world and the solver: one untimed warm-up edit runs first. While each edit runs, a probe
+asks instance A (the one solving it) for ``/healthz`` every 10 ms: ``lag`` is how long those
+answers took, i.e. how responsive A's event loop stayed during the edit.
 
 ``--crowd S``: 20 editors (half on each instance) each send one edit a second for S seconds on
 one 192² area, with the version they last saw; then it counts answers by status, checks that the
@@ -64,6 +66,15 @@ async def _until_edit(ws: ClientConnection, version: int) -> None:
             return
 
 
+async def _probe(client: httpx.AsyncClient, stop: asyncio.Event, lags: list[float]) -> None:
+    """``/healthz`` of the editing instance every 10 ms until ``stop``: each answer's time."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        (await client.get("/healthz")).raise_for_status()
+        lags.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.01)
+
+
 async def _one(
     editor: httpx.AsyncClient,
     viewer: httpx.AsyncClient,
@@ -72,9 +83,21 @@ async def _one(
     path: str,
     body: dict[str, Any] | None,
     centre: tuple[int, int],
+    lags: list[float] | None = None,
 ) -> tuple[float, float]:
+    stop = asyncio.Event()
+    probe = None
+    if lags is not None:
+        probe_client = httpx.AsyncClient(base_url=str(editor.base_url), timeout=120)
+        probe = asyncio.create_task(_probe(probe_client, stop, lags))
     started = time.perf_counter()
-    got = await editor.post(f"/api/worlds/{world_id}/{path}", json=body)
+    try:
+        got = await editor.post(f"/api/worlds/{world_id}/{path}", json=body)
+    finally:
+        stop.set()
+        if probe is not None:
+            await probe
+            await probe_client.aclose()
     got.raise_for_status()
     version = got.json()["version"]
     await _until_edit(ws, version)
@@ -105,22 +128,24 @@ async def run(apps: list[App], url: str, reps: int) -> list[dict[str, Any]]:
             place = 0
             for side in (16, 64, 256):
                 events, tiles = [], []
+                lags: list[float] = []
                 for _ in range(reps):
                     place += 1
                     x, y = place * 300, (place % 7) * 300
                     body = {"kind": "regenerate", "rect": {"x": x, "y": y, "w": side, "h": side}}
                     centre = (x + side // 2, y + side // 2)
-                    e, t = await _one(editor, viewer, ws, world_id, "edits", body, centre)
+                    e, t = await _one(editor, viewer, ws, world_id, "edits", body, centre, lags)
                     events.append(e)
                     tiles.append(t)
-                results.append(_row(f"regenerate {side}²", side, events, tiles))
+                results.append(_row(f"regenerate {side}²", side, events, tiles, lags))
                 print(results[-1]["name"], "done", flush=True)
             events, tiles = [], []
+            lags = []
             for _ in range(reps):  # each undo reverts one of the regenerates above, newest first
-                e, t = await _one(editor, viewer, ws, world_id, "undo", None, (0, 0))
+                e, t = await _one(editor, viewer, ws, world_id, "undo", None, (0, 0), lags)
                 events.append(e)
                 tiles.append(t)
-            results.append(_row("undo", 0, events, tiles))
+            results.append(_row("undo", 0, events, tiles, lags))
         finally:
             await ws.close()
     return results
@@ -209,7 +234,9 @@ async def crowd(apps: list[App], url: str, seconds: float) -> dict[str, Any]:
             await client.aclose()
 
 
-def _row(name: str, side: int, events: list[float], tiles: list[float]) -> dict[str, Any]:
+def _row(
+    name: str, side: int, events: list[float], tiles: list[float], lags: list[float]
+) -> dict[str, Any]:
     return {
         "name": name,
         "n": len(tiles),
@@ -218,6 +245,8 @@ def _row(name: str, side: int, events: list[float], tiles: list[float]) -> dict[
         "tile_p50_ms": round(percentile(tiles, 50), 1),
         "tile_p95_ms": round(percentile(tiles, 95), 1),
         "target_p95_ms": TARGETS_P95_MS[side],
+        "lag_p95_ms": round(percentile(lags, 95), 1) if lags else None,
+        "lag_max_ms": round(max(lags), 1) if lags else None,
     }
 
 
@@ -248,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     head = (
         f"{'edit':16} {'n':>3} {'event p50':>10} {'event p95':>10} {'tile p50':>9} {'tile p95':>9}"
     )
-    print(head + f" {'target p95':>11}")
+    print(head + f" {'target p95':>11} {'lag p95':>8} {'lag max':>8}")
     for r in results:
         print(
             f"{r['name']:16} {r['n']:>3} {r['event_p50_ms']:>10} {r['event_p95_ms']:>10} "
-            f"{r['tile_p50_ms']:>9} {r['tile_p95_ms']:>9} {r['target_p95_ms']:>11}"
+            f"{r['tile_p50_ms']:>9} {r['tile_p95_ms']:>9} {r['target_p95_ms']:>11} "
+            f"{r['lag_p95_ms']:>8} {r['lag_max_ms']:>8}"
         )
     if crowd_result is not None:
         print(f"\ncrowd: {json.dumps(crowd_result)}")

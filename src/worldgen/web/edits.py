@@ -5,9 +5,11 @@ lock in Redis (:mod:`worldgen.store.edits`), and draws what the overlay changes.
   ``MULTI``). An edit carries the version it was made on; it is *rebased* onto the current version
   when no operation since touched its area (grown by one cell, its ring), else refused with 409
   (:class:`~worldgen.errors.StaleVersionError`). A version from the future is a 409 too.
-* Solves run in a worker thread of this process, alone on the world, over the small cache of
-  worlds of :class:`~worldgen.jobs.export.EditedContent` (the generation pool keeps generated
-  content; edits need the model and the region around them).
+* Solves run where the generator computes content (:meth:`Generator.edit
+  <worldgen.web.generation.Generator.edit>`: a process of the one pool in production), from the
+  overlay's stored blocks around the operation, so no solve holds this process's event loop (a
+  256-cell regenerate is one kernel call of ~0.5 s that keeps the GIL when the kernels are the
+  native ones).
 * Tiles, regions and exports with edits are drawn by that same
   :class:`~worldgen.jobs.export.EditedContent` (the one way the overlay is applied: jobs and the
   CLI use it too). A cell-zoom tile whose blocks were edited is the generated cells with the
@@ -20,6 +22,7 @@ lock in Redis (:mod:`worldgen.store.edits`), and draws what the overlay changes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,9 +34,8 @@ from worldgen.jobs.export import EditedContent
 from worldgen.store.edits import EditStore, OpRecord
 from worldgen.store.worlds import WorldRecord
 from worldgen.web.auth.sessions import User
-from worldgen.web.generation import spec_for
+from worldgen.web.generation import Generator, spec_for
 from worldgen.world import edits as ed
-from worldgen.world.blocks import World
 from worldgen.world.pool import WorldCache
 from worldgen.world.render import Z_FAR, Z_MIN, cells_per_tile, png_bytes
 from worldgen.world.spec import WorldSpec
@@ -118,6 +120,8 @@ class EditService:
         user: User,
         request: EditRequest,
         stacks: Literal["new", "undo", "redo"] = "new",
+        *,
+        generator: Generator,
     ) -> Applied:
         """Apply one operation: the stored record (its id is the new content version) and how
         clients reveal the change (:func:`~worldgen.world.edits.reveal`)."""
@@ -158,33 +162,25 @@ class EditService:
                             "reload and try again"
                         )
                 after = page[-1].id if page else version
-            target_diff: ed.Diff | None = None
+            target: bytes | None = None
             if op.kind == "revert" and op.target is not None:
-                raw = await store.diff(world.id, op.target)
-                target_diff = ed.Diff.from_bytes(raw) if raw is not None else None
+                target = await store.diff(world.id, op.target)
+            target_box = None if target is None else ed.Diff.from_bytes(target).bbox()
             # every cell the operation may write lies within REACH of its area (or of the
             # reverted operation's cells): only those blocks are read (a rewind reads all)
-            reach = area if area is not None else target_diff.bbox() if target_diff else None
-            overlay = await self.overlay(
-                store, world.id, None if reach is None else reach.grow(REACH)
+            reach = area if area is not None else target_box
+            found = await store.blocks(
+                world.id, None if reach is None else reach.grow(REACH).blocks()
             )
-            undone: list[ed.Diff] = []  # a rewind undoes the diffs after its target, newest first
+            undone: list[bytes] = []  # a rewind undoes the diffs after its target, newest first
             if op.kind == "rewind" and op.target is not None:
                 for op_id in range(version, op.target, -1):
                     raw = await store.diff(world.id, op_id)
-                    undone.append(ed.Diff.from_bytes(raw) if raw is not None else ed.Diff.empty())
-
-            def compute(w: World) -> tuple[ed.Diff, Reveal | None]:
-                diff = ed.compute(
-                    w,
-                    overlay,
-                    op,
-                    diff_of=lambda i: target_diff if i == op.target else None,
-                    overlay_at=lambda v: ed.rolled_back(overlay, undone),
-                )
-                return diff, ed.reveal(diff)
-
-            diff, reveal = await self.content.run(spec, compute)
+                    undone.append(raw if raw is not None else ed.Diff.empty().to_bytes())
+            # solved by the generator: in a pool process, never in this one's event loop
+            packed, reveal = await generator.edit(spec, op, found, target, undone)
+            diff = await asyncio.to_thread(ed.Diff.from_bytes, packed)
+            overlay = ed.Overlay.from_blocks(found)
             touched_blocks = overlay.apply(diff, op.id)
             changed = diff.bbox()
             record = OpRecord(
@@ -205,7 +201,7 @@ class EditService:
                 world.id,
                 token,
                 record,
-                diff.to_bytes(),
+                packed,
                 {k: overlay.block_bytes(k) for k in touched_blocks},
                 stacks,
                 _far_tiles(touched_blocks),

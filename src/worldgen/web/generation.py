@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
@@ -27,6 +27,7 @@ from worldgen.errors import GeneratorUnavailableError
 from worldgen.store.worlds import WorldRecord
 from worldgen.world import api
 from worldgen.world.api import CatalogEntry
+from worldgen.world.edits import Op
 from worldgen.world.pool import WORLDS_PER_PROCESS, WorkerPool, WorldCache
 from worldgen.world.spec import UPLOAD_PREFIX, WorldSpec
 
@@ -85,6 +86,15 @@ class Generator(Protocol):
     ) -> bytes: ...
 
     async def preview(self, name: str) -> bytes: ...
+
+    async def edit(
+        self,
+        spec: WorldSpec,
+        op: Op,
+        blocks: dict[tuple[int, int], tuple[bytes, int]],
+        target: bytes | None = None,
+        undone: Sequence[bytes] = (),
+    ) -> tuple[bytes, dict[str, int | str] | None]: ...
 
     async def warm_up(self) -> None: ...
 
@@ -163,6 +173,17 @@ class ProcessGenerator:
     async def preview(self, name: str) -> bytes:
         return await self._wait(self.pool.submit_preview(name))
 
+    async def edit(
+        self,
+        spec: WorldSpec,
+        op: Op,
+        blocks: dict[tuple[int, int], tuple[bytes, int]],
+        target: bytes | None = None,
+        undone: Sequence[bytes] = (),
+    ) -> tuple[bytes, dict[str, int | str] | None]:
+        """An edit solved in a pool process (:meth:`WorkerPool.submit_edit`)."""
+        return await self._wait(self.pool.submit_edit(spec, op, blocks, target, undone))
+
     async def warm_up(self) -> None:
         """Start every process and compile its kernels (``WorkerPool.start``), then read the
         catalog. With ``compile_kernels=False`` the processes start lazily, on the first request.
@@ -218,6 +239,17 @@ class InlineGenerator:
 
     async def preview(self, name: str) -> bytes:
         return await self._run(api.preview_png, name)
+
+    async def edit(
+        self,
+        spec: WorldSpec,
+        op: Op,
+        blocks: dict[tuple[int, int], tuple[bytes, int]],
+        target: bytes | None = None,
+        undone: Sequence[bytes] = (),
+    ) -> tuple[bytes, dict[str, int | str] | None]:
+        world = await self._run(self._worlds.get, spec)
+        return await self._run(api.compute_edit, world, op, blocks, target, undone)
 
     async def warm_up(self) -> None:
         await self._run(solver.warm_up)

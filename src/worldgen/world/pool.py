@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worldgen.errors import GeneratorUnavailableError, InputError
-from worldgen.world import api
+from worldgen.world import api, edits
 from worldgen.world.blocks import World
 from worldgen.world.plan import (
     BlockKey,
@@ -190,6 +190,16 @@ def _region_doc_task(spec: WorldSpec, x: int, y: int, w: int, h: int) -> dict[st
 
 def _export_task(spec: WorldSpec, x: int, y: int, w: int, h: int, scale: int) -> bytes:
     return api.export_png(_WORLDS.get(spec), x, y, w, h, scale)
+
+
+def _edit_task(
+    spec: WorldSpec,
+    op: edits.Op,
+    blocks: dict[tuple[int, int], tuple[bytes, int]],
+    target: bytes | None,
+    undone: list[bytes],
+) -> tuple[bytes, dict[str, int | str] | None]:
+    return api.compute_edit(_WORLDS.get(spec), op, blocks, target, undone)
 
 
 def _draw_task(
@@ -689,6 +699,18 @@ class WorkerPool:
     ) -> Future[bytes]:
         """An exported PNG (:func:`~worldgen.world.api.export_png`), in one worker (heavy)."""
         return self.submit(_export_task, spec, x, y, w, h, scale, heavy=True)
+
+    def submit_edit(
+        self,
+        spec: WorldSpec,
+        op: edits.Op,
+        blocks: dict[tuple[int, int], tuple[bytes, int]],
+        target: bytes | None = None,
+        undone: Sequence[bytes] = (),
+    ) -> Future[tuple[bytes, dict[str, int | str] | None]]:
+        """An edit operation solved in a worker (:func:`~worldgen.world.api.compute_edit`), so
+        no solve runs in the caller's process: the diff's bytes and its reveal."""
+        return self.submit(_edit_task, spec, op, dict(blocks), target, list(undone))
 
     def submit_blocks(self, world: World | WorldSpec, keys: Sequence[BlockKey]) -> Future[I32Array]:
         """Blocks ``keys`` (``(layer, bi, bj)``, layer >= 1) of the world, computed in a worker:

@@ -26,7 +26,14 @@ from worldgen.store.edits import MAX_LOG_PAGE, Marker, OpRecord
 from worldgen.web.auth.policy import Action
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit
 from worldgen.web.auth.sessions import User
-from worldgen.web.deps import EditServiceDep, HubDep, SecurityDep, StoreDep, WorldDep
+from worldgen.web.deps import (
+    EditServiceDep,
+    GeneratorDep,
+    HubDep,
+    SecurityDep,
+    StoreDep,
+    WorldDep,
+)
 from worldgen.web.edits import Applied, EditRequest, EditService
 from worldgen.web.params import CANONICAL_INT, JSON_INT
 from worldgen.world.edits import MAX_PAINT_CELLS, MAX_RECT_SIDE, Rect
@@ -197,6 +204,7 @@ async def post_edit(
     security: SecurityDep,
     hub: HubDep,
     service: EditServiceDep,
+    generator: GeneratorDep,
 ) -> EditResult:
     """Apply one operation (regenerate, paint, lock, unlock, restore a rectangle)."""
     user = await _author(request, world, security)
@@ -207,7 +215,8 @@ async def post_edit(
         ax, ay = body.at
         cells = [[c[0] + ax, c[1] + ay, *c[2:]] for c in body.cells]
         request_ = EditRequest(body.kind, cells=cells, version=body.version)
-    return await _announce(hub, world.id, await service.apply(store.edits, world, user, request_))
+    applied = await service.apply(store.edits, world, user, request_, generator=generator)
+    return await _announce(hub, world.id, applied)
 
 
 @router.get("/worlds/{world_id}/edits", response_model=EditLog)
@@ -234,10 +243,16 @@ async def _stack(
     security: SecurityDep,
     hub: HubDep,
     service: EditServiceDep,
+    generator: GeneratorDep,
 ) -> EditResult:
     user = await _author(request, world, security)
     applied = await service.apply(
-        store.edits, world, user, EditRequest("revert", version=None), stacks=which
+        store.edits,
+        world,
+        user,
+        EditRequest("revert", version=None),
+        stacks=which,
+        generator=generator,
     )
     return await _announce(hub, world.id, applied)
 
@@ -254,9 +269,10 @@ async def undo(
     security: SecurityDep,
     hub: HubDep,
     service: EditServiceDep,
+    generator: GeneratorDep,
 ) -> EditResult:
     """Revert your last operation; cells others changed since keep their content."""
-    return await _stack("undo", world, request, store, security, hub, service)
+    return await _stack("undo", world, request, store, security, hub, service, generator)
 
 
 @router.post(
@@ -271,9 +287,10 @@ async def redo(
     security: SecurityDep,
     hub: HubDep,
     service: EditServiceDep,
+    generator: GeneratorDep,
 ) -> EditResult:
     """Re-apply the operation you last undid."""
-    return await _stack("redo", world, request, store, security, hub, service)
+    return await _stack("redo", world, request, store, security, hub, service, generator)
 
 
 @router.post(
@@ -289,11 +306,12 @@ async def restore(
     security: SecurityDep,
     hub: HubDep,
     service: EditServiceDep,
+    generator: GeneratorDep,
 ) -> EditResult:
     """Restore the world's content to an earlier version (owners only; it can be undone)."""
     user = await _author(request, world, security, "change")
     applied = await service.apply(
-        store.edits, world, user, EditRequest("rewind", target=body.version)
+        store.edits, world, user, EditRequest("rewind", target=body.version), generator=generator
     )
     return await _announce(hub, world.id, applied)
 
