@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         le=32,
         description="Generation processes of the job worker that serve starts (0: none).",
     )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="A job worker serves its Prometheus metrics on this port (on host); 0: none.",
+    )
     jobs_per_user: int = Field(
         default=2, ge=1, le=1000, description="Background jobs queued or running per user."
     )

@@ -19,6 +19,12 @@ from worldgen.settings import Settings
         (["worker", "--band-px", "15"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, "--band-px"),
         (["worker", "--workers", "0"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, "workers"),
         (["worker"], {"WORLDGEN_BROKER_URL": "http://x"}, "broker_url"),
+        (
+            ["worker", "--metrics-port", "65536"],
+            {"REDIS_URL": "redis://127.0.0.1:1/0"},
+            "worker_metrics_port",
+        ),
+        (["worker"], {"WORLDGEN_WORKER_METRICS_PORT": "-1"}, "worker_metrics_port"),
     ],
 )
 def test_worker_refuses_bad_settings(

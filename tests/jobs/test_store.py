@@ -132,6 +132,8 @@ async def test_bad_input_fails_at_once(store: Store) -> None:
         "the picture is too large",
         1,
     )
+    assert _count(runner, "export", "failed") == 1
+    assert _count(runner, "export", "done") == 0
 
 
 async def test_errors_are_retried_then_fail(store: Store) -> None:
@@ -150,6 +152,9 @@ async def test_errors_are_retried_then_fail(store: Store) -> None:
     assert failed is not None
     assert (failed.state, failed.message) == ("failed", "internal error (after 2 attempts)")
     assert await store.jobs.active(owner) == 0
+    assert _count(runner, "prerender", "retried") == 1
+    assert _count(runner, "prerender", "failed") == 1
+    assert runner.metrics.registry.get_sample_value("worldgen_job_worker_busy") == 0
 
 
 class HeldPool(FailingPool):
@@ -180,6 +185,7 @@ async def test_a_cancelled_job_stops_and_stays_cancelled(store: Store) -> None:
     ended = await store.jobs.get(record.id)
     assert ended is not None
     assert (ended.state, ended.message) == ("failed", "cancelled by its owner")
+    assert _count(runner, "export", "stopped") == 1
     assert await store.jobs.result_size(record.id) == 0
     assert not await store.jobs.complete(record.id, USER)
 
@@ -195,3 +201,11 @@ async def test_a_job_whose_workers_keep_dying_ends_failed(store: Store) -> None:
     assert failed is not None
     assert (failed.state, failed.attempts) == ("failed", 4)
     assert failed.message == "the job was interrupted 3 times (a worker died)"
+    assert _count(runner, "export", "failed") == 1
+
+
+def _count(runner: JobRunner, kind: str, outcome: str) -> float:
+    """How many attempts of ``kind`` ended with ``outcome`` in the runner's metrics."""
+    labels = {"kind": kind, "outcome": outcome}
+    value = runner.metrics.registry.get_sample_value("worldgen_jobs_total", labels)
+    return value or 0.0

@@ -13,6 +13,7 @@ import asyncio
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -116,7 +118,8 @@ async def test_export_prerender_and_tile_archive_jobs(
     client_factory: ClientFactory, start_worker: StartWorker
 ) -> None:
     client, world_id, prefix = await _setup(client_factory)
-    start_worker(prefix, "--band-px", "64")
+    metrics_port = _free_port()
+    start_worker(prefix, "--band-px", "64", "--metrics-port", str(metrics_port))
     window = {"x": -37, "y": 11, "w": 300, "h": 200, "scale": 2}
     response = await client.post(f"/api/worlds/{world_id}/exports", json=window)
     assert response.status_code == 202, response.text
@@ -157,6 +160,33 @@ async def test_export_prerender_and_tile_archive_jobs(
         assert tiles.testzip() is None
         assert len(tiles.namelist()) == 10
         assert tiles.read("1/3/1.png") == tile.content
+
+    # the worker's own metrics: every attempt counted by kind and outcome, the queue drained
+    async with httpx.AsyncClient(timeout=5) as http:
+        scraped = _samples((await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text)
+    assert scraped['worldgen_jobs_total{kind="export",outcome="done"}'] == 2
+    assert scraped['worldgen_jobs_total{kind="prerender",outcome="done"}'] == 1
+    assert scraped['worldgen_jobs_total{kind="tiles",outcome="done"}'] == 1
+    assert scraped['worldgen_job_duration_seconds_count{kind="export",outcome="done"}'] == 2
+    assert scraped["worldgen_job_worker_busy"] == 0
+    assert scraped["worldgen_job_queue_messages"] == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _samples(text: str) -> dict[str, float]:
+    """``name{labels}`` -> value of a Prometheus text exposition (comments skipped)."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 async def test_killed_worker_job_is_redelivered(

@@ -50,6 +50,13 @@ def _add_worker_arguments(worker: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="rows of an export computed and written at a time, 16..4096 (1024)",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port, on WORLDGEN_HOST "
+        "(WORLDGEN_WORKER_METRICS_PORT; 0: none)",
+    )
     worker.set_defaults(handler=run_worker_command)
 
 
@@ -70,7 +77,9 @@ def run_worker_command(args: argparse.Namespace) -> int:
     from worldgen.jobs.worker import run_worker
     from worldgen.web.logging import configure_logging
 
-    settings = settings_from_flags({"workers": args.workers})
+    settings = settings_from_flags(
+        {"workers": args.workers, "worker_metrics_port": args.metrics_port}
+    )
     url = settings.broker_url or settings.redis_url
     if url is None:
         raise InputError("a worker needs the queue's Redis: set WORLDGEN_BROKER_URL or REDIS_URL")

@@ -13,6 +13,7 @@ record, so a retried export writes the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from worldgen.jobs.export import (
     write_export,
 )
 from worldgen.jobs.library import LIBRARY_JOB, LibraryPool, build_library, ensure_spec
+from worldgen.jobs.metrics import JobMetrics, Outcome
 from worldgen.store.client import Store
 from worldgen.store.jobs import JobRecord
 from worldgen.world.edits import Rect
@@ -78,6 +80,8 @@ class JobRunner:
     worlds: WorldCache = field(default_factory=lambda: WorldCache(2))
     """This process's worlds, for pieces and tiles drawn with edits (:class:`EditedContent`)."""
     content: EditedContent = field(init=False)
+    metrics: JobMetrics = field(default_factory=JobMetrics)
+    """Attempts, durations and the queue gauge (``worldgen worker`` passes its own)."""
 
     def __post_init__(self) -> None:
         self.content = EditedContent(self.worlds)
@@ -89,21 +93,29 @@ class JobRunner:
         if record is None:
             log.info("job skipped: gone or ended", job=job_id)
             return
+        with self.metrics.attempt(record.kind) as ended:
+            await self._attempt(record, ended)
+
+    async def _attempt(self, record: JobRecord, ended: Callable[[Outcome], None]) -> None:
+        jobs, job_id = self.store.jobs, record.id
         if record.attempts > self.max_attempts:
             # earlier attempts ended without a word: their worker died (killed, out of memory)
             log.warning("job abandoned: its workers kept dying", job=job_id)
             message = f"the job was interrupted {record.attempts - 1} times (a worker died)"
             await jobs.fail(job_id, record.owner, message)
+            ended("failed")
             return
         log.info("job started", job=job_id, kind=record.kind, attempt=record.attempts)
         try:
             await self._compute(record)
         except _Stopped:
             log.info("job stopped: no longer running", job=job_id)
+            ended("stopped")
             return
         except InputError as exc:
             log.info("job refused", job=job_id, reason=str(exc))
             await jobs.fail(job_id, record.owner, str(exc))
+            ended("failed")
             return
         except Exception as exc:
             reason = str(exc) if isinstance(exc, WorldgenError) else "internal error"
@@ -112,11 +124,16 @@ class JobRunner:
                 await jobs.fail(
                     job_id, record.owner, f"{reason} (after {record.attempts} attempts)"
                 )
+                ended("failed")
                 return
             await jobs.retrying(job_id, reason)
+            ended("retried")
             raise
         if await jobs.complete(job_id, record.owner):
             log.info("job done", job=job_id)
+            ended("done")
+        else:
+            ended("stopped")  # cancelled while its last piece was written
 
     async def _compute(self, record: JobRecord) -> None:
         params = record.params

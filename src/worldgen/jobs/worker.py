@@ -4,8 +4,10 @@
 (every slot may run exports: no map tile waits here), connects the job store and the broker,
 declares the job actor with a :class:`~worldgen.jobs.runner.JobRunner`, and runs ``threads``
 Dramatiq worker threads until ``stop`` is set (SIGTERM/SIGINT in the command) or the process
-named ``parent_pid`` dies. Jobs run as coroutines on the one event loop of Dramatiq's ``AsyncIO``
-middleware, which owns the store's connections; the pool's processes compute.
+named ``parent_pid`` dies. With ``worker_metrics_port`` set it serves its
+:class:`~worldgen.jobs.metrics.JobMetrics` over HTTP on ``host`` at that port. Jobs run as
+coroutines on the one event loop of Dramatiq's ``AsyncIO`` middleware, which owns the store's
+connections; the pool's processes compute.
 
 :class:`WorkerChild` is how ``worldgen serve`` runs a worker beside itself in the single-machine
 setup: ``worldgen worker --parent-pid <serve's pid>`` in a child process, told the resolved
@@ -29,9 +31,11 @@ import structlog
 from worldgen.jobs.broker import (
     HEARTBEAT_TIMEOUT_MS,
     MAINTENANCE_CHANCE,
+    QUEUE,
     build_broker,
     declare_actor,
 )
+from worldgen.jobs.metrics import JobMetrics
 from worldgen.jobs.runner import JobRunner
 from worldgen.settings import Settings
 from worldgen.store.client import Store
@@ -100,7 +104,11 @@ def run_worker(
             heartbeat_timeout_ms=heartbeat_timeout_ms,
             maintenance_chance=maintenance_chance,
         )
-        runner = JobRunner(pool, store, band_px=band_px)
+        metrics = JobMetrics(lambda: int(broker.do_qsize(QUEUE)))
+        if settings.worker_metrics_port:
+            metrics.serve(settings.host, settings.worker_metrics_port)
+            log.info("job metrics served", host=settings.host, port=settings.worker_metrics_port)
+        runner = JobRunner(pool, store, band_px=band_px, metrics=metrics)
         declare_actor(broker, runner.run)
         worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
         worker.start()
