@@ -128,11 +128,16 @@ def test_reading_the_map(browser_page: PageFactory, server: Server) -> None:
 
 
 def test_readme_picture(browser_page: PageFactory, server: Server) -> None:
-    """The README's picture: a terrain world at z = -4 (continents, coasts, biomes) with the
-    panel open (legend, chat), the cursor naming its cell, and a ping with a label."""
-    world = server.create_world("Archipelago", tileset="terrain", seed=42)
+    """The README's picture: a terrain world at z = -4 (continents, coasts, biomes) seen by its
+    owner (the edit tools enabled), with the panel open, the cursor naming its cell, and a ping
+    with a label."""
     page = browser_page(width=1440, height=900)
     sign_in(page, "explorer")
+    made = page.context.request.post(
+        "/api/worlds", data={"name": "Archipelago", "tileset": "terrain", "seed": 42}
+    )
+    assert made.status == 201, made.text()
+    world = made.json()
     page.goto(f"{world['page']}#-4/600/-100")
     expect(page.locator("#chat-status")).to_have_text("connected")
     wait_for_map(page, timeout_ms=WAIT_MS)
@@ -149,6 +154,7 @@ def test_readme_picture(browser_page: PageFactory, server: Server) -> None:
     page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.45)
     expect(page.locator("#cursor-name")).not_to_be_empty()
     page.evaluate("() => { document.getElementById('panel-body').scrollTop = 0; }")
+    expect(page.locator("#edit .edit-toolbar button").first).to_be_enabled()
     screenshot(page, "world-desktop")
     if os.environ.get("WORLDGEN_UPDATE_SCREENSHOT"):
         shutil.copyfile(ARTIFACTS / "world-desktop.png", ROOT / "docs" / "screenshot.png")
