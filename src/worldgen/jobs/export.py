@@ -198,8 +198,7 @@ class EditedContent:
     pure :mod:`worldgen.world.edits` on this process's copies of the worlds: the one way map tiles,
     regions and exports (of the web app, of jobs and of the CLI) apply the edit overlay.
 
-    Drawing runs in a thread, alone on its world (a world's block cache is plain Python state):
-    :meth:`run` is also how the web app solves edits (:class:`~worldgen.web.edits.EditService`).
+    Drawing runs in a thread, alone on its world (a world's block cache is plain Python state).
     """
 
     def __init__(self, worlds: WorldCache) -> None:

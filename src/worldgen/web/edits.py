@@ -8,16 +8,15 @@ lock in Redis (:mod:`worldgen.store.edits`), and draws what the overlay changes.
 * Solves run where the generator computes content (:meth:`Generator.edit
   <worldgen.web.generation.Generator.edit>`: a process of the one pool in production), from the
   overlay's stored blocks around the operation, so no solve holds this process's event loop (a
-  256-cell regenerate is one kernel call of ~0.5 s that keeps the GIL when the kernels are the
-  native ones).
-* Tiles, regions and exports with edits are drawn by that same
-  :class:`~worldgen.jobs.export.EditedContent` (the one way the overlay is applied: jobs and the
-  CLI use it too). A cell-zoom tile whose blocks were edited is the generated cells with the
-  overlay on top; its cache key carries the last operation id that changed those blocks
-  (:meth:`EditService.tile_version`), so no cache can serve it from before an edit. A far-zoom
-  tile (z <= -3: the predicted summary) over edited blocks is the summary plus, per pixel, the
-  mean colour change the edits made to the cells it covers; its key carries the last operation
-  that changed any of its cells (``bverz``).
+  256² regenerate is one kernel call of ~0.2 s, and the native kernels keep the GIL through it).
+* Tiles, regions and exports with edits are drawn by
+  :class:`~worldgen.jobs.export.EditedContent` in threads of this process (the one way the
+  overlay is applied: jobs and the CLI use it too). A cell-zoom tile whose blocks were edited
+  is the generated cells with the overlay on top; its cache key carries the last operation id
+  that changed those blocks (:meth:`EditService.tile_version`), so no cache can serve it from
+  before an edit. A far-zoom tile (z <= -3: the predicted summary) over edited blocks is the
+  summary plus, per pixel, the mean colour change the edits made to the cells it covers; its
+  key carries the last operation that changed any of its cells (``bverz``).
 """
 
 from __future__ import annotations
