@@ -20,6 +20,11 @@ Invariants:
   master of the world's slot (``WAIT`` counts that connection's writes). A retry that finds its
   message already stored refreshes the dedup key's TTL, a write, so its ``WAIT`` also covers the
   first copy (replication is ordered).
+- A master with no replica at all (the usual state right after a failover, until the dead node
+  rejoins as a replica) cannot confirm anything: refusing chat then would turn one failover into
+  an outage of its shard. Such a master's appends are acknowledged on its own AOF, logged and
+  counted (:attr:`ChatStore.unreplicated`), and ``WAIT`` is tried again after
+  :data:`LONELY_RECHECK_S`. A master that has a replica which does not answer in time refuses.
 
 Readers page with bounded counts: :meth:`ChatStore.history` (``XREVRANGE``, newest first in
 Redis, returned oldest first) and :meth:`ChatStore.read_after` (``XRANGE (after upto``:
@@ -33,6 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -159,10 +165,14 @@ if ARGV[4] ~= '' then redis.call(ARGV[6], ARGV[4], ARGV[5]) end
 return {1, id}
 """
 
+_log = structlog.get_logger("worldgen.store")
+
 ACK_REPLICAS = 1
 """Replicas that must hold a chat message before it is acknowledged (on a cluster)."""
 ACK_WAIT_MS = 1000
 """Longest ``WAIT`` for them; past it the append fails (the client retries, idempotently)."""
+LONELY_RECHECK_S = 5.0
+"""How long a master found without replicas is trusted alone before ``WAIT`` is tried again."""
 
 
 _RawEntries = list[tuple[bytes | str | None, dict[bytes | str, bytes | str] | None]] | None
@@ -188,6 +198,10 @@ class ChatStore:
         """The cluster client on a Redis Cluster (then appends are waited for), else None."""
         self.ack_wait_s: list[float] = []
         """Seconds each waited append took, newest last (at most 1,000; for benchmarks)."""
+        self.unreplicated = 0
+        """Appends acknowledged by a master that had no replica (see the module docstring)."""
+        self._lonely: dict[str, float] = {}
+        """Masters (by node name) found without replicas, and until when that is believed."""
 
     async def append(
         self,
@@ -228,14 +242,26 @@ class ChatStore:
         started = time.perf_counter()
         await cluster.initialize()  # the slot map (a no-op once loaded)
         node = cluster.get_node_from_key(keys[0])
+        if node is None:
+            raise ClusterDownError("no master serves the world's slot")
+        if self._lonely.get(node.name, 0.0) > time.monotonic():
+            self.unreplicated += 1
+            return list(await cluster.eval(_APPEND, len(keys), *keys, *args))
         async with cluster.pipeline(transaction=False) as pipe:
             pipe.eval(_APPEND, len(keys), *keys, *args)
             pipe.execute_command("WAIT", ACK_REPLICAS, ACK_WAIT_MS, target_nodes=node)
             reply, replicas = await pipe.execute()
         if int(replicas) < ACK_REPLICAS:
-            raise ClusterDownError(
-                f"chat append not confirmed by {ACK_REPLICAS} replica in {ACK_WAIT_MS} ms"
-            )
+            info = await cluster.info("replication", target_nodes=node)
+            if int(info.get("connected_slaves", 0)) > 0:
+                raise ClusterDownError(
+                    f"chat append not confirmed by {ACK_REPLICAS} replica in {ACK_WAIT_MS} ms"
+                )
+            _log.warning("chat acknowledged by a master without replicas", node=node.name)
+            self._lonely[node.name] = time.monotonic() + LONELY_RECHECK_S
+            self.unreplicated += 1
+            return list(reply)
+        self._lonely.pop(node.name, None)
         self.ack_wait_s.append(time.perf_counter() - started)
         del self.ack_wait_s[:-1000]
         return list(reply)

@@ -192,11 +192,17 @@ async def _load_users(redis: Redis, keys: Keys, users: Sequence[UserRecord]) -> 
             old_name = normalize_username(_text(old))
             if old_name != normalize_username(user.username):
                 stale.append((keys.username(old_name), user.id))
-        # One transaction per batch: each account's record and its name claim land together.
-        async with redis.pipeline(transaction=True) as pipe:
+        # Records first, then their name claims (an account's record and its name live in
+        # different cluster slots, so they cannot share a transaction): a claimed name always
+        # points at a written record; a failure in between leaves records without their name,
+        # which the same restore, run again, completes.
+        async with redis.pipeline(transaction=False) as pipe:
             for user in batch:
                 pipe.delete(keys.user(user.id))
                 pipe.hset(keys.user(user.id), mapping=user.to_hash())  # type: ignore[arg-type]
+            await pipe.execute()
+        async with redis.pipeline(transaction=False) as pipe:
+            for user in batch:
                 pipe.set(keys.username(normalize_username(user.username)), user.id)
             await pipe.execute()
         for key, user_id in stale:  # the account's former name, if it still points here

@@ -1,0 +1,125 @@
+"""A master of a real Valkey Cluster is killed (``kill -9``) under chat load: its replica takes
+over, the app instances recover without a restart, and no acknowledged message is lost.
+
+The cluster is this module's own (the session's shared cluster must keep its replicas for the
+other tests). Chat on a cluster is acknowledged only after ``WAIT`` says a replica holds the
+message (``store/chat.py``), which is what makes the last assertion hold: whatever a client was
+told is stored survives the loss of the master that stored it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from tests.cluster import ValkeyCluster
+from tests.conftest import LiveServers
+from tests.harness import ClusterHandle
+from tests.realtime.conftest import RATE_LIMITS, Client, new_world, run
+from tests.realtime.test_recovery import SLOW_POLL, answers, stream_ids
+from worldgen.store.keys import Keys
+
+FAILOVER_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    started = ValkeyCluster(Path(tmp_path_factory.mktemp("failover-cluster"))).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _wait_promoted(cluster: ValkeyCluster, slot: int, dead_port: int) -> float:
+    """Seconds until a live node serves ``slot`` (its replica, promoted)."""
+    started = time.monotonic()
+    while time.monotonic() - started < FAILOVER_TIMEOUT_S:
+        try:
+            if cluster.master_of_slot(slot).port != dead_port:
+                return time.monotonic() - started
+        except (redis.RedisError, LookupError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"no replica took over slot {slot} in {FAILOVER_TIMEOUT_S} s")
+
+
+def test_kill_9_of_a_master_under_chat_load_loses_no_acknowledged_message(
+    own_cluster: ValkeyCluster, live_servers: LiveServers
+) -> None:
+    url = ClusterHandle(own_cluster).url
+    a, b = live_servers(
+        2, redis_url=url, realtime=SLOW_POLL, key_prefix="wg", rate_limits=RATE_LIMITS
+    )
+
+    async def main() -> None:
+        wid = await new_world(url)
+        slot = key_slot(Keys().chat(wid).encode())
+        master = own_cluster.master_of_slot(slot)
+        receivers = [await Client.open(a.ws(wid)), await Client.open(b.ws(wid))]
+        senders = [await Client.open(s.ws(wid)) for s in (a, b, a, b)]
+        acked: dict[str, str] = {}
+        received: list[list[tuple[str, str]]] = [[], []]
+        stop = asyncio.Event()
+
+        async def send_loop(n: int, client: Client) -> None:
+            i = 0
+            while not stop.is_set():
+                msg_id = f"s{n}-{i}"
+                while True:  # retry the same id until it is acknowledged
+                    await client.chat(f"load {n}/{i}", msg_id)
+                    frame = await client.until(answers(msg_id), timeout=30)
+                    if frame["type"] == "ack":
+                        acked[msg_id] = frame["stream_id"]
+                        break
+                    assert frame["code"] == "unavailable", frame
+                    await asyncio.sleep(0.05 + random.random() * 0.1)
+                i += 1
+                await asyncio.sleep(0.005)
+
+        async def receive_loop(k: int, client: Client) -> None:
+            while True:
+                frame = await client.recv(timeout=120)
+                if frame["type"] == "chat":
+                    received[k].append((frame["id"], frame["stream_id"]))
+
+        tasks = [asyncio.create_task(send_loop(n, c)) for n, c in enumerate(senders)]
+        readers = [asyncio.create_task(receive_loop(k, c)) for k, c in enumerate(receivers)]
+        await asyncio.sleep(1.0)
+        before_kill = len(acked)
+        master.kill()
+        await asyncio.to_thread(_wait_promoted, own_cluster, slot, master.port)
+        at_promotion = len(acked)
+        deadline = time.monotonic() + FAILOVER_TIMEOUT_S
+        while len(acked) < at_promotion + 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+        # Every acknowledged message is on the promoted replica, once, under the id its ack
+        # named; the instances recovered by themselves (more acks after the promotion).
+        stored = await stream_ids(url, wid)
+        assert dict(stored) == acked
+        assert len(stored) == len(acked)
+        assert before_kill > 10
+        assert len(acked) >= at_promotion + 20, f"no recovery: {len(acked) - at_promotion} acks"
+        # ... and reached both receivers, once each, in stream order.
+        deadline = time.monotonic() + 15
+        while any(len(r) < len(stored) for r in received) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for r in received:
+            assert r == stored
+        for t in readers:
+            t.cancel()
+        await asyncio.wait(readers)
+        for c in [*receivers, *senders]:
+            await c.close()
+
+    run(main())
