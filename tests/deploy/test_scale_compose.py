@@ -280,3 +280,10 @@ def test_the_readiness_probe_follows_redis(
     assert run_probe(code, server.port) == 0
     valkey.kill()
     assert run_probe(code, server.port) != 0  # /readyz: 503 while Redis is away
+
+
+@pytest.mark.parametrize("args", [(), ("--env-file", str(CLUSTER_ENV))], ids=["single", "cluster"])
+def test_compose_has_nothing_to_warn_about(args: tuple[str, ...]) -> None:
+    done = compose_config(SCALE, *args, env=GRAFANA)
+    assert done.returncode == 0
+    assert done.stderr == ""  # no obsolete key, unset variable or ignored option
