@@ -6,18 +6,35 @@ not as the geometric wave used when no order is known."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from playwright.sync_api import expect
 
 from tests.web.browser.conftest import PageFactory, screenshot, sign_in
 from tests.web.browser.test_edit import drag, open_world
 
-# Records every element added under the map with its classes (before the edit happens).
+# Records every element added under the map with its classes (before the edit happens), and for
+# each ordered-reveal canvas, once a frame until it goes, how many of its pixels are drawn.
 WATCH = """() => {
   window.addedTiles = [];
+  window.revealed = [];
+  const sample = (canvas, counts) => {
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let drawn = 0;
+    for (let i = 3; i < data.length; i += 4) drawn += data[i] > 0 ? 1 : 0;
+    counts.push(drawn);
+    if (canvas.isConnected) requestAnimationFrame(() => sample(canvas, counts));
+  };
   new MutationObserver((changes) => {
     for (const change of changes) {
       for (const node of change.addedNodes) {
-        if (node.nodeType === 1) window.addedTiles.push(`${node.tagName} ${node.className}`);
+        if (node.nodeType !== 1) continue;
+        window.addedTiles.push(`${node.tagName} ${node.className}`);
+        if (node.tagName === "CANVAS" && node.classList.contains("world-tile-ordered")) {
+          const counts = [];
+          window.revealed.push(counts);
+          requestAnimationFrame(() => sample(node, counts));
+        }
       }
     }
   }).observe(document.querySelector("#map"), { childList: true, subtree: true });
@@ -78,3 +95,9 @@ def test_markers_are_renamed_and_moved_and_edits_reveal_in_order(
     expect(bob.locator("img.world-tile-edited.world-tile-ordered").first).to_be_attached()
     added: list[str] = bob.evaluate("window.addedTiles")
     assert any(a.startswith("CANVAS") and "world-tile-ordered" in a for a in added), added
+    # the cells appear step by step (never fewer than before), not all at once
+    revealed: list[list[int]] = bob.evaluate("window.revealed")
+    assert revealed
+    grown = max(revealed, key=lambda counts: len(set(counts)))
+    assert all(a <= b for a, b in pairwise(grown)), grown
+    assert len(set(grown)) >= 4, grown
