@@ -19,6 +19,9 @@ pytestmark = pytest.mark.anyio
 WAIT_S = 300.0
 
 
+@pytest.mark.standalone_only(
+    "the worker fixture of tests/jobs runs on the shared standalone Valkey"
+)
 async def test_upload_library_job_world_tiles(
     client_factory: ClientFactory,
     start_worker: StartWorker,  # noqa: F811
