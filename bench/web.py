@@ -20,7 +20,9 @@ Never asserts on time. Prints a table (with the share of failed requests and the
 and the ratios to the targets of issues 4 and 13, writes ``bench/results/web-<timestamp>.json``.
 Run: ``.venv/bin/python -m bench.web [--quick]``; issue 13's figures (warm tiles at 32 and 256
 concurrent, server CPU per warm tile against the static reply):
-``.venv/bin/python -m bench.web --warm-only --clients 32 256``.
+``.venv/bin/python -m bench.web --warm-only --clients 32 256``. Issue 16's scale-out figure (warm
+tiles through 1, then 2 instances on one real Valkey Cluster, against the same ratio of the static
+reply): ``.venv/bin/python -m bench.web --scale --clients 32``.
 """
 
 from __future__ import annotations
@@ -68,7 +70,14 @@ WARM_SET = [(0, x, y) for y in range(-4, 4) for x in range(-4, 4)]  # 64 tiles a
 # ---- the server (child process) -----------------------------------------------------------------
 
 
-def serve_child(port: int, data_dir: Path, workers: int, log_level: str) -> None:
+def serve_child(
+    port: int,
+    data_dir: Path,
+    workers: int,
+    log_level: str,
+    redis_url: str | None = None,
+    broker_url: str | None = None,
+) -> None:
     """Run the product app plus the ceiling route on 127.0.0.1:``port`` until SIGINT/SIGTERM,
     configured like ``worldgen serve`` runs it (its uvicorn options and logging)."""
     import logging
@@ -81,7 +90,9 @@ def serve_child(port: int, data_dir: Path, workers: int, log_level: str) -> None
     from worldgen.web.logging import configure_logging, stdlib_handler
 
     settings = Settings(
-        redis_url=None,
+        redis_url=redis_url,
+        broker_url=broker_url,
+        job_workers=0 if redis_url else 1,  # the scale run measures tiles, not jobs
         host="127.0.0.1",
         port=port,
         data_dir=data_dir,
@@ -139,7 +150,15 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
-def start_server(data_dir: Path, workers: int, log_level: str) -> Server:
+def start_server(
+    data_dir: Path,
+    workers: int,
+    log_level: str,
+    redis_url: str | None = None,
+    broker_url: str | None = None,
+) -> Server:
+    """The benchmark's app in a child process: the embedded Valkey, or ``redis_url`` (then
+    ``broker_url`` names the job queue's Redis, which a cluster needs apart)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -149,6 +168,8 @@ def start_server(data_dir: Path, workers: int, log_level: str) -> Server:
     log = data_dir / "server.log"
     argv = [sys.executable, "-m", "bench.web", "--child", str(port), "--data-dir", str(data_dir)]
     argv += ["--workers", str(workers), "--log-level", log_level]
+    if redis_url:
+        argv += ["--redis-url", redis_url, "--broker-url", broker_url or ""]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", proc, log)
@@ -569,16 +590,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="static and warm tiles only (no cold tiles, detail tiles or browser): issue 13",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="warm tiles on a 3-master Valkey Cluster through 1, then 2 app instances (issue 16)",
+    )
     parser.add_argument("--child", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
+    parser.add_argument("--broker-url", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child is not None:
-        serve_child(args.child, args.data_dir, args.workers, args.log_level)
+        serve_child(
+            args.child, args.data_dir, args.workers, args.log_level,
+            args.redis_url or None, args.broker_url or None,
+        )  # fmt: skip
         return 0
+    if args.scale:
+        return scale_main(args)
     seconds = args.seconds or (3.0 if args.quick else 6.0)
     detail_tiles = args.detail_tiles or (15 if args.quick else 40)
     paint_runs = args.paint_runs or (1 if args.quick else 3)
@@ -669,6 +702,97 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\nload average now {document['load_average_end']} (at the start {info['load_average']})"
     )
     print(f"wrote {out.relative_to(ROOT)} ({time.perf_counter() - total:.0f} s)")
+    return 0
+
+
+# ---- scale-out: one cluster, 1 then 2 instances (issue 16) -------------------------------------
+
+
+async def spread(
+    targets: Sequence[Target], path_of: Callable[[int], str], clients: int, seconds: float
+) -> tuple[float, float]:
+    """``clients`` spread evenly over ``targets`` at once: (answered requests/s in all, server
+    CPU ms per answer summed over the targets' process trees)."""
+    share = [clients // len(targets) + (i < clients % len(targets)) for i in range(len(targets))]
+    samples = await asyncio.gather(
+        *(load(t, path_of, c, seconds, 0.3) for t, c in zip(targets, share, strict=True))
+    )
+    answered = sum(len(x.latencies) for x in samples)
+    elapsed = max(x.seconds for x in samples)
+    cpu = sum(sum(x.cpu_s.values()) for x in samples)
+    return answered / elapsed, 1e3 * cpu / max(1, answered)
+
+
+def scale_main(args: argparse.Namespace) -> int:
+    """Warm tiles and the static reply through 1, then 2 app instances on one real Valkey
+    Cluster (3 masters with a replica each, from ``tests/cluster.py``), the same total clients
+    each time; the ratio 2 / 1 of warm tiles beside the same ratio of the static reply (what two
+    copies of the app can gain on this machine at all: the load generator shares its cores)."""
+    from tests.cluster import ValkeyCluster  # the tests' real cluster, no second one
+
+    from worldgen.store.embedded import EmbeddedValkey
+
+    seconds = args.seconds or (4.0 if args.quick else 8.0)
+    clients = max(args.clients)
+    info = machine()
+    print(f"{info['date']}  {info['nproc']} CPUs ({info['cpu']}), load {info['load_average']}")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, contextlib.ExitStack() as stack:
+        tmpdir = Path(tmp)
+        cluster = ValkeyCluster(tmpdir / "cluster").start()
+        stack.callback(cluster.stop)
+        broker = EmbeddedValkey(tmpdir / "queue")
+        queue_url = broker.start()
+        stack.callback(broker.stop)
+        url = f"redis+cluster://127.0.0.1:{cluster.nodes[0].port}/0"
+        servers = []
+        for i in range(2):
+            (tmpdir / f"app{i}").mkdir()
+            server = start_server(tmpdir / f"app{i}", args.workers, args.log_level, url, queue_url)
+            stack.callback(server.stop)
+            servers.append(server)
+        targets = [Target(s.url, s.proc.pid) for s in servers]
+        world = asyncio.run(create_world(targets[0].url, "bench scale", 20261203))
+        wid = world["id"]
+
+        def warm_path(i: int) -> str:
+            z, x, y = WARM_SET[i % len(WARM_SET)]
+            return f"/tiles/{wid}/{z}/{x}/{y}.png"
+
+        def static_path(i: int) -> str:
+            return STATIC_PATH
+
+        for t in targets:  # each instance's own LRU filled (the cluster's tile cache is shared)
+            asyncio.run(load(t, warm_path, 1, 3600, 0, max_requests=len(WARM_SET)))
+        for _ in range(args.rounds):
+            for n in (1, 2):
+                for name, path in (("static 10 KiB", static_path), ("warm tile", warm_path)):
+                    per_s, cpu_ms = asyncio.run(
+                        spread(targets[:n], path, clients, seconds / args.rounds)
+                    )
+                    rows.append(
+                        {"workload": name, "instances": n, "per_s": per_s, "cpu_ms": cpu_ms}
+                    )
+    table: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        table.setdefault((row["workload"], row["instances"]), []).append(row)
+    print(f"\n{clients} clients, {args.rounds} alternating rounds, a 3-master Valkey Cluster")
+    print(f"{'workload':<16}{'instances':>10}{'req/s':>10}{'CPU ms/req':>12}")
+    medians: dict[tuple[str, int], float] = {}
+    for (name, n), group in sorted(table.items()):
+        per_s = statistics.median(g["per_s"] for g in group)
+        cpu = statistics.median(g["cpu_ms"] for g in group)
+        medians[(name, n)] = per_s
+        print(f"{name:<16}{n:>10}{per_s:>10.0f}{cpu:>12.2f}")
+    warm = medians[("warm tile", 2)] / medians[("warm tile", 1)]
+    ceiling = medians[("static 10 KiB", 2)] / medians[("static 10 KiB", 1)]
+    print(f"\n2 instances / 1: warm tiles {warm:.2f}x, static reply {ceiling:.2f}x (the ceiling)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"web-scale-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    document = {"machine": info, "clients": clients, "rows": rows, "warm_ratio": warm}
+    document["static_ratio"] = ceiling
+    out.write_text(json.dumps(document, indent=2))
+    print(f"wrote {out.relative_to(ROOT)}")
     return 0
 
 
