@@ -1,17 +1,23 @@
 """Uploads end to end on a real Valkey with a real ``worldgen worker`` process: upload a sample,
 make a world from it, the library job builds its patch library (progress, then done), and the
-world draws map tiles; a second world over the same model needs no job."""
+world draws map tiles; a second world over the same model needs no job. A sample whose library
+cannot be completed (random noise) ends the job ``failed`` with the combination named, and the
+world says so."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.accounts import sign_in
 from tests.conftest import ClientFactory
+from tests.harness import AppClient
 from tests.jobs.test_worker import StartWorker, start_worker  # noqa: F401  the fixture
+from tests.models.conftest import png
 from tests.models.test_api import ISLANDS, upload
 
 pytestmark = pytest.mark.anyio
@@ -35,14 +41,7 @@ async def test_upload_library_job_world_tiles(
     start_worker(client.app.state.settings.key_prefix)
 
     states: list[str] = []
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        prep = (await client.get(f"/api/worlds/{world['id']}/preparation")).json()
-        states.append(prep["state"])
-        if prep["state"] != "preparing":
-            break
-        assert time.monotonic() < deadline, prep
-        await asyncio.sleep(0.2)
+    prep = await _prepared(client, world["id"], states)
     assert prep["state"] == "ready", prep
     assert states[0] == "preparing"
     assert (await client.get(f"/api/models/{model['id']}")).json()["library"] == "ready"
@@ -61,3 +60,25 @@ async def test_upload_library_job_world_tiles(
     assert again["state"] == "ready"  # the library is built once per model
     jobs = (await client.get(f"/api/jobs?world_id={second.json()['id']}")).json()["jobs"]
     assert jobs == []
+
+    rng = np.random.default_rng(1)
+    noise = np.full((24, 24, 4), 255, dtype=np.uint8)
+    noise[..., 0] = rng.integers(0, 3, (24, 24)) * 60
+    bad = (await upload(client, png(noise), N=3, symmetry=1)).json()
+    response = await client.post("/api/worlds", json={"name": "Noise", "model": bad["id"]})
+    failed = await _prepared(client, response.json()["id"], [])
+    assert failed["state"] == "failed"
+    assert "cannot be completed" in failed["message"]
+    assert "all/all/all/all" in failed["message"]
+
+
+async def _prepared(client: AppClient, world_id: str, states: list[str]) -> dict[str, Any]:
+    """The world's preparation once it is no longer ``preparing`` (each state seen appended)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        prep: dict[str, Any] = (await client.get(f"/api/worlds/{world_id}/preparation")).json()
+        states.append(prep["state"])
+        if prep["state"] != "preparing":
+            return prep
+        assert time.monotonic() < deadline, prep
+        await asyncio.sleep(0.2)

@@ -200,7 +200,10 @@ def prepare_upload(spec: WorldSpec) -> str:
     (the library job runs it); InputError naming the combination if it cannot be completed."""
     spec.check()
     model = model_for(spec)
-    lib = load_or_build(model, spec.S, spec.V)
+    try:
+        lib = load_or_build(model, spec.S, spec.V)
+    except InputError as exc:  # a plain InputError crosses a process boundary (pickled)
+        raise InputError(str(exc)) from None
     world = World(model, spec.seed, S=spec.S, V=spec.V, layers=spec.layers, library=lib,
                   config=spec)  # fmt: skip
     summary_for(world)
