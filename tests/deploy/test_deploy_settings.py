@@ -42,6 +42,10 @@ def test_the_single_valkey_setup(monkeypatch: pytest.MonkeyPatch) -> None:
         assert settings.redis_url == settings.broker_url == "redis://valkey:6379/0"
     app = settings_from(compose_env()["app"], monkeypatch)
     assert app.job_workers == 0
+    assert app.worker_metrics_port == 0
+    worker = settings_from(compose_env()["worker"], monkeypatch)
+    assert worker.worker_metrics_port == 9100
+    assert worker.host == "0.0.0.0"
     assert app.max_connections_per_client <= app.max_connections
     ipaddress.ip_network(compose_env()["app"]["FORWARDED_ALLOW_IPS"])  # uvicorn parses it so
 
@@ -60,6 +64,12 @@ def test_kubernetes_settings_with_a_real_password(monkeypatch: pytest.MonkeyPatc
     settings = settings_from(data | real, monkeypatch)
     assert settings.redis_cluster
     assert settings.job_workers == 0
+    [container] = k8s_resource("Deployment", "worldgen-worker")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    own = {e["name"]: e["value"] for e in container["env"]}
+    worker = settings_from(data | real | own, monkeypatch)
+    assert worker.worker_metrics_port == container["ports"][0]["containerPort"]
     assert settings.allowed_origins == ["https://maps.example.org"]
     ipaddress.ip_network(data["FORWARDED_ALLOW_IPS"])
 

@@ -113,10 +113,17 @@ def test_workers_run_jobs_and_the_apps_do_not() -> None:
     worker = k8s_resource("Deployment", "worldgen-worker")
     [container] = worker["spec"]["template"]["spec"]["containers"]
     assert container["args"][:2] == ["worldgen", "worker"]
-    # no HTTP endpoint: an HTTP probe would restart healthy workers
-    assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(container)
+    # its metrics server is its liveness probe; it takes no traffic, so no readiness
+    env = {e["name"]: e["value"] for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": int(env["WORLDGEN_WORKER_METRICS_PORT"])}
+    assert env["WORLDGEN_HOST"] == "0.0.0.0"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert not {"readinessProbe", "startupProbe"} & set(container)
     settings = k8s_resource("ConfigMap", "worldgen-settings")["data"]
     assert settings["WORLDGEN_JOB_WORKERS"] == "0"
+    # not in the shared ConfigMap: an app's own job child would inherit it
+    assert "WORLDGEN_WORKER_METRICS_PORT" not in settings
     # SIGTERM gives running jobs 10 s; the pod must wait at least that long
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 10
 
@@ -133,6 +140,8 @@ def test_settings_and_secrets_name_what_worldgen_reads() -> None:
     assert not secret["stringData"]["WORLDGEN_BROKER_URL"].startswith("redis+cluster")
     for name in ("worldgen-app", "worldgen-worker"):
         [container] = k8s_resource("Deployment", name)["spec"]["template"]["spec"]["containers"]
+        own = {e["name"] for e in container.get("env", [])}
+        assert own <= known, own - known
         sources = {
             (kind, source[kind]["name"])
             for source in container["envFrom"]
@@ -177,8 +186,9 @@ def test_service_pdb_hpa_and_ingress_point_at_the_app() -> None:
     assert int(timeout) >= 600
 
 
-def test_only_the_ingress_and_prometheus_reach_the_app() -> None:
-    """The app trusts forwarded headers from the pod network: nothing else may connect."""
+def test_only_the_ingress_and_prometheus_reach_the_pods() -> None:
+    """The app trusts forwarded headers from the pod network: nothing else may connect; a
+    worker is scraped by Prometheus and takes nothing else."""
     app = k8s_resource("Deployment", "worldgen-app")
     policy = k8s_resource("NetworkPolicy", "worldgen-app")
     assert policy["spec"]["podSelector"]["matchLabels"] == pod_labels(app)
@@ -194,4 +204,7 @@ def test_only_the_ingress_and_prometheus_reach_the_app() -> None:
     labels = pod_labels(k8s_resource("Deployment", "worldgen-worker"))
     assert worker["spec"]["podSelector"]["matchLabels"] == labels
     assert worker["spec"]["policyTypes"] == ["Ingress"]
-    assert "ingress" not in worker["spec"]  # no connection in at all
+    [rule] = worker["spec"]["ingress"]  # Prometheus only, on the metrics port
+    monitoring = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    assert rule["from"] == [{"namespaceSelector": monitoring}]
+    assert [p["port"] for p in rule["ports"]] == ["metrics"]

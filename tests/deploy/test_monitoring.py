@@ -1,11 +1,13 @@
 """Monitoring of deploy/: the Prometheus scrape configs, the alert rules and the Grafana dashboard.
 
 Every PromQL expression (dashboard panels, alert rules) is parsed by ``promql-parser`` (the
-Prometheus grammar), and every metric it selects is checked against the ``/metrics`` output of a
-real app on a real Valkey, made to count each error kind a query names (a storage outage, a
-broken generation pool, a bug). A label a query filters, groups or names in a legend must
-appear on that metric, and a filtered value must have been exported. The only metric not from
-the app is Prometheus' own ``up``, whose ``job`` must be a scrape job of the configs.
+Prometheus grammar), and every metric it selects is checked against what worldgen exports: the
+``/metrics`` output of a real app on a real Valkey, made to count each error kind a query names
+(a storage outage, a broken generation pool, a bug), and a job worker's registry
+(:class:`~worldgen.jobs.metrics.JobMetrics`, the one ``worldgen worker`` serves) with an attempt
+of every outcome. A label a query filters, groups or names in a legend must appear on that
+metric, and a filtered value must have been exported. The only metric not from worldgen is
+Prometheus' own ``up``, whose ``job`` must be a scrape job of the configs.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import promql_parser as promql
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.accounts import sign_in
 from tests.conftest import ClientFactory, ValkeyHandle
 from tests.deploy.tools import DEPLOY, k8s_resource, load_yaml
 from worldgen.errors import GeneratorUnavailableError
+from worldgen.jobs.metrics import JobMetrics, Outcome
 from worldgen.web.generation import InlineGenerator
 from worldgen.world.spec import WorldSpec
 
@@ -36,6 +40,7 @@ ALERTS = PROMETHEUS / "alerts.yml"
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "worldgen.json"
 APP_JOB = "worldgen-app"
+WORKER_JOB = "worldgen-worker"
 TARGET_LABELS = {"instance", "job"}
 """Labels Prometheus adds to every scraped sample."""
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
@@ -139,7 +144,17 @@ async def exposition(
     valkey.kill()
     assert (await outage.get("/api/worlds/AAAAAAAAAAAA")).status_code == 503
     text += (await outage.get("/metrics")).text
-    return exposition_of(text)
+    return exposition_of(text + worker_exposition())
+
+
+def worker_exposition() -> str:
+    """A job worker's metrics after one attempt of every outcome (the queue gauge asks a fake
+    broker count: the real one is a Lua call on the broker, tested in tests/jobs)."""
+    metrics = JobMetrics(lambda: 3)
+    for outcome in get_args(Outcome):
+        with metrics.attempt("export") as ended:
+            ended(outcome)
+    return generate_latest(metrics.registry).decode()
 
 
 def scrape_jobs() -> set[str]:
@@ -222,6 +237,11 @@ def test_the_dashboard_covers_what_operators_watch() -> None:
         "Redis errors": 'worldgen_errors_total{kind="storage"}',
         "fan-out listener": "worldgen_realtime_listener_up",
         "instances": 'up{job="worldgen-app"}',
+        "workers": 'up{job="worldgen-worker"}',
+        "job queue depth": "worldgen_job_queue_messages",
+        "job durations": "worldgen_job_duration_seconds_bucket",
+        "job outcomes (failures)": "worldgen_jobs_total",
+        "jobs running": "worldgen_job_worker_busy",
     }
     missing = [what for what, needle in wanted.items() if needle not in exprs]
     assert not missing, missing
@@ -267,7 +287,7 @@ def test_prometheus_config_is_well_formed(path: Path) -> None:
     assert [Path(f).name for f in config["rule_files"]] == [ALERTS.name]
     names = [job["job_name"] for job in config["scrape_configs"]]
     assert len(names) == len(set(names))
-    assert APP_JOB in names
+    assert {APP_JOB, WORKER_JOB} <= set(names)
     discovery = {"static_configs", "dns_sd_configs", "kubernetes_sd_configs"}
     for job in config["scrape_configs"]:
         assert len(discovery & set(job)) == 1, job["job_name"]
@@ -276,32 +296,46 @@ def test_prometheus_config_is_well_formed(path: Path) -> None:
             assert relabel.get("action", "replace") in {"keep", "drop", "replace"}
 
 
-def test_kubernetes_discovery_keeps_the_app_pods() -> None:
-    config = load_yaml(PROMETHEUS / "prometheus.k8s.yml")
-    [job] = [j for j in config["scrape_configs"] if j["job_name"] == APP_JOB]
-    [sd] = job["kubernetes_sd_configs"]
-    assert sd["role"] == "pod"
-    kustomization = load_yaml(DEPLOY / "k8s" / "kustomization.yaml")
-    assert sd["namespaces"]["names"] == [kustomization["namespace"]]
-    app = k8s_resource("Deployment", "worldgen-app")
-    labels = app["spec"]["template"]["metadata"]["labels"]
-    [container] = app["spec"]["template"]["spec"]["containers"]
-    # Prometheus' view of the pod: its labels and container port as discovery meta labels
+def pod_view(deployment: dict[str, Any]) -> dict[str, str]:
+    """Prometheus' view of a pod of ``deployment``: its labels and container port as the
+    discovery's meta labels."""
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
     meta = {
         f"__meta_kubernetes_pod_label_{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": v
         for k, v in labels.items()
     }
     meta["__meta_kubernetes_pod_container_port_name"] = container["ports"][0]["name"]
     meta["__meta_kubernetes_pod_phase"] = "Running"
-    worker = {**meta, "__meta_kubernetes_pod_label_app_kubernetes_io_component": "worker"}
-    for pod, kept in ((meta, True), (worker, False)):
-        survives = True
-        for relabel in job["relabel_configs"]:
-            if relabel.get("action") != "keep":
-                continue
+    return meta
+
+
+def kept(job: dict[str, Any], pod: dict[str, str]) -> bool:
+    for relabel in job["relabel_configs"]:
+        if relabel.get("action") == "keep":
             value = ";".join(pod.get(label, "") for label in relabel["source_labels"])
-            survives &= re.fullmatch(relabel["regex"], value) is not None
-        assert survives is kept
+            if re.fullmatch(relabel["regex"], value) is None:
+                return False
+    return True
+
+
+def test_kubernetes_discovery_keeps_each_jobs_pods() -> None:
+    config = load_yaml(PROMETHEUS / "prometheus.k8s.yml")
+    kustomization = load_yaml(DEPLOY / "k8s" / "kustomization.yaml")
+    app = pod_view(k8s_resource("Deployment", "worldgen-app"))
+    worker = pod_view(k8s_resource("Deployment", "worldgen-worker"))
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert set(jobs) == {APP_JOB, WORKER_JOB}
+    for job in jobs.values():
+        [sd] = job["kubernetes_sd_configs"]
+        assert sd["role"] == "pod"
+        assert sd["namespaces"]["names"] == [kustomization["namespace"]]
+    assert kept(jobs[APP_JOB], app)
+    assert not kept(jobs[APP_JOB], worker)
+    assert kept(jobs[WORKER_JOB], worker)
+    assert not kept(jobs[WORKER_JOB], app)
+    pending = {**app, "__meta_kubernetes_pod_phase": "Pending"}
+    assert not kept(jobs[APP_JOB], pending)
 
 
 def test_alert_rules_are_well_formed() -> None:
@@ -315,4 +349,4 @@ def test_alert_rules_are_well_formed() -> None:
         assert rule["annotations"]["summary"]
     # the ones that matter page someone
     critical = {rule["alert"] for rule in rules if rule["labels"]["severity"] == "critical"}
-    assert {"WorldgenNoAppInstance", "WorldgenRedisErrors"} <= critical
+    assert {"WorldgenNoAppInstance", "WorldgenRedisErrors", "WorldgenNoJobWorker"} <= critical

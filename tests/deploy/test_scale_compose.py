@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import start_http_server
 
 from tests.conftest import LiveServers, ValkeyHandle
 from tests.deploy.tools import DEPLOY, compose_config, compose_json, load_yaml
+from tests.harness import free_port
+from worldgen.jobs.metrics import JobMetrics
 from worldgen.settings import Settings
 
 SCALE = DEPLOY / "compose.scale.yaml"
@@ -96,6 +99,7 @@ def test_apps_are_replicas_behind_the_proxy_only(single: dict[str, Any]) -> None
     for name in ("valkey", "worker"):
         assert set(services[name]["networks"]) == {"back"}
         assert "ports" not in services[name]
+    assert set(services["prometheus"]["networks"]) == {"front", "back"}
 
 
 def test_replica_counts_come_from_the_environment() -> None:
@@ -123,8 +127,11 @@ def test_workers_run_jobs_and_the_apps_do_not(single: dict[str, Any]) -> None:
     assert worker["command"][:2] == ["worldgen", "worker"]
     assert worker["image"] == app["image"]
     assert worker["build"] == app["build"]
-    # a worker serves no HTTP: the image's /healthz probe would mark it unhealthy
-    assert worker["healthcheck"]["disable"] is True
+    # a worker's health is its metrics port, not the app's /healthz of the image
+    port = worker["environment"]["WORLDGEN_WORKER_METRICS_PORT"]
+    assert f"127.0.0.1:{port}/metrics" in probe_code(worker)
+    assert worker["environment"]["WORLDGEN_HOST"] == "0.0.0.0"  # Prometheus scrapes it
+    assert "WORLDGEN_WORKER_METRICS_PORT" not in app["environment"]
     assert worker["depends_on"]["valkey"]["condition"] == "service_healthy"
     for service in (app, worker):
         env = service["environment"]
@@ -248,17 +255,22 @@ def test_prometheus_and_grafana_are_provisioned(single: dict[str, Any]) -> None:
     assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
 
-def test_prometheus_scrapes_every_app_replica(single: dict[str, Any]) -> None:
+def test_prometheus_scrapes_every_app_replica_and_worker(single: dict[str, Any]) -> None:
     config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
-    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "worldgen-app"]
-    [sd] = job["dns_sd_configs"]
-    assert sd["type"] == "A"  # every container of the service, not one
-    assert sd["names"] == ["app"]
-    assert sd["port"] == 8000
-    assert job["metrics_path"] == "/metrics"
-    # Prometheus shares a network with the apps
     services = single["services"]
-    assert set(services["prometheus"]["networks"]) & set(services["app"]["networks"])
+    ports = {
+        "app": 8000,
+        "worker": int(services["worker"]["environment"]["WORLDGEN_WORKER_METRICS_PORT"]),
+    }
+    for service, port in ports.items():
+        [job] = [j for j in config["scrape_configs"] if j["job_name"] == f"worldgen-{service}"]
+        [sd] = job["dns_sd_configs"]
+        assert sd["type"] == "A"  # every container of the service, not one
+        assert sd["names"] == [service]
+        assert sd["port"] == port
+        assert job["metrics_path"] == "/metrics"
+        # Prometheus shares a network with them
+        assert set(services["prometheus"]["networks"]) & set(services[service]["networks"])
 
 
 # ---- the app's probe, run against a real app -----------------------------------------------------
@@ -287,3 +299,20 @@ def test_compose_has_nothing_to_warn_about(args: tuple[str, ...]) -> None:
     done = compose_config(SCALE, *args, env=GRAFANA)
     assert done.returncode == 0
     assert done.stderr == ""  # no obsolete key, unset variable or ignored option
+
+
+def test_the_worker_probe_follows_its_metrics_server(single: dict[str, Any]) -> None:
+    """The worker's health check against the metrics server a real worker runs."""
+    worker = single["services"]["worker"]
+    port = int(worker["environment"]["WORLDGEN_WORKER_METRICS_PORT"])
+    code = probe_code(worker).replace(f"127.0.0.1:{port}", "127.0.0.1:8000")
+    serving = free_port()
+    # what JobMetrics.serve runs, kept to be shut down
+    server, thread = start_http_server(serving, "127.0.0.1", JobMetrics(lambda: 0).registry)
+    try:
+        assert run_probe(code, serving) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert run_probe(code, serving) != 0  # nothing listens: unhealthy
