@@ -183,6 +183,8 @@ async def test_cli_region_of_a_stored_world_has_its_edits(
     # bad input is a clear refusal (exit code 2), not a traceback
     assert await asyncio.to_thread(main, ["region", *target, "--seed", "1", *window,
                                           "--out", str(out_json)]) == 2  # fmt: skip
+    no_seed = ["region", "--tileset", "terrain", *window, "--out", str(out_json)]
+    assert await asyncio.to_thread(main, no_seed) == 2
     unknown = ["--world", "NoSuchWorld1", *target[2:]]
     assert await asyncio.to_thread(main, ["region", *unknown, *window,
                                           "--out", str(out_json)]) == 2  # fmt: skip

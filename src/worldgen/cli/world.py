@@ -145,6 +145,8 @@ def run_region(args: argparse.Namespace) -> int:
             raise InputError(f"{option} must be in 1..{MAX_REGION_SIDE}, got {value}")
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers must be in 1..{MAX_WORKERS}, got {args.workers}")
+    if args.world is None and args.seed is None:
+        raise InputError("--seed is required (or --world ID for a stored world)")
     x, y, w, h = args.x, args.y, args.width, args.height
     edited = _stored_edits(args, x, y, w, h) if args.world is not None else None
     world = open_world(args) if edited is None else _build(edited[0])
