@@ -28,6 +28,14 @@ operation is refused (:class:`~worldgen.errors.EditRefusedError`, naming the cel
 
 Seam repair (``restore``, ``revert``): the cells of forbidden pairs, grown by r = 1, 2, 4, 8 cells
 (locked cells excepted), are re-solved with everything around them pinned, the first r that works.
+
+Every solve keeps generation's constraints: the world's bias and, for a sample with a ground, the
+ground's (:func:`~worldgen.world.ground.ground_constraints`: cells at ``y >= 0`` keep their content,
+no ground pattern above them; a paint against them is refused naming its cells). A diff carries
+the solver's decision order of its cells (:attr:`Diff.order`), which :func:`reveal` packs for the
+clients' animation. :func:`tile_png`, :func:`picture` and :func:`content` draw the world with the
+overlay on top (the one way, through :class:`~worldgen.jobs.export.EditedContent`), and
+:func:`compute_packed` is :func:`compute` on stored bytes, for a worker process.
 """
 
 from __future__ import annotations
