@@ -113,6 +113,7 @@ def served(tmp_path: Path, valkey_server: Callable[[], ValkeyHandle]) -> Iterato
         assert "unhandled error" not in log, log[-5000:]
 
 
+@pytest.mark.standalone_only("its own app server; the API does not depend on the kind of Redis")
 def test_schemathesis_all_checks_find_nothing(served: str, tmp_path: Path) -> None:
     with httpx.Client(base_url=served, timeout=60) as client:
         registered = client.post(
