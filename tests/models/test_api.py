@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,13 +91,18 @@ async def test_upload_a_sample_then_list_get_preview(client_factory: ClientFacto
     assert cached.status_code == 304
 
 
-async def test_upload_a_tileset_zip(client_factory: ClientFactory) -> None:
-    client = await _client(client_factory)
+def zipped(folder: Path) -> bytes:
+    """The files of a tileset folder as one zip."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        for path in (TILESETS / "pipes").iterdir():
+        for path in sorted(folder.iterdir()):
             archive.write(path, path.name)
-    response = await upload(client, out.getvalue(), "pipes.zip", kind="tileset", name="Pipes")
+    return out.getvalue()
+
+
+async def test_upload_a_tileset_zip(client_factory: ClientFactory) -> None:
+    client = await _client(client_factory)
+    response = await upload(client, zipped(TILESETS / "pipes"), "pipes.zip", kind="tileset")
     assert response.status_code == 201, response.text
     model = response.json()
     assert model["kind"] == "tileset"

@@ -18,7 +18,8 @@ from tests.conftest import ClientFactory
 from tests.harness import AppClient
 from tests.jobs.test_worker import StartWorker, start_worker  # noqa: F401  the fixture
 from tests.models.conftest import png
-from tests.models.test_api import ISLANDS, upload
+from tests.models.test_api import ISLANDS, upload, zipped
+from tests.samples import TILESETS
 
 pytestmark = pytest.mark.anyio
 
@@ -60,6 +61,18 @@ async def test_upload_library_job_world_tiles(
     assert again["state"] == "ready"  # the library is built once per model
     jobs = (await client.get(f"/api/jobs?world_id={second.json()['id']}")).json()["jobs"]
     assert jobs == []
+
+    # a tileset zip with tile classes: its world has continents (classes of the macro layer)
+    terrain = (await upload(client, zipped(TILESETS / "terrain"), "t.zip", kind="tileset")).json()
+    response = await client.post("/api/worlds", json={"name": "Land", "model": terrain["id"]})
+    land = response.json()
+    assert land["kind"] == "tiled"
+    assert (await _prepared(client, land["id"], []))["state"] == "ready"
+    answer = await client.get(f"/api/worlds/{land['id']}/legend")
+    assert answer.status_code == 200, answer.text
+    legend = answer.json()
+    assert len(legend["classes"]) > 1, legend
+    assert (await client.get(f"/tiles/{land['id']}/-8/0/0.png")).status_code == 200
 
     rng = np.random.default_rng(1)
     noise = np.full((24, 24, 4), 255, dtype=np.uint8)

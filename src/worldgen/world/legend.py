@@ -36,7 +36,7 @@ from worldgen import tilesets
 from worldgen.errors import InputError
 from worldgen.world.api import model_for
 from worldgen.world.model import CELL_PX, ModelKind, WorldModel
-from worldgen.world.spec import WorldSpec
+from worldgen.world.spec import WorldSpec, upload_digest
 
 __all__ = [
     "Legend",
@@ -211,11 +211,12 @@ def _bundled_legend(spec: WorldSpec) -> Legend:
 
 
 def legend_for(spec: WorldSpec) -> Legend:
-    """The legend of the bundled model a world spec names (cached: bundled files never change).
+    """The legend of the bundled or uploaded model a world spec names (cached: bundled files
+    never change, an uploaded model is content-addressed).
 
-    Raises :class:`~worldgen.errors.InputError` when ``spec`` names no bundled model.
+    Raises :class:`~worldgen.errors.InputError` when ``spec`` names no such model.
     """
-    if tilesets.lookup(spec.name, spec.kind) is None:
+    if tilesets.lookup(spec.name, spec.kind) is None and upload_digest(spec.name) is None:
         raise InputError(f"no bundled {spec.source} named {spec.name!r}")
     # the model's fields only (N, symmetry, subset): one legend per model, whatever the seed
     return _bundled_legend(spec.model_key)
