@@ -281,3 +281,22 @@ async def test_a_world_from_a_model_is_preparing_and_keeps_its_model(
         "quota_bytes": client.app.state.store.models.quota_bytes,
     }
     assert await _stored(client) == 0
+
+
+async def test_openapi_documents_the_model_routes(client_factory: ClientFactory) -> None:
+    client = await client_factory()
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    post = paths["/api/models"]["post"]
+    assert "multipart/form-data" in post["requestBody"]["content"]
+    assert {"200", "201", "400", "401", "413", "422", "429"} <= set(post["responses"])
+    one = paths["/api/models/{digest}"]
+    assert {"get", "patch", "delete"} <= set(one)
+    assert {"403", "404", "409"} <= set(one["delete"]["responses"])
+    assert (
+        "image/png"
+        in paths["/api/models/{digest}/preview.png"]["get"]["responses"]["200"]["content"]
+    )
+    assert {"get", "post"} <= set(paths["/api/worlds/{world_id}/preparation"])
+    create = (await client.get("/openapi.json")).json()["components"]["schemas"]["WorldCreate"]
+    assert "model" in create["properties"]
+    assert "tileset" in create["properties"]

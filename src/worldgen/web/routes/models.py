@@ -263,7 +263,11 @@ async def change_model(
     return ModelOut.of(record, user.id)
 
 
-@router.delete("/models/{digest}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/models/{digest}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "Worlds are made from the model: delete them first."}},
+)
 async def delete_model(digest: Digest, user: CurrentUser, store: StoreDep) -> Response:
     """Delete your model, unless worlds are made from it (409: delete them first)."""
     await _owned(store, digest, user.id)
