@@ -5,7 +5,9 @@ everything converges, and it keeps working when one instance is killed with SIGK
 Nothing here is shared between the instances except Redis: accounts and sessions (a cookie
 from one instance works on the others), the world record, chat streams and fan-out (sharded
 pub/sub), presence (swept by the survivors when an instance dies), rate limits and the tile
-cache. The job queue is the standalone shared Valkey (Dramatiq cannot run on a cluster).
+cache, and the right to compute a missing tile (one instance computes it, the others wait
+for it in the cache). The job queue is the standalone shared Valkey (Dramatiq cannot run on a
+cluster).
 """
 
 from __future__ import annotations
@@ -83,6 +85,18 @@ async def _tile(server: ServeProcess, world_id: str, cookies: httpx.Cookies) -> 
         return response.headers["etag"], response.content
 
 
+async def _generated(server: ServeProcess) -> int:
+    """Tiles this instance computed (its ``worldgen_tile_generation_seconds_count``)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        text = (await http.get("/metrics")).text
+    counts = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("worldgen_tile_generation_seconds_count")
+    ]
+    return int(sum(counts))
+
+
 async def _history(server: ServeProcess, world_id: str) -> list[tuple[str, str]]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         response = await http.get(f"/api/worlds/{world_id}/chat", params={"limit": 100})
@@ -108,9 +122,11 @@ def test_three_instances_on_a_cluster_converge_and_survive_a_killed_instance(
         async with httpx.AsyncClient(base_url=c.url, cookies=cookies, timeout=30) as http:
             assert (await http.get("/api/auth/me")).status_code == 200
 
-        # the same tile, byte for byte, from every instance
+        # the same tile, byte for byte, from every instance, computed by one of them (the
+        # others waited for it: single flight across instances)
         tiles = await asyncio.gather(*(_tile(s, wid, cookies) for s in instances))
         assert len(set(tiles)) == 1
+        assert sum(await asyncio.gather(*(_generated(s) for s in instances))) == 1
 
         # one client on each instance; presence sees all three
         people = [await Client.open(_ws(s, wid)) for s in instances]

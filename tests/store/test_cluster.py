@@ -36,6 +36,7 @@ def _world_keys(keys: Keys, world_id: str) -> list[str]:
     calls = {
         "world": (),
         "tile": ("v1", 0, 1, 2),
+        "tile_lease": ("v1", 0, 1, 2),
         "members": (),
         "invites": (),
         "invite_uses": (),

@@ -70,6 +70,11 @@ class Keys:
             raise ValueError(f"invalid content version {version!r}")
         return f"{self._world_tag(world_id)}:tile:{version}:{int(z)}:{int(x)}:{int(y)}"
 
+    def tile_lease(self, world_id: str, version: str, z: int, x: int, y: int) -> str:
+        """String with TTL: the token of the instance computing this tile (single flight
+        across instances; the others wait for the cached tile)."""
+        return self.tile(world_id, version, z, x, y).replace(":tile:", ":tile-lease:", 1)
+
     def tile_lru(self) -> str:
         """Sorted set: tile keys scored by last use; trimmed to bound the tile cache's size."""
         return f"{self.root}:tiles:lru"
@@ -213,8 +218,9 @@ class Keys:
     def model(self, digest: str, part: str) -> str:
         """One of an uploaded model's keys, under the hash tag ``{m:<sha>}``: ``meta`` (hash: the
         :class:`~worldgen.store.models.ModelRecord`), ``data`` (string: the stored bytes),
-        ``preview`` (string: the preview PNG), ``library`` (string: the built patch library's
-        ``.npz``), ``worlds`` (set: ids of the worlds over the model)."""
+        ``preview`` (string: the preview PNG), ``library`` (hash: cache file name → ``.npz`` bytes
+        of the built patch library, calibration and summary), ``worlds`` (set: ids of the worlds
+        over the model)."""
         if part not in _MODEL_PARTS:
             raise ValueError(f"unknown model key part {part!r}")
         if not _DIGEST_RE.fullmatch(digest):

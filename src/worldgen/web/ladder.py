@@ -2,7 +2,9 @@
 
 A request stops at the first layer that has the tile; a miss fills every layer above the one
 that answered. Identical concurrent misses share one flight (:class:`SingleFlight` keyed by the
-tile key), so N browsers asking for one new tile cost one Redis read and one computation.
+tile key), so N browsers asking for one new tile cost one Redis read and one computation; and
+across instances a lease in Redis (:meth:`~worldgen.store.tiles.TileCache.claim`) lets one
+instance compute a missing tile while the others wait for it to land in the Redis cache.
 
 Tiles are pure functions of (world id, content version, z, x, y), so any layer may drop anything
 at any time, and a failed write to the Redis cache only costs a later recomputation: it is
@@ -12,6 +14,7 @@ caching (strong ETag from :func:`tile_etag`, ``no-cache``), handled by the route
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -124,13 +127,25 @@ class TileLadder:
             self.memory.put(key, data)
             return data
         self.metrics.cache_misses.labels(layer="redis").inc()
-        started = time.perf_counter()
-        data = await (compute() if compute is not None else generator.tile(spec, z, x, y))
-        self.metrics.tile_generation.observe(time.perf_counter() - started)
-        self.memory.put(key, data)
+        # single flight across instances: one computes, the others wait for its cached tile
+        lease = await tiles.claim(world_id, version, z, x, y)
+        if lease is None:
+            data = await tiles.wait_for(world_id, version, z, x, y)
+            if data is not None:
+                self.memory.put(key, data)
+                return data
         try:
-            await tiles.put(world_id, version, z, x, y, data)
-        except StorageError as exc:  # the cache is optional; the tile is good
-            self.metrics.errors.labels(kind="tile_cache_write").inc()
-            _log.warning("tile cache write failed", error=type(exc).__name__)
+            started = time.perf_counter()
+            data = await (compute() if compute is not None else generator.tile(spec, z, x, y))
+            self.metrics.tile_generation.observe(time.perf_counter() - started)
+            self.memory.put(key, data)
+            try:
+                await tiles.put(world_id, version, z, x, y, data)
+            except StorageError as exc:  # the cache is optional; the tile is good
+                self.metrics.errors.labels(kind="tile_cache_write").inc()
+                _log.warning("tile cache write failed", error=type(exc).__name__)
+        finally:
+            if lease is not None:
+                with contextlib.suppress(StorageError):  # it expires by itself
+                    await tiles.release(world_id, version, z, x, y, lease)
         return data
