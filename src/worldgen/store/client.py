@@ -37,6 +37,7 @@ from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
     ConnectionError,
+    RedisClusterException,
     RedisError,
     SlotNotCoveredError,
     TimeoutError,
@@ -79,9 +80,17 @@ about 4 s in all, enough for a replica to take over a dead master's slots)."""
 
 
 class _Cluster(RedisCluster):
-    """The cluster client, whose errors are all :data:`StorageError`: redis-py raises
-    :class:`~redis.exceptions.SlotNotCoveredError` (not a ``RedisError``) while a failover
-    leaves slots without a master; to callers that is storage briefly unavailable (503)."""
+    """The cluster client, whose failures to reach the cluster are all :data:`StorageError`:
+    redis-py raises exceptions that are not a ``RedisError`` when no seed node answers
+    (``initialize``) and while a failover leaves slots without a master
+    (:class:`~redis.exceptions.SlotNotCoveredError`); to callers both are storage unavailable
+    (503, or exit code 2 for the CLI), as with a standalone server."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ConnectionError(str(exc)) from exc
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
