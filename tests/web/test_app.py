@@ -75,6 +75,7 @@ async def test_metrics_exposition(client: WebClient, world: dict[str, Any]) -> N
         "worldgen_websocket_connections",
     ):
         assert name in text, name
+    assert "worldgen_generation_tasks 0.0" in text  # the tile above is done: nothing queued
     assert 'route="/tiles/{world_id}/{z}/{x}/{y}.png"' in text
     assert 'worldgen_errors_total{kind="not_found"} 1.0' in text
     assert world["id"] not in text  # route templates only: no ids as label values

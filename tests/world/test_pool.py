@@ -138,8 +138,14 @@ def test_a_killed_worker_is_replaced_and_the_call_retried_once() -> None:
 def test_heavy_tasks_take_turns_and_close_cancels_the_queue() -> None:
     with WorkerPool(2, heavy_slots=1) as p:
         p.start()
+        assert p.pending() == 0
         spans = [p.submit(_span, 0.3, heavy=True) for _ in range(3)]
+        assert p.pending() == 3  # one running, two waiting for the heavy slot
         got = sorted(f.result(60)[:2] for f in spans)
+        deadline = time.monotonic() + 10
+        while p.pending() and time.monotonic() < deadline:  # done callbacks run just after
+            time.sleep(0.01)
+        assert p.pending() == 0
         for (_, end), (start, _) in itertools.pairwise(got):
             assert end <= start  # one heavy task at a time
         blocker = p.submit(_span, 0.5, heavy=True)

@@ -163,6 +163,7 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
         )
         stack.push_async_callback(generator.close)
         app.state.generator = generator
+        app.state.metrics.generation_tasks.set_function(lambda: generator.pending)
         await generator.warm_up()
 
         security = SecurityServices.build(store, settings, parts.passwords or Passwords())

@@ -73,6 +73,11 @@ class Generator(Protocol):
     @property
     def ready(self) -> bool: ...
 
+    @property
+    def pending(self) -> int:
+        """Generation tasks submitted and not finished (the generation queue's depth)."""
+        ...
+
     async def version(self, spec: WorldSpec) -> str: ...
 
     async def catalog(self) -> list[CatalogEntry]: ...
@@ -139,6 +144,10 @@ class ProcessGenerator:
     @property
     def ready(self) -> bool:
         return self._ready and not self.pool.closed
+
+    @property
+    def pending(self) -> int:
+        return self.pool.pending()
 
     async def _wait(self, future: Future[T]) -> T:
         try:
@@ -209,15 +218,24 @@ class InlineGenerator:
         self._worlds = WorldCache(worlds)
         self._ready = False
         self._closed = False
+        self._pending = 0
 
     @property
     def ready(self) -> bool:
         return self._ready and not self._closed
 
+    @property
+    def pending(self) -> int:
+        return self._pending
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise GeneratorUnavailableError("the generator is shut down")
-        return await asyncio.to_thread(fn, *args)
+        self._pending += 1  # the event loop's thread only: no lock needed
+        try:
+            return await asyncio.to_thread(fn, *args)
+        finally:
+            self._pending -= 1
 
     async def version(self, spec: WorldSpec) -> str:
         return (await self._run(self._worlds.get, spec)).version

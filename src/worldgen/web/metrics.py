@@ -65,6 +65,12 @@ class Metrics:
             "WebSocket connections currently open.",
             registry=self.registry,
         )
+        self.generation_tasks = Gauge(
+            "worldgen_generation_tasks",
+            "Generation tasks (tile chunks, exports, edits) submitted to this instance's pool "
+            "and not finished: the generation queue's depth.",
+            registry=self.registry,
+        )
         for layer in ("memory", "redis"):
             self.cache_hits.labels(layer=layer)
             self.cache_misses.labels(layer=layer)

@@ -370,6 +370,7 @@ class WorkerPool:
         """Chunks a tile had computed."""
         self._heavy_running = 0
         self._heavy_queue: deque[tuple[Future[Any], Callable[[], None]]] = deque()
+        self._pending = 0
 
     # -------------------------------------------------------------------------------- executor
     @property
@@ -466,6 +467,9 @@ class WorkerPool:
         if self._closed:
             raise GeneratorUnavailableError("the generation pool is shut down")
         outer: Future[T] = Future()
+        with self._lock:
+            self._pending += 1
+        outer.add_done_callback(self._finished)
         if not heavy:
             self._start(outer, fn, args)
             return outer
@@ -492,6 +496,16 @@ class WorkerPool:
         if now:
             launch()
         return outer
+
+    def _finished(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def pending(self) -> int:
+        """Tasks submitted and not finished yet: running, waiting for a process, or waiting for
+        a heavy slot (the generation queue's depth; a tile's chunks are tasks of their own)."""
+        with self._lock:
+            return self._pending
 
     def call(self, fn: Callable[..., T], *args: Any, heavy: bool = False) -> T:
         """``fn(*args)`` in a worker, waiting at most :attr:`timeout_s`."""
