@@ -25,7 +25,12 @@ from worldgen.web.hardening import (
     normalize_origin,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.standalone_only(
+        "HTTP headers and settings: nothing here depends on the kind of Redis"
+    ),
+]
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "worldgen" / "web" / "templates"
 

@@ -17,7 +17,12 @@ from worldgen.cli import main
 from worldgen.settings import Settings
 from worldgen.store.ratelimit import Limit, RateLimits
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.standalone_only(
+        "HTTP headers and settings: nothing here depends on the kind of Redis"
+    ),
+]
 
 
 @pytest.mark.parametrize("password", ["changethis", "CHANGEME", "password", "secret"])
