@@ -253,7 +253,8 @@ async def test_a_world_from_a_model_is_preparing_and_keeps_its_model(
     client_factory: ClientFactory,
 ) -> None:
     client = await _client(client_factory)
-    model = (await upload(client, ISLANDS)).json()
+    # a model no other test builds a library for (the session's cache folder is shared)
+    model = (await upload(client, stripes(14, 6, colours=3), N=2)).json()
     response = await client.post("/api/worlds", json={"name": "Mine", "model": model["id"]})
     assert response.status_code == 201, response.text
     world = response.json()

@@ -70,9 +70,13 @@ async def test_quota_attach_delete_and_library(redis: Redis) -> None:
     assert await repo.claim_library(DIGEST, "w.job1") == "claimed"
     assert await repo.claim_library(DIGEST, "w.job2") == "w.job1"
     assert await repo.claim_library(DIGEST, "w.job2", stale="w.job1") == "claimed"
-    assert await repo.library_ready(DIGEST, "f" * 24 + ".npz", b"npz", "w.job2")
+    files = {"patches/" + "f" * 24 + ".npz": b"npz", "summaries/" + "e" * 24 + ".npz": b"s"}
+    assert await repo.library_ready(DIGEST, files, "w.job2")
     assert await repo.claim_library(DIGEST, "w.job3") == "ready"
-    assert await repo.library(DIGEST) == ("f" * 24 + ".npz", b"npz")
+    assert await repo.library(DIGEST) == files
+    record = await repo.get(DIGEST)
+    assert record is not None
+    assert (record.library, record.job) == ("patches/" + "f" * 24 + ".npz", "")
     await repo.detach(DIGEST, "world-0001")
     assert await repo.delete(DIGEST) == 0
     assert await repo.get(DIGEST) is None
@@ -102,7 +106,7 @@ async def test_backup_round_trip_keeps_models(redis: Redis, tmp_path: Path) -> N
     await repo.create(_record(size=len(big), shared=True), big)
     await repo.create(_record("b" * 64, size=3), b"abc")
     await repo.attach(DIGEST, "world-0001")
-    await repo.library_ready(DIGEST, "f" * 24 + ".npz", b"npz", "")
+    await repo.library_ready(DIGEST, {"patches/" + "f" * 24 + ".npz": b"npz"}, "")
     report = await dump(redis, source)
     assert report.archive.models is not None
     assert len(report.archive.models) == 3 + 1

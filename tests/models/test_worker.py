@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from tests.jobs.test_worker import StartWorker, start_worker  # noqa: F401  the 
 from tests.models.conftest import png
 from tests.models.test_api import ISLANDS, upload, zipped
 from tests.samples import TILESETS
+from worldgen.jobs import library
+from worldgen.world import api
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +35,8 @@ WAIT_S = 300.0
 async def test_upload_library_job_world_tiles(
     client_factory: ClientFactory,
     start_worker: StartWorker,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = await client_factory()
     await sign_in(client)
@@ -61,6 +66,19 @@ async def test_upload_library_job_world_tiles(
     assert again["state"] == "ready"  # the library is built once per model
     jobs = (await client.get(f"/api/jobs?world_id={second.json()['id']}")).json()["jobs"]
     assert jobs == []
+
+    # another machine (its own empty cache folder, same Redis) draws the world at once: the
+    # model's files, library, calibration and summary come from Redis, nothing is rebuilt
+    elsewhere = tmp_path / "machine-2"
+    monkeypatch.setenv("WORLDGEN_CACHE_DIR", str(elsewhere))
+    library._READY.clear()
+    api._upload_model.cache_clear()
+    other = await client_factory(key_prefix=client.app.state.settings.key_prefix)
+    assert (await other.get(f"/tiles/{world['id']}/-6/0/0.png")).status_code == 200
+    assert (elsewhere / "uploads" / model["id"] / "data").is_file()
+    for folder in ("patches", "calibrations", "summaries"):
+        assert len(list((elsewhere / folder).glob("*.npz"))) == 1, folder
+    monkeypatch.undo()
 
     # a tileset zip with tile classes: its world has continents (classes of the macro layer)
     terrain = (await upload(client, zipped(TILESETS / "terrain"), "t.zip", kind="tileset")).json()

@@ -9,9 +9,9 @@ harmless), together with its patch library once that is built.
 The **library job** (kind :data:`LIBRARY_JOB`, queued when a world is created over a model whose
 library is not built) computes the library in the generation pool
 (:func:`worldgen.world.api.prepare_upload`: seconds to minutes), reporting progress every
-:data:`TICK_S`, and stores the library's bytes with the model
-(:meth:`~worldgen.store.models.ModelRepo.library_ready`) so every machine can install it instead
-of building it again. Retrying it is harmless: the library is a pure function of the model.
+:data:`TICK_S`, and stores the library's bytes with its calibration and summary with the model
+(:meth:`~worldgen.store.models.ModelRepo.library_ready`), so every machine can install them
+instead of computing them again. Retrying it is harmless: they are pure functions of the model.
 """
 
 from __future__ import annotations
@@ -75,9 +75,10 @@ async def ensure_model(store: Store, digest: str) -> bool:
     if record is None or data is None:
         return False
     await asyncio.to_thread(api.materialise_upload, digest, record.kind, record.options, data)
-    library = await store.models.library(digest)
-    if library is not None:
-        await asyncio.to_thread(api.install_library, *library)
+    files = await store.models.library(digest)
+    if files is not None:
+        for name, content in files.items():
+            await asyncio.to_thread(api.install_cache_file, name, content)
         _READY.add(here)
     return True
 
@@ -121,10 +122,11 @@ async def build_library(pool: LibraryPool, store: Store, record: JobRecord) -> N
         if not await progress(percent, stage):
             future.cancel()
             return
-    name: str = future.result()
+    names: list[str] = future.result()
     await progress(95, "storing the library")
-    data = await asyncio.to_thread((cache_dir() / name).read_bytes)
-    if not await store.models.library_ready(digest, name, data, record.id):
+    root = cache_dir().parent
+    files = {name: await asyncio.to_thread((root / name).read_bytes) for name in names}
+    if not await store.models.library_ready(digest, files, record.id):
         raise InputError("the model was deleted before its library was built")
     log.info("library built", model=digest[:12], seconds=round(loop.time() - started, 1))
     await jobs.append(record.id, b'{"library": "ready"}')

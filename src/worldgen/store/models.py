@@ -96,7 +96,7 @@ class ModelRecord(BaseModel):
     """Patterns of a sample, oriented tile variants of a tileset."""
     shared: bool = False
     library: str = Field(default="", max_length=64)
-    """File name of the built patch library ('' until its job is done)."""
+    """Cache file of the built patch library ('' until its job is done)."""
     job: str = Field(default="", max_length=64)
     """The library job in flight ('' when none)."""
 
@@ -177,12 +177,13 @@ redis.call('HSET', KEYS[1], 'job', ARGV[1])
 return 'claimed'
 """
 
-# KEYS: meta, library. ARGV: file name, bytes, job id. 1 stored, 0 model gone.
+# KEYS: meta, library. ARGV: library file name, job id, then file/bytes pairs. 1 stored, 0 gone.
 _LIBRARY: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'library', ARGV[1])
-if (redis.call('HGET', KEYS[1], 'job') or '') == ARGV[3] then
+if (redis.call('HGET', KEYS[1], 'job') or '') == ARGV[2] then
   redis.call('HSET', KEYS[1], 'job', '')
 end
 return 1
@@ -361,19 +362,23 @@ class ModelRepo:
         reply = await self._claim(keys=[self.keys.model(digest, "meta")], args=[job_id, stale])
         return _text(reply)
 
-    async def library_ready(self, digest: str, name: str, data: bytes, job_id: str) -> bool:
-        """Store the built library (file ``name``, its ``data``); False when the model is gone."""
+    async def library_ready(self, digest: str, files: Mapping[str, bytes], job_id: str) -> bool:
+        """Store the built library's cache files (name → bytes, the patch library first: its
+        name marks the model ready); False when the model is gone."""
+        if not files:
+            raise ValueError("a built library has at least its patch library file")
         keys = [self.keys.model(digest, "meta"), self.keys.model(digest, "library")]
-        return bool(int(await self._library(keys=keys, args=[name, data, job_id])))
+        pairs = [x for item in files.items() for x in item]
+        return bool(int(await self._library(keys=keys, args=[next(iter(files)), job_id, *pairs])))
 
-    async def library(self, digest: str) -> tuple[str, bytes] | None:
-        """``(file name, bytes)`` of the built library, or None."""
+    async def library(self, digest: str) -> dict[str, bytes] | None:
+        """The built library's cache files (name → bytes), or None before it is built."""
         record = await self.get(digest)
         if record is None or not record.library:
             return None
-        raw = await self.redis.get(self.keys.model(digest, "library"))
-        data = _bytes(raw)
-        return None if data is None else (record.library, data)
+        raw = await self.redis.hgetall(self.keys.model(digest, "library"))
+        files = {_text(k): _bytes(v) or b"" for k, v in raw.items()}
+        return files or None
 
     async def restore(self, record: ModelRecord, data: bytes, world_ids: list[str]) -> None:
         """Write an archived model back as it was (backup restore; quota not checked)."""

@@ -43,6 +43,7 @@ from worldgen.engine.tileset import load_tileset
 from worldgen.errors import InputError, UnavailableError
 from worldgen.world import edits
 from worldgen.world.blocks import World
+from worldgen.world.calibrate import calibration_file
 from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
 from worldgen.world.patches import PatchLibrary, cache_dir, library_version, load_or_build
 from worldgen.world.render import cell_relief, palette_for, png_bytes, render_tile
@@ -54,7 +55,7 @@ from worldgen.world.spec import (
     is_int,
     upload_digest,
 )
-from worldgen.world.summary import summary_for
+from worldgen.world.summary import GROUND_ROWS, summaries_dir, summary_for, summary_key
 
 __all__ = [
     "CatalogEntry",
@@ -62,8 +63,7 @@ __all__ = [
     "catalog",
     "compute_edit",
     "export_png",
-    "install_library",
-    "library_file",
+    "install_cache_file",
     "materialise_upload",
     "model_for",
     "prepare_upload",
@@ -114,7 +114,7 @@ def _bundled_library(model: WorldModel, S: int, V: int, folder: str) -> PatchLib
 # ---------------------------------------------------------------------------- uploaded models
 _UPLOAD_META = "model.json"
 _UPLOAD_DATA = "data"
-_LIBRARY_FILE = re.compile(r"^[0-9a-f]{24}\.npz$")
+_CACHE_FILE = re.compile(r"^(patches|summaries|calibrations)/[0-9a-f]{24}(-rows[0-9]+)?\.npz$")
 
 
 def upload_dir(digest: str) -> Path:
@@ -151,12 +151,13 @@ def materialise_upload(
     return folder
 
 
-def install_library(name: str, data: bytes) -> None:
-    """Put a patch library built elsewhere (the ``.npz`` bytes of :func:`prepare_upload`'s
-    file) into this machine's cache, unless it is there; :func:`load_or_build` checks it."""
-    if not _LIBRARY_FILE.fullmatch(name):
-        raise InputError("a library file name is 24 hex digits and .npz")
-    path = cache_dir() / name
+def install_cache_file(name: str, data: bytes) -> None:
+    """Put a cache file built elsewhere (one of :func:`prepare_upload`'s files: a patch
+    library, a summary or a calibration, ``<folder>/<24 hex>.npz``) into this machine's cache,
+    unless it is there; its readers check what they load."""
+    if not _CACHE_FILE.fullmatch(name):
+        raise InputError("a cache file is patches/, summaries/ or calibrations/<24 hex>.npz")
+    path = cache_dir().parent / name
     if path.is_file():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,15 +190,12 @@ def _upload_model(digest: str) -> WorldModel:
     return tileset_model(model)
 
 
-def library_file(spec: WorldSpec) -> str:
-    """File name (in :func:`~worldgen.world.patches.cache_dir`) of the spec's patch library."""
-    return f"{library_version(model_for(spec), spec.S, spec.V)}.npz"
-
-
-def prepare_upload(spec: WorldSpec) -> str:
+def prepare_upload(spec: WorldSpec) -> list[str]:
     """Build (or find) the patch library of a world over an uploaded model, and learn its
-    far-zoom summary, both cached on disk; returns the library's file name. Seconds to minutes
-    (the library job runs it); InputError naming the combination if it cannot be completed."""
+    refinement calibration and far-zoom summary, all cached on disk; returns their files
+    (relative to the cache folder, the library first) for :func:`install_cache_file` on other
+    machines. Seconds to minutes (the library job runs it); InputError naming the combination
+    if the library cannot be completed."""
     spec.check()
     model = model_for(spec)
     try:
@@ -207,7 +205,15 @@ def prepare_upload(spec: WorldSpec) -> str:
     world = World(model, spec.seed, S=spec.S, V=spec.V, layers=spec.layers, library=lib,
                   config=spec)  # fmt: skip
     summary_for(world)
-    return f"{library_version(model, spec.S, spec.V)}.npz"
+    key = summary_key(world)
+    files = [
+        cache_dir() / f"{library_version(model, spec.S, spec.V)}.npz",
+        calibration_file(world.lib.version, world.layers),
+        summaries_dir() / f"{key}.npz",
+        summaries_dir() / f"{key}-rows{GROUND_ROWS}.npz",
+    ]
+    root = cache_dir().parent
+    return [str(f.relative_to(root)) for f in files if f.is_file()]
 
 
 def model_for(spec: WorldSpec, *, allow_files: bool = False) -> WorldModel:

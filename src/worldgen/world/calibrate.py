@@ -134,6 +134,12 @@ def calibrations_dir() -> Path:
     return cache_dir().parent / "calibrations"
 
 
+def calibration_file(library_version: str, layers: int) -> Path:
+    """The cache file of the multipliers of a library at ``layers`` layers (it exists once
+    :func:`calibration_for` learnt them; copied between machines with an uploaded model)."""
+    return calibrations_dir() / f"{_key(library_version, layers)}.npz"
+
+
 def _load(path: Path, size: int) -> F64Array | None:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -168,7 +174,7 @@ def calibration_for(
     with _GUARD:
         if key in _MEMO:
             return _MEMO[key]
-    path = calibrations_dir() / f"{key}.npz"
+    path = calibration_file(library_version, layers)
     mult = _load(path, model.size)
     if mult is None:
         mult = learn_multipliers(model, window)
