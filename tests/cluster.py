@@ -88,8 +88,8 @@ class ValkeyCluster:
         """A seed URL (any node answers with the whole cluster's map)."""
         return f"redis://127.0.0.1:{self.nodes[0].port}/0"
 
-    def _spawn(self, index: int) -> ClusterNode:
-        port = _free_port_pair(random.Random())
+    def _spawn(self, index: int, port: int | None = None) -> ClusterNode:
+        port = port or _free_port_pair(random.Random())
         folder = self.folder / f"node-{index}"
         folder.mkdir(parents=True, exist_ok=True)
         args = [
@@ -197,6 +197,17 @@ class ValkeyCluster:
     def wait_healthy(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Until every live node says ``cluster_state:ok`` (after a failover, for instance)."""
         self._wait("cluster_state:ok", self._healthy, timeout_s)
+
+    def restart(self, node: ClusterNode) -> None:
+        """Start a killed node again on its port with its data and ``nodes.conf``: it rejoins
+        the cluster (as a replica of whoever took over its slots) and syncs."""
+        if node.process.poll() is None:
+            raise RuntimeError(f"node {node.port} is running")
+        index = self.nodes.index(node)
+        fresh = self._spawn(index, node.port)
+        node.process = fresh.process
+        self._wait(f"node {node.port} answering", lambda: node.client().ping())
+        self._wait("every replica in sync", self._replicas_in_sync)
 
     def master_of_slot(self, slot: int) -> ClusterNode:
         """The live node that serves ``slot`` now."""

@@ -24,6 +24,7 @@ from tests.conftest import LiveServers
 from tests.harness import ClusterHandle
 from tests.realtime.conftest import RATE_LIMITS, Client, new_world, run
 from tests.realtime.test_recovery import SLOW_POLL, answers, stream_ids
+from worldgen.store.chat import LONELY_RECHECK_S
 from worldgen.store.keys import Keys
 
 FAILOVER_TIMEOUT_S = 30.0
@@ -119,6 +120,21 @@ def test_kill_9_of_a_master_under_chat_load_loses_no_acknowledged_message(
             await asyncio.sleep(0.05)
         for r in received:
             assert r == stored
+        # the killed node, started again, rejoins as the new master's replica: chat is again
+        # acknowledged only once a replica has it
+        await asyncio.to_thread(own_cluster.restart, master)
+        assert own_cluster.master_of_slot(slot).port != master.port
+        stores = [s.app.state.store.chat for s in (a, b)]
+        waited = sum(s.replicated for s in stores)
+        deadline = time.monotonic() + 3 * LONELY_RECHECK_S
+        n = 0
+        while sum(s.replicated for s in stores) == waited:
+            assert time.monotonic() < deadline, "chat is not replicated again after the rejoin"
+            msg_id = await senders[0].chat(f"after the rejoin {n}")
+            frame = await senders[0].until(answers(msg_id), timeout=30)
+            assert frame["type"] == "ack", frame
+            n += 1
+            await asyncio.sleep(0.2)
         for t in readers:
             t.cancel()
         await asyncio.wait(readers)

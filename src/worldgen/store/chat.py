@@ -198,6 +198,8 @@ class ChatStore:
         """The cluster client on a Redis Cluster (then appends are waited for), else None."""
         self.ack_wait_s: list[float] = []
         """Seconds each waited append took, newest last (at most 1,000; for benchmarks)."""
+        self.replicated = 0
+        """Appends a replica confirmed (``WAIT``) before they were acknowledged."""
         self.unreplicated = 0
         """Appends acknowledged by a master that had no replica (see the module docstring)."""
         self._lonely: dict[str, float] = {}
@@ -262,6 +264,7 @@ class ChatStore:
             self.unreplicated += 1
             return list(reply)
         self._lonely.pop(node.name, None)
+        self.replicated += 1
         self.ack_wait_s.append(time.perf_counter() - started)
         del self.ack_wait_s[:-1000]
         return list(reply)
