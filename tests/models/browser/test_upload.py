@@ -1,7 +1,7 @@
 """Your own model in real Chromium on the single-machine setup (``worldgen serve`` with its job
 worker child): upload a sample on the home page, see its pattern count and the 48x48 preview,
-create a world from it, watch "preparing" while the library job runs, then the map shows
-tiles."""
+create a world from it, see "preparing" with progress while the library job runs, then the map
+shows tiles."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def test_upload_preview_create_world_map(browser_page: PageFactory, server: Serv
     sign_in(page, "uploader")
     page.goto("/")
     page.locator("#model-upload-box summary").click()
-    page.locator("#model-file").set_input_files(str(OVERLAPPING / "islands.png"))
+    # a sample no other test of the session builds a library for: the world must wait for its job
+    page.locator("#model-file").set_input_files(str(OVERLAPPING / "rivers.png"))
     page.get_by_role("button", name="Upload and preview").click()
     expect(page.locator("#model-status")).to_contain_text("patterns found", timeout=60_000)
     preview = page.locator("#model-preview")
@@ -32,12 +33,15 @@ def test_upload_preview_create_world_map(browser_page: PageFactory, server: Serv
     expect(chosen).to_be_checked()
     screenshot(page, "upload-preview")
 
-    page.locator("#world-name").fill("My islands")
+    page.locator("#world-name").fill("My rivers")
     page.get_by_role("button", name="Create world").click()
     page.wait_for_url("**/worlds/*")
-    # "preparing" with progress while the worker builds the library (or already the map, if it
-    # was that quick); then the page reloads with the map
+    # "preparing" with the job's progress while the worker builds the library (seconds), then
+    # the page reloads by itself with the map
+    expect(page.locator("#preparing")).to_be_visible()
+    expect(page.locator("#preparing-progress")).to_be_visible()
+    screenshot(page, "upload-preparing")
     wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
     expect(page.locator("#preparing")).to_have_count(0)
-    expect(page.locator("#world-name")).to_have_text("My islands")
+    expect(page.locator("#world-name")).to_have_text("My rivers")
     screenshot(page, "upload-world")

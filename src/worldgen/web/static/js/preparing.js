@@ -17,7 +17,8 @@ function show(prep) {
     status.textContent = `The build failed: ${prep.message || "unknown reason"}`;
     retry.hidden = false;
   } else {
-    status.textContent = prep.stage ? `${prep.percent}% (${prep.stage})` : "Waiting for a worker…";
+    const waiting = !prep.stage || prep.stage === "queued";
+    status.textContent = waiting ? "Waiting for a worker…" : `${prep.percent}% (${prep.stage})`;
     retry.hidden = true;
   }
 }
