@@ -59,7 +59,7 @@ from worldgen.store.tiles import TileCache
 from worldgen.store.users import UserRepo
 from worldgen.store.worlds import WorldRepo
 
-__all__ = ["StorageError", "Store", "connect", "is_cluster"]
+__all__ = ["StorageError", "Store", "connect"]
 
 StorageError = RedisError
 """Any failure to reach or use storage (the Redis client's own base error, named here so that
@@ -99,11 +99,6 @@ class _Cluster(RedisCluster):
             raise ClusterDownError(str(exc)) from exc
 
 
-def is_cluster(redis: Redis) -> bool:
-    """True when ``redis`` is a cluster client (made by :func:`connect` from a cluster URL)."""
-    return isinstance(redis, RedisCluster)
-
-
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes that name a cluster, and the scheme of the node URL behind each."""
 
@@ -123,8 +118,8 @@ def connect(
     With a cluster scheme, ``url`` names any node of a Redis Cluster and the client is a
     :class:`~redis.asyncio.cluster.RedisCluster` (``max_connections`` per node, no waiting for
     a free one). It is typed as :class:`~redis.asyncio.Redis` because the repositories use only
-    the commands both clients share; :func:`is_cluster` tells them apart where it matters
-    (pub/sub, ``WAIT``).
+    the commands both clients share; ``isinstance(client, RedisCluster)`` tells them apart where it
+    matters (pub/sub, ``WAIT``).
     """
     scheme, sep, rest = url.partition("://")
     if scheme in CLUSTER_SCHEMES:
