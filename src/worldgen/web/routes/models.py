@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from worldgen.engine import uploads
 from worldgen.errors import ConflictError, ForbiddenError, NotFoundError, QuotaExceededError
-from worldgen.store.models import DIGEST_PATTERN, ModelRecord, QuotaExceeded
+from worldgen.store.models import ModelRecord, QuotaExceeded
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit
 from worldgen.web.deps import (
     CurrentUser,
@@ -57,7 +57,10 @@ router = APIRouter(prefix="/api", tags=["models"])
 
 
 PNG = "image/png"
-Digest = Annotated[str, Path(pattern=DIGEST_PATTERN, description="The model's SHA-256 (hex).")]
+Digest = Annotated[
+    str, Path(max_length=64, description="The model's id: its SHA-256 (64 lowercase hex digits).")
+]
+"""A malformed id is simply unknown (404, like a world id): ids are opaque to clients."""
 
 
 class ModelOut(BaseModel):
