@@ -301,3 +301,29 @@ async def test_openapi_documents_the_model_routes(client_factory: ClientFactory)
     create = (await client.get("/openapi.json")).json()["components"]["schemas"]["WorldCreate"]
     assert "model" in create["properties"]
     assert "tileset" in create["properties"]
+
+
+async def test_a_failed_preparation_can_be_started_again(client_factory: ClientFactory) -> None:
+    client = await _client(client_factory)
+    model = (await upload(client, stripes(18, 6, colours=3), N=2)).json()
+    world = (await client.post("/api/worlds", json={"name": "W", "model": model["id"]})).json()
+    path = f"/api/worlds/{world['id']}/preparation"
+    (job,) = (await client.get(f"/api/jobs?world_id={world['id']}")).json()["jobs"]
+    assert (await client.delete(f"/api/jobs/{job['id']}")).status_code == 204
+    failed = (await client.get(path)).json()
+    assert failed["state"] == "failed"
+    assert failed["message"] == "cancelled by its owner"
+    again = await client.post(path)
+    assert again.status_code == 200, again.text
+    assert again.json()["state"] == "preparing"
+    (second,) = (await client.get(f"/api/jobs?world_id={world['id']}")).json()["jobs"]
+    assert second["id"] != job["id"]
+    assert second["kind"] == "library"
+    # a second world over the same model shares the build in flight
+    other = (await client.post("/api/worlds", json={"name": "V", "model": model["id"]})).json()
+    assert (await client.get(f"/api/jobs?world_id={other['id']}")).json()["jobs"] == []
+    assert (await client.get(f"/api/worlds/{other['id']}/preparation")).json()["state"] == (
+        "preparing"
+    )
+    signed_out = await client_factory()
+    assert (await signed_out.post(path)).status_code in (401, 404)
