@@ -7,8 +7,8 @@
   :class:`~tests.harness.AppClient`; all shut down at teardown.
 - ``live_servers``: a factory of apps under uvicorn on free ports (real sockets).
 
-**Both kinds of Redis.** The store, real-time and security suites (:data:`BOTH_MODES`) run each
-of their Redis tests twice, ``[standalone]`` and ``[cluster]``: in the cluster pass,
+**Both kinds of Redis.** The store, real-time, security and models suites (:data:`BOTH_MODES`)
+run each of their Redis tests twice, ``[standalone]`` and ``[cluster]``: in the cluster pass,
 ``valkey_server()`` hands out the session's one real 3-master Valkey Cluster
 (:class:`tests.cluster.ValkeyCluster`, started at the first cluster test), emptied for the
 test, as a ``redis+cluster://`` URL, and apps get the standalone shared Valkey as their job
@@ -46,7 +46,7 @@ __all__ = ["ClientFactory", "LiveServers", "RedisMode", "ValkeyHandle"]
 ClientFactory = Callable[..., Awaitable[AppClient]]
 LiveServers = Callable[..., list[LiveServer]]
 RedisMode = Literal["standalone", "cluster"]
-BOTH_MODES = ("store", "realtime", "security")
+BOTH_MODES = ("store", "realtime", "security", "models")
 """Suites (folders of ``tests/``) whose Redis tests run on a standalone Valkey and a cluster."""
 _MODE_FIXTURES = {"valkey_server", "app_redis", "client_factory", "live_servers"}
 """Fixtures that put a test on the Redis of its mode (``shared_valkey`` alone is standalone)."""
