@@ -1,6 +1,6 @@
 """Three real ``worldgen serve`` instances (two of them with a job worker) on one real Valkey
-Cluster: a client spread across the instances chats, pings, sees who is here and loads tiles;
-everything converges, and it keeps working when one instance is killed with SIGKILL.
+Cluster: a client spread across the instances chats, pings, edits, sees who is here and loads
+tiles; everything converges, and it keeps working when one instance is killed with SIGKILL.
 
 Nothing here is shared between the instances except Redis: accounts and sessions (a cookie
 from one instance works on the others), the world record, chat streams and fan-out (sharded
@@ -145,6 +145,20 @@ def test_three_instances_on_a_cluster_converge_and_survive_a_killed_instance(
         for person in people[:2]:
             ping = await person.until(is_type("ping"), 10)
             assert (ping["x"], ping["y"], ping["user"]["id"]) == (5, -7, people[2].you["id"])
+        # an edit made through b reaches everyone, and every instance serves the edited tile
+        async with httpx.AsyncClient(base_url=b.url, cookies=cookies, timeout=120) as http:
+            rect = {"x": 0, "y": 0, "w": 16, "h": 16}
+            edit = await http.post(
+                f"/api/worlds/{wid}/edits", json={"kind": "regenerate", "rect": rect}
+            )
+            assert edit.status_code == 201, edit.text
+        for person in people:
+            event = await person.until(is_type("edit"), 10)
+            assert (event["id"], event["rect"]) == (1, [0, 0, 16, 16])
+        edited = await asyncio.gather(*(_tile(s, wid, cookies) for s in instances))
+        assert len(set(edited)) == 1
+        assert edited[0][0] != tiles[0][0]  # a new content version, a new ETag
+
         histories = await asyncio.gather(*(_history(s, wid) for s in instances))
         assert histories[0] == histories[1] == histories[2]
         assert [h[0] for h in histories[0]] == [chat_id, "p1"]
@@ -164,7 +178,7 @@ def test_three_instances_on_a_cluster_converge_and_survive_a_killed_instance(
         back = await Client.open(_ws(b, wid), last_id=last_seen, cookie=gone.cookie)
         replayed = [(m["id"], m["stream_id"]) for m in back.welcome["history"]]
         assert replayed == [(after, got["stream_id"])]
-        assert await _tile(c, wid, cookies) == tiles[0]
+        assert await _tile(c, wid, cookies) == edited[0]
         for person in (*people[1:], back):
             await person.close()
         await gone.close()
