@@ -1,6 +1,7 @@
 """Three real ``worldgen serve`` instances (two of them with a job worker) on one real Valkey
 Cluster: a client spread across the instances chats, pings, edits, sees who is here and loads
-tiles; everything converges, and it keeps working when one instance is killed with SIGKILL.
+tiles, and queues a background job that a worker of another instance runs; everything converges,
+and it keeps working when one instance is killed with SIGKILL.
 
 Nothing here is shared between the instances except Redis: accounts and sessions (a cookie
 from one instance works on the others), the world record, chat streams and fan-out (sharded
@@ -29,6 +30,7 @@ from tests.realtime.conftest import Client, Json, run
 
 READY_TIMEOUT_S = 180.0
 """Three servers and two job workers starting at once on two shared cores."""
+JOB_TIMEOUT_S = 120.0
 LIMITS = json.dumps({"register_address": {"count": 10_000, "window_s": 3600}})
 
 
@@ -97,6 +99,20 @@ async def _generated(server: ServeProcess) -> int:
     return int(sum(counts))
 
 
+async def _job_done(server: ServeProcess, job_id: str, cookies: httpx.Cookies) -> Json:
+    """The job's record once it is done (bounded: a cold worker compiles its kernels first)."""
+    async with httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=30) as http:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + JOB_TIMEOUT_S
+        while True:
+            job: Json = (await http.get(f"/api/jobs/{job_id}")).json()
+            if job["state"] == "done":
+                return job
+            assert job["state"] in ("queued", "running"), job
+            assert loop.time() < deadline, f"job not done in {JOB_TIMEOUT_S} s: {job}"
+            await asyncio.sleep(0.2)
+
+
 async def _history(server: ServeProcess, world_id: str) -> list[tuple[str, str]]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         response = await http.get(f"/api/worlds/{world_id}/chat", params={"limit": 100})
@@ -158,6 +174,20 @@ def test_three_instances_on_a_cluster_converge_and_survive_a_killed_instance(
         edited = await asyncio.gather(*(_tile(s, wid, cookies) for s in instances))
         assert len(set(edited)) == 1
         assert edited[0][0] != tiles[0][0]  # a new content version, a new ETag
+
+        # a background job queued through c (which runs no job worker) is done by a worker of
+        # a or b; its record and result are the same from every instance
+        async with httpx.AsyncClient(base_url=c.url, cookies=cookies, timeout=30) as http:
+            body = {"x": 0, "y": 0, "w": 64, "h": 64, "scale": 1}
+            queued = await http.post(f"/api/worlds/{wid}/exports", json=body)
+            assert queued.status_code == 202, queued.text
+            job_id = queued.json()["id"]
+        job = await _job_done(a, job_id, cookies)
+        async with httpx.AsyncClient(base_url=b.url, cookies=cookies, timeout=30) as http:
+            result = await http.get(f"/api/jobs/{job_id}/result")
+            assert result.status_code == 200, result.text
+            assert result.content.startswith(b"\x89PNG")
+            assert (await http.get(f"/api/jobs/{job_id}")).json()["state"] == job["state"]
 
         histories = await asyncio.gather(*(_history(s, wid) for s in instances))
         assert histories[0] == histories[1] == histories[2]
