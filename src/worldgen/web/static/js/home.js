@@ -77,7 +77,7 @@ async function loadModels() {
 }
 
 const modelStatus = byId("model-status");
-const modelPreview = byId("model-preview");
+const modelPreviewBox = byId("model-preview-box");
 const modelKind = byId("model-kind");
 
 modelKind.addEventListener("change", () => {
@@ -107,8 +107,16 @@ async function onUpload() {
     const model = await models.upload(data);
     const unit = model.kind === "tileset" ? "tiles" : "patterns";
     modelStatus.textContent = `${model.patterns} ${unit} found. Below: a 48×48 solve with it.`;
-    modelPreview.src = model.preview;
-    modelPreview.hidden = false;
+    modelPreviewBox.replaceChildren(
+      el("img", {
+        id: "model-preview",
+        class: "model-preview",
+        src: model.preview,
+        alt: "A 48×48 solve with the model",
+        width: 192,
+        height: 192,
+      }),
+    );
     const existing = form.querySelector(`input[value="model:${model.id}"]`);
     if (existing) existing.checked = true;
     else options.append(modelOption(model, true));
