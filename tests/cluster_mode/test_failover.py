@@ -1,10 +1,11 @@
 """A master of a real Valkey Cluster is killed (``kill -9``) under chat load: its replica takes
 over, the app instances recover without a restart, and no acknowledged message is lost.
 
-The cluster is this module's own (the session's shared cluster must keep its replicas for the
-other tests). Chat on a cluster is acknowledged only after ``WAIT`` says a replica holds the
-message (``store/chat.py``), which is what makes the last assertion hold: whatever a client was
-told is stored survives the loss of the master that stored it.
+The cluster is the session's shared one; the killed master is started again at the end and
+rejoins as a replica, so the cluster is whole for the tests that follow. Chat on a cluster is
+acknowledged only after ``WAIT`` says a replica holds the message (``store/chat.py``), which is
+what makes the last assertion hold: whatever a client was told is stored survives the loss of
+the master that stored it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -30,13 +30,14 @@ from worldgen.store.keys import Keys
 FAILOVER_TIMEOUT_S = 30.0
 
 
-@pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
-    started = ValkeyCluster(Path(tmp_path_factory.mktemp("failover-cluster"))).start()
-    try:
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture
+def own_cluster(valkey_cluster: ValkeyCluster) -> Iterator[ValkeyCluster]:
+    """The session's shared cluster; whatever node a test killed is started again after it
+    (it rejoins as a replica), so the cluster is whole for the tests that follow."""
+    yield valkey_cluster
+    for node in valkey_cluster.nodes:
+        if node.process.poll() is not None:
+            valkey_cluster.restart(node)
 
 
 def _wait_promoted(cluster: ValkeyCluster, slot: int, dead_port: int) -> float:

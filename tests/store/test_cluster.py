@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -20,13 +18,11 @@ from tests.cluster import ValkeyCluster
 from worldgen.store.keys import Keys
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
-    started = ValkeyCluster(Path(tmp_path_factory.mktemp("cluster"))).start()
-    try:
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture
+def cluster(valkey_cluster: ValkeyCluster) -> ValkeyCluster:
+    """The session's shared cluster (tests/conftest.py), healthy."""
+    valkey_cluster.wait_healthy(30)
+    return valkey_cluster
 
 
 def _world_keys(keys: Keys, world_id: str) -> list[str]:
@@ -113,18 +109,25 @@ def test_a_killed_master_is_replaced_by_its_replica_with_waited_writes(
     writer.hset(name, mapping={"name": "kept"})
     assert writer.execute_command("WAIT", 1, 5000) >= 1  # a replica has it
     master.kill()
+    try:
+        _promoted_and_kept(cluster, name, slot, master.port)
+    finally:
+        cluster.restart(master)  # it rejoins as a replica: the shared cluster is whole again
+
+
+def _promoted_and_kept(cluster: ValkeyCluster, name: str, slot: int, dead: int) -> None:
     deadline = time.monotonic() + 30
     promoted = None
     while time.monotonic() < deadline:
         try:
             promoted = cluster.master_of_slot(slot)
-            if promoted.port != master.port:
+            if promoted.port != dead:
                 break
         except (redis.RedisError, LookupError):
             pass
         time.sleep(0.2)
     assert promoted is not None
-    assert promoted.port != master.port
+    assert promoted.port != dead
     cluster.wait_healthy(30)
     client = _client(cluster)
     try:
