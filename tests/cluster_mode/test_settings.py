@@ -1,11 +1,16 @@
-"""Cluster mode is chosen by the URL (``redis+cluster://``); the job queue must stay standalone."""
+"""Cluster mode is chosen by the URL (``redis+cluster://``, one or several seed nodes); the job
+queue must stay standalone."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from pydantic import ValidationError
 from redis.asyncio.cluster import RedisCluster
 
+from tests.cluster import ValkeyCluster
+from tests.harness import ClusterHandle, free_port
 from worldgen.settings import Settings
 from worldgen.store.client import connect
 
@@ -43,3 +48,22 @@ def test_worldgen_serve_refuses_a_cluster_without_a_broker_at_start_up(
     monkeypatch.delenv("WORLDGEN_BROKER_URL", raising=False)
     assert main(["serve", "--port", "1"]) == 2
     assert "WORLDGEN_BROKER_URL" in capsys.readouterr().err
+
+
+def test_several_seed_nodes_let_a_client_start_while_one_is_down(
+    valkey_cluster: ValkeyCluster,
+) -> None:
+    live = ClusterHandle(valkey_cluster).port
+    url = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{live}/0"  # the first is dead
+    assert Settings(redis_url=url, broker_url=BROKER).redis_cluster
+
+    async def ping() -> bool:
+        client = connect(url)
+        try:
+            return bool(await client.ping())
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(ping())
+    with pytest.raises(ValueError, match="host:port"):
+        connect("redis+cluster://127.0.0.1:1,nonsense")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
@@ -103,6 +103,22 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes that name a cluster, and the scheme of the node URL behind each."""
 
 
+def _seed_nodes(rest: str) -> tuple[str, list[ClusterNode]]:
+    """Split a cluster URL's ``[user:password@]host:port[,host:port...][/0][?...]`` (after the
+    scheme) into the URL part of the first node and the other seed nodes: the client needs any
+    one of them to answer when it starts."""
+    auth, at, hosts = rest.rpartition("@")
+    cut = min((i for i in (hosts.find("/"), hosts.find("?")) if i >= 0), default=len(hosts))
+    first, *others = hosts[:cut].split(",")
+    seeds = []
+    for other in others:
+        host, _, port = other.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"a cluster seed must be host:port, got {other!r}")
+        seeds.append(ClusterNode(host, int(port)))
+    return f"{auth}{at}{first}{hosts[cut:]}", seeds
+
+
 def connect(
     url: str,
     *,
@@ -115,7 +131,8 @@ def connect(
     Its pool holds at most ``max_connections``; a command that finds them all busy waits up to
     ``pool_timeout_s`` for one (then :data:`StorageError`), rather than failing at once.
 
-    With a cluster scheme, ``url`` names any node of a Redis Cluster and the client is a
+    With a cluster scheme, ``url`` names any node of a Redis Cluster, or several as seeds
+    (``redis+cluster://h1:6379,h2:6379,h3:6379``), and the client is a
     :class:`~redis.asyncio.cluster.RedisCluster` (``max_connections`` per node, no waiting for
     a free one). It is typed as :class:`~redis.asyncio.Redis` because the repositories use only
     the commands both clients share; ``isinstance(client, RedisCluster)`` tells them apart where it
@@ -123,8 +140,10 @@ def connect(
     """
     scheme, sep, rest = url.partition("://")
     if scheme in CLUSTER_SCHEMES:
+        first, more = _seed_nodes(rest)
         cluster = _Cluster.from_url(
-            f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}",
+            f"{CLUSTER_SCHEMES[scheme]}{sep}{first}",
+            startup_nodes=more,
             max_connections=max_connections,
             retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), CLUSTER_RETRIES),
             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError, TryAgainError],
