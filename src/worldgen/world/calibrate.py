@@ -44,6 +44,7 @@ __all__ = [
     "TARGET_SIDE",
     "WINDOW_SIDE",
     "Window",
+    "calibration_file",
     "calibration_for",
     "label_ids",
     "learn_multipliers",
