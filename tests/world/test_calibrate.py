@@ -61,14 +61,18 @@ def test_calibration_brings_the_label_mix_towards_a_plain_solve(world_cache: Pat
 
 
 def test_multipliers_come_from_the_disk_cache_and_a_bad_file_is_relearnt(
-    make_world: WorldFactory, world_cache: Path, monkeypatch: pytest.MonkeyPatch
+    make_world: WorldFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a private cache folder and memo: the session's shared cache is never touched (its files
+    # are read by the pool's processes of other tests)
+    monkeypatch.setattr(calibrate, "calibrations_dir", lambda: tmp_path / "calibrations")
+    monkeypatch.setattr(calibrate, "_MEMO", {})
     world = make_world(SHARED_TILESETS[1])
     assert calibrate.wants_calibration(world.model)
     learnt = np.array(world.profiles[0] / world.bias.profiles[0])
+    files = sorted((tmp_path / "calibrations").glob("*.npz"))
+    assert len(files) == 1
     monkeypatch.setattr(calibrate, "_MEMO", {})  # a new process: memo empty, disk cache warm
-    files = sorted(calibrate.calibrations_dir().glob("*.npz"))
-    assert files
     calls: list[int] = []
 
     def counting(model: object, window: calibrate.Window) -> None:
@@ -80,8 +84,7 @@ def test_multipliers_come_from_the_disk_cache_and_a_bad_file_is_relearnt(
     assert calls == []
     assert np.array_equal(again.profiles[0] / again.bias.profiles[0], learnt)
     monkeypatch.setattr(calibrate, "_MEMO", {})
-    for path in files:
-        path.write_bytes(b"not an npz")
+    files[0].write_bytes(b"not an npz")
     World(world.model, 7, S=world.S, V=world.V, layers=world.layers, library=world.lib)
     assert calls == [1]  # relearnt (here: "not calibratable", stored as ones)
 
