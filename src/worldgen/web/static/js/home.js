@@ -3,6 +3,7 @@
 // its pattern count and a 48x48 preview before any world is made), random seed,
 // POST /api/worlds, then navigation to the new world's page. Errors are shown inline.
 
+import { currentUser } from "./account.js";
 import { getJSON, models, paths, postJSON } from "./api.js";
 import { byId, el } from "./dom.js";
 
@@ -68,11 +69,12 @@ function modelOption(model, checked) {
 }
 
 async function loadModels() {
+  if (!(await currentUser())) return; // signed out: no models to list (and no 401 to log)
   try {
     const { models: found } = await models.list();
     found.forEach((m) => options.append(modelOption(m, false)));
   } catch {
-    // Signed out (401) or unavailable: the bundled tilesets are enough.
+    // Unavailable: the bundled tilesets are enough.
   }
 }
 
