@@ -143,3 +143,39 @@ def test_kill_9_of_a_master_under_chat_load_loses_no_acknowledged_message(
             await c.close()
 
     run(main())
+
+
+def test_a_planned_failover_moves_chat_and_fan_out_to_the_new_master(
+    own_cluster: ValkeyCluster, live_servers: LiveServers
+) -> None:
+    # CLUSTER FAILOVER on a replica (a rolling upgrade of the nodes): the old master hands its
+    # slots over and drops its shard subscribers; the listeners follow to the new master.
+    url = ClusterHandle(own_cluster).url
+    a, b = live_servers(
+        2, redis_url=url, realtime=SLOW_POLL, key_prefix="wg", rate_limits=RATE_LIMITS
+    )
+
+    async def main() -> None:
+        wid = await new_world(url)
+        slot = key_slot(Keys().chat(wid).encode())
+        master = own_cluster.master_of_slot(slot)
+        sender, receiver = await Client.open(a.ws(wid)), await Client.open(b.ws(wid))
+        replica = next(
+            n
+            for n in own_cluster.nodes
+            if n.process.poll() is None
+            and n.client().info("replication").get("master_port") == master.port
+        )
+        replica.client().execute_command("CLUSTER", "FAILOVER")
+        await asyncio.to_thread(_wait_promoted, own_cluster, slot, master.port)
+        await asyncio.to_thread(own_cluster.wait_healthy, 30)
+        for n in range(3):
+            msg_id = await sender.chat(f"after the handover {n}")
+            frame = await sender.until(answers(msg_id), timeout=30)
+            assert frame["type"] == "ack", frame
+            got = await receiver.until(lambda f, m=msg_id: f.get("id") == m, timeout=10)
+            assert got["stream_id"] == frame["stream_id"]
+        await sender.close()
+        await receiver.close()
+
+    run(main())
