@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -22,7 +22,7 @@ from redis.crc import key_slot
 from tests.cluster import ValkeyCluster
 from tests.conftest import LiveServers
 from tests.harness import ClusterHandle
-from tests.realtime.conftest import RATE_LIMITS, Client, new_world, run
+from tests.realtime.conftest import RATE_LIMITS, Client, Json, new_world, run
 from tests.realtime.test_recovery import SLOW_POLL, answers, stream_ids
 from worldgen.store.chat import LONELY_RECHECK_S
 from worldgen.store.keys import Keys
@@ -38,6 +38,11 @@ def own_cluster(valkey_cluster: ValkeyCluster) -> Iterator[ValkeyCluster]:
     for node in valkey_cluster.nodes:
         if node.process.poll() is not None:
             valkey_cluster.restart(node)
+
+
+def delivered(msg_id: str) -> Callable[[Json], bool]:
+    """Matches the chat frame of one message."""
+    return lambda f: f["type"] == "chat" and f.get("id") == msg_id
 
 
 def _wait_promoted(cluster: ValkeyCluster, slot: int, dead_port: int) -> float:
@@ -166,14 +171,20 @@ def test_a_planned_failover_moves_chat_and_fan_out_to_the_new_master(
             if n.process.poll() is None
             and n.client().info("replication").get("master_port") == master.port
         )
-        replica.client().execute_command("CLUSTER", "FAILOVER")
+        replica.client().execute_command("CLUSTER", "FAILOVER")  # type: ignore[no-untyped-call]
         await asyncio.to_thread(_wait_promoted, own_cluster, slot, master.port)
         await asyncio.to_thread(own_cluster.wait_healthy, 30)
         for n in range(3):
-            msg_id = await sender.chat(f"after the handover {n}")
-            frame = await sender.until(answers(msg_id), timeout=30)
+            msg_id = f"handover-{n}"
+            for _ in range(20):  # a client retries "unavailable" with the same id
+                await sender.chat(f"after the handover {n}", msg_id)
+                frame = await sender.until(answers(msg_id), timeout=30)
+                if frame["type"] == "ack":
+                    break
+                assert frame["code"] == "unavailable", frame
+                await asyncio.sleep(0.2)
             assert frame["type"] == "ack", frame
-            got = await receiver.until(lambda f, m=msg_id: f.get("id") == m, timeout=10)
+            got = await receiver.until(delivered(msg_id), timeout=10)
             assert got["stream_id"] == frame["stream_id"]
         await sender.close()
         await receiver.close()

@@ -240,22 +240,40 @@ class ChatStore:
         self, cluster: RedisCluster, keys: list[str], args: list[str | int | bytes]
     ) -> list[bytes | int]:
         """The append script, then ``WAIT``, pipelined on one connection to the master of the
-        world's slot; the script's reply once a replica has the write."""
+        world's slot; the script's reply once a replica has the write.
+
+        If the slot moved meanwhile (a failover: redis-py followed the redirect for the script,
+        but ``WAIT`` went to the old master), the append is repeated on the new master, where
+        the dedup key makes it a write of nothing but that key, and ``WAIT`` covers it there.
+        """
         started = time.perf_counter()
         await cluster.initialize()  # the slot map (a no-op once loaded)
-        node = cluster.get_node_from_key(keys[0])
-        if node is None:
-            raise ClusterDownError("no master serves the world's slot")
-        if self._lonely.get(node.name, 0.0) > time.monotonic():
-            self.unreplicated += 1
-            return list(await cluster.eval(_APPEND, len(keys), *keys, *args))
-        async with cluster.pipeline(transaction=False) as pipe:
-            pipe.eval(_APPEND, len(keys), *keys, *args)
-            pipe.execute_command("WAIT", ACK_REPLICAS, ACK_WAIT_MS, target_nodes=node)
-            reply, replicas = await pipe.execute()
-        if int(replicas) < ACK_REPLICAS:
+        for _ in range(2):
+            node = cluster.get_node_from_key(keys[0])
+            if node is None:
+                raise ClusterDownError("no master serves the world's slot")
+            if self._lonely.get(node.name, 0.0) > time.monotonic():
+                self.unreplicated += 1
+                return list(await cluster.eval(_APPEND, len(keys), *keys, *args))
+            async with cluster.pipeline(transaction=False) as pipe:
+                pipe.eval(_APPEND, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", ACK_REPLICAS, ACK_WAIT_MS, target_nodes=node)
+                reply, replicas = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, Exception):
+                raise reply
+            now = cluster.get_node_from_key(keys[0])
+            if now is None or now.name != node.name:
+                continue  # the write landed on the slot's new master: wait there
+            if isinstance(replicas, Exception):
+                raise replicas
+            if int(replicas) >= ACK_REPLICAS:
+                self._lonely.pop(node.name, None)
+                self.replicated += 1
+                self.ack_wait_s.append(time.perf_counter() - started)
+                del self.ack_wait_s[:-1000]
+                return list(reply)
             info = await cluster.info("replication", target_nodes=node)
-            if int(info.get("connected_slaves", 0)) > 0:
+            if info.get("role") != "master" or int(info.get("connected_slaves", 0)) > 0:
                 raise ClusterDownError(
                     f"chat append not confirmed by {ACK_REPLICAS} replica in {ACK_WAIT_MS} ms"
                 )
@@ -263,11 +281,7 @@ class ChatStore:
             self._lonely[node.name] = time.monotonic() + LONELY_RECHECK_S
             self.unreplicated += 1
             return list(reply)
-        self._lonely.pop(node.name, None)
-        self.replicated += 1
-        self.ack_wait_s.append(time.perf_counter() - started)
-        del self.ack_wait_s[:-1000]
-        return list(reply)
+        raise ClusterDownError("the world's slot moved during a chat append; retry")
 
     async def tail_id(self, world_id: str) -> str:
         """Id of the newest entry, or ``"0-0"`` for an empty stream."""

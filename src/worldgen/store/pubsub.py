@@ -101,6 +101,8 @@ class PubSub:
         self._healthy = False
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
+        self._watched: list[Any] = []
+        """Connections whose in-place reconnects are reported (see :meth:`_watch`)."""
         self.connected = False
         """True while the subscriber connection is up."""
         self.reconnects = 0
@@ -197,7 +199,6 @@ class PubSub:
         while not self._stopped:
             raise_if_cancelling()
             pubsub = self._redis.pubsub()
-            watched: list[Any] = []
             self._healthy = False
             self._confirmed.clear()
             try:
@@ -212,9 +213,7 @@ class PubSub:
                 await self._subscribe(pubsub, current)
                 # redis-py may reconnect this connection by itself (and resubscribe) inside a
                 # read; messages sent meanwhile are lost, so such a reconnect counts as ours.
-                watched = self._connections(pubsub)
-                for connection in watched:
-                    connection.register_connect_callback(self._reconnected_in_place)
+                self._watch(pubsub)
                 self.connected = True
                 if attempt:
                     self.reconnects += 1
@@ -242,8 +241,9 @@ class PubSub:
             finally:
                 self.connected = False
                 self._confirmed.clear()
-                for connection in watched:
+                for connection in self._watched:
                     connection.deregister_connect_callback(self._reconnected_in_place)
+                self._watched.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
@@ -259,13 +259,18 @@ class PubSub:
         else:
             await pubsub.unsubscribe(*channels)
 
-    @staticmethod
-    def _connections(pubsub: RedisPubSub) -> list[Any]:
-        """The subscriber's connections (one per master holding a channel, on a cluster)."""
-        if isinstance(pubsub, ClusterPubSub):
-            nodes = list(pubsub.node_pubsub_mapping.values())
-            return [n.connection for n in nodes if n.connection is not None]
-        return [pubsub.connection] if pubsub.connection is not None else []
+    def _watch(self, pubsub: RedisPubSub) -> None:
+        """Hear of redis-py reconnecting any of the subscriber's connections in place (one per
+        master holding a channel, on a cluster; new ones appear as channels are added)."""
+        nodes = (
+            list(pubsub.node_pubsub_mapping.values())
+            if isinstance(pubsub, ClusterPubSub)
+            else [pubsub]
+        )
+        for connection in (n.connection for n in nodes):
+            if connection is not None and connection not in self._watched:
+                connection.register_connect_callback(self._reconnected_in_place)
+                self._watched.append(connection)
 
     def _reconnected_in_place(self, connection: object) -> None:
         self.reconnects += 1
@@ -292,6 +297,7 @@ class PubSub:
                     self._confirmed.difference_update(removed)
                 if added:
                     await self._subscribe(pubsub, added)
+                    self._watch(pubsub)
                 current.clear()
                 current.update(wanted)
             if not current:  # nothing to read from (redis-py refuses to read unsubscribed)
