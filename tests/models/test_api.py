@@ -232,6 +232,10 @@ async def test_private_shared_and_owner_only(client_factory: ClientFactory) -> N
     renamed = await owner.patch(f"/api/models/{model['id']}", json={"name": "Renamed"})
     assert renamed.json()["name"] == "Renamed"
     assert (await owner.patch(f"/api/models/{model['id']}", json={})).status_code == 422
+    nulls = {"name": None, "shared": None}  # the schema admits neither (anyOf name / shared)
+    assert (await owner.patch(f"/api/models/{model['id']}", json=nulls)).status_code == 422
+    schema = (await owner.get("/openapi.json")).json()["components"]["schemas"]["ModelChange"]
+    assert [sorted(alt["required"]) for alt in schema["anyOf"]] == [["name"], ["shared"]]
     assert (await owner.get("/api/models/" + "g" * 64)).status_code == 404  # ids are opaque
     assert (await owner.get("/api/models/" + "0" * 64)).status_code == 404
     signed_out = await client_factory()

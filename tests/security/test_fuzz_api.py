@@ -8,7 +8,8 @@ Rules no JSON Schema can state are declared in :data:`CONFIG`: an export's pictu
 tiles with ``z_min <= z_max``, so a schema-valid request may still be refused with 422. A map
 edit depends on the world: a painted variant must exist in its model (400) and pins that
 contradict each other, the locks or the rules are refused (422); a list of cells past its bound
-may be refused by the body bound first (413).
+may be refused by the body bound first (413). An uploaded model's file must be a PNG sample or a
+tileset zip that makes a usable model (400 naming the problem, 413 past the size or the quota).
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ checks.positive_data_acceptance.expected-statuses = [
 include-name = "POST /api/worlds/{world_id}/tile-archives"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422",
+]
+
+[[operations]]
+include-name = "POST /api/models"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "400", "413",
 ]
 
 [[operations]]

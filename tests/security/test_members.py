@@ -272,6 +272,10 @@ async def test_the_creator_stays_owner_and_members_can_leave(client: SecClient) 
         ({"max_uses": 1000}, 201),
         ({"max_uses": 1001}, 422),
         ({"max_uses": -1}, 422),
+        ({"max_uses": False}, 422),  # a JSON integer, not a boolean
+        ({"max_uses": "3"}, 422),
+        ({"max_uses": 3.0}, 201),  # JSON Schema's integer
+        ({"expires_in": True}, 422),
         ({"role": "viewer", "extra": 1}, 422),
     ],
 )

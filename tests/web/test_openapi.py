@@ -36,6 +36,17 @@ async def test_openapi_lists_the_error_answers(client: WebClient) -> None:
     assert {"201", "400", "401", "403", "413", "422", "429", "503"} <= codes("/api/worlds", "post")
     patch = codes("/api/worlds/{world_id}", "patch")
     assert {"401", "403", "404", "409", "413", "429"} <= patch
+    assert "409" in codes("/api/jobs/{job_id}", "delete")  # the job has already ended
     export = paths["/api/worlds/{world_id}/export.png"]["get"]["responses"]
     assert "Retry-After" in export["429"]["headers"]
     assert set(export["404"]["content"]["application/json"]["schema"]["required"]) == {"detail"}
+
+
+async def test_a_world_names_a_bundled_tileset_from_the_schema(client: WebClient) -> None:
+    """The schema lists the tilesets a world may be made of, so a schema-valid request names one
+    (any other is a 422 from the route, which the schema then predicts)."""
+    document = (await client.get("/openapi.json")).json()
+    tileset = document["components"]["schemas"]["WorldCreate"]["properties"]["tileset"]
+    names = {t["name"] for t in (await client.get("/api/tilesets")).json()}
+    listed = next(alt["enum"] for alt in tileset["anyOf"] if "enum" in alt)
+    assert set(listed) == names

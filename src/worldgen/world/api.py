@@ -60,6 +60,7 @@ from worldgen.world.summary import GROUND_ROWS, summaries_dir, summary_for, summ
 __all__ = [
     "CatalogEntry",
     "build_world",
+    "bundled_names",
     "catalog",
     "compute_edit",
     "export_png",
@@ -362,6 +363,11 @@ def _catalog() -> tuple[CatalogEntry, ...]:
 def catalog() -> list[CatalogEntry]:
     """The bundled tilesets and samples, in catalog order."""
     return list(_catalog())
+
+
+def bundled_names() -> list[str]:
+    """The names of the bundled tilesets and samples, in catalog order (no model is loaded)."""
+    return [entry.name for entry in tilesets.catalog()]
 
 
 def _bundled_entry(name: str) -> tilesets.CatalogEntry:

@@ -41,7 +41,7 @@ from worldgen.web.auth.services import authorize, authorize_user, current_user
 from worldgen.web.deps import JobQueueDep, SettingsDep, StoreDep, WorldDep
 from worldgen.web.generation import spec_for
 from worldgen.web.params import JSON_INT
-from worldgen.web.routes.worlds import MAX_COORD, MAX_SCALE
+from worldgen.web.routes.worlds import MAX_COORD, MAX_SCALE, Detail
 from worldgen.world.render import Z_DETAIL, Z_MIN, cells_per_tile
 
 __all__ = ["ExportJobIn", "JobOut", "JobsOut", "PrerenderJobIn", "router"]
@@ -278,7 +278,11 @@ async def get_job(job_id: str, request: Request, store: StoreDep, settings: Sett
     return _out(record, settings.job_result_ttl_s)
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    responses={409: {"model": Detail, "description": "The job has already ended."}},
+)
 async def cancel_job(job_id: str, request: Request, store: StoreDep) -> Response:
     """Cancel a queued or running job (its owner only): it ends ``failed`` ("cancelled"); a
     running attempt stops at its next progress report. 409 once the job has ended."""

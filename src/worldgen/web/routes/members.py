@@ -42,6 +42,7 @@ from worldgen.web.deps import (
     WorldDep,
     WorldsDep,
 )
+from worldgen.web.params import JSON_INT
 
 __all__ = ["page_router", "router"]
 
@@ -94,13 +95,15 @@ class InviteCreate(_Strict):
     """``POST /api/worlds/{id}/invites``: a link that lets signed-in people join as ``role``."""
 
     role: Literal["editor", "viewer"] = "viewer"
-    expires_in: int = Field(
+    expires_in: Annotated[int, JSON_INT] = Field(
         default=7 * 86_400,
         ge=INVITE_TTL_MIN_S,
         le=INVITE_TTL_MAX_S,
         description="Seconds until the link stops working (60 s .. 30 days).",
     )
-    max_uses: int = Field(default=0, ge=0, le=INVITE_MAX_USES, description="0 = unlimited.")
+    max_uses: Annotated[int, JSON_INT] = Field(
+        default=0, ge=0, le=INVITE_MAX_USES, description="0 = unlimited."
+    )
 
 
 class InviteOut(BaseModel):

@@ -42,7 +42,7 @@ from worldgen.web.deps import (
     WorldDep,
 )
 from worldgen.web.ladder import bytes_etag, etag_matches
-from worldgen.web.routes.worlds import WorldName
+from worldgen.web.routes.worlds import NAME_SCHEMA, WorldName
 from worldgen.web.uploads import Preparation, preparation, start_library
 
 __all__ = [
@@ -108,7 +108,16 @@ class ModelList(BaseModel):
 class ModelChange(BaseModel):
     """``PATCH /api/models/{id}``: a new ``name`` and/or ``shared`` (listed for everyone)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # the schema says what the validator below checks: name or shared, not null
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["name"], "properties": {"name": NAME_SCHEMA}},
+                {"required": ["shared"], "properties": {"shared": {"type": "boolean"}}},
+            ]
+        },
+    )
 
     name: WorldName | None = None
     shared: bool | None = None

@@ -49,9 +49,10 @@ from worldgen.web.generation import Generator, spec_for, spec_of
 from worldgen.web.ladder import bytes_etag, etag_matches
 from worldgen.web.params import CANONICAL_INT, JSON_INT
 from worldgen.web.routes.tiles import CACHE_CONTROL, PRIVATE_CACHE_CONTROL
-from worldgen.world.api import CatalogEntry
+from worldgen.world.api import CatalogEntry, bundled_names
 
 __all__ = [
+    "NAME_SCHEMA",
     "ExportQuery",
     "ListQuery",
     "RegionOut",
@@ -113,7 +114,7 @@ out: a surrogate range makes the pattern invalid for Unicode regex engines, whic
 ignore it.)"""
 
 
-_NAME_SCHEMA: dict[str, Any] = {
+NAME_SCHEMA: dict[str, Any] = {
     "type": "string",
     "minLength": 1,
     "maxLength": NAME_MAX,
@@ -121,9 +122,19 @@ _NAME_SCHEMA: dict[str, Any] = {
     "description": "1..80 characters after stripping spaces at both ends; no control "
     "or text-direction (bidi) characters.",
 }
-WorldName = Annotated[str, AfterValidator(_world_name), WithJsonSchema(_NAME_SCHEMA)]
+WorldName = Annotated[str, AfterValidator(_world_name), WithJsonSchema(NAME_SCHEMA)]
 """A display name: stripped, 1..80 characters, no control or bidi-override characters."""
-TilesetName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+TilesetName = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": bundled_names(),
+            "description": "A bundled tileset or sample (GET /api/tilesets).",
+        }
+    ),
+]
+"""A bundled entry's name: the schema lists them (the route answers 422 for any other)."""
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), JSON_INT]
 Version = Annotated[int, Field(ge=1, le=MAX_SEED), JSON_INT]
 Coord = Annotated[int, Field(ge=-MAX_COORD, le=MAX_COORD), CANONICAL_INT]
@@ -175,7 +186,7 @@ class WorldRename(_Strict):
         # the schema says what the validator below checks: name or visibility, not null
         json_schema_extra={
             "anyOf": [
-                {"required": ["name"], "properties": {"name": _NAME_SCHEMA}},
+                {"required": ["name"], "properties": {"name": NAME_SCHEMA}},
                 {
                     "required": ["visibility"],
                     "properties": {"visibility": {"type": "string", "enum": ["public", "private"]}},
