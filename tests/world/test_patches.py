@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from worldgen.world.patches import (
     MAX_CORNER_COLOURS,
     PAD,
     ROUNDS,
+    IncompleteLibraryError,
     all_combinations,
     allowed_combinations,
     build_library,
@@ -157,3 +159,12 @@ def test_tileset_library_version_is_unchanged_by_the_model(
     assert library_version(ts, 16, 4) == h.hexdigest()[:24]
     assert library_version(tileset_model(ts), 16, 4) == h.hexdigest()[:24]
     assert not build_library(ts, 8, 1).hashed
+
+
+def test_an_incomplete_library_error_crosses_a_process_boundary() -> None:
+    """Raised in a pool process, it reaches the caller as itself (pickled with its combination),
+    not as a crashed worker."""
+    error = IncompleteLibraryError("all/all/all/all cannot be completed", (0, 0, 0, 0))
+    again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert type(again) is IncompleteLibraryError
+    assert (str(again), again.combo) == (str(error), (0, 0, 0, 0))

@@ -243,6 +243,11 @@ class IncompleteLibraryError(InputError):
         super().__init__(message)
         self.combo = combo
 
+    def __reduce__(self) -> tuple[type[IncompleteLibraryError], tuple[str, tuple[int, ...]]]:
+        # a pool process raises it: pickling must rebuild it with both arguments (the default
+        # passes only the message, and the parent would see a crashed worker instead)
+        return (type(self), (str(self), self.combo))
+
 
 def build_library(source: ModelSource, S: int, V: int) -> PatchLibrary:
     """Build the complete library (see module docs); raise InputError if it cannot be completed."""
