@@ -148,8 +148,11 @@ def test_schemathesis_all_checks_find_nothing(served: str, tmp_path: Path) -> No
         str(FUZZ_BUDGET_S),
         "--seed",
         "1",
+        # one worker: with two threads, hypothesis parses lambdas' sources concurrently and
+        # CPython 3.11's ast may fail ("AST constructor recursion depth mismatch"), a runtime
+        # error of the tool that fails this test now and then
         "--workers",
-        "2",
+        "1",
         "--generation-database",
         "none",
         "--request-timeout",

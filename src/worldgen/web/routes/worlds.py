@@ -124,16 +124,12 @@ NAME_SCHEMA: dict[str, Any] = {
 }
 WorldName = Annotated[str, AfterValidator(_world_name), WithJsonSchema(NAME_SCHEMA)]
 """A display name: stripped, 1..80 characters, no control or bidi-override characters."""
-TilesetName = Annotated[
-    str,
-    WithJsonSchema(
-        {
-            "type": "string",
-            "enum": bundled_names(),
-            "description": "A bundled tileset or sample (GET /api/tilesets).",
-        }
-    ),
-]
+_TILESET_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": bundled_names(),
+    "description": "A bundled tileset or sample (GET /api/tilesets).",
+}
+TilesetName = Annotated[str, WithJsonSchema(_TILESET_SCHEMA)]
 """A bundled entry's name: the schema lists them (the route answers 422 for any other)."""
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), JSON_INT]
 Version = Annotated[int, Field(ge=1, le=MAX_SEED), JSON_INT]
@@ -153,6 +149,26 @@ class Detail(BaseModel):
 
 class WorldCreate(_Strict):
     """``POST /api/worlds``: a random seed when none is given."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # the schema says what the validator below checks: a tileset or a model, exactly one
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["tileset"],
+                    "properties": {"tileset": _TILESET_SCHEMA, "model": {"type": "null"}},
+                },
+                {
+                    "required": ["model"],
+                    "properties": {
+                        "model": {"type": "string", "pattern": DIGEST_PATTERN},
+                        "tileset": {"type": "null"},
+                    },
+                },
+            ]
+        },
+    )
 
     name: WorldName
     tileset: TilesetName | None = Field(
@@ -373,7 +389,11 @@ async def tileset_preview(
 
 
 # --------------------------------------------------------------------------------- worlds
-@router.post("/worlds", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/worlds",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"model": Detail, "description": "No such model (or not yours to use)."}},
+)
 async def create_world(
     body: WorldCreate,
     user: CurrentUser,
