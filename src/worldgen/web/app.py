@@ -217,6 +217,10 @@ def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
     install_security(app, settings.allowed_origins)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     install_security_headers(app)
+    # Routes are matched in order, each a regex test: the map's tiles (most requests by far) and
+    # the probes first. No other path starts with /tiles/ or names a probe, so order is free.
+    app.include_router(tiles.router)
+    app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(members.router)
     app.include_router(worlds.router)
@@ -224,8 +228,6 @@ def create_app(settings: Settings, parts: Parts | None = None) -> FastAPI:
     app.include_router(edits.router)
     app.include_router(jobs.router)
     app.include_router(models.router)
-    app.include_router(tiles.router)
-    app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(auth.page_router)
     app.include_router(members.page_router)

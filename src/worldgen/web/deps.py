@@ -18,6 +18,7 @@ authorisation guard of :mod:`worldgen.web.auth.policy`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, Path, Request
@@ -56,8 +57,8 @@ __all__ = [
     "SettingsDep",
     "StoreDep",
     "TemplatesDep",
-    "TileCacheDep",
-    "TileLadderDep",
+    "TileParts",
+    "TilePartsDep",
     "WorldDep",
     "WorldsDep",
     "get_current_user",
@@ -72,8 +73,7 @@ __all__ = [
     "get_settings",
     "get_store",
     "get_templates",
-    "get_tile_cache",
-    "get_tile_ladder",
+    "get_tile_parts",
     "get_world",
     "get_worlds",
 ]
@@ -98,19 +98,31 @@ async def get_worlds(conn: HTTPConnection) -> WorldRepo:
     return _store(conn).worlds
 
 
-async def get_tile_cache(request: Request) -> TileCache:
-    """The Redis tile cache."""
-    return _store(request).tiles
-
-
 async def get_generator(request: Request) -> Generator:
     """Whatever computes world content (a process pool in production)."""
     return cast(Generator, request.app.state.generator)
 
 
-async def get_tile_ladder(request: Request) -> TileLadder:
-    """The app's tile ladder (memory LRU + single flight)."""
-    return cast(TileLadder, request.app.state.tile_ladder)
+@dataclass(frozen=True, slots=True)
+class TileParts:
+    """What the map tile route uses, resolved by one dependency: the tile route answers most of
+    the requests, and FastAPI resolves each dependency of a route on every request."""
+
+    store: Store
+    tiles: TileCache
+    generator: Generator
+    ladder: TileLadder
+    edits: EditService
+
+
+async def get_tile_parts(
+    request: Request, generator: Annotated[Generator, Depends(get_generator)]
+) -> TileParts:
+    """The store, tile cache, generator (overridable like everywhere: ``get_generator``), tile
+    ladder and edit service of the app."""
+    state = request.app.state
+    store = cast(Store, state.store)
+    return TileParts(store, store.tiles, generator, state.tile_ladder, state.edits)
 
 
 async def get_export_slots(request: Request) -> ClientSlots:
@@ -169,9 +181,8 @@ async def get_current_user(conn: HTTPConnection) -> User:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 WorldsDep = Annotated[WorldRepo, Depends(get_worlds)]
-TileCacheDep = Annotated[TileCache, Depends(get_tile_cache)]
 GeneratorDep = Annotated[Generator, Depends(get_generator)]
-TileLadderDep = Annotated[TileLadder, Depends(get_tile_ladder)]
+TilePartsDep = Annotated[TileParts, Depends(get_tile_parts)]
 ExportSlotsDep = Annotated[ClientSlots, Depends(get_export_slots)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

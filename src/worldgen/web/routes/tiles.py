@@ -28,14 +28,7 @@ from fastapi import APIRouter, Path, Request, Response
 from worldgen.errors import NotFoundError
 from worldgen.jobs.export import content_version
 from worldgen.web.auth.services import authorize
-from worldgen.web.deps import (
-    EditServiceDep,
-    GeneratorDep,
-    StoreDep,
-    TileCacheDep,
-    TileLadderDep,
-    WorldDep,
-)
+from worldgen.web.deps import TilePartsDep, WorldDep
 from worldgen.web.generation import spec_for
 from worldgen.web.ladder import etag_matches, tile_etag
 from worldgen.web.params import CANONICAL_INT
@@ -78,11 +71,7 @@ async def tile(
     x: Annotated[int, Path(ge=-_ANY, le=_ANY), CANONICAL_INT],
     y: Annotated[int, Path(ge=-_ANY, le=_ANY), CANONICAL_INT],
     request: Request,
-    tiles: TileCacheDep,
-    generator: GeneratorDep,
-    ladder: TileLadderDep,
-    store: StoreDep,
-    edits: EditServiceDep,
+    parts: TilePartsDep,
 ) -> Response:
     """One map tile of a world (with its edits: the key names the last edit of its cells)."""
     await authorize(request, world, "view")
@@ -91,7 +80,8 @@ async def tile(
         if not low <= value <= high:
             raise NotFoundError(f"no such tile: at zoom {z} tile {name} must be in {low}..{high}")
     spec = spec_for(world)
-    version = await generator.version(spec)
+    store, edits = parts.store, parts.edits
+    version = await parts.generator.version(spec)
     edited = await edits.tile_version(store.edits, world.id, z, x, y)
     key = (world.id, content_version(version, edited), z, x, y)
     etag = tile_etag(key)
@@ -100,5 +90,5 @@ async def tile(
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     compute = (lambda: edits.tile_png(store.edits, world, z, x, y)) if edited else None
-    data = await ladder.png(key, spec, tiles, generator, compute)
+    data = await parts.ladder.png(key, spec, parts.tiles, parts.generator, compute)
     return Response(data, media_type="image/png", headers=headers)
