@@ -333,7 +333,13 @@ async def run_scenario(
     start = time.perf_counter()
     conns: list[Conn] = []
     n = scenario.connections
+    last_beat = time.perf_counter()
     for base in range(0, n, CONNECT_BATCH):
+        if time.perf_counter() - last_beat > HEARTBEAT_S:  # thousands take a while to open:
+            last_beat = time.perf_counter()  # the open ones beat meanwhile, as clients do
+            await asyncio.gather(
+                *(c.ws.send('{"type":"heartbeat"}') for c in conns), return_exceptions=True
+            )
         batch = range(base, min(n, base + CONNECT_BATCH))
         conns += await asyncio.gather(
             *(
@@ -421,11 +427,16 @@ async def run_scenario(
         wanted[msg_id] = room_size[c.world]
         room_of[msg_id] = c.world
         sent_at[msg_id] = (time.perf_counter(), c.instance)
-        await c.ws.send(json.dumps({"type": "chat", "id": msg_id, "text": f"message {k}"}))
+        try:
+            await c.ws.send(json.dumps({"type": "chat", "id": msg_id, "text": f"message {k}"}))
+        except ConnectionClosed:  # counted among closed_by_server by its reader
+            wanted.pop(msg_id)
+            result.expected_deliveries -= room_size[c.world]
         # Heartbeats as real clients send them: each connection every HEARTBEAT_S, spread out.
         due = int((time.perf_counter() - t0) / HEARTBEAT_S * n)
         while beats < due:
-            await conns[beats % n].ws.send('{"type":"heartbeat"}')
+            with contextlib.suppress(ConnectionClosed):
+                await conns[beats % n].ws.send('{"type":"heartbeat"}')
             beats += 1
     send_s = time.perf_counter() - t0
     done_sending = True
