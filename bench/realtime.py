@@ -562,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
         "--connections", type=int, metavar="N", help="one scenario: N connections, rooms of 10"
     )
     parser.add_argument(
+        "--room", type=int, default=10, metavar="N", help="with --connections: room size (10)"
+    )
+    parser.add_argument(
         "--failover", action="store_true", help="kill -9 a master halfway (needs --cluster)"
     )
     args = parser.parse_args(argv)
@@ -578,8 +581,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only is not None:
         scenarios = [scenarios[args.only]]
     if args.connections:
-        name = f"{args.connections} conns, rooms of 10" + (", failover" if args.failover else "")
-        scenarios = [Scenario(name, args.connections, 10, args.rate, duration)]
+        name = f"{args.connections} conns, rooms of {args.room}"
+        name += ", failover" if args.failover else ""
+        scenarios = [Scenario(name, args.connections, args.room, args.rate, duration)]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="wg-bench-rt-") as tmp, contextlib.ExitStack() as stack:
         tmpdir = Path(tmp)
