@@ -45,7 +45,13 @@ from worldgen.world import edits
 from worldgen.world.blocks import World
 from worldgen.world.calibrate import calibration_file
 from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
-from worldgen.world.patches import PatchLibrary, cache_dir, library_version, load_or_build
+from worldgen.world.patches import (
+    PatchLibrary,
+    cache_dir,
+    library_version,
+    load_or_build,
+    write_atomic,
+)
 from worldgen.world.render import cell_relief, palette_for, png_bytes, render_tile
 from worldgen.world.spec import (
     KIND,
@@ -161,15 +167,7 @@ def install_cache_file(name: str, data: bytes) -> None:
     path = cache_dir().parent / name
     if path.is_file():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda fh: fh.write(data))
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,8 +24,6 @@ the summaries, so every process and every order of requests sees the same multip
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +34,7 @@ import numpy.typing as npt
 from worldgen.engine.rng import mix
 from worldgen.engine.solver import SolverBudget, solve
 from worldgen.world.model import WorldModel
-from worldgen.world.patches import cache_dir
+from worldgen.world.patches import cache_dir, write_atomic
 
 __all__ = [
     "CALIBRATION_VERSION",
@@ -152,15 +150,7 @@ def _load(path: Path, size: int) -> F64Array | None:
 
 
 def _save(path: Path, mult: F64Array) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, multipliers=mult)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda fh: np.savez(fh, multipliers=mult))
 
 
 def calibration_for(

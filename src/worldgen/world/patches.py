@@ -45,7 +45,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -615,6 +615,21 @@ def cache_dir() -> Path:
     return base / "patches"
 
 
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a cache file whole or not at all: ``write`` fills a temporary file in ``path``'s
+    folder (made if missing), which then replaces ``path`` (a rename: readers in other processes
+    see the old file or the new one, never half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 _FIELDS = ("corners", "seams_h", "seams_v", "combos", "patches")
 
 
@@ -654,16 +669,8 @@ def load_or_build(
         except (OSError, ValueError, KeyError, IndexError):
             pass
     lib = build_library(model, S, V)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fields: dict[str, Any] = {k: getattr(lib, k) for k in _FIELDS}
-            if lib.ground is not None:
-                fields["ground"] = lib.ground
-            np.savez(fh, version=np.array(version), **fields)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fields: dict[str, Any] = {k: getattr(lib, k) for k in _FIELDS}
+    if lib.ground is not None:
+        fields["ground"] = lib.ground
+    write_atomic(path, lambda fh: np.savez(fh, version=np.array(version), **fields))
     return lib

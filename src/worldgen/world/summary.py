@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable
@@ -53,7 +51,7 @@ from worldgen.world import macro
 from worldgen.world.blocks import World
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import CELL_PX
-from worldgen.world.patches import cache_dir
+from worldgen.world.patches import cache_dir, write_atomic
 
 __all__ = [
     "GROUND_ROWS",
@@ -242,15 +240,7 @@ def _load(path: Path, shape: tuple[int, int]) -> I64Array | None:
 
 
 def _save(path: Path, counts: I64Array) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, counts=counts)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda fh: np.savez(fh, counts=counts))
 
 
 def summaries_dir() -> Path:
