@@ -101,7 +101,7 @@ class ValkeyCluster:
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", "no",  # see tests.harness.ValkeyHandle
             "--save", "",
             "--repl-diskless-sync-delay", "0",
             "--daemonize", "no",

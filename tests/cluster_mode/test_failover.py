@@ -89,7 +89,7 @@ def test_kill_9_of_a_master_under_chat_load_loses_no_acknowledged_message(
                     assert frame["code"] == "unavailable", frame
                     await asyncio.sleep(0.05 + random.random() * 0.1)
                 i += 1
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.02)
 
         async def receive_loop(k: int, client: Client) -> None:
             while True:

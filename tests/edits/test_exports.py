@@ -162,7 +162,7 @@ async def test_an_export_job_matches_the_served_tiles(make_crew: Any, pool: Thre
 
 
 async def test_cli_region_of_a_stored_world_has_its_edits(
-    make_crew: Any, shared_valkey: str, tmp_path: Path
+    make_crew: Any, shared_valkey: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     c, _, spec = await _edited_crew(make_crew)
     prefix = c.owner.app.state.settings.key_prefix
@@ -171,7 +171,7 @@ async def test_cli_region_of_a_stored_world_has_its_edits(
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
     for out in (out_json, out_png):
         code = await asyncio.to_thread(main, ["region", *target, *window, "--out", str(out)])
-        assert code == 0
+        assert code == 0, capsys.readouterr().err
     doc = json.loads(out_json.read_text())
     served = (await c.viewer.get(c.url("region?x=16&y=0&w=16&h=16"))).json()
     assert doc["cells"] == served["cells"]

@@ -34,7 +34,7 @@ T = TypeVar("T")
 Json = dict[str, Any]
 
 FAST = RealtimeSettings(
-    presence_timeout_s=2.0,
+    presence_timeout_s=4.0,  # a stall of a busy two-core machine is not a departure
     heartbeat_s=0.5,
     maintenance_s=0.25,
     backoff_base_s=0.05,

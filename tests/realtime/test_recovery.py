@@ -28,6 +28,10 @@ SLOW_POLL = FAST.model_copy(
         "heartbeat_s": 10.0,
         "rate_messages": 100_000,
         "rate_frames": 100_000,
+        # these tests load their clients hard: a test process stalled on a busy machine must
+        # not have its sockets dropped as slow consumers (tests/realtime/test_connection does)
+        "send_timeout_s": 15.0,
+        "send_queue": 20_000,
     }
 )
 

@@ -45,6 +45,11 @@ class TlsServer:
     ws: str
     ca: trustme.CA
     proc: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self) -> str:
+        """The end of the server's stderr (what a failed assertion shows)."""
+        return self.log.read_text(errors="replace")[-3000:]
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -76,7 +81,7 @@ def tls_server(tmp_path: Path, valkey_server: Callable[[], ValkeyHandle]) -> Ite
     out, err = tmp_path / "serve.out", tmp_path / "serve.err"
     with out.open("wb") as o, err.open("wb") as e:
         proc = subprocess.Popen(command, stdout=o, stderr=e, env=env, cwd=tmp_path)
-    server = TlsServer(f"https://127.0.0.1:{port}", f"wss://127.0.0.1:{port}", ca, proc)
+    server = TlsServer(f"https://127.0.0.1:{port}", f"wss://127.0.0.1:{port}", ca, proc, err)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while "serving" not in out.read_text():
@@ -163,6 +168,7 @@ async def _wss(server: TlsServer, context: ssl.SSLContext, token: str, world_id:
     await ws.send(json.dumps({"type": "hello"}))
     welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
     while welcome["type"] != "welcome":
+        assert welcome["type"] != "error", (welcome, server.log_tail())
         welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert welcome["you"]["name"] == "tls-anna"
     assert welcome["you"]["guest"] is False
