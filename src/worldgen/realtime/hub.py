@@ -16,6 +16,8 @@ the hub owns what sockets share. Invariants:
   dropped under a joining socket.
 - Redis commands from the hub are bounded by a semaphore (``redis_concurrency``), so a burst of
   joins cannot exhaust the shared connection pool.
+- A job's changes (announced by the job store on the world's channel, see
+  :mod:`worldgen.store.jobs`) reach only the sockets of the job's owner, never other members.
 - Every Redis failure is contained: a sender gets ``error``/``unavailable`` for its message (retry
   with the same id), pumps and the pub/sub listener retry with back-off, and the periodic
   maintenance (safety-net poll, presence sweep, world check, idle sockets, sessions that
@@ -43,7 +45,14 @@ from worldgen.errors import (
     IdleTimeoutError,
 )
 from worldgen.realtime.connection import Connection, Transport
-from worldgen.realtime.fanout import CloseUserSignal, EventSignal, WakeSignal, parse_signal
+from worldgen.realtime.fanout import (
+    AnySignal,
+    CloseUserSignal,
+    EventSignal,
+    JobSignal,
+    WakeSignal,
+    parse_signal,
+)
 from worldgen.realtime.protocol import (
     ChatOut,
     EditOut,
@@ -231,7 +240,7 @@ class Hub:
         if self._on_connections is not None:
             self._on_connections(self.stats.connections)
 
-    def _parse(self, data: bytes) -> WakeSignal | EventSignal | CloseUserSignal | None:
+    def _parse(self, data: bytes) -> AnySignal | None:
         """A signal from another instance (None: malformed, or our own echo)."""
         try:
             signal = parse_signal(data)
@@ -252,6 +261,9 @@ class Hub:
             return
         if isinstance(signal, WakeSignal):
             room.wake()
+            return
+        if isinstance(signal, JobSignal):  # the job's owner only, never other members
+            room.send_to_user(signal.owner, dump(signal.m))
             return
         event = signal.m
         if isinstance(event, EditOut | MarkerOut):

@@ -8,8 +8,9 @@ Client → server (a discriminated union on ``type``; extra fields are ignored, 
 - ``{"type":"ping","x","y","label"?,"id"?}`` - a marker on the map.
 - ``{"type":"heartbeat"}``.
 
-Server → client: ``welcome``, ``ack``, ``chat``, ``ping``, ``presence``, ``world``, ``error`` and
-``heartbeat`` (the answer to a heartbeat, so a client can tell a dead connection from a quiet one).
+Server → client: ``welcome``, ``ack``, ``chat``, ``ping``, ``presence``, ``world``, ``edit``,
+``marker``, ``job`` (to its owner's sockets only), ``error`` and ``heartbeat`` (the answer to a
+heartbeat, so a client can tell a dead connection from a quiet one).
 Bounds: text 1..2000 characters, label ≤ 80, coordinates within ±2**31, ids ≤ 64 characters.
 A frame that is not a valid client message raises :class:`~worldgen.errors.ProtocolError`
 with a short message that names the field, never the input.
@@ -47,6 +48,7 @@ __all__ = [
     "HeartbeatIn",
     "HeartbeatOut",
     "HelloIn",
+    "JobStateOut",
     "Limits",
     "MarkerOut",
     "PingIn",
@@ -306,6 +308,21 @@ class MarkerOut(_Out):
     deleted: int | None = None
 
 
+class JobStateOut(_Out):
+    """A background job of the socket's user changed state or progressed (issue 15): sent only
+    to its owner's sockets of the job's world. The same fields as ``GET /api/jobs/{id}``, less
+    the result's link (ask that once ``state`` is ``done``)."""
+
+    type: Literal["job"] = "job"
+    id: str = Field(max_length=100)
+    world_id: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    state: Literal["queued", "running", "done", "failed"]
+    percent: int = Field(ge=0, le=100)
+    stage: str = Field(max_length=300)
+    message: str = Field(max_length=600)
+
+
 class ErrorOut(_Out):
     """A refused frame or a failure; ``id`` names the client message it is about, if any."""
 
@@ -332,6 +349,7 @@ ServerMessage = (
     | HeartbeatOut
     | EditOut
     | MarkerOut
+    | JobStateOut
 )
 ServerEvent = Annotated[PresenceOut | WorldOut | EditOut | MarkerOut, Field(discriminator="type")]
 """Ephemeral events that travel between app instances over pub/sub."""

@@ -90,6 +90,13 @@ class Room:
             if conn is not exclude:
                 conn.push(frame)
 
+    def send_to_user(self, user_id: str, frame: str) -> None:
+        """Queue ``frame`` for the room's sockets of the signed-in user ``user_id`` (a guest's
+        id is chosen by its browser, so it never matches)."""
+        for conn in list(self.conns.values()):
+            if not conn.user.guest and conn.user.id == user_id:
+                conn.push(frame)
+
     def joined(self, entry: PresenceEntry, *, exclude: Connection | None = None) -> None:
         """Announce ``entry`` unless it was already known."""
         if entry.session in self.known:

@@ -12,6 +12,13 @@ Each user has a sorted set of their queued or running jobs (``Keys.user_jobs``),
 added to by one script, so the per-user limit holds across app instances. An entry counts until
 its job ends or :data:`ACTIVE_TTL_S` passes (a job whose message was lost frees its slot).
 Job keys and the user's set are in different slots, so they are written by separate commands.
+
+Every change of a job's state or progress is also announced on its world's pub/sub channel
+(``Keys.world_channel``, the channel the real-time hub listens to for the world's rooms; sharded
+pub/sub on a cluster, through :class:`~worldgen.store.pubsub.PubSub`), so its owner's open
+sockets of that world show it live (the ``job`` frame of ``docs/realtime.md``). The payload is a
+:func:`job_signal`; an announcement is best effort (pub/sub is lossy, and a failed publish is
+logged, not raised): the record stays the truth, and pages still poll it now and then.
 """
 
 from __future__ import annotations
@@ -24,19 +31,35 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
+import structlog
 from redis.asyncio import Redis
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 
 from worldgen.store.keys import Keys, valid_world_id
+from worldgen.store.pubsub import PubSub
 
-__all__ = ["ACTIVE_TTL_S", "JobRecord", "JobState", "JobStore", "broker_client", "parse_job_id"]
+__all__ = [
+    "ACTIVE_TTL_S",
+    "JOB_SIGNAL_ORIGIN",
+    "JobRecord",
+    "JobState",
+    "JobStore",
+    "broker_client",
+    "job_signal",
+    "parse_job_id",
+]
+
+log = structlog.get_logger("worldgen.store")
 
 JobState = Literal["queued", "running", "done", "failed"]
 ACTIVE_TTL_S = 86_400
 """A queued or running job's record lives this long past its last progress, and counts against
 its owner's limit at most this long."""
+JOB_SIGNAL_ORIGIN = "jobs"
+"""The ``o`` (origin) of a job announcement: not an app instance's id (those are hex), so every
+instance delivers it, the one whose request made the change included."""
 _TOKEN_BYTES = 12
 """``token_urlsafe(12)``: 16 characters (``Keys.job``'s token shape)."""
 
@@ -56,9 +79,10 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
 end
 redis.call('HSET', KEYS[1], 'percent', ARGV[1], 'stage', ARGV[2], 'updated', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
+return redis.call('HMGET', KEYS[1], 'owner', 'kind')
 """
-"""Progress of a running job (1), or nothing when it is not running (0)."""
+"""Progress of a running job (its owner and kind, to announce it), or nothing when it is not
+running (0)."""
 
 _COMPLETE = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
@@ -87,6 +111,25 @@ def broker_client(url: str) -> redis.Redis:
         health_check_interval=10,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def job_signal(record: JobRecord) -> str:
+    """The announcement of ``record``'s state on its world's channel (JSON): ``{"k": "job",
+    "o": "jobs", "owner": <user id>, "m": <the frame>}`` where the frame is what the owner's
+    sockets receive: ``{"type": "job", "id", "world_id", "kind", "state", "percent", "stage",
+    "message"}`` (validated by :mod:`worldgen.realtime.fanout` on receipt)."""
+    frame = {
+        "type": "job",
+        "id": record.id,
+        "world_id": record.world_id,
+        "kind": record.kind,
+        "state": record.state,
+        "percent": record.percent,
+        "stage": record.stage,
+        "message": record.message,
+    }
+    signal = {"k": "job", "o": JOB_SIGNAL_ORIGIN, "owner": record.owner, "m": frame}
+    return json.dumps(signal, separators=(",", ":"))
 
 
 def parse_job_id(job_id: str) -> tuple[str, str] | None:
@@ -147,13 +190,28 @@ class JobRecord:
 class JobStore:
     """Create, read and advance job records; write and read their results."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, result_ttl_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, *, result_ttl_s: int, pubsub: PubSub | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.result_ttl_s = result_ttl_s
+        self._publisher = pubsub if pubsub is not None else PubSub(redis)
+        """Publishes the announcements (publishing needs no running listener)."""
         self._reserve = redis.register_script(_RESERVE)
         self._progress = redis.register_script(_PROGRESS)
         self._complete = redis.register_script(_COMPLETE)
+
+    async def _announce(self, record: JobRecord | None) -> None:
+        """Publish ``record``'s state on its world's channel (best effort: never raises)."""
+        if record is None:
+            return
+        try:
+            await self._publisher.publish(
+                self.keys.world_channel(record.world_id), job_signal(record)
+            )
+        except RedisError as exc:
+            log.info("job state not announced", job=record.id, error=type(exc).__name__)
 
     def _key(self, job_id: str, part: str = "meta") -> str:
         parsed = parse_job_id(job_id)
@@ -212,6 +270,7 @@ class JobStore:
         except BaseException:
             await self.redis.zrem(user_key, job_id)
             raise
+        await self._announce(record)
         return record
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -248,16 +307,42 @@ class JobStore:
             pipe.expire(key, ACTIVE_TTL_S)
             pipe.delete(self._key(job_id, "partial"))
             attempts, *_ = await pipe.execute()
-        return JobRecord.from_hash(job_id, await self.redis.hgetall(key)) if attempts else None
+        if not attempts:
+            return None
+        started = JobRecord.from_hash(job_id, await self.redis.hgetall(key))
+        await self._announce(started)
+        return started
 
     async def progress(self, job_id: str, percent: int, stage: str) -> bool:
         """Record how far the running attempt is (0..99 while running); False when the job is
         no longer running (cancelled, or ended by another attempt): stop working on it."""
+        percent = max(0, min(99, percent))
+        now = _now()
         running = await self._progress(
-            keys=[self._key(job_id)],
-            args=[max(0, min(99, percent)), stage, _now(), ACTIVE_TTL_S],
+            keys=[self._key(job_id)], args=[percent, stage, now, ACTIVE_TTL_S]
         )
-        return bool(int(running))
+        if not isinstance(running, list):
+            return False
+        owner, kind = (_text(v) for v in running)
+        world_id = job_id.partition(".")[0]
+        await self._announce(
+            JobRecord(
+                id=job_id,
+                world_id=world_id,
+                owner=owner,
+                kind=kind,
+                state="running",
+                percent=percent,
+                stage=stage,
+                message="",
+                params={},
+                attempts=0,
+                size=0,
+                created=0.0,
+                updated=float(now),
+            )
+        )
+        return True
 
     async def cancel(self, job_id: str, owner: str) -> bool:
         """End a queued or running job ``failed`` ("cancelled"); False if it had already ended.
@@ -278,6 +363,7 @@ class JobStore:
                 "updated": _now(),
             },
         )
+        await self._announce(await self.get(job_id))
 
     async def append(self, job_id: str, data: bytes) -> None:
         """Append ``data`` to the attempt's partial result."""
@@ -292,9 +378,11 @@ class JobStore:
         nothing changed) when the job is no longer running, e.g. cancelled meanwhile."""
         keys = [self._key(job_id, p) for p in ("meta", "partial", "png")]
         done = await self._complete(keys=keys, args=[self.result_ttl_s, _now()])
-        if int(done):
-            await self.redis.zrem(self.keys.user_jobs(owner), job_id)
-        return bool(int(done))
+        if not int(done):
+            return False
+        await self.redis.zrem(self.keys.user_jobs(owner), job_id)
+        await self._announce(await self.get(job_id))
+        return True
 
     async def fail(self, job_id: str, owner: str, message: str) -> None:
         """The job ends ``failed`` with ``message`` (shown to its owner)."""
@@ -309,6 +397,7 @@ class JobStore:
             pipe.delete(self._key(job_id, "partial"))
             await pipe.execute()
         await self.redis.zrem(self.keys.user_jobs(owner), job_id)
+        await self._announce(await self.get(job_id))
 
     async def result_size(self, job_id: str) -> int:
         """Length of the finished result (0: none, or expired)."""
