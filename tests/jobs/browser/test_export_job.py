@@ -1,13 +1,15 @@
 """A large export from the world page in real Chromium, on the real single-machine setup:
 ``worldgen serve`` alone (its own job worker child). The button queues a job, the progress bar
-and status follow it, and the download link gives the picture of the whole view."""
+and status follow it, and the download link gives the picture of the whole view. A page follows a
+running job by its socket's ``job`` frames, even when reading the job's record fails."""
 
 from __future__ import annotations
 
 import io
+import re
 
 from PIL import Image
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 from tests.web.browser.conftest import ARTIFACTS, PageFactory, Server, screenshot, sign_in
 from tests.web.browser.test_pages import wait_for_map
@@ -50,8 +52,26 @@ def test_a_reopened_page_follows_the_running_export_and_cancels_it(
     big = {"x": 0, "y": 0, "w": 1024, "h": 8192, "scale": 1}  # 8 bands of seconds each
     queued = page.context.request.post(f"/api/worlds/{world['id']}/exports", data=big)
     assert queued.status == 202, queued.text()
+
+    def refuse(route: Route) -> None:
+        if route.request.method == "GET":
+            route.fulfill(status=503, json={"detail": "refused by the test"})
+        else:
+            route.continue_()
+
+    # every read of the job's record fails: only the socket's frames can move the page on
+    page.route(re.compile(r"/api/jobs/[^/?]+$"), refuse)
     page.goto(f"{world['page']}#0/0/0")
     expect(page.locator("#export-job-progress")).to_be_visible()
+    status = page.locator("#export-job-status")
+    expect(status).to_contain_text("band", timeout=WAIT_MS)
+    first = status.text_content()
+    page.wait_for_function(
+        "(first) => { const t = document.getElementById('export-job-status').textContent;"
+        " return t.includes('band') && t !== first; }",
+        arg=first,
+        timeout=WAIT_MS,
+    )
     cancel = page.get_by_role("button", name="Cancel the export")
     expect(cancel).to_be_visible()
     cancel.click()

@@ -1,9 +1,11 @@
 """Your own model in real Chromium on the single-machine setup (``worldgen serve`` with its job
 worker child): upload a sample on the home page, see its pattern count and the 48x48 preview,
 create a world from it, see "preparing" with progress while the library job runs, then the map
-shows tiles."""
+shows tiles. The page that waits hears the library job's ``job`` frames on the world's socket."""
 
 from __future__ import annotations
+
+import json
 
 from playwright.sync_api import expect
 
@@ -16,6 +18,8 @@ WAIT_MS = 300_000
 
 def test_upload_preview_create_world_map(browser_page: PageFactory, server: Server) -> None:
     page = browser_page(width=1000, height=800)
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
     sign_in(page, "uploader")
     page.goto("/")
     page.locator("#model-upload-box summary").click()
@@ -44,4 +48,8 @@ def test_upload_preview_create_world_map(browser_page: PageFactory, server: Serv
     wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
     expect(page.locator("#preparing")).to_have_count(0)
     expect(page.locator("#world-name")).to_have_text("My rivers")
+    jobs = [json.loads(f) for f in frames if '"type":"job"' in f]
+    assert jobs, "the waiting page heard no job frame"
+    world_id = page.evaluate("JSON.parse(document.getElementById('world-data').textContent).id")
+    assert {(j["kind"], j["world_id"]) for j in jobs} == {("library", world_id)}
     screenshot(page, "upload-world")

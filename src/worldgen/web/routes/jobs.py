@@ -9,7 +9,9 @@
 * ``GET /api/jobs`` lists your queued and running jobs (``?world_id=`` for one world's), so a
   page opened again follows them.
 * ``GET /api/jobs/{id}`` is the job's state (``queued``, ``running`` with ``percent`` and
-  ``stage``, ``done``, ``failed`` with ``message``); the page polls it about once a second.
+  ``stage``, ``done``, ``failed`` with ``message``). The same changes reach the owner's open
+  sockets of the world live as ``job`` frames (``docs/realtime.md``); pages read this now and
+  then as a safety net, and about once a second while their socket is down.
 * ``DELETE /api/jobs/{id}`` cancels a queued or running job (``409`` once it has ended).
 * ``GET /api/jobs/{id}/result`` streams the result (the PNG) until it expires
   (``job_result_ttl_s``), then ``404``.

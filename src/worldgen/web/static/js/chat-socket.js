@@ -15,6 +15,11 @@
 //   failed(id, text)             the server refused it (it will not be sent again)
 //   presence(frame), world(frame), notice(text)   presence changes, world events, other errors
 //   closed(reason)               "deleted" | "gone" | "signed-out": no more reconnecting
+//
+// Job frames (issue 15: a background job of the signed-in user changed state or progressed) go
+// to every function registered with `watchJobs`, whichever part of the page opened the socket;
+// `jobsLive()` says whether a socket that would carry them is connected (pages then poll the
+// job's record only now and then, as a safety net for a frame lost while Redis restarted).
 
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_CAP_MS = 15_000;
@@ -39,6 +44,18 @@ function after(a, b) {
   return x[0] > y[0] || (x[0] === y[0] && x[1] > y[1]);
 }
 
+const jobWatchers = new Set();
+let liveSockets = 0; // connected (welcomed) sockets of this page
+
+// Calls `watcher(frame)` with every `job` frame, and with `{type: "resync"}` each time a socket
+// (re)connects; returns the function that stops it.
+export function watchJobs(watcher) {
+  jobWatchers.add(watcher);
+  return () => jobWatchers.delete(watcher);
+}
+
+export const jobsLive = () => liveSockets > 0;
+
 function socketUrl(worldId) {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${window.location.host}/ws/worlds/${encodeURIComponent(worldId)}`;
@@ -57,6 +74,12 @@ export function openChatSocket(worldId, { guest, events = {} }) {
   let reconnectTimer = null;
   let lastHeard = 0;
   let heartbeatMs = 10_000;
+  let live = false; // counted in liveSockets
+
+  function setLive(now) {
+    if (now !== live) liveSockets += now ? 1 : -1;
+    live = now;
+  }
 
   function transmit(message) {
     if (socket && socket.readyState === WebSocket.OPEN && you) {
@@ -83,6 +106,9 @@ export function openChatSocket(worldId, { guest, events = {} }) {
     you = frame.you;
     heartbeatMs = Math.max(1000, frame.limits.heartbeat_s * 1000);
     attempt = 0;
+    setLive(true);
+    // Frames sent while no socket was connected are lost: watchers re-read their jobs once.
+    for (const watcher of jobWatchers) watcher({ type: "resync" });
     emit("state", "connected");
     emit("welcome", frame);
     for (const message of frame.history) deliver(message, false);
@@ -127,6 +153,9 @@ export function openChatSocket(worldId, { guest, events = {} }) {
         break;
       case "error":
         onError(frame);
+        break;
+      case "job": // a background job of this user (world.js, preparing.js)
+        for (const watcher of jobWatchers) watcher(frame);
         break;
       case "edit": // map edits and markers (edit-tools.js)
       case "marker":
@@ -188,6 +217,7 @@ export function openChatSocket(worldId, { guest, events = {} }) {
     ws.addEventListener("close", (event) => {
       if (socket !== ws) return;
       stopTimers();
+      setLive(false);
       socket = null;
       you = null;
       if (closedForGood) return;

@@ -6,6 +6,7 @@
 import { currentUser } from "./account.js";
 import { getBlob, jobs } from "./api.js";
 import { startChat } from "./chat.js";
+import { jobsLive, watchJobs } from "./chat-socket.js";
 import { byId as $, saveBlob } from "./dom.js";
 import { startEditing } from "./edit-tools.js";
 import { cellNamer, classOf, loadLegend, renderLegend } from "./legend.js";
@@ -164,9 +165,12 @@ async function onExport() {
 
 $("export").addEventListener("click", onExport);
 
-// --- large exports: a background job (signed-in users), polled about once a second ---
+// --- large exports: a background job (signed-in users), followed live through the world's
+// socket (`job` frames, chat-socket.js); its record is read about once a second while no socket
+// is connected, and every JOB_SAFETY_POLL_MS while one is (a frame may be lost) ---
 
 const JOB_POLL_MS = 1000;
+const JOB_SAFETY_POLL_MS = 10_000;
 const JOB_GIVE_UP_MS = 6 * 3600 * 1000; // the job's own time limit
 
 // The visible area, clamped around the centre to job_export_px px a side at scale >= 1.
@@ -196,7 +200,16 @@ function updateJobNote() {
     `${r.w * r.scale}×${r.h * r.scale} px. Runs in the background; keep this page open.`;
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// The job's record, or `job` unchanged when it cannot be read now (a network error, the server
+// restarting): the next round tries again. Gone (404) or signed out (401) ends the following.
+async function readJob(job) {
+  try {
+    return await jobs.get(job.id);
+  } catch (err) {
+    if (err.status === 401 || err.status === 404) throw err;
+    return job;
+  }
+}
 
 // Follows a job (`start` gives its first state) to its end: progress bar, then the link.
 async function followExportJob(start) {
@@ -210,12 +223,30 @@ async function followExportJob(start) {
   bar.value = 0;
   bar.hidden = false;
   status.textContent = "Queued…";
+  let job = null;
+  let fresh = null; // the newest frame of the job, not yet shown
+  let reread = false; // a socket (re)connected: frames sent meanwhile were lost
+  let wake = null;
+  const unwatch = watchJobs((frame) => {
+    if (frame.type === "resync") reread = true;
+    else if (job && frame.id === job.id) fresh = frame;
+    else return;
+    wake?.();
+  });
+  const pause = (ms) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   try {
-    let job = await start();
+    job = await start();
     const started = Date.now();
     cancel.onclick = () => {
       cancel.disabled = true;
-      jobs.cancel(job.id).catch(() => {}); // 409: it ended meanwhile; the next poll says how
+      jobs.cancel(job.id).catch(() => {}); // 409: it ended meanwhile; the next news says how
     };
     cancel.disabled = false;
     cancel.hidden = false;
@@ -223,8 +254,16 @@ async function followExportJob(start) {
       if (Date.now() - started > JOB_GIVE_UP_MS) throw new Error("the job is taking too long");
       bar.value = job.percent;
       status.textContent = job.state === "queued" ? "Queued…" : `${job.percent}% (${job.stage})`;
-      await sleep(JOB_POLL_MS);
-      job = await jobs.get(job.id);
+      if (!fresh && !reread) await pause(jobsLive() ? JOB_SAFETY_POLL_MS : JOB_POLL_MS);
+      wake = null;
+      const [frame, resync] = [fresh, reread];
+      fresh = null;
+      reread = false;
+      if (frame && !resync && frame.state !== "done") {
+        job = { ...job, ...frame }; // a frame has every field shown until the job is done
+      } else {
+        job = await readJob(job); // done (the link is in the record), a resync, or a safety poll
+      }
     }
     if (job.state === "failed") throw new Error(job.message || "the job failed");
     bar.value = 100;
@@ -241,6 +280,7 @@ async function followExportJob(start) {
         : `Export failed: ${err.message}` +
           (err.retryAfter ? ` (try again in ${err.retryAfter} s)` : "");
   } finally {
+    unwatch();
     cancel.hidden = true;
     button.disabled = false;
   }
