@@ -243,6 +243,42 @@ async def test_private_shared_and_owner_only(client_factory: ClientFactory) -> N
     assert (await upload(signed_out, ISLANDS)).status_code == 401
 
 
+async def test_the_same_bytes_from_someone_else_make_their_own_model(
+    client_factory: ClientFactory,
+) -> None:
+    # An upload reveals nothing of other people's models: the same bytes and options, private or
+    # shared, give the uploader a model of their own (201), and their own repeat is idempotent.
+    first = await _client(client_factory)
+    secret = (await upload(first, ISLANDS, name="Secret")).json()
+    second = await signed_in(first, "same-bytes")
+    response = await upload(second, ISLANDS, name="Also mine")
+    assert response.status_code == 201, response.text
+    model = response.json()
+    assert model["id"] != secret["id"]
+    assert (model["name"], model["mine"], model["shared"]) == ("Also mine", True, False)
+    options = {"N": 3, "symmetry": 8, "periodic": True, "ground": False}
+    assert model["options"] == secret["options"] == options  # the owner's number is not shown
+    again = await upload(second, ISLANDS, name="Renamed?")
+    assert again.status_code == 200
+    assert (again.json()["id"], again.json()["name"]) == (model["id"], "Also mine")
+    assert [m["id"] for m in (await first.get("/api/models")).json()["models"]] == [secret["id"]]
+    listed = (await second.get("/api/models")).json()
+    assert [m["id"] for m in listed["models"]] == [model["id"]]
+    assert listed["used_bytes"] == model["size"]
+    # the second owner's world over their copy never holds up the first owner's delete
+    world = await second.post("/api/worlds", json={"name": "Over mine", "model": model["id"]})
+    assert world.status_code == 201, world.text
+    assert (await first.delete(f"/api/models/{secret['id']}")).status_code == 204
+    assert (await second.get(f"/api/models/{model['id']}")).status_code == 200
+    # a shared model is no different: the uploader gets their own copy, not the shared one
+    public = (await upload(first, ISLANDS, name="Shared", N=2)).json()
+    assert (await first.patch(f"/api/models/{public['id']}", json={"shared": True})).is_success
+    copy = await upload(second, ISLANDS, name="My copy", N=2)
+    assert copy.status_code == 201
+    assert copy.json()["id"] != public["id"]
+    assert copy.json()["mine"]
+
+
 async def test_a_cross_site_upload_is_refused(client_factory: ClientFactory) -> None:
     client = await _client(client_factory)
     files = {"file": ("s.png", ISLANDS, "image/png")}

@@ -15,7 +15,14 @@ from redis.crc import key_slot
 from worldgen.store.backup import dump, load, read_archive, write_archive
 from worldgen.store.backup.records import MODEL_PART_BYTES
 from worldgen.store.keys import Keys
-from worldgen.store.models import ModelRecord, ModelRepo, QuotaExceeded
+from worldgen.store.models import (
+    OWNER_OPTION,
+    ModelRecord,
+    ModelRepo,
+    QuotaExceeded,
+    owned_options,
+    shown_options,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -82,6 +89,17 @@ async def test_quota_attach_delete_and_library(redis: Redis) -> None:
     assert await repo.get(DIGEST) is None
     assert await repo.used_bytes(OWNER) == 15
     assert await repo.delete(DIGEST) is None
+
+
+def test_owned_options_name_the_owner_and_are_hidden_when_shown() -> None:
+    options: dict[str, int | bool] = {"N": 3, "periodic": True}
+    alice = owned_options(options, "alice")
+    assert alice == owned_options(options, "alice")  # the same upload is the same model
+    assert alice[OWNER_OPTION] != owned_options(options, "bob")[OWNER_OPTION]
+    number = alice[OWNER_OPTION]
+    assert isinstance(number, int)
+    assert 0 <= number < 2**53  # exact in JSON and JavaScript
+    assert shown_options(alice) == options
 
 
 async def test_sharing_and_lists(redis: Redis) -> None:

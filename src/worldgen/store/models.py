@@ -1,10 +1,16 @@
 """Models users upload (issue 15): records, bytes, owners, sharing, quotas, the worlds using them.
 
-A model is content-addressed: its id is the SHA-256 of its kind, options and canonical bytes
-(:func:`worldgen.engine.uploads.model_digest`), so every key of one model carries the hash tag
-``{m:<sha>}`` and lives in one cluster slot; a user's index and byte counter carry the user's tag
-``{u:<id>}``. No command spans the two (each script touches one tag), so the steps that join them
-are ordered to fail safe:
+A model is content-addressed *per owner*: its id is the SHA-256 of its kind, options and
+canonical bytes (:func:`worldgen.engine.uploads.model_digest`), where the options include a
+number derived from the uploader's id (:func:`owned_options`). The same upload by the same user
+is the same model (a second upload is idempotent), but two users uploading the same bytes get two
+models, each theirs: whether anyone else holds a model never shows, not even as an id that
+differs from the plain content digest (which anyone can compute). Only stored bytes are
+duplicated; the patch library, named by the model's rules, is built once per machine.
+
+Every key of one model carries the hash tag ``{m:<sha>}`` and lives in one cluster slot; a
+user's index and byte counter carry the user's tag ``{u:<id>}``. No command spans the two (each
+script touches one tag), so the steps that join them are ordered to fail safe:
 
 - **create**: the user's quota is reserved first (one script: refuse past ``quota_bytes``, else
   count the bytes and index the model), then the model is written if it does not exist yet (one
@@ -24,6 +30,7 @@ are validated by :class:`ModelRecord` on every read (never pickle).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -39,11 +46,14 @@ __all__ = [
     "DIGEST_PATTERN",
     "MODELS_PER_USER",
     "MODEL_NAME_MAX",
+    "OWNER_OPTION",
     "QUOTA_BYTES",
     "ModelKind",
     "ModelRecord",
     "ModelRepo",
     "QuotaExceeded",
+    "owned_options",
+    "shown_options",
     "valid_digest",
 ]
 
@@ -56,7 +66,23 @@ MODELS_PER_USER: Final = 1000
 PUBLIC_MAX: Final = 200
 """Most shared models the public list shows (newest first)."""
 ModelKind = Literal["sample", "tileset"]
+OWNER_OPTION: Final = "owner"
+"""The stored option that makes a model's id its owner's (:func:`owned_options`); the model's
+readers ignore it, the API does not show it."""
 _DIGEST_RE = re.compile(DIGEST_PATTERN)
+_OWNER_TAG: Final = b"worldgen-model-owner\0"
+
+
+def owned_options(options: Mapping[str, int | bool], owner: str) -> dict[str, int | bool]:
+    """``options`` as ``owner``'s model is stored and hashed with: plus :data:`OWNER_OPTION`, 52
+    bits of the SHA-256 of the owner's id (an integer exact in JSON and JavaScript)."""
+    number = int.from_bytes(hashlib.sha256(_OWNER_TAG + owner.encode()).digest()[:8]) >> 12
+    return {**options, OWNER_OPTION: number}
+
+
+def shown_options(options: Mapping[str, int | bool]) -> dict[str, int | bool]:
+    """A model's options as the API shows them (without :data:`OWNER_OPTION`)."""
+    return {k: v for k, v in options.items() if k != OWNER_OPTION}
 
 
 def valid_digest(digest: str) -> bool:

@@ -6,8 +6,11 @@ worlds from it.
   ``ground``; ``tileset``: a zip of the classic XML and its PNGs, or our JSON). Bad input is a
   4xx naming the problem and stores nothing; ``upload`` counts per hour (``rate_limits.
   model_upload``: 429 with ``Retry-After``) and stored bytes per user (413 with a message).
-  The same bytes and options are the same model (content-addressed: its id is the SHA-256):
-  ``201`` when stored, ``200`` when it was there already.
+  The same bytes and options uploaded by the same user are the same model (content-addressed
+  per owner: its id is a SHA-256 over the bytes, the options and the owner): ``201`` when
+  stored, ``200`` when you had uploaded it already. Someone else's identical model, private or
+  shared, makes no difference: you get a model of your own (``201``), so an upload reveals
+  nothing about other people's models.
 * ``GET /api/models`` (yours and the shared ones), ``GET /api/models/{id}``,
   ``GET /api/models/{id}/preview.png`` (a plain WFC solve of 48x48 cells, deterministic),
   ``PATCH`` (rename, share or unshare; the owner), ``DELETE`` (the owner; 409 while worlds use
@@ -31,7 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from worldgen.engine import uploads
 from worldgen.errors import ConflictError, ForbiddenError, NotFoundError, QuotaExceededError
-from worldgen.store.models import ModelRecord, QuotaExceeded
+from worldgen.store.models import ModelRecord, QuotaExceeded, owned_options, shown_options
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit
 from worldgen.web.deps import (
     CurrentUser,
@@ -86,7 +89,7 @@ class ModelOut(BaseModel):
             id=record.id,
             name=record.name,
             kind=record.kind,
-            options=record.options,
+            options=shown_options(record.options),
             patterns=record.patterns,
             size=record.size,
             shared=record.shared,
@@ -187,14 +190,14 @@ async def upload_model(
         raise QuotaExceededError(f"the file is larger than {limit} bytes, the limit for a {kind}")
     options = uploads.UploadOptions(N=N, symmetry=symmetry, periodic=periodic, ground=ground)
     stored, model = await asyncio.to_thread(uploads.canonical_upload, kind, data, options)
-    stored_options = options.as_dict(kind)
+    stored_options = owned_options(options.as_dict(kind), user.id)  # type: ignore[arg-type]
     digest = uploads.model_digest(kind, stored, stored_options)
     patterns = model.size
     record = ModelRecord(
         id=digest,
         name=name,
         kind=kind,
-        options=stored_options,  # type: ignore[arg-type]  # ints and bools only
+        options=stored_options,
         owner=user.id,
         created=datetime.now(UTC).timestamp(),
         size=len(stored),
@@ -207,8 +210,8 @@ async def upload_model(
             f"your models take {exc.used} of {exc.quota} bytes; this one needs {exc.size} "
             "more: delete a model first"
         ) from None
-    if not created and saved.owner != user.id and not saved.shared:
-        raise ConflictError("someone else uploaded this exact model and keeps it private")
+    if saved.owner != user.id:  # pragma: no cover - two owners' 52-bit numbers collided
+        raise ConflictError("the model could not be stored under your account; change a byte")
     response.headers["Location"] = f"/api/models/{digest}"
     if not created:
         response.status_code = status.HTTP_200_OK
