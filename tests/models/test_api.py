@@ -324,6 +324,39 @@ async def test_a_world_from_a_model_is_preparing_and_keeps_its_model(
     assert await _stored(client) == 0
 
 
+async def test_a_restored_model_starts_building_its_library_when_its_world_asks(
+    client_factory: ClientFactory,
+) -> None:
+    # A backup keeps models but not their libraries: restore clears ``library`` and ``job``.
+    # The world's first question about its preparation starts the build (no "lost" dead end).
+    client = await _client(client_factory)
+    me = (await client.get("/api/auth/me")).json()["id"]
+    model = (await upload(client, stripes(12, 6, colours=3), N=2)).json()
+    world = (await client.post("/api/worlds", json={"name": "Old", "model": model["id"]})).json()
+    store = client.app.state.store
+    (lost,) = (await client.get(f"/api/jobs?world_id={world['id']}")).json()["jobs"]
+    await store.jobs.fail(lost["id"], me, "gone with the old server")
+    record = await store.models.get(model["id"])
+    data = await store.models.data(model["id"])
+    assert record is not None
+    assert data is not None
+    await store.models.restore(record, data, [world["id"]])
+    restored = await store.models.get(model["id"])
+    assert (restored.library, restored.job) == ("", "")  # as after a restore
+
+    prep = (await client.get(f"/api/worlds/{world['id']}/preparation")).json()
+    assert prep["state"] == "preparing", prep
+    (job,) = (await client.get(f"/api/jobs?world_id={world['id']}")).json()["jobs"]
+    assert (job["kind"], job["state"]) == ("library", "queued")
+    assert job["id"] != lost["id"]
+    building = await store.models.get(model["id"])
+    assert building.job == job["id"]
+    assert (await store.jobs.get(job["id"])).owner == me  # the world's owner
+    again = (await client.get(f"/api/worlds/{world['id']}/preparation")).json()
+    assert again["state"] == "preparing"  # the same build, not a second one
+    assert len((await client.get(f"/api/jobs?world_id={world['id']}")).json()["jobs"]) == 1
+
+
 async def test_openapi_documents_the_model_routes(client_factory: ClientFactory) -> None:
     client = await client_factory()
     paths = (await client.get("/openapi.json")).json()["paths"]

@@ -5,7 +5,9 @@
   stored; if the model's patch library is not built, a library job is queued
   (:func:`start_library`) and the world is "preparing" until it ends.
 * :func:`preparation` is what the world page asks while it waits: ``ready``, ``preparing``
-  (with the job's percent and stage) or ``failed`` (with the reason).
+  (with the job's percent and stage) or ``failed`` (with the reason). A model whose library was
+  never built here and has no job (restored from a backup, which keeps models but not their
+  libraries; or its job's record expired) has its build started by the first such question.
 * :func:`ensure_files` writes a model's files into this machine's cache before the generator
   builds a world over it (:mod:`worldgen.world` never reads Redis).
 """
@@ -140,8 +142,13 @@ class Preparation:
     job: str | None = None
 
 
-async def preparation(store: Store, world: WorldRecord) -> Preparation:
-    """How far the world's model is from ready (a bundled world is always ready)."""
+async def preparation(
+    store: Store, world: WorldRecord, queue: JobQueue | None = None
+) -> Preparation:
+    """How far the world's model is from ready (a bundled world is always ready). With
+    ``queue``, a library that is neither built nor being built (no job record: a restored
+    model) starts building, on behalf of the world's owner; a build that failed does not (its
+    reason is shown, and a viewer starts it again)."""
     if world.model is None:
         return Preparation("ready")
     model = await store.models.get(world.model)
@@ -151,6 +158,11 @@ async def preparation(store: Store, world: WorldRecord) -> Preparation:
         await ensure_model(store, model.id)
         return Preparation("ready")
     job = await store.jobs.get(model.job) if model.job else None
+    if job is None and queue is not None:
+        started = await start_library(store, queue, model, world.id, world.owner or model.owner)
+        job = await store.jobs.get(started) if started else None
+        if started is None:  # built meanwhile, or the model is gone
+            return await preparation(store, world)
     if job is None:
         return Preparation("failed", 0, "failed", "the library build was lost; start it again")
     if job.state == "failed":

@@ -298,10 +298,13 @@ async def delete_model(digest: Digest, user: CurrentUser, store: StoreDep) -> Re
 
 
 @router.get("/worlds/{world_id}/preparation")
-async def world_preparation(world: WorldDep, request: Request, store: StoreDep) -> PreparationOut:
-    """Whether the world can be drawn yet (its uploaded model's patch library is built)."""
+async def world_preparation(
+    world: WorldDep, request: Request, store: StoreDep, queue: JobQueueDep
+) -> PreparationOut:
+    """Whether the world can be drawn yet (its uploaded model's patch library is built); a
+    library with no build at all (a model restored from a backup) starts building now."""
     await authorize(request, world, "view")
-    return PreparationOut.of(await preparation(store, world))
+    return PreparationOut.of(await preparation(store, world, queue))
 
 
 @router.post("/worlds/{world_id}/preparation")

@@ -61,11 +61,10 @@ function onJob(frame) {
   }
   if (frame.world_id !== world.id || frame.kind !== "library") return;
   heard = true;
-  if (frame.state === "done") {
-    poll(); // ready: the preparation says so, and the page reloads
-  } else if (frame.state === "failed") {
-    clearTimeout(timer);
-    show(frame);
+  if (frame.state === "done" || frame.state === "failed") {
+    // the preparation says what it means: ready (the page reloads), or failed with the reason
+    // (a job that lost the race to build the same library fails too, while the winner runs)
+    poll();
   } else {
     show(frame);
     schedule();
