@@ -14,7 +14,7 @@ echo "== ruff format"; .venv/bin/ruff format --check src tests bench tools
 echo "== mypy"; .venv/bin/mypy
 mkdir -p .cache/coverage
 echo "== pytest (with coverage of worldgen in the test process)"
-.venv/bin/pytest --cov=worldgen --cov-report=term:skip-covered "$@"
+.venv/bin/pytest --cov=worldgen --cov-report=term:skip-covered --durations=20 "$@"
 echo "coverage: worldgen $(.venv/bin/coverage report --format=total)% of statements and branches" \
     "run in the test process (not worker processes; the numba kernels run compiled)"
 # The kernels once more in pure Python, so coverage can see them: a subset of the solver tests
