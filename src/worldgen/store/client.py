@@ -225,7 +225,7 @@ class Store:
             pubsub=pubsub,
             revocations=revocations,
             edits=EditStore(redis, keys),
-            jobs=JobStore(redis, keys, result_ttl_s=settings.job_result_ttl_s),
+            jobs=JobStore(redis, keys, result_ttl_s=settings.job_result_ttl_s, pubsub=pubsub),
             models=ModelRepo(redis, keys, quota_bytes=settings.model_bytes_per_user),
             _redis=redis,
         )
