@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from tests.engine.conftest import OverlappingFactory, TilesetFactory
 from tests.reference.naive_wfc import is_valid_tiling
-from worldgen.engine.compiled import compile_rules, key_classes
+from worldgen.engine import compiled as compiled_module
+from worldgen.engine.compiled import CompiledRules, compile_rules, key_classes
 from worldgen.engine.rules import RuleTable, forbidden_pairs, to_bitsets
 from worldgen.engine.solver import (
     Constraints,
@@ -41,9 +42,9 @@ def join_table(kout: list[npt.NDArray[np.int64]], kin: list[npt.NDArray[np.int64
 
 
 @st.composite
-def key_join_rules(draw: st.DrawFn) -> RuleTable:
+def key_join_rules(draw: st.DrawFn, min_t: int = 1, max_t: int = 70) -> RuleTable:
     """A random key-join table: each pattern has an out key and an in key per axis."""
-    t = draw(st.integers(1, 70))
+    t = draw(st.integers(min_t, max_t))
     keys = draw(st.integers(1, 6))
     vec = st.lists(st.integers(-1, keys - 1), min_size=t, max_size=t)
     kout = [np.zeros(t, np.int64)] + [np.array(draw(vec), dtype=np.int64) for _ in range(2)]
@@ -171,3 +172,56 @@ def test_methods_agree_on_a_pinned_biased_block(tileset: TilesetFactory) -> None
     assert out[0].solved
     assert same_output(out[0], out[1])
     assert forbidden_pairs(out[1].grid, table.allowed) == 0
+
+
+def plain_bits(table: RuleTable, monkeypatch: pytest.MonkeyPatch) -> CompiledRules:
+    """``compile_rules(table, "bits")`` without the key arrays (the union every time)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled_module, "_KEYED_BITS_WORDS", 1 << 30)
+        rules = compile_rules(table, "bits")
+        assert rules.kernel.in_start.shape[1] == 1
+    return rules
+
+
+def test_bits_with_keys_repair_exactly_like_the_plain_union(
+    overlapping_model: OverlappingFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Revising by dead keys must give the very same wave after every revision, so even the
+    # contradictions (and the repairs that depend on where they were found) are the same.
+    table = overlapping_model("town").rules()
+    keyed = compile_rules(table, "bits")
+    assert keyed.words >= 5
+    assert keyed.kernel.in_start.shape[1] > 1
+    plain = plain_bits(table, monkeypatch)
+    repairs = 0
+    for frac, seed in ((0.15, 2), (0.15, 3), (0.2, 1), (0.2, 3), (0.02, 1)):
+        bans = np.random.default_rng(seed).random((16, 16, table.size)) < frac
+        cons = Constraints(bans=bans)
+        out = [solve(r, 16, 16, seed=seed, constraints=cons) for r in (keyed, plain)]
+        assert same_output(out[0], out[1])
+        assert out[0].backtracks == out[1].backtracks
+        assert out[0].solved
+        repairs += out[0].backtracks
+    assert repairs > 0
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(
+    rules=key_join_rules(257, 400),
+    side=st.integers(1, 9),
+    periodic=st.booleans(),
+    seed=st.integers(0, 2**63 - 1),
+)
+def test_bits_with_keys_agree_with_the_plain_union_on_wide_tables(
+    rules: RuleTable, side: int, periodic: bool, seed: int
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        plain = plain_bits(rules, patch)
+    keyed = compile_rules(rules, "bits")
+    budget = SolverBudget(max_attempts=3, max_backtracks=5)
+    out = [
+        solve(r, side, side + 1, periodic=periodic, seed=seed, budget=budget)
+        for r in (keyed, plain)
+    ]
+    assert same_output(out[0], out[1])
+    assert out[0].backtracks == out[1].backtracks

@@ -750,6 +750,7 @@ def test_output_is_identical_with_the_jit_disabled(shared_samples: Path) -> None
     cases = [
         "maze|8|1|3",
         "maze|8|1|3|keys",
+        "maze|8|1|4",  # 648 patterns: bits revise by dead keys
         f"tiles|{pipes}|10|0",
         f"tiles|{pipes}|10|1|keys",
     ]

@@ -51,6 +51,10 @@ _MAX_KEYS = (1 << 16) - 1
 # first-in-first-out AC-3 and an indexed heap, bitsets were faster on every shipped model
 # (measured: town T=737 48²/128²/256²: 87/518/2,158 ms by bits, 99/661/2,526 ms by keys).
 _KEYS_FROM_WORDS = _LUT_MAX_WORDS + 1
+# Bits on a key join from this many words on also get the key arrays: the kernel then revises a
+# cell's neighbours by the keys that died there when it lost few patterns (town, 12 words, 48²:
+# 80-115 -> 61-67 ms; islands and dungeon, 4 words, were 5-10 % slower with it).
+_KEYED_BITS_WORDS = 5
 
 I64Array = npt.NDArray[np.int64]
 U64Array = npt.NDArray[np.uint64]
@@ -90,13 +94,16 @@ class KeyClasses:
 
 class KernelRules(NamedTuple):
     """The rule arrays in the order :func:`worldgen.engine._kernels.solve` takes them; the
-    method that does not run gets small stand-ins it never reads."""
+    method that does not run gets small stand-ins it never reads. Bits on a key join of more
+    than four words get the key arrays too (the kernel revises by dead keys where that is
+    cheaper; same output)."""
 
     mode: int
     lut: U64Array
     lut_min: int
     kin: I64Array
     kin4: I64Array
+    kout: I64Array
     in_start: I64Array
     in_word: I64Array
     in_mask: U64Array
@@ -164,16 +171,24 @@ class CompiledRules:
     def kernel(self) -> KernelRules:
         """The arrays of :attr:`method` for the kernel (built on first use)."""
         keys = self.keys
-        if self.method == "bits" or keys is None:
+        if keys is not None and self.method == "keys":
+            counted = int(keys.sizes.max(initial=0)) <= 255
             return KernelRules(
-                kern.MODE_BITS, self.lut, self.lut_min, _NO_KEYS, _NO_KEYS[0], _NO_KEYS, _NO_KEYS,
-                _NO_KEY_BITS, _NO_KEYS, _NO_KEYS, _NO_KEY_BITS, _NO_KEY_BITS, _NO_SIZES, False,
+                kern.MODE_KEYS, _NO_LUT, self.patterns + 1, keys.kin, keys.kin4, keys.kout,
+                keys.in_start, keys.in_word, keys.in_mask, keys.out_start, keys.out_word,
+                keys.out_mask, keys.nokey, keys.sizes.astype(np.uint8) if counted else _NO_SIZES,
+                counted,
             )  # fmt: skip
-        counted = int(keys.sizes.max(initial=0)) <= 255
+        if keys is not None and self.words >= _KEYED_BITS_WORDS:
+            return KernelRules(
+                kern.MODE_BITS, self.lut, self.lut_min, _NO_KEYS, _NO_KEYS[0], keys.kout,
+                keys.in_start, keys.in_word, keys.in_mask, keys.out_start, keys.out_word,
+                keys.out_mask, _NO_KEY_BITS, _NO_SIZES, False,
+            )  # fmt: skip
         return KernelRules(
-            kern.MODE_KEYS, _NO_LUT, self.patterns + 1, keys.kin, keys.kin4, keys.in_start,
-            keys.in_word, keys.in_mask, keys.out_start, keys.out_word, keys.out_mask, keys.nokey,
-            keys.sizes.astype(np.uint8) if counted else _NO_SIZES, counted,
+            kern.MODE_BITS, self.lut, self.lut_min, _NO_KEYS, _NO_KEYS[0], _NO_KEYS, _NO_KEYS,
+            _NO_KEYS, _NO_KEY_BITS, _NO_KEYS, _NO_KEYS, _NO_KEY_BITS, _NO_KEY_BITS, _NO_SIZES,
+            False,
         )  # fmt: skip
 
     @cached_property

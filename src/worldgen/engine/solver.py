@@ -355,6 +355,8 @@ class _Workspace:
         self.base_count = np.empty(cells, dtype=np.int32)
         self.base_sumw = np.empty(cells, dtype=np.int64)
         self.base_sumwl = np.empty(cells, dtype=np.int64)
+        self._prev = np.empty((0, words), dtype=np.uint64)
+        self._prev_count = np.empty(0, dtype=np.int32)
         self.age = np.empty(cells, dtype=np.int64)
         self.order = np.empty(cells, dtype=np.int64)
         self.dirty = np.empty(cells, dtype=np.int64)
@@ -369,6 +371,15 @@ class _Workspace:
         self.tmp = np.empty(words, dtype=np.uint64)
         self.stats = np.zeros(kern.S_SIZE, dtype=np.int64)
         self._counters = np.empty(0, dtype=np.uint8)
+
+    def previous(self, keyed: bool) -> tuple[U64Array, npt.NDArray[np.int32]]:
+        """Each cell's wave and count at its last visit (bits with keys; else empty stand-ins)."""
+        if keyed and self._prev.shape[0] != self.cells:
+            self._prev = np.empty((self.cells, self.words), dtype=np.uint64)
+            self._prev_count = np.empty(self.cells, dtype=np.int32)
+        if keyed:
+            return self._prev, self._prev_count
+        return _NO_PREV, _NO_PREV_COUNT
 
     def counters(self, n: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
         """Two uint8 buffers of ``n`` key counters (live and baseline), grown on demand."""
@@ -405,6 +416,9 @@ def _shared_workspace(cells: int, words: int) -> _Workspace:
 _MAX_COUNTER_BYTES = 256 << 20
 
 _NO_COUNTERS = np.zeros(0, dtype=np.uint8)
+_NO_PREV = np.zeros((0, 1), dtype=np.uint64)
+_NO_PREV_COUNT = np.zeros(0, dtype=np.int32)
+_NO_MARK = np.zeros(0, dtype=np.int64)
 _NO_PINS = np.zeros(0, dtype=np.int32)
 _NO_ALLOW = np.zeros(0, dtype=np.uint64)
 
@@ -445,6 +459,10 @@ class Solver:
             self._cnt, self._base_cnt = self._ws.counters(n_counters)
         else:
             self._cnt = self._base_cnt = _NO_COUNTERS
+        # Bits with keys: each visit stamps the (direction, key) pairs it checked.
+        keyed = self._kr.mode == kern.MODE_BITS and self._kr.in_start.shape[1] > 1
+        self._prev, self._prev_count = self._ws.previous(keyed)
+        self._mark = np.empty(self._kr.in_start.size - 4, dtype=np.int64) if keyed else _NO_MARK
         thin = periodic and (width == 1 or height == 1)
         self._allow = _self_neighbours(self.rules, width, height) if thin else _NO_ALLOW
 
@@ -475,12 +493,13 @@ class Solver:
         with np.errstate(over="ignore"):  # uint64 wrap-around is intended (JIT-off mode)
             kern.solve(
                 kr.mode, HEURISTICS[heuristic], width, height, self.periodic, cr.push_all,
-                self._nbr, cr.compat, kr.lut, kr.lut_min, kr.kin, kr.kin4, kr.in_start, kr.in_word,
-                kr.in_mask, kr.out_start, kr.out_word, kr.out_mask, kr.nokey, cr.full_row,
-                cr.patterns, profile, wi, wli, full_w, full_wl, pins, self._allow, wave, ws.count,
-                ws.sumw, ws.sumwl, ws.base_wave, ws.base_count, ws.base_sumw, ws.base_sumwl, ws.age,
-                ws.order, ws.dirty, ws.dirty_flag, ws.stack, ws.on_stack, ws.hkey, ws.hcell,
-                ws.hpos, ws.deaths, self._cnt, self._base_cnt, kr.key_sizes, ws.tmp,
+                self._nbr, cr.compat, kr.lut, kr.lut_min, kr.kin, kr.kin4, kr.kout, kr.in_start,
+                kr.in_word, kr.in_mask, kr.out_start, kr.out_word, kr.out_mask, kr.nokey,
+                cr.full_row, cr.patterns, profile, wi, wli, full_w, full_wl, pins, self._allow,
+                wave, ws.count, ws.sumw, ws.sumwl, ws.base_wave, ws.base_count, ws.base_sumw,
+                ws.base_sumwl, self._prev, self._prev_count, self._mark, ws.age, ws.order,
+                ws.dirty, ws.dirty_flag, ws.stack, ws.on_stack, ws.hkey, ws.hcell, ws.hpos,
+                ws.deaths, self._cnt, self._base_cnt, kr.key_sizes, ws.tmp,
                 np.uint64(seed & MASK64), budget.max_attempts, budget.max_backtracks,
                 budget.attempt_limit(cells), budget.observation_limit(cells), ws.stats,
             )  # fmt: skip
