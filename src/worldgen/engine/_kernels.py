@@ -39,8 +39,16 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
   that decided c; 0 when the baseline decides it (pins and what the constraints force), -1 while
   undecided. Written where the changed cells are settled; never read by the solve.
 * heap (``hkey``, ``hcell``, size in ``st[ST_HEAP]``): binary min-heap ordered by (key, cell),
-  each cell at most once (``hpos[c]``: its position, or -1), holding every cell with count > 1
-  with its current key once the dirty cells are refreshed; decided cells leave it lazily.
+  each cell at most once (``hpos[c]``: its position, or -1), holding every cell touched
+  (dirtied) in this attempt with count > 1, with its current key once the dirty cells are
+  refreshed; decided cells leave it lazily.
+* pool (``pool_key``, ``pool_cell``, size in ``st[ST_POOL]``): the same kind of heap, built once
+  per attempt from every undecided cell and never updated; ``left_pool[c]`` is 1 once c was dirty
+  in this attempt (its entry is then stale and dropped when it reaches the root), and
+  ``st[ST_LIVE]`` counts the entries not yet touched. A cell still in the pool has its attempt
+  start's state, so its key is still right: the cell to observe is the smaller of the two roots,
+  the same cell one heap of every undecided cell would give, while the heap stays as small as
+  the front (measured at 512²: see ``bench/README.md``).
 * ``dirty``: cells changed since the last settled step, each once (``dirty_flag``).
 * ``on_stack[c]``: 1 while c waits on the propagation queue, 2 when it waits to revise its
   neighbours by its whole union (the constraints' cells and a rollback's), else 0.
@@ -152,7 +160,13 @@ ST_DEATHS = 6  # pending key deaths (MODE_KEYS)
 ST_OVERFLOW = 7  # the death stack was full and dropped some (MODE_KEYS)
 ST_TODO = 8  # cells to propagate from, at the start of the stack / todo list
 ST_INITIAL = 9  # 1: only propagate the constraints (no attempt)
-ST_SIZE = 10
+ST_POOL = 10  # pool heap size
+ST_LIVE = 11  # pool cells not yet touched in this attempt
+ST_SIZE = 12
+
+# Every key of a cell nothing has narrowed is at least this (see _cell_key); a narrowed cell's
+# entropy key is below it, and so is its MRV key when the cell has fewer than 1000 patterns.
+_POOL_FLOOR = 1000.0
 
 # Slots of the ``stats`` output vector.
 S_STATUS = 0
@@ -396,6 +410,9 @@ def _run(
     hkey: np.ndarray,
     hcell: np.ndarray,
     hpos: np.ndarray,
+    pool_key: np.ndarray,
+    pool_cell: np.ndarray,
+    left_pool: np.ndarray,
     deaths: np.ndarray,
     cnt: np.ndarray,
     base_cnt: np.ndarray,
@@ -427,7 +444,7 @@ def _run(
     counted = cnt.shape[0] > 0
     cap = deaths.shape[0]
     use_heap = heuristic != H_SCANLINE
-    fill_heap = True  # the heap is empty (``hpos`` all -1) when an attempt starts
+    fill_pool = True  # the heap is empty (``hpos`` all -1) when an attempt starts
     radius = 2
     # Bits with keys: a visit's stamp in ``mark`` (unique across the calls of one solve).
     keyed = mode == MODE_BITS and n_keys > 0
@@ -440,14 +457,58 @@ def _run(
     last_obs = -(1 << 40)
     while True:
         if not initial:
-            # 1. Fresh heap keys for the cells the last step changed (each once); a new
-            # attempt first files every undecided cell. The heap holds each cell at most once
-            # (``hpos``), so a changed key moves the cell's entry up or down in place.
+            # 1. A new attempt files every undecided cell in the pool, a heap built once. Then
+            # the cells the last step changed (each once) leave the pool (lazily) for the heap,
+            # with fresh keys; the heap holds each cell at most once (``hpos``), so a changed
+            # key moves the cell's entry up or down in place. The heap stays as small as the
+            # front of narrowed cells, however large the grid.
             nd = st[ST_DIRTY]
             if use_heap:
-                n_items = cells if fill_heap else nd
-                for j in range(n_items):
-                    c = j if fill_heap else dirty[j]
+                if fill_pool:
+                    n = 0
+                    for c in range(cells):
+                        if count[c] > 1:
+                            pool_key[n] = _cell_key(
+                                c, heuristic, count[c], base_count[c], sumw[c], sumwl[c], age[c],
+                                stream,
+                            )  # fmt: skip
+                            pool_cell[n] = c
+                            n += 1
+                    for top in range(n // 2 - 1, -1, -1):
+                        key = pool_key[top]
+                        moved = pool_cell[top]
+                        i = top
+                        while True:
+                            child = 2 * i + 1
+                            if child >= n:
+                                break
+                            right = child + 1
+                            if right < n and (
+                                pool_key[right] < pool_key[child]
+                                or (
+                                    pool_key[right] == pool_key[child]
+                                    and pool_cell[right] < pool_cell[child]
+                                )
+                            ):
+                                child = right
+                            if pool_key[child] > key or (
+                                pool_key[child] == key and pool_cell[child] > moved
+                            ):
+                                break
+                            pool_key[i] = pool_key[child]
+                            pool_cell[i] = pool_cell[child]
+                            i = child
+                        pool_key[i] = key
+                        pool_cell[i] = moved
+                    st[ST_POOL] = n
+                    st[ST_LIVE] = n
+                    fill_pool = False
+                for j in range(nd):
+                    c = dirty[j]
+                    if left_pool[c] == 0:
+                        left_pool[c] = 1
+                        if base_count[c] > 1:
+                            st[ST_LIVE] -= 1
                     if count[c] <= 1:
                         continue  # a decided cell's entry goes when it reaches the root
                     if age[c] < 0 and count[c] != base_count[c]:
@@ -491,7 +552,6 @@ def _run(
                     hkey[i] = key
                     hcell[i] = c
                     hpos[c] = i
-                fill_heap = False
             # The cells the last step changed are settled: those it decided get its index
             # (a repair's reset cells are undecided again).
             for j in range(nd):
@@ -503,8 +563,9 @@ def _run(
                     order[c] = st[ST_OBS]
             st[ST_DIRTY] = 0
 
-            # 2. The cell to observe: the heap root once decided cells are dropped from the top;
-            # or the first undecided cell from the scanline cursor.
+            # 2. The cell to observe: the heap root once decided cells are dropped from the top,
+            # unless the pool's root (after its touched cells are dropped) comes first; or the
+            # first undecided cell from the scanline cursor.
             cell = -1
             if use_heap:
                 while st[ST_HEAP] > 0:
@@ -539,6 +600,41 @@ def _run(
                     hkey[i] = key
                     hcell[i] = moved
                     hpos[moved] = i
+                if (cell < 0 or hkey[0] >= _POOL_FLOOR) and st[ST_LIVE] > 0:
+                    n = st[ST_POOL]
+                    while n > 0 and left_pool[pool_cell[0]] != 0:
+                        n -= 1
+                        key = pool_key[n]
+                        moved = pool_cell[n]
+                        i = 0
+                        while True:
+                            child = 2 * i + 1
+                            if child >= n:
+                                break
+                            right = child + 1
+                            if right < n and (
+                                pool_key[right] < pool_key[child]
+                                or (
+                                    pool_key[right] == pool_key[child]
+                                    and pool_cell[right] < pool_cell[child]
+                                )
+                            ):
+                                child = right
+                            if pool_key[child] > key or (
+                                pool_key[child] == key and pool_cell[child] > moved
+                            ):
+                                break
+                            pool_key[i] = pool_key[child]
+                            pool_cell[i] = pool_cell[child]
+                            i = child
+                        pool_key[i] = key
+                        pool_cell[i] = moved
+                    st[ST_POOL] = n
+                    if n > 0:
+                        pk = pool_key[0]
+                        pc = pool_cell[0]
+                        if cell < 0 or pk < hkey[0] or (pk == hkey[0] and pc < cell):
+                            cell = pc
             else:
                 cur = st[ST_CURSOR]
                 while cur < cells and count[cur] <= 1:
@@ -1081,6 +1177,9 @@ def solve(
     hkey: np.ndarray,
     hcell: np.ndarray,
     hpos: np.ndarray,
+    pool_key: np.ndarray,
+    pool_cell: np.ndarray,
+    left_pool: np.ndarray,
     deaths: np.ndarray,
     cnt: np.ndarray,
     base_cnt: np.ndarray,
@@ -1166,8 +1265,8 @@ def solve(
         mode, seed, heuristic, width, height, periodic, nbr, compat, lut, lut_min, kin, kin4, kout,
         in_start, in_word, in_mask, out_start, out_word, out_mask, profile, wi, wli, wave, count,
         sumw, sumwl, base_wave, base_count, base_sumw, base_sumwl, prev, prev_count, mark, age,
-        order, dirty, dirty_flag, stack, on_stack, hkey, hcell, hpos, deaths, cnt, base_cnt, tmp,
-        st, max_backtracks, attempt_observations,
+        order, dirty, dirty_flag, stack, on_stack, hkey, hcell, hpos, pool_key, pool_cell,
+        left_pool, deaths, cnt, base_cnt, tmp, st, max_backtracks, attempt_observations,
     )  # fmt: skip
     if consistent != R_SOLVED:
         stats[S_STATUS] = R_CONSTRAINTS
@@ -1200,13 +1299,14 @@ def solve(
         for c in range(cells):
             order[c] = 0 if base_count[c] == 1 else -1
         hpos[:] = -1
+        left_pool[:] = 0
         outcome = _run(
             mode, _attempt_stream(seed, attempt), heuristic, width, height, periodic, nbr, compat,
             lut, lut_min, kin, kin4, kout, in_start, in_word, in_mask, out_start, out_word,
             out_mask, profile, wi, wli, wave, count, sumw, sumwl, base_wave, base_count, base_sumw,
             base_sumwl, prev, prev_count, mark, age, order, dirty, dirty_flag, stack, on_stack,
-            hkey, hcell, hpos, deaths, cnt, base_cnt, tmp, st, max_backtracks,
-            min(attempt_observations, left),
+            hkey, hcell, hpos, pool_key, pool_cell, left_pool, deaths, cnt, base_cnt, tmp, st,
+            max_backtracks, min(attempt_observations, left),
         )  # fmt: skip
         stats[S_ATTEMPTS] = attempt + 1
         stats[S_OBSERVATIONS] += st[ST_OBS]

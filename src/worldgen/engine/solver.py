@@ -366,6 +366,9 @@ class _Workspace:
         self.hkey = np.empty(cells, dtype=np.float64)
         self.hcell = np.empty(cells, dtype=np.int64)
         self.hpos = np.empty(cells, dtype=np.int64)
+        self.pool_key = np.empty(cells, dtype=np.float64)
+        self.pool_cell = np.empty(cells, dtype=np.int64)
+        self.left_pool = np.empty(cells, dtype=np.uint8)
         # Room for every announcement of one cell (4 * keys <= 4 * 64 * words) and then some.
         self.deaths = np.empty(4 * cells + 256 * words + 1024, dtype=np.int64)
         self.tmp = np.empty(words, dtype=np.uint64)
@@ -499,7 +502,8 @@ class Solver:
                 wave, ws.count, ws.sumw, ws.sumwl, ws.base_wave, ws.base_count, ws.base_sumw,
                 ws.base_sumwl, self._prev, self._prev_count, self._mark, ws.age, ws.order,
                 ws.dirty, ws.dirty_flag, ws.stack, ws.on_stack, ws.hkey, ws.hcell, ws.hpos,
-                ws.deaths, self._cnt, self._base_cnt, kr.key_sizes, ws.tmp,
+                ws.pool_key, ws.pool_cell, ws.left_pool, ws.deaths, self._cnt, self._base_cnt,
+                kr.key_sizes, ws.tmp,
                 np.uint64(seed & MASK64), budget.max_attempts, budget.max_backtracks,
                 budget.attempt_limit(cells), budget.observation_limit(cells), ws.stats,
             )  # fmt: skip
