@@ -65,3 +65,56 @@ def test_climate_matches_numpy(seed: int, x0: int, y0: int, step: int, n: int) -
     pts = macro.climate(seed, xs, ys[:n])
     for a, b in zip(pts, macro.climate_numpy(seed, xs, ys[:n]), strict=True):
         assert np.array_equal(a, b)
+
+
+@PROPERTY
+@given(
+    seeds,
+    coords,
+    coords,
+    st.sampled_from([1, 37, 256]),
+    st.integers(1, 20),
+    st.sampled_from([33, 64, 65, 129, 256, 4096]),
+)
+def test_smoothed_octaves_match_numpy(
+    seed: int, x0: int, y0: int, step: int, n: int, min_period: int
+) -> None:
+    """Far zooms read the fields with octaves below ``min_period`` at their mean: the kernels
+    (grids and points, level and climate) equal the numpy specification there too."""
+    xs = x0 + np.arange(n, dtype=np.int64) * step
+    ys = y0 + np.arange(n + 2, dtype=np.int64) * step
+    grid = (xs[None, :], ys[:, None])
+    assert np.array_equal(
+        macro.level(seed, *grid, min_period), macro.level_numpy(seed, *grid, min_period)
+    )
+    pts = (xs, ys[:n])
+    assert np.array_equal(
+        macro.level(seed, *pts, min_period), macro.level_numpy(seed, *pts, min_period)
+    )
+    for where in (grid, pts):
+        fast = macro.climate(seed, *where, min_period)
+        for a, b in zip(fast, macro.climate_numpy(seed, *where, min_period), strict=True):
+            assert np.array_equal(a, b)
+
+
+def test_smoothing_only_touches_finer_octaves() -> None:
+    """Up to the finest period (32 cells) nothing changes; above it the field is smoother (the
+    fine octaves' wiggle between neighbouring cells is gone), and past the coarsest period of
+    every field it is one value everywhere."""
+    xs = np.arange(-500, 500, 7, dtype=np.int64)
+    ys = np.arange(300, 1300, 11, dtype=np.int64)
+    grid = (xs[None, :], ys[:, None])
+    plain = macro.climate(5, *grid)
+    for a, b in zip(macro.climate(5, *grid, 32), plain, strict=True):
+        assert np.array_equal(a, b)
+    smooth = macro.level(5, *grid, 256)
+    assert not np.array_equal(smooth, plain[0])
+    wiggle = np.abs(np.diff(plain[0], axis=1)).mean()
+    assert np.abs(np.diff(smooth, axis=1)).mean() < wiggle
+    for field in macro.climate(5, *grid, 1 << 20):
+        assert np.unique(field).size == 1
+    table = _noise.octave_table(5, ((macro.FIELD_CONTINENT, 1024, 6),), macro.PURPOSE_NOISE)
+    assert _noise.smoothed(table, 32) is table  # nothing below: the memoised table itself
+    marked = _noise.smoothed(table, 100)
+    assert marked[:, 0].tolist() == [1024, 512, 256, 128, 0, 0]
+    assert table[:, 0].tolist() == [1024, 512, 256, 128, 64, 32]  # the shared table is untouched

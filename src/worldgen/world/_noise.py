@@ -41,8 +41,12 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 # Columns of an octave table row (int64): period, amplitude, shift, prefix (a uint64 bit pattern
-# stored as int64), field slot (0: continent, 1: elevation).
+# stored as int64), field slot (0: continent, 1: elevation). A period of 0 marks an octave that
+# contributes its mean, MEAN_VALUE, everywhere (:func:`smoothed`).
 _P, _AMP, _SHIFT, _PREFIX, _SLOT = range(5)
+MEAN_VALUE = 32768
+"""What an octave finer than a far pixel contributes: the middle of its 16-bit lattice values
+(their mean is 32767.5), exactly as ``macro.value_noise`` with ``min_period`` does."""
 # Table lattices up to this many vertices; above it (octaves finer than the pixel spacing of a
 # far-zoom tile) hash the four corners per point instead.
 _MAX_TABLE = 1 << 16
@@ -71,6 +75,18 @@ def octave_table(seed: int, fields: tuple[tuple[int, int, int], ...], purpose: i
             signed = prefix - (1 << 64) if prefix >= 1 << 63 else prefix
             rows.append((p, amp, shift, signed, slot))
     return np.array(rows, dtype=np.int64).reshape(-1, 5)
+
+
+def smoothed(table: I64Array, min_period: int) -> I64Array:
+    """``table`` with every octave of a period below ``min_period`` marked to contribute its mean
+    (period 0): what a pixel ``min_period`` cells wide averages such an octave to. A copy (the
+    memoised table is shared); ``table`` itself when nothing is below."""
+    fine = table[:, _P] < min_period
+    if not bool(np.any(fine)):
+        return table
+    out = table.copy()
+    out[fine, _P] = 0
+    return out
 
 
 @njit(inline="always", **_FLAGS)
@@ -142,6 +158,11 @@ def _accumulate(
         slot = table[r, _SLOT]
         amp_sum[slot] += amp
         acc = sums[slot]
+        if p <= 0:  # an octave finer than the caller's pixels: its mean everywhere
+            for j in range(h):
+                for i in range(w):
+                    acc[j, i] += MEAN_VALUE * amp
+            continue
         for i in range(w):
             ix[i], wx[i] = _axis(xs[i], p, shift)
         for j in range(h):
@@ -228,6 +249,9 @@ def raw_points(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndarra
     for k in range(xs.shape[0]):
         for r in range(table.shape[0]):
             p = table[r, _P]
+            if p <= 0:
+                out[table[r, _SLOT], k] += MEAN_VALUE * table[r, _AMP]
+                continue
             shift = table[r, _SHIFT]
             prefix = np.uint64(table[r, _PREFIX])
             ix, wx = _axis(xs[k], p, shift)
@@ -252,6 +276,9 @@ def level_points(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndar
         sums = np.zeros(2, dtype=np.int64)
         for r in range(table.shape[0]):
             p = table[r, _P]
+            if p <= 0:
+                sums[table[r, _SLOT]] += MEAN_VALUE * table[r, _AMP]
+                continue
             shift = table[r, _SHIFT]
             prefix = np.uint64(table[r, _PREFIX])
             ix, wx = _axis(xs[k], p, shift)
@@ -270,15 +297,17 @@ def level(
     y: int | npt.NDArray[np.integer],
     fields: tuple[tuple[int, int, int], ...],
     purpose: int,
+    min_period: int = 0,
 ) -> I64Array:
-    """The level at ``(x, y)`` (broadcast), computed by the kernels above.
+    """The level at ``(x, y)`` (broadcast), computed by the kernels above (octaves of a period
+    below ``min_period`` at their mean, :func:`smoothed`).
 
     A window whose x only varies along the last axis and y only along the first (``x[None, :]``
     with ``y[:, None]``, or an ``mgrid``) takes the separable :func:`level_grid`; anything else is
     evaluated point by point.
     """
     xs, ys = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64))
-    table = octave_table(seed, fields, purpose)
+    table = smoothed(octave_table(seed, fields, purpose), min_period)
     if xs.ndim == 2 and xs.size and bool(np.all(xs == xs[:1, :])) and bool(np.all(ys == ys[:, :1])):
         grid = np.zeros(xs.shape, dtype=np.int64)
         level_grid(np.array(xs[0]), np.array(ys[:, 0]), table, grid)
@@ -294,11 +323,12 @@ def raw(
     y: int | npt.NDArray[np.integer],
     fields: tuple[tuple[int, int, int], ...],
     purpose: int,
+    min_period: int = 0,
 ) -> I64Array:
     """Raw noise ``(len(fields), *shape)`` of every field at ``(x, y)`` (broadcast), by the
-    kernels above (separable windows as in :func:`level`)."""
+    kernels above (separable windows and ``min_period`` as in :func:`level`)."""
     xs, ys = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64))
-    table = octave_table(seed, fields, purpose)
+    table = smoothed(octave_table(seed, fields, purpose), min_period)
     n = len(fields)
     if xs.ndim == 2 and xs.size and bool(np.all(xs == xs[:1, :])) and bool(np.all(ys == ys[:, :1])):
         grid = np.zeros((n, *xs.shape), dtype=np.int64)

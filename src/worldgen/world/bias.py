@@ -156,12 +156,14 @@ class Bias:
         seed: int,
         x: int | npt.NDArray[np.integer],
         y: int | npt.NDArray[np.integer],
+        min_period: int = 0,
     ) -> I32Array:
         """Profile row at the cells ``(x, y)`` (broadcast; a row and a column vector make a
-        separable grid, the fast case)."""
+        separable grid, the fast case). ``min_period`` > 0 (far zooms only: the pixel width)
+        reads the macro fields with their finer octaves at their mean (``macro.value_noise``)."""
         if self.climates == 1:
-            return (macro.level(seed, x, y) >> macro.BAND_SHIFT).astype(np.int32)
-        lv, moist, temp = macro.climate(seed, x, y)
+            return (macro.level(seed, x, y, min_period) >> macro.BAND_SHIFT).astype(np.int32)
+        lv, moist, temp = macro.climate(seed, x, y, min_period)
         row = (lv >> macro.BAND_SHIFT) * self.climates + climate_index(moist, temp)
         return row.astype(np.int32)
 

@@ -195,11 +195,12 @@ class World:
         return self.bias.region(self.seed, x0, y0, w, h)
 
     def profile_at(
-        self, x: npt.NDArray[np.integer], y: npt.NDArray[np.integer]
+        self, x: npt.NDArray[np.integer], y: npt.NDArray[np.integer], min_period: int = 0
     ) -> npt.NDArray[np.int32]:
         """Bias profile at the cells ``(x, y)`` (broadcast; a row and a column vector make a
-        separable grid, the fast case): the same values as :meth:`profile_region`."""
-        return self.bias.at(self.seed, x, y)
+        separable grid, the fast case): the same values as :meth:`profile_region` (with
+        ``min_period`` > 0, the far zooms' smoothed fields: :meth:`Bias.at`)."""
+        return self.bias.at(self.seed, x, y, min_period)
 
     # ------------------------------------------------------------------ refinement layers
     def offset(self, layer: int) -> int:

@@ -79,8 +79,13 @@ def value_noise(
     field: int,
     x: int | npt.NDArray[np.integer],
     y: int | npt.NDArray[np.integer],
+    min_period: int = 0,
 ) -> I64Array:
-    """Multi-octave value noise in ``[0, 65535]`` at integer cells ``(x, y)`` (broadcast)."""
+    """Multi-octave value noise in ``[0, 65535]`` at integer cells ``(x, y)`` (broadcast).
+
+    An octave whose period is below ``min_period`` contributes its mean (``_noise.MEAN_VALUE``)
+    everywhere: what a far pixel ``min_period`` cells wide averages it to, without the speckle of
+    sampling it at a few points per pixel (the far zooms pass their pixel width)."""
     period, octaves = _FIELDS[field]
     xs, ys = np.broadcast_arrays(_as_i64(x), _as_i64(y))
     total = np.zeros(xs.shape, dtype=np.int64)
@@ -89,6 +94,9 @@ def value_noise(
         p = max(2, period >> o)
         amp = 1 << (octaves - 1 - o)
         amp_sum += amp
+        if p < min_period:
+            total += _noise.MEAN_VALUE * amp
+            continue
         # a per-octave shift keeps octave lattices from lining up at the origin
         shift = mix_array(seed, PURPOSE_NOISE, field, o) % np.uint64(p)
         sx = xs + np.int64(shift)
@@ -118,33 +126,44 @@ def _stretch(v: I64Array) -> I64Array:
 
 
 def level(
-    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    min_period: int = 0,
 ) -> I64Array:
     """The class-ordering level in ``[0, 65535]``: continents, raised by mountain noise inland.
 
     Computed by the numba twin in :mod:`worldgen.world._noise` (bit-identical to
     :func:`level_numpy`, the readable specification, which runs when the JIT is disabled).
+    ``min_period``: octaves finer than that at their mean (:func:`value_noise`).
     """
     if not _noise.jit_enabled():
-        return level_numpy(seed, x, y)
+        return level_numpy(seed, x, y, min_period)
     fields = tuple((f, *_FIELDS[f]) for f in (FIELD_CONTINENT, FIELD_ELEVATION))
-    return _noise.level(seed, x, y, fields, PURPOSE_NOISE)
+    return _noise.level(seed, x, y, fields, PURPOSE_NOISE, min_period)
 
 
 def level_numpy(
-    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    min_period: int = 0,
 ) -> I64Array:
     """:func:`level` in plain numpy (the specification the numba twin is tested against)."""
     return _combine(
-        value_noise(seed, FIELD_CONTINENT, x, y), value_noise(seed, FIELD_ELEVATION, x, y)
+        value_noise(seed, FIELD_CONTINENT, x, y, min_period),
+        value_noise(seed, FIELD_ELEVATION, x, y, min_period),
     )
 
 
 def moisture(
-    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    min_period: int = 0,
 ) -> I64Array:
     """Moisture in ``[0, 65535]`` (the second value of :func:`climate`)."""
-    return _stretch(value_noise(seed, FIELD_MOISTURE, x, y))
+    return _stretch(value_noise(seed, FIELD_MOISTURE, x, y, min_period))
 
 
 def _combine(cont_raw: I64Array, elev_raw: I64Array) -> I64Array:
@@ -166,29 +185,36 @@ def _temperature(temp_raw: I64Array, level_values: I64Array) -> I64Array:
 
 
 def climate(
-    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    min_period: int = 0,
 ) -> tuple[I64Array, I64Array, I64Array]:
     """``(level, moisture, temperature)`` at ``(x, y)`` (broadcast), each in ``[0, 65535]``.
 
     ``level`` equals :func:`level`; moisture is :func:`moisture`; temperature is its own noise
     (2048-cell period, 3 octaves) minus a lapse rate above sea level. One pass of the numba
     kernels computes all four noise fields (:func:`climate_numpy` is the specification).
+    ``min_period``: octaves finer than that at their mean (:func:`value_noise`).
     """
     if not _noise.jit_enabled():
-        return climate_numpy(seed, x, y)
+        return climate_numpy(seed, x, y, min_period)
     fields = tuple((f, *_FIELDS[f]) for f in _CLIMATE_FIELDS)
-    raw = _noise.raw(seed, x, y, fields, PURPOSE_NOISE)
+    raw = _noise.raw(seed, x, y, fields, PURPOSE_NOISE, min_period)
     lv = _combine(raw[0], raw[1])
     return lv, _stretch(raw[2]), _temperature(raw[3], lv)
 
 
 def climate_numpy(
-    seed: int, x: int | npt.NDArray[np.integer], y: int | npt.NDArray[np.integer]
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    min_period: int = 0,
 ) -> tuple[I64Array, I64Array, I64Array]:
     """:func:`climate` in plain numpy (the specification the numba path is tested against)."""
-    lv = level_numpy(seed, x, y)
-    temp = _temperature(value_noise(seed, FIELD_TEMPERATURE, x, y), lv)
-    return lv, moisture(seed, x, y), temp
+    lv = level_numpy(seed, x, y, min_period)
+    temp = _temperature(value_noise(seed, FIELD_TEMPERATURE, x, y, min_period), lv)
+    return lv, moisture(seed, x, y, min_period), temp
 
 
 def relief(
@@ -216,10 +242,13 @@ def relief(
     return _shade(here, east - west, south - north, step)
 
 
-def relief_grid(seed: int, xs: npt.NDArray[np.integer], ys: npt.NDArray[np.integer]) -> I64Array:
+def relief_grid(
+    seed: int, xs: npt.NDArray[np.integer], ys: npt.NDArray[np.integer], min_period: int = 0
+) -> I64Array:
     """:func:`relief` ``(len(ys), len(xs))`` on the grid ``xs`` x ``ys`` of equally spaced
     coordinates (both axes the same spacing, the ``step``; 1 for a single point): the same values,
-    from one evaluation of the level over the grid and a one-point ring around it."""
+    from one evaluation of the level over the grid and a one-point ring around it (with
+    ``min_period``, of the level whose finer octaves are at their mean, :func:`level`)."""
     xs, ys = _as_i64(xs).ravel(), _as_i64(ys).ravel()
     step = int(xs[1] - xs[0]) if xs.size > 1 else int(ys[1] - ys[0]) if ys.size > 1 else 1
     for axis in (xs, ys):
@@ -229,7 +258,7 @@ def relief_grid(seed: int, xs: npt.NDArray[np.integer], ys: npt.NDArray[np.integ
         raise ValueError(f"relief step must be >= 1, got {step}")
     ex = np.concatenate(([xs[0] - step], xs, [xs[-1] + step]))
     ey = np.concatenate(([ys[0] - step], ys, [ys[-1] + step]))
-    lv = level(seed, ex[None, :], ey[:, None])
+    lv = level(seed, ex[None, :], ey[:, None], min_period)
     here = lv[1:-1, 1:-1]
     return _shade(here, lv[1:-1, 2:] - lv[1:-1, :-2], lv[2:, 1:-1] - lv[:-2, 1:-1], step)
 

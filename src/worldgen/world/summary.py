@@ -310,7 +310,7 @@ def _tent(values: npt.NDArray[np.int32], pixels: int, axis: int) -> npt.NDArray[
 
 
 def relief_for(
-    world: World, xs: npt.NDArray[np.integer], ys: npt.NDArray[np.integer]
+    world: World, xs: npt.NDArray[np.integer], ys: npt.NDArray[np.integer], min_period: int = 0
 ) -> I64Array | None:
     """The shade factor ``(len(ys), len(xs))`` of ``world`` on a grid of equally spaced cells
     (:func:`macro.relief_grid <worldgen.world.macro.relief_grid>`, slope over the spacing), or
@@ -318,7 +318,7 @@ def relief_for(
     nothing it shows), which is never shaded."""
     if world.K < 2 or world.lib.hashed or world.lib.ground is not None:
         return None
-    return macro.relief_grid(world.seed, xs, ys)
+    return macro.relief_grid(world.seed, xs, ys, min_period)
 
 
 def _ground_rgb(rows: I64Array, y0: int, pixels: int, n: int) -> U8Array:
@@ -359,12 +359,14 @@ def far_rgb(world: World, x0: int, y0: int, pixels: int, cells_per_px: int) -> U
     ring = 1 if smooth else 0
     xs = _sample_axis(x0, pixels, cells_per_px, s, ring)
     ys = _sample_axis(y0, pixels, cells_per_px, s, ring)
-    prof = world.profile_at(xs[None, :], ys[:, None])
+    # the macro fields with octaves finer than a pixel at their mean: the pixel's average of them,
+    # where a few sub-samples would alias them into speckle (from z = -8 on; cheaper too)
+    prof = world.profile_at(xs[None, :], ys[:, None], cells_per_px)
     # one relief per pixel, at its centre over the pixel's width (the mean slope of its cells):
     # a quarter of the level evaluations of one per sub-sample, and lit() is affine, so
     # lighting the pixel's mean is lighting each sub-sample
     centres = np.arange(pixels, dtype=np.int64) * cells_per_px + cells_per_px // 2
-    shade = relief_for(world, x0 + centres, y0 + centres)
+    shade = relief_for(world, x0 + centres, y0 + centres, cells_per_px)
     out = np.empty((pixels, pixels, 3), dtype=np.uint8)
     for c in range(3):
         v = summary.channels[c][prof]  # (rows, cols) int32 in 1/256
