@@ -39,6 +39,7 @@ from worldgen.engine.solver import (
     SolverBudget,
     SolveResult,
     compile_rules,
+    neighbour_table,
     solve,
 )
 from worldgen.errors import ConstraintError, InputError
@@ -671,6 +672,29 @@ def test_shared_neighbour_tables_are_reused_and_never_modified(tileset: TilesetF
     big = solver_module._shared_neighbours(300, 300, False)  # past the size bound: not kept
     assert big.shape == (90_000, 4)
     assert (300, 300, False) not in solver_module._NEIGHBOURS
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1, 1), (1, 4), (5, 1), (2, 2), (7, 3), (3, 7), (12, 9)]
+)
+@pytest.mark.parametrize("periodic", [False, True])
+def test_neighbour_table_names_each_cells_four_neighbours(
+    width: int, height: int, periodic: bool
+) -> None:
+    table = neighbour_table(width, height, periodic)
+    assert table.shape == (width * height, 4)
+    assert table.dtype == np.int64
+    for y in range(height):
+        for x in range(width):
+            for d, (dx, dy) in enumerate(((-1, 0), (0, 1), (1, 0), (0, -1))):
+                nx, ny = x + dx, y + dy
+                if periodic:
+                    want = (ny % height) * width + nx % width
+                elif 0 <= nx < width and 0 <= ny < height:
+                    want = ny * width + nx
+                else:
+                    want = -1
+                assert table[y * width + x, d] == want
 
 
 # The script prints the sha256 of each grid as JSON; argv: shared samples folder, then cases

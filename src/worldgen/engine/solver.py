@@ -153,17 +153,15 @@ class SolveResult:
 def neighbour_table(width: int, height: int, periodic: bool) -> npt.NDArray[np.int64]:
     """(cells, 4) neighbour index of every cell in directions left, down, right, up; -1 past an
     edge of a bounded grid. A fresh array the caller may modify (see :func:`_shared_neighbours`)."""
-    ys, xs = np.divmod(np.arange(width * height, dtype=np.int64), width)
-    table = np.empty((width * height, 4), dtype=np.int64)
+    index = np.arange(width * height, dtype=np.int64).reshape(height, width)
+    table = np.empty((height, width, 4), dtype=np.int64)
     for d, (dx, dy) in enumerate(zip(DX, DY, strict=True)):
-        nx = xs + dx
-        ny = ys + dy
-        if periodic:
-            table[:, d] = (ny % height) * width + nx % width
-        else:
-            inside = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
-            table[:, d] = np.where(inside, ny * width + nx, -1)
-    return table
+        # rolled by (-dy, -dx), cell (y, x) holds the index of (y + dy, x + dx) on the torus
+        table[:, :, d] = np.roll(index, (-dy, -dx), axis=(0, 1))
+    if not periodic:  # past an edge of a bounded grid there is no neighbour
+        table[:, 0, 0] = table[:, -1, 2] = -1
+        table[-1, :, 1] = table[0, :, 3] = -1
+    return table.reshape(width * height, 4)
 
 
 # Solves of one shape repeat (a world solves thousands of S x S blocks): keep their neighbour
