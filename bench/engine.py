@@ -183,6 +183,7 @@ def build_model(spec: CaseSpec) -> Model:
         table = load_tileset(spec.path, load_images=False).rules()
     built = time.perf_counter()
     compiled = solver.compile_rules(table)
+    _ = compiled.kernel  # the kernel's arrays (byte look-up table) are built on first use
     done = time.perf_counter()
     return Model(
         spec=spec,
