@@ -3,6 +3,7 @@
 Run from the repository root (``bench/README.md`` explains the figures)::
 
     .venv/bin/python -m bench.startup [--runs N] [--only NAME] [--no-floors] [--src DIR]
+                                      [--bytecode cached|uncached|both]
 
 Every case is a fresh process (the installed ``worldgen`` console script, or ``python -c`` for the
 floors), started ``--runs`` times after one warm-up run (which fills numba's disk cache and the
@@ -16,6 +17,15 @@ the project's own code runs: the interpreter, ``import numpy``, ``import numba``
 solver's kernels from numba's cache. ``--src DIR`` times another checkout's ``src`` folder with
 this interpreter (``PYTHONPATH=DIR``; give it its own ``NUMBA_CACHE_DIR``), for before/after
 figures.
+
+Bytecode: an installed package has its ``.pyc`` files, and a normal Python writes them on the
+first import; with ``PYTHONDONTWRITEBYTECODE=1`` (set in some sandboxes and containers) a
+checkout without ``__pycache__`` compiles every project module in every process (~0.1 s here).
+``--bytecode cached`` (the default) runs the cases without that variable and with
+``PYTHONPYCACHEPREFIX`` in the benchmark's temporary folder, so the warm-up run fills a bytecode
+cache as it fills numba's; ``uncached`` sets ``PYTHONDONTWRITEBYTECODE=1`` (whatever ``.pyc``
+exist are read, none written); ``both`` runs every case both ways (rows marked ``[no .pyc]``).
+The table's first line says which.
 """
 
 from __future__ import annotations
@@ -148,13 +158,14 @@ def _ms(values: list[float], pick: str = "median") -> str:
     return f"{v * 1e3:,.0f}" if v >= 0.1 else f"{v * 1e3:.1f}"
 
 
-def report(timings: list[Timing], runs: int) -> None:
+def report(timings: list[Timing], runs: int, bytecode: str) -> None:
     """Print the table (milliseconds)."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"{datetime.now().astimezone():%Y-%m-%d %H:%M %z}; {len(os.sched_getaffinity(0))} CPUs; "
         f"load average {load}; {runs} runs per case after one warm-up; "
-        f"NUMBA_CACHE_DIR={os.environ.get('NUMBA_CACHE_DIR', '(numba default)')}"
+        f"NUMBA_CACHE_DIR={os.environ.get('NUMBA_CACHE_DIR', '(numba default)')}; "
+        f"bytecode {bytecode}"
     )
     header = ("case", "wall min", "wall median", "CPU median", "target", "solve_s", "jit_warmup")
     rows = [
@@ -186,6 +197,20 @@ def report(timings: list[Timing], runs: int) -> None:
     print("(milliseconds; wall = whole process as a user sees it, CPU = its user + system time)")
 
 
+def with_bytecode(selected: list[Case], mode: str, tmp: Path) -> list[Case]:
+    """The cases with the environment of ``mode`` (see the module docstring)."""
+    cached = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(tmp / "pyc")}
+    uncached = {"PYTHONDONTWRITEBYTECODE": "1"}
+    out: list[Case] = []
+    for c in selected:
+        if mode in ("cached", "both"):
+            out.append(Case(c.name, c.argv, c.target_s, {**c.env, **cached}))
+        if mode in ("uncached", "both"):
+            name = f"{c.name} [no .pyc]" if mode == "both" else c.name
+            out.append(Case(name, c.argv, c.target_s, {**c.env, **uncached}))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time every case ``--runs`` times, print the table and write it as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -193,27 +218,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="cases whose name contains this")
     parser.add_argument("--no-floors", action="store_true", help="skip the floor cases")
     parser.add_argument("--src", type=Path, help="time this src folder instead (PYTHONPATH)")
+    parser.add_argument(
+        "--bytecode",
+        choices=("cached", "uncached", "both"),
+        default="cached",
+        help="the children's bytecode cache (cached: filled by the warm-up run; default)",
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.src is not None:
         env["PYTHONPATH"] = str(args.src.resolve())
     with tempfile.TemporaryDirectory(prefix="wg-startup-") as tmp:
-        selected = [
-            c
-            for c in cases(Path(tmp), floors=not args.no_floors, src=args.src)
-            if not args.only or any(o in c.name for o in args.only)
-        ]
+        selected = with_bytecode(
+            [
+                c
+                for c in cases(Path(tmp), floors=not args.no_floors, src=args.src)
+                if not args.only or any(o in c.name for o in args.only)
+            ],
+            args.bytecode,
+            Path(tmp),
+        )
         timings = [Timing(c) for c in selected]
         for t in timings:
             run_once(t.case, None, env)  # warm-up: JIT and patch-library caches
         for _ in range(args.runs):
             for t in timings:
                 run_once(t.case, t, env)
-    report(timings, args.runs)
+    report(timings, args.runs, args.bytecode)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"startup-{datetime.now():%Y%m%d-%H%M%S}.json"
     doc = {
         "src": str(args.src or ROOT / "src"),
+        "bytecode": args.bytecode,
         "load_average": os.getloadavg(),
         "cases": [
             asdict(t) | {"case": {"name": t.case.name, "target_s": t.case.target_s}}
