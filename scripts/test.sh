@@ -22,9 +22,9 @@ echo "coverage: worldgen $(.venv/bin/coverage report --format=total)% of stateme
 # also checks that the JIT-off output is byte-identical).
 echo "== pytest, kernels with NUMBA_DISABLE_JIT=1 (coverage of worldgen.engine._kernels)"
 COVERAGE_FILE=.cache/coverage/kernels NUMBA_DISABLE_JIT=1 .venv/bin/pytest -q \
-    tests/engine/test_golden.py tests/engine/test_solver.py \
+    tests/engine/test_golden.py tests/engine/test_solver.py tests/engine/test_compiled.py \
     -k "(golden and not (budget or maze or town or islands or city or lakes or corridors \
         or flowers or terrain-40 or terrain-33 or block-32 or random-9-backtracks)) or unsatisfiable \
         or observation_budget or scanline_decides or its_own_neighbour or contradict \
-        or may_not_touch" \
+        or may_not_touch or wide_tables" \
     --cov=worldgen.engine._kernels --cov-report=term-missing
