@@ -14,7 +14,7 @@ from tests.engine.conftest import OverlappingFactory, TilesetFactory
 from tests.reference.naive_wfc import is_valid_tiling
 from worldgen.engine import compiled as compiled_module
 from worldgen.engine.compiled import CompiledRules, compile_rules, key_classes
-from worldgen.engine.rules import RuleTable, forbidden_pairs, to_bitsets
+from worldgen.engine.rules import RuleTable, forbidden_pairs, group_rows, to_bitsets
 from worldgen.engine.solver import (
     Constraints,
     Heuristic,
@@ -79,6 +79,48 @@ def test_key_classes_reproduce_the_table(rules: RuleTable) -> None:
             assert keys.sizes[d, k] == int((keys.kin[d] == k).sum())
         packed = (keys.kin4 >> (16 * d)) & 0xFFFF
         assert np.array_equal(np.where(packed == 0xFFFF, -1, packed), keys.kin[d])
+
+
+@PROPERTY
+@given(rules=key_join_rules())
+def test_keys_are_numbered_by_the_first_pattern_that_needs_them(rules: RuleTable) -> None:
+    keys = key_classes(rules.allowed)
+    assert keys is not None
+    for d in range(4):
+        seen = [int(k) for k in keys.kout[d] if k >= 0]
+        assert list(dict.fromkeys(seen)) == list(range(len(set(seen))))
+
+
+@PROPERTY
+@given(
+    rows=st.integers(0, 40).flatmap(
+        lambda n: st.integers(0, 12).flatmap(
+            lambda w: st.lists(
+                st.lists(st.integers(0, 3), min_size=w, max_size=w), min_size=n, max_size=n
+            ).map(lambda r: np.array(r, dtype=np.uint8).reshape(n, w))
+        )
+    )
+)
+def test_group_rows_gives_equal_ids_exactly_to_equal_rows(rows: npt.NDArray[np.uint8]) -> None:
+    ids = group_rows(rows * np.uint8(85))  # values 0, 85, 170, 255: every bit of a byte used
+    assert ids.shape == (rows.shape[0],)
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[0]):
+            assert (ids[i] == ids[j]) == np.array_equal(rows[i], rows[j])
+
+
+@PROPERTY
+@given(t=st.integers(0, 200), seed=st.integers(0, 2**32 - 1))
+def test_to_bitsets_sets_bit_t_of_word_t_over_64(t: int, seed: int) -> None:
+    mask = np.random.default_rng(seed).random((3, t)) < 0.5
+    words = to_bitsets(mask)
+    assert words.dtype == np.uint64
+    assert words.shape == (3, (t + 63) // 64)
+    for row in range(3):
+        expected = [0] * words.shape[1]
+        for b in np.flatnonzero(mask[row]).tolist():
+            expected[b // 64] |= 1 << (b % 64)
+        assert [int(w) for w in words[row]] == expected
 
 
 def test_a_table_with_overlapping_rows_is_not_a_key_join() -> None:

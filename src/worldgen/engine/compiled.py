@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worldgen.engine import _kernels as kern
-from worldgen.engine.rules import RuleTable, to_bitsets, words_for
+from worldgen.engine.rules import RuleTable, group_rows, to_bitsets, words_for
 from worldgen.errors import InputError
 
 __all__ = [
@@ -237,22 +237,24 @@ def key_classes(allowed: npt.NDArray[np.bool_]) -> KeyClasses | None:
     kout = np.full((4, t), -1, dtype=np.int64)
     kin = np.full((4, t), -1, dtype=np.int64)
     for d in range(4):
-        packed = np.packbits(allowed[d], axis=1)
-        key_of_row: dict[bytes, int] = {}
-        for a in range(t):
-            if not allowed[d, a].any():
-                continue
-            row = packed[a].tobytes()
-            k = key_of_row.get(row)
-            if k is None:
-                k = key_of_row[row] = len(key_of_row)
-                members = np.flatnonzero(allowed[d, a])
-                if np.any(kin[d, members] >= 0):
-                    return None  # two different rows share a neighbour: not a key join
-                kin[d, members] = k
-            kout[d, a] = k
-        if len(key_of_row) >= _MAX_KEYS:
+        rows = allowed[d]
+        needy = np.flatnonzero(rows.any(axis=1))  # the patterns with some d-neighbour
+        if needy.size == 0:
+            continue
+        # one key per distinct row, numbered by the first pattern that has it
+        ids = group_rows(np.packbits(rows[needy], axis=1))
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.shape[0])
+        kout[d, needy] = rank[inverse.reshape(-1)]
+        if order.shape[0] >= _MAX_KEYS:
             return None
+        key_rows = rows[needy[first[order]]]  # (keys, T): row k is key k's members
+        covered = key_rows.any(axis=0)
+        if np.count_nonzero(key_rows) != np.count_nonzero(covered):
+            return None  # two different rows share a neighbour: not a key join
+        kin[d] = np.where(covered, np.argmax(key_rows, axis=0), -1)
     n_keys = int(max(kout.max(), kin.max())) + 1
     in_start, in_word, in_mask = _class_masks(kin, n_keys)
     out_start, out_word, out_mask = _class_masks(kout, n_keys)

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from worldgen.engine.rules import DX, DY, RuleTable
+from worldgen.engine.rules import DX, DY, RuleTable, group_rows
 from worldgen.errors import InputError, SampleError
 
 __all__ = [
@@ -169,14 +169,15 @@ def extract_patterns(
             variants.append(np.rot90(variants[s - 2], axes=(1, 2)))  # rotate: p[x][N-1-y]
     occurrences = np.stack(variants, axis=1).reshape(-1, N * N)
 
-    unique, first, counts = np.unique(occurrences, axis=0, return_index=True, return_counts=True)
-    if unique.shape[0] > MAX_PATTERNS:
+    # first occurrence (np.unique's return_index is the first index) and count of each pattern
+    _, first, counts = np.unique(group_rows(occurrences), return_index=True, return_counts=True)
+    if first.shape[0] > MAX_PATTERNS:
         raise SampleError(
-            f"sample gives {unique.shape[0]} patterns for N={N} and symmetry {symmetry}, more "
+            f"sample gives {first.shape[0]} patterns for N={N} and symmetry {symmetry}, more "
             f"than {MAX_PATTERNS}; use a smaller N, a lower symmetry or a simpler sample"
         )
     order = np.argsort(first, kind="stable")
-    patterns = np.ascontiguousarray(unique[order].reshape(-1, N, N), dtype=np.uint8)
+    patterns = np.ascontiguousarray(occurrences[first[order]].reshape(-1, N, N), dtype=np.uint8)
     weights = counts[order].astype(np.float64)
     allowed = _agreement(patterns)
     for array in (palette, patterns, weights, allowed):
@@ -320,8 +321,9 @@ def _agreement(patterns: U8Array) -> npt.NDArray[np.bool_]:
     """``allowed[d, a, b]``: ``a`` and ``b`` agree where ``b`` overlaps ``a`` at ``(DX[d], DY[d])``.
 
     Each pattern's overlap strip (the part of ``a`` under ``b``, and of ``b`` under ``a``) is
-    numbered with ``np.unique``; two patterns agree exactly when their strip numbers are equal,
-    so the table is one comparison of two id vectors per direction.
+    numbered with :func:`~worldgen.engine.rules.group_rows`; two patterns agree exactly when
+    their strip numbers are equal, so the table is one comparison of two id vectors per
+    direction.
     """
     T, N = patterns.shape[0], patterns.shape[1]
     allowed = np.empty((4, T, T), dtype=np.bool_)
@@ -333,7 +335,6 @@ def _agreement(patterns: U8Array) -> npt.NDArray[np.bool_]:
         ys_b = slice(ys.start - dy, ys.stop - dy)
         strips_a = patterns[:, ys, xs].reshape(T, -1)
         strips_b = patterns[:, ys_b, xs_b].reshape(T, -1)
-        _, ids = np.unique(np.concatenate([strips_a, strips_b]), axis=0, return_inverse=True)
-        ids = ids.reshape(-1)
+        ids = group_rows(np.concatenate([strips_a, strips_b]))
         allowed[d] = ids[:T, None] == ids[None, T:]
     return allowed
