@@ -44,6 +44,7 @@ from worldgen.errors import InputError, UnavailableError
 from worldgen.world import edits
 from worldgen.world.blocks import World
 from worldgen.world.calibrate import calibration_file
+from worldgen.world.districts import districts_file
 from worldgen.world.model import CELL_PX, WorldModel, sample_model, tileset_model
 from worldgen.world.patches import (
     PatchLibrary,
@@ -121,7 +122,9 @@ def _bundled_library(model: WorldModel, S: int, V: int, folder: str) -> PatchLib
 # ---------------------------------------------------------------------------- uploaded models
 _UPLOAD_META = "model.json"
 _UPLOAD_DATA = "data"
-_CACHE_FILE = re.compile(r"^(patches|summaries|calibrations)/[0-9a-f]{24}(-rows[0-9]+)?\.npz$")
+_CACHE_FILE = re.compile(
+    r"^(patches|summaries|calibrations|districts)/[0-9a-f]{24}(-rows[0-9]+)?\.npz$"
+)
 
 
 def upload_dir(digest: str) -> Path:
@@ -160,10 +163,12 @@ def materialise_upload(
 
 def install_cache_file(name: str, data: bytes) -> None:
     """Put a cache file built elsewhere (one of :func:`prepare_upload`'s files: a patch
-    library, a summary or a calibration, ``<folder>/<24 hex>.npz``) into this machine's cache,
-    unless it is there; its readers check what they load."""
+    library, a summary, a calibration or district labels, ``<folder>/<24 hex>.npz``) into this
+    machine's cache, unless it is there; its readers check what they load."""
     if not _CACHE_FILE.fullmatch(name):
-        raise InputError("a cache file is patches/, summaries/ or calibrations/<24 hex>.npz")
+        raise InputError(
+            "a cache file is patches/, summaries/, calibrations/ or districts/<24 hex>.npz"
+        )
     path = cache_dir().parent / name
     if path.is_file():
         return
@@ -191,10 +196,10 @@ def _upload_model(digest: str) -> WorldModel:
 
 def prepare_upload(spec: WorldSpec) -> list[str]:
     """Build (or find) the patch library of a world over an uploaded model, and learn its
-    refinement calibration and far-zoom summary, all cached on disk; returns their files
-    (relative to the cache folder, the library first) for :func:`install_cache_file` on other
-    machines. Seconds to minutes (the library job runs it); InputError naming the combination
-    if the library cannot be completed."""
+    refinement calibration, district labels and far-zoom summary, all cached on disk; returns
+    their files (relative to the cache folder, the library first) for
+    :func:`install_cache_file` on other machines. Seconds to minutes (the library job runs it);
+    InputError naming the combination if the library cannot be completed."""
     spec.check()
     model = model_for(spec)
     try:
@@ -208,6 +213,7 @@ def prepare_upload(spec: WorldSpec) -> list[str]:
     files = [
         cache_dir() / f"{library_version(model, spec.S, spec.V)}.npz",
         calibration_file(world.lib.version, world.layers),
+        districts_file(world.lib.version),
         summaries_dir() / f"{key}.npz",
         summaries_dir() / f"{key}-rows{GROUND_ROWS}.npz",
     ]

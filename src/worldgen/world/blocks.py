@@ -29,8 +29,9 @@ from worldgen.engine.solver import Constraints, SolverBudget, solve
 from worldgen.engine.tileset import Tileset
 from worldgen.errors import InputError
 from worldgen.world import macro, plan
-from worldgen.world.bias import bias_for
+from worldgen.world.bias import Bias, bias_for
 from worldgen.world.calibrate import WINDOW_SIDE, calibration_for
+from worldgen.world.districts import district_rows
 from worldgen.world.ground import ground_constraints, ground_region
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import WorldModel, as_world_model
@@ -66,8 +67,9 @@ class World:
     the spec the world was built from (:func:`worldgen.world.api.build_world` sets it; a worker
     process names the world by it, :mod:`worldgen.world.pool`). ``multipliers`` (T,) weigh the
     variants of every refinement solve; None takes the model's calibration
-    (:mod:`~worldgen.world.calibrate`, learnt once per library and layer count). Not thread-safe:
-    the LRU and counters are plain Python state.
+    (:mod:`~worldgen.world.calibrate`, learnt once per library and layer count). ``districts``
+    False leaves a one-class model's weights neutral everywhere (:mod:`~worldgen.world.districts`;
+    the calibration learns that way). Not thread-safe: the LRU and counters are plain Python state.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class World:
         cache_blocks: int = 16384,
         config: WorldSpec | None = None,
         multipliers: npt.NDArray[np.float64] | None = None,
+        districts: bool = True,
     ) -> None:
         if not 0 <= layers <= MAX_LAYERS:
             raise InputError(f"layers must be in 0..{MAX_LAYERS}, got {layers}")
@@ -101,6 +104,9 @@ class World:
         self.K = len(self.class_names)
         self.cr = self.model.compiled
         self.bias = bias_for(vclass, self.K, self.model.variant_tags)
+        rows = district_rows(self.model, self.lib.version) if districts else None
+        if rows is not None:  # a one-class model: its districts lean by the level band
+            self.bias = Bias(profiles=self.bias.profiles * rows, climates=self.bias.climates)
         # read-only: the solver then memoises its fixed-point rows by identity instead of
         # hashing (or, past 1 MiB, recomputing) the table on every block solve (0.17 ms of
         # a terrain solve, 0.11 ms of a lakes one)
@@ -123,7 +129,7 @@ class World:
         """Final cells of a calibration window of a private twin (``seed``, ``multipliers``)."""
         twin = World(
             self.model, seed, S=self.S, V=self.V, layers=self.layers, library=self.lib,
-            budget=self.budget, multipliers=multipliers,
+            budget=self.budget, multipliers=multipliers, districts=False,
         )  # fmt: skip
         return twin.region(0, 0, WINDOW_SIDE, WINDOW_SIDE)
 

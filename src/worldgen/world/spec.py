@@ -52,14 +52,15 @@ MAX_S = 64
 MAX_V = 16
 MAX_LAYERS = 3
 MAX_SEED = 2**64
-TILE_VERSION = 5
+TILE_VERSION = 6
 """Version of how map tiles are drawn from a world's cells; part of every world's content
 version (``World.version``), so caches never serve tiles drawn by older rules. 1: every cell zoom
 draws the final cells, far zooms the learnt summary (before it, z = 0..-2 drew the base layer).
 2: worlds with continents are lit by the relief at every zoom (hill shading). 3: far zooms of a
 world with a ground show its mean colour per row (the ground line). 4: refinement solves of
 one-class models are calibrated to a plain solve's label mix (:mod:`worldgen.world.calibrate`).
-5: far pixels read the macro fields with octaves finer than the pixel at their mean (z <= -8)."""
+5: far pixels read the macro fields with octaves finer than the pixel at their mean (z <= -8).
+6: one-class samples lean by district (:mod:`worldgen.world.districts`)."""
 
 
 UPLOAD_PREFIX = "upload:"
