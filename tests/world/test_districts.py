@@ -113,10 +113,7 @@ def _place(seed: int, want: str) -> tuple[int, int]:
     raise AssertionError(f"no {want} window")
 
 
-def test_a_city_world_leans_inside_its_districts_and_its_summary_shows_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(summary, "LEARN_WINDOWS", 32)  # enough for the two large groups here
+def test_a_city_world_leans_inside_its_districts_and_its_summary_shows_them() -> None:
     world = build_world(WorldSpec("sample", "city", 5, S=32, V=2))  # S=16: ring-bound, leans little
     pair = districts.district_labels(world.model, world.lib.version)
     assert pair is not None
@@ -131,6 +128,7 @@ def test_a_city_world_leans_inside_its_districts_and_its_summary_shows_them(
     colours = learnt.colours().astype(int)
     g_low = learnt.group[int(world.profile_at(np.array(lx), np.array(ly)))]
     g_mid = learnt.group[int(world.profile_at(np.array(nx), np.array(ny)))]
+    assert int(learnt.counts.sum()) == summary.DISTRICT_WINDOWS * summary.LEARN_SIDE**2
     assert g_low != g_mid
     assert int(np.abs(colours[g_low] - colours[g_mid]).sum()) >= 6  # a far zoom shows the district
 

@@ -38,8 +38,8 @@ def test_summary_is_learnt_once_and_cached_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # caching, not prediction, is tested here: few windows (lakes has 9 district groups, whose
-    # 96 windows cost ~10 s per learning)
-    monkeypatch.setattr(summary, "LEARN_WINDOWS", 8)
+    # 48 windows cost ~6 s per learning)
+    monkeypatch.setattr(summary, "DISTRICT_WINDOWS", 8)
     world = build_world(LAKES)
     first = build_summary(world, tmp_path)
     files = list(tmp_path.glob("*.npz"))
@@ -68,7 +68,7 @@ def test_identical_profiles_share_a_group() -> None:
         rows = {world.profiles[p].tobytes(): int(g) for p, g in enumerate(found.group)}
         assert len(set(rows.values())) == len(rows) == found.table.shape[0]
         assert found.counts.shape == (found.table.shape[0], world.model.size)
-        windows = summary.learn_windows(found.table.shape[0])
+        windows = summary.learn_windows(found.table.shape[0], world.districts)
         assert int(found.counts.sum()) == windows * summary.LEARN_SIDE**2
 
 

@@ -105,6 +105,7 @@ class World:
         self.cr = self.model.compiled
         self.bias = bias_for(vclass, self.K, self.model.variant_tags)
         rows = district_rows(self.model, self.lib.version) if districts else None
+        self.districts = rows is not None  # its weights lean by district (then: the summary)
         if rows is not None:  # a one-class model: its districts lean by the level band
             self.bias = Bias(profiles=self.bias.profiles * rows, climates=self.bias.climates)
         # read-only: the solver then memoises its fixed-point rows by identity instead of
