@@ -924,3 +924,29 @@ def test_forbidden_pairs_counts_like_the_definition(periodic: bool) -> None:
                 if y + 1 < h or periodic:
                     expected += not allowed[1, grid[y, x], grid[(y + 1) % h, x]]
         assert forbidden_pairs(grid, allowed, periodic) == expected
+
+
+def test_a_repeated_large_solve_reuses_its_solver_and_matches_a_fresh_one(
+    tileset: TilesetFactory,
+) -> None:
+    """Past the small-shape caches a thread keeps its last large solver (one slot): the second
+    solve of the shape reuses its work arrays and gives exactly what a fresh solver gives."""
+    cr = compile_rules(tileset("bundled", "pipes").rules())
+    side = 260  # 67,600 cells: above the small-shape limit, below the large slot's
+    first = solve(cr, side, side, seed=3)
+    second = solve(cr, side, side, seed=3)
+    fresh = Solver(cr, side, side).solve(seed=3)
+    for got in (second, fresh):
+        assert got.grid.tobytes() == first.grid.tobytes()
+        assert got.words.tobytes() == first.words.tobytes()
+        assert got.order is not None
+        assert first.order is not None
+        assert got.order.tobytes() == first.order.tobytes()
+        assert (got.status, got.attempts, got.observations) == (
+            first.status,
+            first.attempts,
+            first.observations,
+        )
+    other = solve(cr, side, side, seed=4)  # the slot's arrays are scratch: results are copies
+    assert other.grid.tobytes() != first.grid.tobytes()
+    assert solve(cr, side, side, seed=3).grid.tobytes() == first.grid.tobytes()
