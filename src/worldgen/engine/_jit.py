@@ -36,7 +36,13 @@ NATIVE_MODULE = "worldgen._native_kernels"
 
 EXPORTS: dict[str, tuple[str, ...]] = {
     "worldgen.engine._kernels": ("solve", "decode_grid", "count_forbidden"),
-    "worldgen.world._noise": ("level_grid", "raw_grid", "raw_points", "level_points"),
+    "worldgen.world._noise": (
+        "level_grid",
+        "raw_points",
+        "level_points",
+        "climate_grid",
+        "combine_climate",
+    ),
 }
 """The kernels called from Python, per module: the native module exports exactly these."""
 

@@ -200,9 +200,9 @@ def climate(
     if not _noise.jit_enabled():
         return climate_numpy(seed, x, y, min_period)
     fields = tuple((f, *_FIELDS[f]) for f in _CLIMATE_FIELDS)
-    raw = _noise.raw(seed, x, y, fields, PURPOSE_NOISE, min_period)
-    lv = _combine(raw[0], raw[1])
-    return lv, _stretch(raw[2]), _temperature(raw[3], lv)
+    params = (_LEVEL_CUTS[3][0], LAPSE_NUM, LAPSE_DEN)
+    lv, moist, temp = _noise.climate(seed, x, y, fields, PURPOSE_NOISE, params, min_period)
+    return lv, moist, temp
 
 
 def climate_numpy(
