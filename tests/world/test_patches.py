@@ -25,6 +25,7 @@ from worldgen.world.patches import (
     check_library,
     library_version,
     load_or_build,
+    seam_stub,
 )
 from worldgen.world.spec import WorldSpec
 
@@ -98,6 +99,19 @@ def test_sample_library_is_complete_and_hashed(name: str, world_cache: Path) -> 
     assert check_library(lib, model.allowed) == []
     # every corner colour is the same pattern: seams differ, not corners
     assert len(set(lib.corners.tolist())) == 1
+
+
+def test_sample_seams_share_their_ends_and_differ_in_the_middle(world_cache: Path) -> None:
+    # every seam near a lattice vertex is the reference seam, so any two seams meet at a corner
+    # as the reference patch's do (town at S = 32 kept 2 corner colours instead of 1)
+    world = build_world(WorldSpec("sample", "lakes", 0, S=16, V=2), allow_files=True)
+    lib, k = world.lib, seam_stub(16) + 1
+    assert lib.classes >= 2
+    for seams in (lib.seams_h, lib.seams_v):
+        rows = seams.reshape(-1, 17)
+        assert all(np.array_equal(r[:k], rows[0][:k]) for r in rows)
+        assert all(np.array_equal(r[-k:], rows[0][-k:]) for r in rows)
+        assert len({r[k:-k].tobytes() for r in rows}) > 1
 
 
 def test_a_rare_most_frequent_pattern_does_not_make_a_one_area_base(world_cache: Path) -> None:

@@ -11,8 +11,13 @@ the tile name of a tileset cell), learnt once per library and layer count:
 1. the target: the label frequencies of a plain :data:`TARGET_SIDE`² solve of the model (periodic
    for a sample, bounded for a tileset, as ``bench/quality.py`` compares);
 2. :data:`ROUNDS` times: the final cells of a :data:`WINDOW_SIDE`² window of a private world (its
-   own seed per round) under the current multipliers give the frequencies ``f``; each multiplier
-   moves by ``(target / f) ** STEP``, clipped to ``[1/2, 2]`` per round, and the largest is 1.
+   own seed per round) under the current multipliers give the frequencies ``f``; every label more
+   than :data:`DEAD_BAND` from its target moves its multiplier towards it by a step (in log units)
+   that starts at :data:`FIRST_STEP`, grows by :data:`GROW` (up to :data:`MAX_LOG_STEP`) while the
+   direction holds and halves when it turns. A label's share responds weakly and by an amount
+   nobody knows in advance (the shared dungeon's background: ~0.1x its weight's change), which a
+   fixed step (``(target / f) ** 0.5`` before, version 1) did not reach in 6 rounds;
+3. the multipliers are the mean (in log) of the last :data:`KEEP` rounds', the largest 1.
 
 Only models whose refinement weights are not already shaped by the macro layer are calibrated:
 one class, no climate tags, no ground (a classed tileset's mix *should* follow its continents, and
@@ -53,16 +58,19 @@ F64Array = npt.NDArray[np.float64]
 I32Array = npt.NDArray[np.int32]
 I64Array = npt.NDArray[np.int64]
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 CALIBRATION_SEED = 0x43414C49
-ROUNDS = 6
+ROUNDS = 8
 TARGET_SIDE = 128
 WINDOW_SIDE = 128
-STEP = 0.5
-MAX_STEP = 2.0
-SMOOTH = 1e-3
-"""Added to both frequencies before their ratio: a label that a window happens to miss moves by
-at most the clip, never to infinity."""
+FIRST_STEP = 0.3
+"""A label's first move, in natural log units of its multiplier."""
+GROW = 1.6
+MAX_LOG_STEP = 1.0
+DEAD_BAND = 0.005
+"""A label within this share of cells of its target does not move."""
+KEEP = 3
+"""The multipliers are the mean (in log) of the last KEEP rounds'."""
 
 Window = Callable[[F64Array, int], I32Array]
 """``(per-variant multipliers (T,), world seed) -> final variant ids of a WINDOW_SIDE² window``."""
@@ -111,20 +119,34 @@ def learn_multipliers(model: WorldModel, window: Window) -> F64Array | None:
     target = _target(model, labels, count)
     if target is None:
         return None
-    mult = np.ones(count, dtype=np.float64)
+    log_mult = np.zeros(count, dtype=np.float64)
+    step = np.full(count, FIRST_STEP, dtype=np.float64)
+    last = np.zeros(count, dtype=np.float64)
+    kept: list[F64Array] = []
     for r in range(ROUNDS):
+        mult = np.exp(log_mult - log_mult.max())
         grid = window(mult[labels], mix(CALIBRATION_SEED, 2, r) & 0xFFFF_FFFF)
         freq = np.bincount(labels[grid].ravel(), minlength=count) / grid.size
-        step = ((target + SMOOTH) / (freq + SMOOTH)) ** STEP
-        mult *= np.clip(step, 1.0 / MAX_STEP, MAX_STEP)
-        mult /= mult.max()
-    out: F64Array = mult[labels]
+        # the direction each label must move; none within DEAD_BAND of its target (a rare
+        # label that one window misses must not climb round after round)
+        sign = np.where(np.abs(target - freq) < DEAD_BAND, 0.0, np.sign(target - freq))
+        # a label's response to its weight is unknown and often weak (the shared dungeon's
+        # background: its share moves ~0.1x as much as its weight): the step grows while the
+        # direction holds and halves when it turns
+        step = np.where(sign * last > 0, np.minimum(step * GROW, MAX_LOG_STEP), step)
+        step = np.where(sign * last < 0, step / 2.0, step)
+        log_mult += sign * step
+        last = np.where(sign != 0, sign, last)
+        kept.append(log_mult - log_mult.max())
+    mean = np.mean(kept[-KEEP:], axis=0)  # the windows are noisy: the last rounds' mean
+    out: F64Array = np.exp(mean - mean.max())[labels]
     return out
 
 
 def _key(library_version: str, layers: int) -> str:
     text = f"{library_version}-L{layers}-c{CALIBRATION_VERSION}-{ROUNDS}-{TARGET_SIDE}"
-    text += f"-{WINDOW_SIDE}-{STEP}-{MAX_STEP}-{SMOOTH}-{CALIBRATION_SEED}"
+    text += f"-{WINDOW_SIDE}-{FIRST_STEP}-{GROW}-{MAX_LOG_STEP}-{DEAD_BAND}-{KEEP}"
+    text += f"-{CALIBRATION_SEED}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -28,6 +28,11 @@ combination shares the same ring vocabulary, any arrangement whose corner classe
   corner gives a city of nothing but park (streets are unbounded lines that cannot start inside a
   plain block); one natural seam per orientation gives a perfectly periodic street grid. Hashed
   corner colours make the base layer non-periodic;
+* every seam solved as a strip shares its first and last :func:`seam_stub` cells after the corner
+  with the reference seam of its orientation, so near every lattice vertex a patch meets the
+  corners of the reference patch, which closes; seams differ in their middles. (Without this, two
+  seams of a ``town`` met at a corner in a way no patch could close, and its library fell to one
+  corner colour: a base layer periodic on the lattice that two refinement layers did not hide);
 * when both reference seams come out as the corner pattern all along although plain solves show
   that pattern rarely (a city's park interior: 1 % of a plain city), the corner becomes the area
   pattern plain solves show most (:func:`hashed_corner`) and seams are cut from those solves
@@ -65,12 +70,14 @@ from worldgen.errors import InputError
 from worldgen.world.ground import ground_column
 from worldgen.world.model import WorldModel, as_world_model
 
-ALGORITHM_VERSION = 5
+ALGORITHM_VERSION = 6
 """Bumped whenever tile bytes change. 2: far-zoom tiles (z <= -3) use the fast PNG encoding.
 3: tileset seams keep their corner tiles for S/4 cells at each end (class changes mid-seam),
 climate tags in the library version, terrain biomes. 4: a hashed (sample) library cuts its
 seams from plain periodic solves (no all-park city). 5: a third refinement layer is offset by
-S/4 (it repeated layer 1's S/2); the default block size is 32."""
+S/4 (it repeated layer 1's S/2); the default block size is 32. 6: a hashed library's seams share
+the reference seams' ends (:func:`seam_stub`); one-class models' calibration converges
+(``calibrate.CALIBRATION_VERSION`` 2)."""
 MAX_CORNER_COLOURS = 3
 """Corner patterns of a hashed (sample) library: 3**4 = 81 combinations."""
 PAD = 2
@@ -210,16 +217,20 @@ def _seam(
     o: int,
     salt: tuple[int, ...] = (),
     margin: int = 0,
+    ends: I32Array | None = None,
 ) -> I32Array | None:
     """A seam row from corner tile ``a`` to ``b``. With ``margin`` > 0 its first and last
     ``margin + 1`` cells are the corner tiles themselves, so a class change happens mid-seam and
-    leaves every patch room near its corners for the transitions of the other sides."""
+    leaves every patch room near its corners for the transitions of the other sides. ``ends``
+    (S+1 cells, -1 = free) pins more of the row: a hashed library's shared seam ends."""
     h = 2 * PAD + 1
     pins = np.full((h, S + 1), -1, dtype=np.int32)
     pins[PAD, 0], pins[PAD, S] = a, b
     if margin > 0 and a != b:
         pins[PAD, : margin + 1] = a
         pins[PAD, S - margin :] = b
+    if ends is not None:
+        pins[PAD] = np.where(ends >= 0, ends, pins[PAD])
     profile = np.zeros((h, S + 1), dtype=np.int32)
     rows = plain_row[None, :]
     res = solve(
@@ -379,20 +390,30 @@ def _reference_seams(
     )
 
 
+def seam_stub(S: int) -> int:
+    """Cells after the corner at each end of a hashed library's seam that every seam shares:
+    3/16 of S, 6 at S = 32 (measured on ``town``: 6 keeps 2 corner colours and a period like a
+    plain solve's; 8 and 12 kept 3 colours, but its period rose to 0.092-0.094 against the plain
+    solve's 0.066, with the calibration of version 1)."""
+    return S * 3 // 16
+
+
 def _build_hashed(model: WorldModel, S: int, V: int) -> PatchLibrary:
     """The hashed library of a one-class model (see module docs)."""
     corner = int(np.argmax(model.weights))  # the most frequent pattern; ties: lowest id
     flat = np.ones(model.size, dtype=np.float64)
     cr, cr_t = model.compiled, _transposed(model)
     cut: tuple[list[I32Array], list[I32Array]] = ([], [])
+    ends: list[I32Array | None] = [None, None]
 
     def draw(o: int, pair: tuple[int, int], gen: int) -> I32Array | None:
         # a cut candidate (salted by the colour pair) once there are any, else a strip solved on
-        # its own (late binding: corner and cut may change below)
+        # its own with the reference seam's ends (late binding: corner, cut and ends may change
+        # below)
         pool = cut[o]
         if pool:
             return pool[mix(LIBRARY_SEED, _PURPOSE_SEAM, o, *pair, gen) % len(pool)]
-        return _seam(cr if o == 0 else cr_t, flat, S, corner, corner, gen, o, pair)
+        return _seam(cr if o == 0 else cr_t, flat, S, corner, corner, gen, o, pair, ends=ends[o])
 
     reference = _reference_seams(model, S, corner, flat, draw)
     if all(np.all(r == corner) for r in reference):
@@ -405,6 +426,15 @@ def _build_hashed(model: WorldModel, S: int, V: int) -> PatchLibrary:
             corner = hashed_corner(model, planes)
             cut = cut_seams(planes, S, corner)
             reference = _reference_seams(model, S, corner, flat, draw)
+    # every other seam starts and ends as the reference seam does: near a lattice vertex every
+    # patch then meets the reference patch's corners (which close), and seams only differ in
+    # their middles, where two sides are far apart (at S = 32 town keeps 2 corner colours
+    # instead of 1, islands 3 instead of 1, corridors, city, dungeon, maze and rivers 3, not 2)
+    stub = seam_stub(S)
+    for o in (0, 1):
+        shared = reference[o].copy()
+        shared[stub + 1 : S - stub] = -1
+        ends[o] = shared
 
     def interchangeable(o: int, row: I32Array) -> bool:
         # the reference patch (every side a reference seam) with this seam on its top (left) side
