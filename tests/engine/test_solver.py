@@ -650,28 +650,46 @@ def test_compiled_rules_are_reusable_and_not_mutated(tileset: TilesetFactory) ->
         assert np.array_equal(kept, now)
 
 
-def test_shared_neighbour_tables_are_reused_and_never_modified(tileset: TilesetFactory) -> None:
-    """Solves of one shape share a memoised neighbour table; sharing changes no output."""
+def test_shared_edge_codes_are_reused_and_never_modified(tileset: TilesetFactory) -> None:
+    """Solves of one shape share memoised edge codes; sharing changes no output."""
     from worldgen.engine import solver as solver_module
 
     def forget() -> None:
-        solver_module._NEIGHBOURS.clear()
-        solver_module._SOLVERS.__dict__.clear()  # cached solvers hold their table
+        solver_module._EDGES.clear()
+        solver_module._SOLVERS.__dict__.clear()  # cached solvers hold their codes
 
     cr = compile_rules(tileset("bundled", "roads").rules())
     forget()
     first = [solve(cr, 12, 9, seed=s).grid for s in (3, 4)]
-    shared = solver_module._NEIGHBOURS[(12, 9, False)]
-    assert np.array_equal(shared, solver_module.neighbour_table(12, 9, False))
-    forget()  # a fresh table each time gives the same grids
+    shared = solver_module._EDGES[(12, 9)]
+    assert np.array_equal(shared, solver_module._edge_codes(12, 9))
+    forget()  # fresh codes each time give the same grids
     again = [solve(cr, 12, 9, seed=s).grid for s in (3, 4)]
     for a, b in zip(first, again, strict=True):
         assert np.array_equal(a, b)
     solve(cr, 12, 9, periodic=True, seed=3)
-    assert set(solver_module._NEIGHBOURS) == {(12, 9, False), (12, 9, True)}
-    big = solver_module._shared_neighbours(300, 300, False)  # past the size bound: not kept
-    assert big.shape == (90_000, 4)
-    assert (300, 300, False) not in solver_module._NEIGHBOURS
+    assert set(solver_module._EDGES) == {(12, 9)}
+    big = solver_module._shared_edges(300, 300)  # past the size bound: not kept
+    assert big.shape == (90_000,)
+    assert (300, 300) not in solver_module._EDGES
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (1, 5), (5, 1), (2, 2), (2, 7), (7, 3)])
+def test_kernel_neighbours_from_edge_codes_match_the_neighbour_table(
+    width: int, height: int, periodic: bool
+) -> None:
+    """The kernels find a cell's neighbours from one byte of edge codes; every cell's four
+    neighbours are the table's, on bounded and periodic grids, 1- and 2-wide ones included."""
+    from worldgen.engine import _kernels as kern
+    from worldgen.engine import solver as solver_module
+
+    codes = solver_module._edge_codes(width, height)
+    table = neighbour_table(width, height, periodic)
+    for c in range(width * height):
+        for d in range(4):
+            got = int(kern._step(c, d, int(codes[c]), width, height, periodic))
+            assert got == int(table[c, d]), (c, d)
 
 
 @pytest.mark.parametrize(

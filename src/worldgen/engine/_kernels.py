@@ -30,7 +30,10 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
 * ``sumwl[c]``        (C,) int64: sum of ``wli[profile[c], t]`` over the same t (exact).
 * ``wi[p, t]``        (P, T) int64 >= 1: fixed-point weight of t under profile p (bias row);
   ``wli[p, t]`` = round(wi * ln(wi)). Row sums stay below 2**62.
-* ``nbr[c, d]``       (C, 4) int64: the neighbour of c in direction d, or -1 past a bounded edge.
+* ``edge[c]``         (C,) uint8: which edges of the grid c lies on (bit d: no cell one step in
+  direction d before wrapping); :func:`_step` turns it into the neighbour of c in direction d
+  (-1 past a bounded edge). One byte a cell instead of a (C, 4) int64 table: at 512² the table
+  took 8 MB and its row was a cache miss for most cells taken off the propagation queue.
 * ``profile[c]``      (C,) int32: row of ``wi``/``wli`` that applies to cell c (bias).
 * ``base_*``          the attempt baseline: the wave after the constraints were propagated.
 * ``age[c]``          (C,) int64: the observation index of the step that first narrowed c in this
@@ -62,7 +65,7 @@ Two propagation methods (``mode``):
 * ``MODE_KEYS`` (rule tables whose every direction is a *key join*: ``allowed[d, a, b]`` iff
   ``kout[d, a] == kin[d, b] >= 0``, true of every overlapping model and of socket-style tilesets):
   AC-4 on keys. A key K of direction d *dies* at cell n when no pattern left at n has
-  ``kin[d, .] == K``; then the cell c with ``nbr[c, d] == n`` loses every pattern with
+  ``kin[d, .] == K``; then the cell c whose d-neighbour is n loses every pattern with
   ``kout[d, .] == K``. Cost per removed pattern: 4 key checks, however dense the rules.
   The patterns with ``kin[d] == K`` are the sparse bitset ``(in_word[d, i], in_mask[d, i])`` for
   i in ``in_start[d, K] .. in_start[d, K+1]`` (one pair per word holding some of them);
@@ -207,6 +210,31 @@ def _unit(stream: np.uint64, a: np.int64, b: np.int64) -> float:
 def _ctz(x: np.uint64) -> np.int64:
     """Index of the lowest set bit of a non-zero word."""
     return _CTZ[((x & (~x + _ONE)) * _DEBRUIJN) >> np.uint64(58)]
+
+
+@njit(**_INLINE)
+def _step(
+    c: np.int64, d: np.int64, code: np.int64, width: np.int64, height: np.int64, periodic: bool
+) -> np.int64:
+    """The neighbour of cell ``c`` in direction ``d`` (-1 past the edge of a bounded grid), from
+    ``code = edge[c]``: the same cell as ``solver.neighbour_table(width, height, periodic)``."""
+    if (code >> d) & 1 == 0:
+        if d == 0:
+            return c - 1
+        if d == 1:
+            return c + width
+        if d == 2:
+            return c + 1
+        return c - width
+    if not periodic:
+        return -1
+    if d == 0:
+        return c + width - 1
+    if d == 1:
+        return c - (height - 1) * width
+    if d == 2:
+        return c - width + 1
+    return c + (height - 1) * width
 
 
 @njit(**_INLINE)
@@ -374,7 +402,7 @@ def _run(
     width: np.int64,
     height: np.int64,
     periodic: bool,
-    nbr: np.ndarray,
+    edge: np.ndarray,
     compat: np.ndarray,
     lut: np.ndarray,
     lut_min: np.int64,
@@ -691,7 +719,7 @@ def _run(
                             cnt[row + i] = 0
                         if k >= 0:
                             cnt[row + k] = 1
-                    dep = nbr[cell, (dd + 2) & 3]
+                    dep = _step(cell, (dd + 2) & 3, edge[cell], width, height, periodic)
                     if dep < 0:
                         continue
                     if k >= 0:
@@ -789,7 +817,8 @@ def _run(
                                                 break
                                         if alive:
                                             continue
-                                    dep = nbr[c, (dd + 2) & 3]  # whose dd-neighbour c is
+                                    # whose dd-neighbour c is
+                                    dep = _step(c, (dd + 2) & 3, edge[c], width, height, periodic)
                                     if dep < 0:
                                         continue
                                     if top < cap:
@@ -808,7 +837,7 @@ def _run(
                         n = todo[i_todo]
                         i_todo += 1
                         for d in range(4):
-                            dep = nbr[n, (d + 2) & 3]
+                            dep = _step(n, (d + 2) & 3, edge[n], width, height, periodic)
                             if dep < 0:
                                 continue
                             row = (n * 4 + d) * n_keys
@@ -886,10 +915,11 @@ def _run(
                             prev[c, w] = wave[c, w]
                         prev_count[c] = count[c]
                     on_stack[c] = 0
+                    code = edge[c]
                     for d in range(4):
                         if need & (1 << d) == 0:
                             continue  # no key of this direction died here: nothing to revise
-                        n = nbr[c, d]
+                        n = _step(c, d, code, width, height, periodic)
                         if n < 0:
                             continue
                         cn = count[n]
@@ -1134,7 +1164,7 @@ def solve(
     height: np.int64,
     periodic: bool,
     push_all: bool,
-    nbr: np.ndarray,
+    edge: np.ndarray,
     compat: np.ndarray,
     lut: np.ndarray,
     lut_min: np.int64,
@@ -1237,7 +1267,7 @@ def solve(
     if mode == MODE_KEYS and push_all:
         for c in range(cells):
             for d in range(4):
-                if nbr[c, d] >= 0:
+                if _step(c, d, edge[c], width, height, periodic) >= 0:
                     for w in range(nw):
                         wave[c, w] &= ~nokey[d, w]
     _init_sums(wave, full_row, full_count, profile, wi, wli, full_w, full_wl, count, sumw, sumwl)
@@ -1262,7 +1292,7 @@ def solve(
         prev_count[:] = count
         mark[:] = -1
     consistent = _run(
-        mode, seed, heuristic, width, height, periodic, nbr, compat, lut, lut_min, kin, kin4, kout,
+        mode, seed, heuristic, width, height, periodic, edge, compat, lut, lut_min, kin, kin4, kout,
         in_start, in_word, in_mask, out_start, out_word, out_mask, profile, wi, wli, wave, count,
         sumw, sumwl, base_wave, base_count, base_sumw, base_sumwl, prev, prev_count, mark, age,
         order, dirty, dirty_flag, stack, on_stack, hkey, hcell, hpos, pool_key, pool_cell,
@@ -1301,7 +1331,7 @@ def solve(
         hpos[:] = -1
         left_pool[:] = 0
         outcome = _run(
-            mode, _attempt_stream(seed, attempt), heuristic, width, height, periodic, nbr, compat,
+            mode, _attempt_stream(seed, attempt), heuristic, width, height, periodic, edge, compat,
             lut, lut_min, kin, kin4, kout, in_start, in_word, in_mask, out_start, out_word,
             out_mask, profile, wi, wli, wave, count, sumw, sumwl, base_wave, base_count, base_sumw,
             base_sumwl, prev, prev_count, mark, age, order, dirty, dirty_flag, stack, on_stack,

@@ -152,7 +152,7 @@ class SolveResult:
 
 def neighbour_table(width: int, height: int, periodic: bool) -> npt.NDArray[np.int64]:
     """(cells, 4) neighbour index of every cell in directions left, down, right, up; -1 past an
-    edge of a bounded grid. A fresh array the caller may modify (see :func:`_shared_neighbours`)."""
+    edge of a bounded grid (the definition the kernels' :func:`_edge_codes` follow)."""
     index = np.arange(width * height, dtype=np.int64).reshape(height, width)
     table = np.empty((height, width, 4), dtype=np.int64)
     for d, (dx, dy) in enumerate(zip(DX, DY, strict=True)):
@@ -164,24 +164,36 @@ def neighbour_table(width: int, height: int, periodic: bool) -> npt.NDArray[np.i
     return table.reshape(width * height, 4)
 
 
-# Solves of one shape repeat (a world solves thousands of S x S blocks): keep their neighbour
-# tables. Bounded; the kernels only read the table, and it never leaves this module.
-_NEIGHBOURS: dict[tuple[int, int, bool], npt.NDArray[np.int64]] = {}
-_NEIGHBOURS_MAX_CELLS = 1 << 16
-_NEIGHBOURS_MAX_SHAPES = 64
+def _edge_codes(width: int, height: int) -> npt.NDArray[np.uint8]:
+    """(cells,) the edges of the grid each cell lies on, as the kernels read them: bit d is set
+    when one step in direction d (left, down, right, up) leaves the grid before wrapping, i.e.
+    where :func:`neighbour_table` has -1 on a bounded grid or wraps on a torus."""
+    x = np.arange(width)[None, :]
+    y = np.arange(height)[:, None]
+    codes = ((x == 0) * 1 + (y == height - 1) * 2 + (x == width - 1) * 4 + (y == 0) * 8).astype(
+        np.uint8
+    )
+    return np.ascontiguousarray(codes.reshape(width * height))
 
 
-def _shared_neighbours(width: int, height: int, periodic: bool) -> npt.NDArray[np.int64]:
-    """:func:`neighbour_table`, memoised for small grids (never modified by the kernels)."""
-    if width * height > _NEIGHBOURS_MAX_CELLS:
-        return neighbour_table(width, height, periodic)
-    key = (width, height, periodic)
-    table = _NEIGHBOURS.get(key)
-    if table is None:
-        if len(_NEIGHBOURS) >= _NEIGHBOURS_MAX_SHAPES:
-            _NEIGHBOURS.clear()
-        table = _NEIGHBOURS[key] = neighbour_table(width, height, periodic)
-    return table
+# Solves of one shape repeat (a world solves thousands of S x S blocks): keep their edge codes.
+# Bounded; the kernels only read them, and they never leave this module.
+_EDGES: dict[tuple[int, int], npt.NDArray[np.uint8]] = {}
+_EDGES_MAX_CELLS = 1 << 16
+_EDGES_MAX_SHAPES = 64
+
+
+def _shared_edges(width: int, height: int) -> npt.NDArray[np.uint8]:
+    """:func:`_edge_codes`, memoised for small grids (never modified by the kernels)."""
+    if width * height > _EDGES_MAX_CELLS:
+        return _edge_codes(width, height)
+    key = (width, height)
+    codes = _EDGES.get(key)
+    if codes is None:
+        if len(_EDGES) >= _EDGES_MAX_SHAPES:
+            _EDGES.clear()
+        codes = _EDGES[key] = _edge_codes(width, height)
+    return codes
 
 
 def _check_size(width: int, height: int) -> None:
@@ -452,7 +464,7 @@ class Solver:
         self.height = height
         self.periodic = periodic
         cells = width * height
-        self._nbr = _shared_neighbours(width, height, periodic)
+        self._edge = _shared_edges(width, height)
         self._ws = _workspace or _Workspace(cells, self.rules.words)
         self._kr = self.rules.kernel
         n_counters = cells * 4 * self._kr.key_sizes.shape[1]
@@ -494,7 +506,7 @@ class Solver:
         with np.errstate(over="ignore"):  # uint64 wrap-around is intended (JIT-off mode)
             kern.solve(
                 kr.mode, HEURISTICS[heuristic], width, height, self.periodic, cr.push_all,
-                self._nbr, cr.compat, kr.lut, kr.lut_min, kr.kin, kr.kin4, kr.kout, kr.in_start,
+                self._edge, cr.compat, kr.lut, kr.lut_min, kr.kin, kr.kin4, kr.kout, kr.in_start,
                 kr.in_word, kr.in_mask, kr.out_start, kr.out_word, kr.out_mask, kr.nokey,
                 cr.full_row, cr.patterns, profile, wi, wli, full_w, full_wl, pins, self._allow,
                 wave, ws.count, ws.sumw, ws.sumwl, ws.base_wave, ws.base_count, ws.base_sumw,
