@@ -39,7 +39,7 @@ import numpy.typing as npt
 from worldgen.engine.rng import mix
 from worldgen.engine.solver import SolverBudget, solve
 from worldgen.world.model import WorldModel
-from worldgen.world.patches import cache_dir, write_atomic
+from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, write_atomic
 
 __all__ = [
     "CALIBRATION_VERSION",
@@ -165,7 +165,7 @@ def _load(path: Path, size: int) -> F64Array | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             mult = np.asarray(data["multipliers"], dtype=np.float64)
-    except (OSError, ValueError, KeyError):
+    except CACHE_READ_ERRORS:
         return None
     ok = mult.shape == (size,) and bool(np.all(np.isfinite(mult))) and float(mult.min()) > 0
     return mult if ok else None

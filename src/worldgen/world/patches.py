@@ -645,6 +645,11 @@ def cache_dir() -> Path:
     return base / "patches"
 
 
+CACHE_READ_ERRORS = (OSError, ValueError, KeyError, EOFError)
+"""What reading a missing or damaged ``.npz`` cache file raises (``np.load`` of an empty file:
+EOFError); every cache reader treats them as "not cached" and builds again."""
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write a cache file whole or not at all: ``write`` fills a temporary file in ``path``'s
     folder (made if missing), which then replaces ``path`` (a rename: readers in other processes
@@ -696,7 +701,7 @@ def load_or_build(
                 and [tuple(c) for c in combos.tolist()] == expected
             ):
                 return lib
-        except (OSError, ValueError, KeyError, IndexError):
+        except (*CACHE_READ_ERRORS, IndexError):
             pass
     lib = build_library(model, S, V)
     fields: dict[str, Any] = {k: getattr(lib, k) for k in _FIELDS}

@@ -51,7 +51,7 @@ from worldgen.world import macro
 from worldgen.world.blocks import World
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import CELL_PX
-from worldgen.world.patches import cache_dir, write_atomic
+from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, write_atomic
 
 __all__ = [
     "DISTRICT_WINDOWS",
@@ -243,7 +243,7 @@ def _load(path: Path, shape: tuple[int, int]) -> I64Array | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             counts = np.asarray(data["counts"], dtype=np.int64)
-    except (OSError, ValueError, KeyError):
+    except CACHE_READ_ERRORS:
         return None
     return counts if counts.shape == shape and int(counts.min(initial=0)) >= 0 else None
 
