@@ -36,13 +36,13 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
   took 8 MB and its row was a cache miss for most cells taken off the propagation queue.
 * ``profile[c]``      (C,) int32: row of ``wi``/``wli`` that applies to cell c (bias).
 * ``base_*``          the attempt baseline: the wave after the constraints were propagated.
-* ``age[c]``          (C,) int64: the observation index of the step that first narrowed c in this
+* ``age[c]``          (C,) int32: the observation index of the step that first narrowed c in this
   attempt (-1: not yet); a tie-breaker of the heap key.
-* ``order[c]``        (C,) int64: the observation index (1, 2, ...) of the step of this attempt
+* ``order[c]``        (C,) int32: the observation index (1, 2, ...) of the step of this attempt
   that decided c; 0 when the baseline decides it (pins and what the constraints force), -1 while
   undecided. Written where the changed cells are settled; never read by the solve.
 * heap (``hkey``, ``hcell``, size in ``st[ST_HEAP]``): binary min-heap ordered by (key, cell),
-  each cell at most once (``hpos[c]``: its position, or -1), holding every cell touched
+  each cell at most once (``hpos[c]``, (C,) int32: its position, or -1), holding every cell touched
   (dirtied) in this attempt with count > 1, with its current key once the dirty cells are
   refreshed; decided cells leave it lazily.
 * pool (``pool_key``, ``pool_cell``, size in ``st[ST_POOL]``): the same kind of heap, built once
