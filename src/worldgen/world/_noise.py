@@ -327,6 +327,29 @@ def level_points(xs: np.ndarray, ys: np.ndarray, table: np.ndarray, out: np.ndar
         out[k] = _combine(sums[0] // amp_sum[0], sums[1] // amp_sum[1])
 
 
+def _points(
+    seed: int,
+    x: int | npt.NDArray[np.integer],
+    y: int | npt.NDArray[np.integer],
+    fields: tuple[tuple[int, int, int], ...],
+    purpose: int,
+    min_period: int,
+) -> tuple[I64Array, I64Array, I64Array, bool]:
+    """What :func:`level` and :func:`climate` start from: ``(x, y)`` broadcast to int64, the
+    octave table with the octaves finer than ``min_period`` at their mean, and whether the window
+    is separable (x only varies along the last axis and y only along the first, as in
+    ``x[None, :]`` with ``y[:, None]`` or an ``mgrid``: the grid kernels' case)."""
+    xs, ys = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64))
+    table = smoothed(octave_table(seed, fields, purpose), min_period)
+    separable = (
+        xs.ndim == 2
+        and xs.size > 0
+        and bool(np.all(xs == xs[:1, :]))
+        and bool(np.all(ys == ys[:, :1]))
+    )
+    return xs, ys, table, separable
+
+
 def level(
     seed: int,
     x: int | npt.NDArray[np.integer],
@@ -342,9 +365,8 @@ def level(
     with ``y[:, None]``, or an ``mgrid``) takes the separable :func:`level_grid`; anything else is
     evaluated point by point.
     """
-    xs, ys = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64))
-    table = smoothed(octave_table(seed, fields, purpose), min_period)
-    if xs.ndim == 2 and xs.size and bool(np.all(xs == xs[:1, :])) and bool(np.all(ys == ys[:, :1])):
+    xs, ys, table, separable = _points(seed, x, y, fields, purpose, min_period)
+    if separable:
         grid = np.zeros(xs.shape, dtype=np.int64)
         level_grid(np.array(xs[0]), np.array(ys[:, 0]), table, grid)
         return grid
@@ -365,10 +387,9 @@ def climate(
     """``(level, moisture, temperature)`` stacked ``(3, *shape)`` at ``(x, y)`` (broadcast):
     the four fields' noise and their combination in compiled loops (``params`` as in
     :func:`_climate_at`; separable windows and ``min_period`` as in :func:`level`)."""
-    xs, ys = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64))
-    table = smoothed(octave_table(seed, fields, purpose), min_period)
+    xs, ys, table, separable = _points(seed, x, y, fields, purpose, min_period)
     p = np.array(params, dtype=np.int64)
-    if xs.ndim == 2 and xs.size and bool(np.all(xs == xs[:1, :])) and bool(np.all(ys == ys[:, :1])):
+    if separable:
         grid = np.zeros((3, *xs.shape), dtype=np.int64)
         climate_grid(np.array(xs[0]), np.array(ys[:, 0]), table, p, grid)
         return grid
