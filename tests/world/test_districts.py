@@ -51,6 +51,16 @@ def test_only_one_class_samples_without_ground_get_districts() -> None:
     assert build_world(WorldSpec("tileset", "terrain", 1, S=8, V=2)).bias.profiles.shape[0] > 1
 
 
+def test_a_world_without_refinement_layers_has_no_districts() -> None:
+    """Districts weigh refinement solves only; a base-layer world would just split its summary
+    into groups that differ by nothing but learning noise."""
+    layered = build_world(WorldSpec("sample", "corridors", 3, S=16, V=2))
+    bare = build_world(WorldSpec("sample", "corridors", 3, S=16, V=2, layers=0))
+    assert layered.districts
+    assert not bare.districts
+    assert len({r.tobytes() for r in bare.profiles}) == 1
+
+
 def test_city_leans_to_its_bricks_and_its_parks() -> None:
     """Measured leverage, not weights: city's outlines carry a quarter of its weight but cannot
     grow; its red buildings and its parks can, and they move the colour in opposite ways."""

@@ -104,7 +104,9 @@ class World:
         self.K = len(self.class_names)
         self.cr = self.model.compiled
         self.bias = bias_for(vclass, self.K, self.model.variant_tags)
-        rows = district_rows(self.model, self.lib.version) if districts else None
+        # like the calibration, districts only weigh refinement solves: none without layers
+        lean = districts and layers >= 1
+        rows = district_rows(self.model, self.lib.version) if lean else None
         self.districts = rows is not None  # its weights lean by district (then: the summary)
         if rows is not None:  # a one-class model: its districts lean by the level band
             self.bias = Bias(profiles=self.bias.profiles * rows, climates=self.bias.climates)
