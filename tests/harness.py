@@ -386,6 +386,7 @@ class ServeProcess:
         self.out, self.err = out, err or out
         environ = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
         environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+        environ["WORLDGEN_WARM_MODELS"] = "[]"  # no cache warmer unless a test asks for one
         environ.update(env or {})
         command = [str(Path(sys.executable).with_name("worldgen")), "serve"]
         command += ["--port", str(self.port), "--data-dir", str(data_dir), *args]

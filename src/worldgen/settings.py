@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worldgen import tilesets
 from worldgen.store.ratelimit import RateLimits
 
 __all__ = ["LogLevel", "RealtimeSettings", "Settings"]
@@ -129,6 +130,13 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call unsafe methods; [] = same host."
     )
     warm_up: bool = Field(default=True, description="Compile the solver before serving.")
+    warm_models: list[str] | None = Field(
+        default=None,
+        description=(
+            "Bundled models whose disk cache a low-priority process fills after start-up "
+            "(None: all; []: none), so that their first visitors do not wait for it."
+        ),
+    )
     session_idle_s: int = Field(
         default=7 * 86_400, ge=1, le=365 * 86_400, description="A session unused this long ends."
     )
@@ -256,6 +264,16 @@ class Settings(BaseSettings):
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
                 raise ValueError(f"{origin!r} is not an origin like https://example.org")
+        return value
+
+    @field_validator("warm_models")
+    @classmethod
+    def _bundled_models(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            known = [entry.name for entry in tilesets.catalog()]
+            for name in value:
+                if name not in known:
+                    raise ValueError(f"{name!r} is not a bundled model ({', '.join(known)})")
         return value
 
     def redis_url_redacted(self) -> str | None:

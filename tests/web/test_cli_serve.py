@@ -13,6 +13,8 @@ import pytest
 from tests.accounts import sign_in_sync
 from tests.harness import ServeProcess
 from worldgen.cli import main
+from worldgen.world.api import bundled_specs, model_for
+from worldgen.world.patches import library_version
 
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
@@ -47,10 +49,18 @@ class Served(ServeProcess):
 
 
 def test_serve_prints_its_url_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    first = Served(tmp_path, data_dir, "first")
+    data_dir, cache = tmp_path / "data", tmp_path / "cache"
+    warm = {"WORLDGEN_WARM_MODELS": '["roads"]', "WORLDGEN_CACHE_DIR": str(cache)}
+    first = Served(tmp_path, data_dir, "first", env=warm)
     try:
         assert first.wait_for_url().strip() == f"worldgen: serving {first.url} (Ctrl+C stops)"
+        # the cache warmer fills the disk cache of the models it was given, and only theirs
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not list(cache.glob("summaries/*.npz")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        roads = bundled_specs(["roads"])[0]
+        library = library_version(model_for(roads), roads.S, roads.V)
+        assert [p.name for p in cache.glob("patches/*.npz")] == [f"{library}.npz"]
         with httpx.Client(base_url=first.url, timeout=60) as http:
             assert http.get("/readyz").json()["status"] == "ready"
             sign_in_sync(http)  # creating a world needs an account

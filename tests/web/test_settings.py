@@ -55,6 +55,7 @@ def test_empty_redis_url_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None
         {"memory_tile_cache": -1},
         {"log_level": "loud"},
         {"allowed_origins": ["example.org"]},
+        {"warm_models": ["terrain", "Terrain"]},
         {"no_such_setting": 1},
     ],
 )
@@ -66,6 +67,16 @@ def test_refuses_nonsense(bad: dict[str, Any]) -> None:
 def test_limits_accepted() -> None:
     assert Settings(workers=1, port=1).workers == 1
     assert Settings(workers=32, port=65535).port == 65535
+
+
+def test_warm_models_name_bundled_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().warm_models is None  # every bundled model
+    monkeypatch.setenv("WORLDGEN_WARM_MODELS", '["lakes", "terrain"]')
+    assert Settings().warm_models == ["lakes", "terrain"]
+    monkeypatch.setenv("WORLDGEN_WARM_MODELS", "[]")
+    assert Settings().warm_models == []
+    with pytest.raises(ValidationError, match="'atlantis' is not a bundled model"):
+        Settings(warm_models=["atlantis"])
 
 
 def test_password_never_shown() -> None:

@@ -14,9 +14,15 @@ import numpy as np
 import pytest
 
 from worldgen.errors import GeneratorUnavailableError, InputError
-from worldgen.world.api import build_world, tile_png
+from worldgen.world.api import (
+    build_world,
+    bundled_names,
+    bundled_specs,
+    prepare_upload,
+    tile_png,
+)
 from worldgen.world.blocks import World
-from worldgen.world.pool import WorkerPool, WorldCache, region_parallel
+from worldgen.world.pool import WARMER_NICE, WorkerPool, WorldCache, region_parallel
 from worldgen.world.render import render_tile
 from worldgen.world.spec import WorldSpec
 
@@ -212,3 +218,65 @@ def test_pool_tiles_are_the_in_process_tiles_and_reuse_chunks(world_cache: Path)
             p.submit_tile(spec, 0, 2**50, 0).result(60)
         with pytest.raises(InputError, match="zoom"):
             p.submit_tile(spec, 3, 0, 0).result(60)
+
+
+def _watch_niceness(pool: WorkerPool, pid: int, until_nice: bool = False) -> int:
+    """The highest niceness the warmer ``pid`` had while it ran (polled), or as soon as it is
+    at :data:`WARMER_NICE` when ``until_nice``."""
+    highest = 0
+    deadline = time.monotonic() + 120
+    while pool.warming and time.monotonic() < deadline:
+        try:
+            highest = max(highest, os.getpriority(os.PRIO_PROCESS, pid))
+        except ProcessLookupError:
+            break
+        if until_nice and highest == WARMER_NICE:
+            break
+        time.sleep(0.005)
+    return highest
+
+
+def test_the_cache_warmer_fills_the_cache_at_the_lowest_priority(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WORLDGEN_CACHE_DIR", str(tmp_path))
+    specs = [WorldSpec("tileset", "pipes", 0, S=8, V=2), *bundled_specs(["roads"])]
+    with WorkerPool(1) as p:
+        pid = p.start_warmer(specs)
+        assert pid is not None
+        assert p.warming
+        assert _watch_niceness(p, pid) == WARMER_NICE
+        assert not p.warming
+        assert p.start_warmer([]) is None  # nothing to warm: no process
+    files = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("*") if f.is_file()}
+    for spec in specs:  # everything a world needs was there: nothing is built again
+        names = prepare_upload(spec)
+        assert len(names) >= 3, names  # library, calibration, summary (and its ground rows)
+        for name in names:
+            assert files.get(tmp_path / name) == (tmp_path / name).stat().st_mtime_ns, name
+    assert not [f for f in files if f.suffix != ".npz"]  # no temporary file left behind
+
+
+def test_a_closing_pool_stops_its_cache_warmer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WORLDGEN_CACHE_DIR", str(tmp_path))
+    p = WorkerPool(1)
+    pid = p.start_warmer(bundled_specs(["lakes", "city"]))  # tens of seconds of work
+    assert pid is not None
+    assert _watch_niceness(p, pid, until_nice=True) == WARMER_NICE
+    p.close()
+    assert not p.warming
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(GeneratorUnavailableError, match="shut down"):
+        p.start_warmer(bundled_specs(["pipes"]))
+
+
+def test_bundled_specs_are_the_catalog_defaults() -> None:
+    specs = bundled_specs()
+    assert [s.name for s in specs] == bundled_names()
+    assert bundled_specs(["flowers"]) == [WorldSpec.of_kind("overlapping", "flowers", 0)]
+    assert bundled_specs(["flowers"])[0].ground  # the catalog's settings, not the field defaults
+    with pytest.raises(InputError, match="no bundled tileset or sample named 'nope'"):
+        bundled_specs(["nope"])

@@ -9,7 +9,8 @@ The app's lifespan owns, in start order (stopped in reverse):
    retries, health checks: it reconnects by itself after an outage, so a Redis restart costs
    503s while it lasts and nothing afterwards), every repository, and the pub/sub listener;
 3. the generator (``parts.generator``, else a process pool) and its warm-up (JIT compilation),
-   finished before the server accepts its first request;
+   finished before the server accepts its first request, after which the pool's cache warmer
+   fills the disk cache of the bundled models (``settings.warm_models``) at the lowest priority;
 4. the security services (``app.state.security``: accounts, sessions, members, rate limits, the
    revocation bus, the guard; see :mod:`worldgen.web.auth`);
 5. the real-time hub (``app.state.hub``: rooms, presence, fan-out), configured by
@@ -72,6 +73,7 @@ from worldgen.web.routes import (
     tiles,
     worlds,
 )
+from worldgen.world import api
 
 __all__ = [
     "STATIC_DIR",
@@ -159,7 +161,9 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
 
         parts: Parts = app.state.parts
         generator = parts.generator or ProcessGenerator(
-            settings.workers, compile_kernels=settings.warm_up
+            settings.workers,
+            compile_kernels=settings.warm_up,
+            warm=api.bundled_specs(settings.warm_models),
         )
         stack.push_async_callback(generator.close)
         app.state.generator = generator

@@ -132,11 +132,14 @@ class ProcessGenerator:
         context: Literal["spawn", "forkserver"] = "spawn",
         timeout_s: float = DEFAULT_TIMEOUT_S,
         compile_kernels: bool = True,
+        warm: Sequence[WorldSpec] = (),
     ) -> None:
         self.pool = WorkerPool(workers, context=context, timeout_s=timeout_s)
         self.workers = workers
         self.timeout_s = timeout_s
         self.compile_kernels = compile_kernels
+        self.warm = tuple(warm)
+        """Specs whose disk cache the pool's cache warmer fills after :meth:`warm_up`."""
         self._ready = False
         self._versions = _VersionMemo()
         self._catalog: list[CatalogEntry] | None = None
@@ -196,10 +199,13 @@ class ProcessGenerator:
     async def warm_up(self) -> None:
         """Start every process and compile its kernels (``WorkerPool.start``), then read the
         catalog. With ``compile_kernels=False`` the processes start lazily, on the first request.
+        Then start the cache warmer over :attr:`warm` (it runs on after this returns).
         """
         if self.compile_kernels:
             await asyncio.to_thread(self.pool.start)
             await self.catalog()
+        if self.warm:
+            await asyncio.to_thread(self.pool.start_warmer, self.warm)
         self._ready = True
 
     async def close(self) -> None:

@@ -68,6 +68,7 @@ __all__ = [
     "CatalogEntry",
     "build_world",
     "bundled_names",
+    "bundled_specs",
     "catalog",
     "compute_edit",
     "export_png",
@@ -195,11 +196,12 @@ def _upload_model(digest: str) -> WorldModel:
 
 
 def prepare_upload(spec: WorldSpec) -> list[str]:
-    """Build (or find) the patch library of a world over an uploaded model, and learn its
-    refinement calibration, district labels and far-zoom summary, all cached on disk; returns
-    their files (relative to the cache folder, the library first) for
-    :func:`install_cache_file` on other machines. Seconds to minutes (the library job runs it);
-    InputError naming the combination if the library cannot be completed."""
+    """Build (or find) the patch library of a world over an uploaded (or bundled) model, and
+    learn its refinement calibration, district labels and far-zoom summary, all cached on disk;
+    returns their files (relative to the cache folder, the library first) for
+    :func:`install_cache_file` on other machines. Seconds to minutes (the library job runs it
+    for uploads, the pool's cache warmer for bundled models); InputError naming the combination
+    if the library cannot be completed."""
     spec.check()
     model = model_for(spec)
     try:
@@ -372,6 +374,14 @@ def catalog() -> list[CatalogEntry]:
 def bundled_names() -> list[str]:
     """The names of the bundled tilesets and samples, in catalog order (no model is loaded)."""
     return [entry.name for entry in tilesets.catalog()]
+
+
+def bundled_specs(names: Sequence[str] | None = None) -> list[WorldSpec]:
+    """The default spec of each bundled entry in ``names`` (None: every entry, catalog order),
+    for the cache warmer: what :func:`prepare_upload` caches does not depend on the seed, so the
+    seed is 0. InputError names an unknown entry."""
+    entries = tilesets.catalog() if names is None else [_bundled_entry(n) for n in names]
+    return [WorldSpec.of_kind(entry.kind, entry.name, 0) for entry in entries]
 
 
 def _bundled_entry(name: str) -> tilesets.CatalogEntry:

@@ -19,6 +19,10 @@ reused for any number of worlds and tasks (submitting from several threads is sa
 * **heavy slots**: tasks submitted with ``heavy=True`` (regions and exports) run at most
   ``heavy_slots`` at a time (default ``workers - 1``, at least 1); the others wait in the parent,
   so big jobs cannot occupy every process while map tiles wait;
+* **the cache warmer** (:meth:`WorkerPool.start_warmer`): one more process, at the lowest CPU
+  priority, that fills the disk cache (libraries, calibrations, district labels, summaries) of
+  the models a server will most likely be asked for, so their first visitors wait for none of
+  it; workers simply find the files. It ends when done, and is stopped with the pool;
 * **timeouts**: :meth:`WorkerPool.call` waits at most ``timeout_s`` (from submission) and then
   raises :class:`~worldgen.errors.GeneratorUnavailableError` (the task itself runs on);
   asynchronous callers (:mod:`worldgen.web.generation`) apply the same limit to the future.
@@ -71,6 +75,7 @@ __all__ = [
     "CHUNK",
     "CHUNKS_KEPT",
     "MAX_WORKERS",
+    "WARMER_NICE",
     "WORLDS_PER_PROCESS",
     "WorkerPool",
     "WorldCache",
@@ -153,6 +158,24 @@ def _init_worker(max_worlds: int, allow_files: bool) -> None:
     from worldgen.engine.solver import warm_up
 
     warm_up()
+
+
+WARMER_NICE = 19
+"""The cache warmer's niceness: the lowest priority, so a tile request always comes first."""
+
+
+def _warm_caches(specs: Sequence[WorldSpec]) -> None:
+    """The cache warmer's process: :func:`~worldgen.world.api.prepare_upload` for each spec in
+    turn, at :data:`WARMER_NICE`. A spec that cannot be prepared (bad input, a full disk) is
+    skipped: the request that needs it will say why."""
+    _exit_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(WARMER_NICE)
+    for spec in specs:
+        try:
+            api.prepare_upload(spec)
+        except (InputError, OSError):
+            continue
 
 
 def _ping(pause: float) -> int:
@@ -371,6 +394,7 @@ class WorkerPool:
         self._heavy_running = 0
         self._heavy_queue: deque[tuple[Future[Any], Callable[[], None]]] = deque()
         self._pending = 0
+        self._warmer: multiprocessing.process.BaseProcess | None = None
 
     # -------------------------------------------------------------------------------- executor
     @property
@@ -547,6 +571,36 @@ class WorkerPool:
             if len(seen) >= self.workers:
                 break
         return sorted(seen)
+
+    def start_warmer(self, specs: Sequence[WorldSpec]) -> int | None:
+        """Start the cache warmer (see the module docstring) over ``specs``, in order; its pid,
+        or None when there is nothing to warm. At most one runs: a second call replaces the first.
+        The warmer competes with nothing: at niceness :data:`WARMER_NICE` it runs on idle cores.
+        """
+        with self._lock:
+            if self._closed:
+                raise GeneratorUnavailableError("the generation pool is shut down")
+            self._stop_warmer()
+            if not specs:
+                return None
+            process = self._context.Process(  # type: ignore[attr-defined]
+                target=_warm_caches, args=(list(specs),), name="worldgen-cache-warmer", daemon=True
+            )
+            process.start()
+            self._warmer = process
+            return int(process.pid)
+
+    @property
+    def warming(self) -> bool:
+        """True while the cache warmer runs."""
+        warmer = self._warmer
+        return warmer is not None and warmer.is_alive()
+
+    def _stop_warmer(self) -> None:
+        warmer, self._warmer = self._warmer, None
+        if warmer is not None:
+            warmer.terminate()  # its files are written atomically: nothing is left half done
+            warmer.join(5.0)
 
     def submit_version(self, spec: WorldSpec) -> Future[str]:
         """The content version of the spec's world (``World.version``)."""
@@ -812,6 +866,7 @@ class WorkerPool:
             executor, self._executor = self._executor, None
             queued = [outer for outer, _ in self._heavy_queue]
             self._heavy_queue.clear()
+            self._stop_warmer()
         for outer in queued:  # never started: nobody would complete them
             _settle(outer, exc=GeneratorUnavailableError("the generation pool is shut down"))
         if executor is not None:
