@@ -15,7 +15,10 @@ the colour a sample cell shows, the tile name (orientation dropped) of a tileset
   neighbouring lags; the maximum over the lags. A wallpaper peaks at its period. Target: world
   <= plain + 0.02.
 * **structure size**: the size-weighted mean size of 4-connected same-label components (the
-  expected size of the component of a random cell), world / plain. Target 0.5 .. 2.
+  expected size of the component of a random cell), world / plain. Target 0.5 .. 2. Near a
+  percolation threshold (dungeon: about half its cells are floor) one window's figure swings
+  by 3x between places and between plain seeds, so ``--windows N`` also prints the ratio of the
+  means over N world windows and N plain seeds (:func:`windows`).
 * **local statistics**: total-variation distance between the histograms of 2 x 2 label windows
   of world and plain, beside its noise floor (the same distance between plain seeds s and s + 1).
   Target <= floor + 0.05.
@@ -233,9 +236,21 @@ def world_window(case: Case) -> tuple[int, int]:
     return (x, 1 - SIDE) if case.ground else (x, y)
 
 
-def world_labels(world: World, case: Case) -> I64Array:
-    """Labels of the world's ``SIDE``² window (see :func:`world_window`)."""
-    x, y = world_window(case)
+def windows(case: Case, n: int) -> list[tuple[int, int]]:
+    """Top-left cells of ``n`` world windows: :func:`world_window` first, then places spread
+    over +-10,000 cells by fixed strides (a ground sample's windows keep their rows)."""
+    first = world_window(case)
+    out = [first]
+    for i in range(1, n):
+        x = (i * 7919) % 20_000 - 10_000
+        y = first[1] if case.ground else (i * 104_729) % 20_000 - 10_000
+        out.append((x, y))
+    return out
+
+
+def world_labels(world: World, case: Case, at: tuple[int, int] | None = None) -> I64Array:
+    """Labels of the world's ``SIDE``² window at ``at`` (default :func:`world_window`)."""
+    x, y = at if at is not None else world_window(case)
     grid = world.region(x, y, SIDE, SIDE)
     model = world.model
     if model.colours is not None:
@@ -273,6 +288,8 @@ class Quality:
     plain_size: float | None = None
     size_ratio: float | None = None
     plain_size_ratio: float | None = None  # plain seed s+1 / seed s: how much plain itself varies
+    windows: int = 1
+    size_ratio_means: float | None = None  # mean over `windows` world windows / plain seeds
     local: float | None = None
     floor: float | None = None
     fallbacks: int = 0
@@ -283,10 +300,15 @@ class Quality:
 
 
 def measure(
-    case: Case, S: int = DEFAULT.S, V: int = DEFAULT.V, layers: int = DEFAULT.layers
+    case: Case,
+    S: int = DEFAULT.S,
+    V: int = DEFAULT.V,
+    layers: int = DEFAULT.layers,
+    n_windows: int = 1,
 ) -> Quality:
-    """Every quality figure of one case (errors become ``Quality.error``, never a crash)."""
-    q = Quality(case.label)
+    """Every quality figure of one case (errors become ``Quality.error``, never a crash); with
+    ``n_windows`` > 1 also the structure size ratio of the means over that many windows."""
+    q = Quality(case.label, windows=n_windows)
     started = time.perf_counter()
     try:
         plain, s = plain_labels(case, SEED)
@@ -308,6 +330,19 @@ def measure(
         "size": SIZE_RANGE[0] <= q.size_ratio <= SIZE_RANGE[1],
         "local": q.local <= q.floor + LOCAL_SLACK,
     }
+    if n_windows > 1:
+        world_sizes = [q.world_size]
+        world_sizes += [
+            structure_size(world_labels(world, case, at)) for at in windows(case, n_windows)[1:]
+        ]
+        plain_sizes = [q.plain_size, structure_size(other)]
+        seed = s + 2
+        while len(plain_sizes) < n_windows:
+            more, used = plain_labels(case, seed)
+            plain_sizes.append(structure_size(more))
+            seed = used + 1
+        q.size_ratio_means = float(np.mean(world_sizes) / np.mean(plain_sizes[:n_windows]))
+        q.met["size means"] = SIZE_RANGE[0] <= q.size_ratio_means <= SIZE_RANGE[1]
     q.seconds = time.perf_counter() - started
     return q
 
@@ -411,7 +446,7 @@ def table(results: Sequence[Quality]) -> Table:
     t = Table(title="world quality vs a plain solve (256² windows, seed 42)")
     for col in (
         "model", "period world", "plain", "≤ +0.02?", "size world/plain", "0.5..2?",
-        "(plain s+1/s)", "local TV", "floor", "≤ +0.05?", "fallbacks",
+        "(plain s+1/s)", "size, means", "local TV", "floor", "≤ +0.05?", "fallbacks",
     ):  # fmt: skip
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
@@ -421,7 +456,10 @@ def table(results: Sequence[Quality]) -> Table:
         t.add_row(
             r.case, _f(r.world_period, ".3f"), _f(r.plain_period, ".3f"),
             _mark(r.met.get("period")), _f(r.size_ratio, ".2f"), _mark(r.met.get("size")),
-            _f(r.plain_size_ratio, ".2f"), _f(r.local, ".3f"), _f(r.floor, ".3f"),
+            _f(r.plain_size_ratio, ".2f"),
+            _f(r.size_ratio_means, ".2f") + (f" ({r.windows}) " if r.windows > 1 else "")
+            + _mark(r.met.get("size means")),
+            _f(r.local, ".3f"), _f(r.floor, ".3f"),
             _mark(r.met.get("local")),
             f"{r.fallbacks}/{r.blocks}",
         )  # fmt: skip
@@ -434,13 +472,14 @@ def run(
     V: int = DEFAULT.V,
     layers: int = DEFAULT.layers,
     log: Console | None = None,
+    n_windows: int = 1,
 ) -> list[Quality]:
     """Measure every case (or those whose label contains one of ``only``)."""
     out = []
     for case in _cases():
         if only and not any(o in case.label for o in only):
             continue
-        q = measure(case, S, V, layers)
+        q = measure(case, S, V, layers, n_windows)
         if log is not None:
             log.print(f"  {case.label}: {q.seconds:.1f} s" + (f" ({q.error})" if q.error else ""))
         out.append(q)
@@ -454,6 +493,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--S", type=int, default=DEFAULT.S, help=f"block size (default {DEFAULT.S})")
     p.add_argument("--V", type=int, default=4, help="patch variants (default 4)")
     p.add_argument("--layers", type=int, default=2, help="refinement layers (default 2)")
+    p.add_argument(
+        "--windows", type=int, default=1,
+        help="also the size ratio of the means over N world windows and N plain seeds",
+    )  # fmt: skip
     p.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
     return p.parse_args(argv)
 
@@ -462,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table and write the JSON results."""
     args = parse_args(argv)
     log = Console()
-    results = run(args.only, args.S, args.V, args.layers, log)
+    results = run(args.only, args.S, args.V, args.layers, log, max(1, args.windows))
     log.print(table(results))
     terrain = [
         measure_terrain(label, name, args.S, args.V, args.layers)
@@ -475,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         doc = {"S": args.S, "V": args.V, "layers": args.layers, "seed": SEED, "window": WINDOW}
+        doc["windows"] = max(1, args.windows)
         doc["results"] = [asdict(r) for r in results]
         doc["terrain"] = [asdict(r) for r in terrain]
         path = RESULTS / f"quality-{stamp}.json"
