@@ -142,13 +142,16 @@ def test_chunk_pieces_cover_the_chunks_once_on_block_boundaries(
     side = 64
     offset = S // 2 if odd else 0
     pieces = chunk_pieces(sorted(chunks), side, S, offset, parts)
-    covered: dict[tuple[int, int], int] = {}
+    low = -6 * side  # every chunk index is in -6..6: count cover on that square of cells
+    covered = np.zeros((13 * side, 13 * side), dtype=np.int32)
     for px, py, pw, ph in pieces:
         assert pw >= 1
         assert ph >= 1
-        for y in range(py, py + ph):
-            for x in range(px, px + pw):
-                covered[(x, y)] = covered.get((x, y), 0) + 1
+        assert low <= px
+        assert px + pw <= low + 13 * side
+        assert low <= py
+        assert py + ph <= low + 13 * side
+        covered[py - low : py - low + ph, px - low : px - low + pw] += 1
         # pieces are whole chunks side by side, or bands of one chunk cut between block rows
         assert px % side == 0
         assert pw % side == 0
@@ -156,10 +159,11 @@ def test_chunk_pieces_cover_the_chunks_once_on_block_boundaries(
             assert pw == side
             for edge in (py, py + ph):
                 assert edge % side == 0 or (edge - offset) % S == 0
-    cells = [(i, j) for i in range(side) for j in range(side)]
-    expected = {(cx * side + i, cy * side + j) for cx, cy in chunks for i, j in cells}
-    assert set(covered) == expected
-    assert set(covered.values()) == {1}
+    expected = np.zeros_like(covered)
+    for cx, cy in chunks:
+        y0, x0 = cy * side - low, cx * side - low
+        expected[y0 : y0 + side, x0 : x0 + side] = 1
+    assert np.array_equal(covered, expected)  # each chunk's cells exactly once, nothing else
     # enough pieces for the workers: whole chunks first, then a lone chunk cut into bands
     assert len(pieces) >= min(parts, max(len(chunks), 2))
 

@@ -74,9 +74,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = ARTIFACTS / "server.log"
     # every test signs up its own people from 127.0.0.1: lift the per-address sign-up limit
     limits = '{"register_address": {"count": 10000, "window_s": 3600}}'
-    serve = ServeProcess(
-        tmp_path_factory.mktemp("serve-data"), log, env={"WORLDGEN_RATE_LIMITS": limits}
-    )
+    # as a fresh server does, it prepares the models the map tests zoom far on (on idle cores)
+    warm = '["terrain", "lakes"]'
+    env = {"WORLDGEN_RATE_LIMITS": limits, "WORLDGEN_WARM_MODELS": warm}
+    serve = ServeProcess(tmp_path_factory.mktemp("serve-data"), log, env=env)
     try:
         serve.wait_ready(READY_TIMEOUT_S)
         assert any("valkey" in command_name(pid) for pid in serve.family), "no embedded Valkey"
