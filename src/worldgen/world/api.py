@@ -31,17 +31,15 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from worldgen import tilesets
-from worldgen.engine import uploads
 from worldgen.engine.patterns import OverlappingModel, extract_patterns, load_sample
 from worldgen.engine.tileset import load_tileset
 from worldgen.errors import InputError, UnavailableError
-from worldgen.world import edits
 from worldgen.world.blocks import World
 from worldgen.world.calibrate import calibration_file
 from worldgen.world.districts import districts_file
@@ -63,6 +61,10 @@ from worldgen.world.spec import (
     upload_digest,
 )
 from worldgen.world.summary import GROUND_ROWS, summaries_dir, summary_for, summary_key
+
+if TYPE_CHECKING:  # imported where used: a map tile needs neither (a CLI process starts faster)
+    from worldgen.engine import uploads
+    from worldgen.world import edits
 
 __all__ = [
     "CatalogEntry",
@@ -141,6 +143,8 @@ def materialise_upload(
     """Write a stored model's bytes into its cache folder (once: the folder is immutable,
     written to a temporary folder and renamed); InputError when the bytes and options do not
     hash to ``digest``."""
+    from worldgen.engine import uploads
+
     folder = upload_dir(digest)
     if (folder / _UPLOAD_META).is_file():
         return folder
@@ -179,6 +183,8 @@ def install_cache_file(name: str, data: bytes) -> None:
 @functools.lru_cache(maxsize=16)
 def _upload_model(digest: str) -> WorldModel:
     """An uploaded model from its cache folder (content-addressed: cached by digest)."""
+    from worldgen.engine import uploads
+
     folder = upload_dir(digest)
     try:
         meta = json.loads((folder / _UPLOAD_META).read_text())
@@ -347,6 +353,8 @@ def compute_edit(
 ) -> tuple[bytes, dict[str, int | str] | None]:
     """An edit operation solved on ``world`` (:func:`~worldgen.world.edits.compute_packed`: the
     overlay's stored blocks in; the diff's bytes and its reveal out), alone on the world."""
+    from worldgen.world import edits
+
     with _lock(world):
         return edits.compute_packed(world, op, blocks, target, undone)
 
