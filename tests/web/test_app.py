@@ -196,6 +196,23 @@ async def test_pages_are_mounted(client: WebClient, world: dict[str, Any]) -> No
     assert (await client.get("/worlds/AAAAAAAAAAAA")).status_code == 404
 
 
+async def test_the_world_page_preloads_its_whole_module_graph(
+    client: WebClient, world: dict[str, Any]
+) -> None:
+    page = (await client.get(f"/worlds/{world['id']}")).text
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="(/static/js/[\w.-]+)">', page))
+    entries = set(re.findall(r'<script type="module" src="(/static/js/[\w.-]+)">', page))
+    assert "/static/js/world.js" in entries
+    assert entries <= preloaded
+    # closed under imports: every module a preloaded module imports is preloaded too
+    for path in sorted(preloaded):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        imported = re.findall(r'from\s*"\./([\w.-]+)"', response.text)
+        assert {f"/static/js/{name}" for name in imported} <= preloaded, path
+    assert len(preloaded) >= 10  # the map, chat, editing, legend... modules
+
+
 async def test_templates_autoescape(client: WebClient) -> None:
     template = client.app.state.templates.env.from_string("{{ v }}")
     assert template.render(v="<script>") == "&lt;script&gt;"

@@ -27,6 +27,7 @@ For ``uvicorn --factory`` there is :func:`create_app_from_env`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -60,6 +61,7 @@ from worldgen.web.hardening import install_security, install_security_headers
 from worldgen.web.ladder import TileLadder
 from worldgen.web.logging import RequestMiddleware, configure_logging
 from worldgen.web.metrics import Metrics
+from worldgen.web.modules import module_closure
 from worldgen.web.routes import (
     auth,
     edits,
@@ -118,6 +120,8 @@ def _templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, auto_reload=False
     )
+    # ``module_preloads("js/world.js", ...)``: a page's module graph, for <link rel=modulepreload>
+    env.globals["module_preloads"] = functools.partial(module_closure, STATIC_DIR)
     return Jinja2Templates(env=env)
 
 
