@@ -93,6 +93,7 @@ def served(tmp_path: Path, valkey_server: Callable[[], ValkeyHandle]) -> Iterato
         {
             "REDIS_URL": valkey.url,
             "WORLDGEN_WARM_UP": "false",
+            "WORLDGEN_WARM_MODELS": "[]",
             "WORLDGEN_LOG_LEVEL": "warning",
             "NUMBA_CACHE_DIR": str(ROOT / ".cache" / "numba"),
         }

@@ -71,6 +71,7 @@ def tls_server(tmp_path: Path, valkey_server: Callable[[], ValkeyHandle]) -> Ite
         {
             "REDIS_URL": valkey.url,
             "WORLDGEN_WARM_UP": "false",
+            "WORLDGEN_WARM_MODELS": "[]",
             "WORLDGEN_LOG_LEVEL": "warning",
             "NUMBA_CACHE_DIR": str(ROOT / ".cache" / "numba"),
         }
