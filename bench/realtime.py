@@ -181,6 +181,7 @@ def start_app(
         env["REDIS_URL"] = redis_url
     env.update(
         WORLDGEN_WARM_UP="false",
+        WORLDGEN_WARM_MODELS="[]",  # no cache warmer: its CPU would count as the server's
         WORLDGEN_LOG_LEVEL="warning",
         NUMBA_CACHE_DIR=env.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba")),
         # every connection of the load generator comes from 127.0.0.1: the per-client cap of a
