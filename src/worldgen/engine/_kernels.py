@@ -59,9 +59,13 @@ Arrays and their invariants (C = cells = W*H, row-major; T = patterns; NW = ceil
 Two propagation methods (``mode``):
 
 * ``MODE_BITS`` (any rule table): AC-3 on bitsets, first in first out. ``compat[d, t, :]``
-  (4, T, NW) are the patterns allowed next to t in direction d; ``lut[d, k, b, :]``
-  (4, NW*8, 256, NW) the union of ``compat[d, t]`` over the bits of byte value b at byte
-  position k (t = 8*k + bit).
+  (4, T, NW) are the patterns allowed next to t in direction d; the byte look-up table holds
+  the union of ``compat[d, t]`` over the bits of byte value b at byte position k
+  (t = 8*k + bit), in one of two layouts: *interleaved* (3 or 4 words), ``lut[k, b, d*NW + v]``
+  ((NW*8, 256, 4*NW): a byte's four directions side by side), else by direction,
+  ``lut[d*NW*8 + k, b, v]`` ((4*NW*8, 256, NW)); ``lut.shape[2]`` tells which.
+* ``tmp`` (5*NW,) uint64: scratch; ``tmp[:NW]`` one direction's mask, ``tmp[NW:]`` the four
+  directions' unions of the cell being revised (:func:`_run`).
 * ``MODE_KEYS`` (rule tables whose every direction is a *key join*: ``allowed[d, a, b]`` iff
   ``kout[d, a] == kin[d, b] >= 0``, true of every overlapping model and of socket-style tilesets):
   AC-4 on keys. A key K of direction d *dies* at cell n when no pattern left at n has
@@ -480,6 +484,13 @@ def _run(
     if keyed:
         for i in range(mark.shape[0]):
             pop_id = max(pop_id, mark[i])
+    # On a torus one cell wide a cell is its own neighbour, so revising it changes its unions.
+    thin = periodic and (width == 1 or height == 1)
+    # The byte look-up table's layout (see the module docstring): with the four directions of
+    # a byte side by side, direction d's union is at column d*nw, else at row d*nw*8.
+    interleaved = lut.shape[2] == 4 * nw and nw <= 4
+    lut_rows = 0 if interleaved else nw * 8
+    lut_cols = nw if interleaved else 0
     last_x = -(1 << 40)
     last_y = -(1 << 40)
     last_obs = -(1 << 40)
@@ -916,6 +927,49 @@ def _run(
                         prev_count[c] = count[c]
                     on_stack[c] = 0
                     code = edge[c]
+                    # With an interleaved table (3 or 4 words) the look-up path builds the unions
+                    # of all four directions in one pass over c's bytes, two directions at a time
+                    # in eight registers: a byte's four directions are side by side (two cache
+                    # lines), where one direction at a time read four places of a table larger
+                    # than the L2 cache (lakes: 1 MB). Lakes 32² blocks: 72 % fewer simulated
+                    # last-level misses, ~10 % less time. (1 and 2 words keep the table by
+                    # direction: small enough, and pipes 512² was slower interleaved.)
+                    fused = interleaved and not by_keys and not thin and count[c] >= lut_min
+                    if fused:
+                        for d0 in range(0, 4, 2):
+                            o0 = d0 * nw
+                            o1 = o0 + nw
+                            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = _ZERO
+                            for w in range(nw):
+                                word = wave[c, w]
+                                row = w * 8
+                                while word != _ZERO:
+                                    byte = word & _BYTE
+                                    if byte != _ZERO:
+                                        a0 |= lut[row, byte, o0]
+                                        b0 |= lut[row, byte, o1]
+                                        if nw > 1:
+                                            a1 |= lut[row, byte, o0 + 1]
+                                            b1 |= lut[row, byte, o1 + 1]
+                                            if nw > 2:
+                                                a2 |= lut[row, byte, o0 + 2]
+                                                b2 |= lut[row, byte, o1 + 2]
+                                                if nw > 3:
+                                                    a3 |= lut[row, byte, o0 + 3]
+                                                    b3 |= lut[row, byte, o1 + 3]
+                                    word >>= np.uint64(8)
+                                    row += 1
+                            tmp[nw + o0] = a0
+                            tmp[nw + o1] = b0
+                            if nw > 1:
+                                tmp[nw + o0 + 1] = a1
+                                tmp[nw + o1 + 1] = b1
+                                if nw > 2:
+                                    tmp[nw + o0 + 2] = a2
+                                    tmp[nw + o1 + 2] = b2
+                                    if nw > 3:
+                                        tmp[nw + o0 + 3] = a3
+                                        tmp[nw + o1 + 3] = b3
                     for d in range(4):
                         if need & (1 << d) == 0:
                             continue  # no key of this direction died here: nothing to revise
@@ -965,22 +1019,26 @@ def _run(
                                     for v in range(nw):
                                         tmp[v] |= compat[d, t, v]
                                     bits &= bits - _ONE
+                        elif fused:
+                            for w in range(nw):
+                                tmp[w] = tmp[nw + d * nw + w]
                         elif nw <= 4:
-                            # The same union kept in registers (up to four words).
+                            # One direction's union kept in registers (up to four words).
+                            o0 = d * lut_cols
                             a0 = a1 = a2 = a3 = _ZERO
                             for w in range(nw):
                                 word = wave[c, w]
-                                row = w * 8
+                                row = d * lut_rows + w * 8
                                 while word != _ZERO:
                                     byte = word & _BYTE
                                     if byte != _ZERO:
-                                        a0 |= lut[d, row, byte, 0]
+                                        a0 |= lut[row, byte, o0]
                                         if nw > 1:
-                                            a1 |= lut[d, row, byte, 1]
+                                            a1 |= lut[row, byte, o0 + 1]
                                             if nw > 2:
-                                                a2 |= lut[d, row, byte, 2]
+                                                a2 |= lut[row, byte, o0 + 2]
                                                 if nw > 3:
-                                                    a3 |= lut[d, row, byte, 3]
+                                                    a3 |= lut[row, byte, o0 + 3]
                                     word >>= np.uint64(8)
                                     row += 1
                             tmp[0] = a0
@@ -993,12 +1051,12 @@ def _run(
                         else:
                             for w in range(nw):
                                 word = wave[c, w]
-                                row = w * 8
+                                row = d * lut_rows + w * 8
                                 while word != _ZERO:
                                     byte = word & _BYTE
                                     if byte != _ZERO:
                                         for v in range(nw):
-                                            tmp[v] |= lut[d, row, byte, v]
+                                            tmp[v] |= lut[row, byte, v]
                                     word >>= np.uint64(8)
                                     row += 1
                         # wave[n] &= tmp

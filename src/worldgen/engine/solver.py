@@ -382,7 +382,8 @@ class _Workspace:
         self.left_pool = np.empty(cells, dtype=np.uint8)
         # Room for every announcement of one cell (4 * keys <= 4 * 64 * words) and then some.
         self.deaths = np.empty(4 * cells + 256 * words + 1024, dtype=np.int64)
-        self.tmp = np.empty(words, dtype=np.uint64)
+        # one direction's mask, then the four directions' unions of the cell being revised
+        self.tmp = np.empty(5 * words, dtype=np.uint64)
         self.stats = np.zeros(kern.S_SIZE, dtype=np.int64)
         self._counters = np.empty(0, dtype=np.uint8)
 
