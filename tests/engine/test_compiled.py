@@ -267,3 +267,77 @@ def test_bits_with_keys_agree_with_the_plain_union_on_wide_tables(
     ]
     assert same_output(out[0], out[1])
     assert out[0].backtracks == out[1].backtracks
+
+
+@pytest.mark.parametrize("patterns", [1, 40, 64, 65, 150, 192, 193, 256, 257])
+def test_byte_lookup_table_holds_the_unions_of_compat_in_its_layout(patterns: int) -> None:
+    """Entry (byte position k, value b) of direction d is the union of ``compat[d, t]`` over
+    t = 8k + each set bit of b: interleaved (a byte's four directions side by side) for 3 and
+    4 words, by direction otherwise, as the kernels read it."""
+    rng = np.random.default_rng(patterns)
+    allowed = rng.random((4, patterns, patterns)) < 0.05
+    allowed[0] = allowed[2].T
+    allowed[3] = allowed[1].T
+    cr = compile_rules(RuleTable(allowed=allowed, weights=np.ones(patterns)), "bits")
+    nw, lut = cr.words, cr.lut
+    interleaved = nw in (3, 4)
+    assert lut.shape == ((nw * 8, 256, 4 * nw) if interleaved else (4 * nw * 8, 256, nw))
+    for d in range(4):
+        for k in range(nw * 8):
+            for b in (1, 0x80, 0x5A, 0xFF, int(rng.integers(256))):
+                want = np.zeros(nw, dtype=np.uint64)
+                for bit in range(8):
+                    t = 8 * k + bit
+                    if b >> bit & 1 and t < patterns:
+                        want |= cr.compat[d, t]
+                got = lut[k, b, d * nw : (d + 1) * nw] if interleaved else lut[d * nw * 8 + k, b]
+                assert np.array_equal(got, want), (d, k, b)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "periodic"),
+    [(1, 9, True), (9, 1, True), (1, 1, True), (12, 10, True), (12, 10, False)],
+)
+def test_interleaved_table_solves_exactly_like_the_table_by_direction(
+    width: int, height: int, periodic: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 3-word table builds a cell's four unions in one pass; laid out by direction it builds
+    them one at a time. Same unions in the same order, so the same solves, repairs and failures
+    included (on a torus one cell wide a cell is its own neighbour, and revising it changes the
+    unions of its other directions)."""
+    patterns = 150
+    rng = np.random.default_rng(width * 100 + height)
+    allowed = rng.random((4, patterns, patterns)) < 0.03
+    planted = rng.integers(patterns, size=(height, width))
+    for y in range(height):
+        for x in range(width):
+            a = planted[y, x]
+            allowed[2, a, planted[y, (x + 1) % width]] = True
+            allowed[1, a, planted[(y + 1) % height, x]] = True
+    allowed[0] = allowed[2].T
+    allowed[3] = allowed[1].T
+    rules = RuleTable(allowed=allowed, weights=rng.random(patterns) + 0.1)
+    fused = compile_rules(rules, "bits")
+    _ = fused.kernel  # the look-up table is built on first use: before the patch
+    monkeypatch.setattr(compiled_module, "_INTERLEAVED_WORDS", ())
+    by_direction = compile_rules(rules, "bits")
+    assert fused.lut.shape[2] == 4 * fused.words
+    assert by_direction.lut.shape[2] == by_direction.words
+    outcomes = set()
+    repairs = 0
+    for seed in range(12):
+        budget = SolverBudget(max_attempts=2, max_backtracks=20)
+        one = solve(fused, width, height, periodic=periodic, seed=seed, budget=budget)
+        two = solve(by_direction, width, height, periodic=periodic, seed=seed, budget=budget)
+        assert same_output(one, two)
+        assert one.backtracks == two.backtracks
+        assert one.order is not None
+        assert two.order is not None
+        assert np.array_equal(one.order, two.order)
+        outcomes.add(one.status)
+        repairs += one.backtracks
+        if one.solved:
+            assert is_valid_tiling(one.grid, allowed, periodic)
+    assert "solved" in outcomes
+    if width * height > 100:
+        assert repairs > 0  # so the repairs are compared too
