@@ -220,6 +220,27 @@ def test_pool_tiles_are_the_in_process_tiles_and_reuse_chunks(world_cache: Path)
             p.submit_tile(spec, 3, 0, 0).result(60)
 
 
+def test_an_opening_view_shows_its_first_tiles_before_its_last_chunks_are_done(
+    world_cache: Path,
+) -> None:
+    spec = WorldSpec("tileset", "terrain", 8)
+    world = build_world(spec)
+    keys = [(0, x, 5) for x in range(8)]  # z = 0: a tile is one chunk
+    with WorkerPool(1) as p:  # no idle worker: each chunk is computed whole, with its tile
+        p.prepare(spec)
+        futures = [p.submit_tile(spec, *k) for k in keys]
+        first = futures[0].result(600)
+        # the first tile came with its own chunk, not after every chunk asked for meanwhile
+        assert not futures[-1].done()
+        assert p._chunks.get(spec, (7, 5)) is None
+        assert first == tile_png(world, *keys[0])
+        assert [f.result(600) for f in futures[1:]] == [tile_png(world, *k) for k in keys[1:]]
+        # each chunk was kept: the detail tiles over them need no new chunk
+        misses = p.chunk_misses
+        assert p.submit_tile(spec, 2, 4 * 7, 4 * 5).result(600) == tile_png(world, 2, 28, 20)
+        assert p.chunk_misses == misses == len(keys)
+
+
 def _watch_niceness(pool: WorkerPool, pid: int, until_nice: bool = False) -> int:
     """The highest niceness the warmer ``pid`` had while it ran (polled), or as soon as it is
     at :data:`WARMER_NICE` when ``until_nice``."""

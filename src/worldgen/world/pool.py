@@ -243,6 +243,14 @@ def _window_task(spec: WorldSpec, window: Window) -> I32Array:
     return _WORLDS.get(spec).region(*window)
 
 
+def _chunk_tile_task(spec: WorldSpec, window: Window, z: int) -> tuple[I32Array, bytes]:
+    """A whole chunk's cells and the tile ``window`` is (a z = 0 tile is one chunk), drawn here:
+    the same bytes as a :func:`_draw_task` of those cells."""
+    world = _WORLDS.get(spec)
+    cells = world.region(*window)
+    return cells, render_cells(world, z, cells, window[:2])
+
+
 def _piece_task(
     spec: WorldSpec, window: Window, keys: list[BlockKey], blocks: I32Array | None
 ) -> I32Array:
@@ -621,7 +629,8 @@ class WorkerPool:
         cells that the parent keeps (an LRU of ``chunks_kept``); missing chunks are computed in
         pieces spread over the workers (:func:`~worldgen.world.plan.chunk_pieces`; a lone chunk is
         cut into bands when workers would idle), a chunk already being computed for another tile
-        is awaited rather than computed again, and a worker draws the tile from the cells. So a
+        is awaited rather than computed again, and a worker draws the tile from the cells (a
+        z = 0 tile is one chunk: when no worker idles, one task computes and draws it). So a
         z = -2 tile computed once serves the z = -1 and z = 0 tiles under it without any solve.
         A detail tile (z = 1, 2) is drawn from its chunk when the parent has it, else computed
         whole by one worker; far tiles (z <= -3) are one task.
@@ -645,6 +654,10 @@ class WorkerPool:
                 self.chunk_hits += 1
             dx, dy = x0 - key[0] * CHUNK, y0 - key[1] * CHUNK
             return self.submit(_draw_task, spec, z, chunk[dy : dy + n, dx : dx + n], (x0, y0))
+        if n == CHUNK:
+            whole = self._chunk_tile(spec, z, (x0 // CHUNK, y0 // CHUNK))
+            if whole is not None:
+                return whole
         keys = [
             (cx, cy)
             for cy in range(y0 // CHUNK, (y0 + n) // CHUNK)
@@ -682,6 +695,39 @@ class WorkerPool:
 
         for future in pending:
             future.add_done_callback(arrived)
+        return outer
+
+    def _chunk_tile(self, spec: WorldSpec, z: int, key: ChunkKey) -> Future[bytes] | None:
+        """A tile that is exactly one missing chunk, when no worker idles (so the chunk would be
+        computed whole, not in bands): one task computes the chunk and draws the tile
+        (:func:`_chunk_tile_task`), and the parent keeps the chunk. Drawing in a second task
+        would queue the draw behind every chunk asked for meanwhile: a new world's opening
+        view then showed no tile of its own until all sixteen chunks were done. None: the
+        chunk is kept or on its way, or a worker idles (the general path bands it)."""
+        with self._lock:
+            if self.workers - self._running > 1 or self._chunks.future(spec, key) is not None:
+                return None
+            self._chunks.expect(spec, key)
+            self.chunk_misses += 1
+        window = (key[0] * CHUNK, key[1] * CHUNK, CHUNK, CHUNK)
+        outer: Future[bytes] = Future()
+
+        def arrived(future: Future[tuple[I32Array, bytes]]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                exc = future.exception() if not future.cancelled() else None
+                exc = exc or GeneratorUnavailableError("generation cancelled")
+                self._chunks.fail(spec, key, exc)
+                _settle(outer, exc=exc)
+                return
+            cells, png = future.result()
+            self._chunks.publish(spec, key, cells)
+            _settle(outer, value=png)
+
+        try:
+            self.submit(_chunk_tile_task, spec, window, z).add_done_callback(arrived)
+        except BaseException as exc:  # e.g. the pool was closed meanwhile
+            self._chunks.fail(spec, key, exc)
+            raise
         return outer
 
     def _chunk_futures(
