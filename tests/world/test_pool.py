@@ -227,7 +227,6 @@ def test_an_opening_view_shows_its_first_tiles_before_its_last_chunks_are_done(
     world = build_world(spec)
     keys = [(0, x, 5) for x in range(8)]  # z = 0: a tile is one chunk
     with WorkerPool(1) as p:  # no idle worker: each chunk is computed whole, with its tile
-        p.prepare(spec)
         futures = [p.submit_tile(spec, *k) for k in keys]
         first = futures[0].result(600)
         # the first tile came with its own chunk, not after every chunk asked for meanwhile
