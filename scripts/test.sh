@@ -18,7 +18,7 @@ echo "== pytest (with coverage of worldgen in the test process)"
 echo "coverage: worldgen $(.venv/bin/coverage report --format=total)% of statements and branches" \
     "run in the test process (not worker processes; the numba kernels run compiled)"
 # The kernels once more in pure Python, so coverage can see them: a subset of the solver tests
-# that exercises every kernel on small grids in about a minute (golden digests included, so this
+# that exercises every kernel on small grids in about two minutes (golden digests included, so this
 # also checks that the JIT-off output is byte-identical).
 echo "== pytest, kernels with NUMBA_DISABLE_JIT=1 (coverage of worldgen.engine._kernels)"
 COVERAGE_FILE=.cache/coverage/kernels NUMBA_DISABLE_JIT=1 .venv/bin/pytest -q \
@@ -26,5 +26,5 @@ COVERAGE_FILE=.cache/coverage/kernels NUMBA_DISABLE_JIT=1 .venv/bin/pytest -q \
     -k "(golden and not (budget or maze or town or islands or city or lakes or corridors \
         or flowers or terrain-40 or terrain-33 or block-32 or random-9-backtracks)) or unsatisfiable \
         or observation_budget or scanline_decides or its_own_neighbour or contradict \
-        or may_not_touch or wide_tables" \
+        or may_not_touch or wide_tables or interleaved_table_solves" \
     --cov=worldgen.engine._kernels --cov-report=term-missing
