@@ -121,7 +121,10 @@ def run_worker(
             worker.stop(timeout=1000 if orphaned.is_set() else int(STOP_TIMEOUT_S * 1000))
             broker.close()
     finally:
-        pool.close(wait=False)
+        # Wait for the pool's manager thread unless orphaned: left running, it races CPython
+        # 3.11's exit hook (``concurrent.futures.process._python_exit`` writes to the wake-up
+        # pipe that the thread is closing: an EBADF traceback on a clean stop).
+        pool.close(wait=not orphaned.is_set())
 
 
 class WorkerChild:
