@@ -703,3 +703,30 @@ def heavy_modules_after(code: str) -> set[str]:
 )
 def test_commands_import_only_what_they_use(code: str, allowed: tuple[str, ...]) -> None:
     assert heavy_modules_after(code) <= set(allowed)
+
+
+def test_main_leaves_no_young_objects_for_the_collector() -> None:
+    """After main, what the command created sits in the oldest generation: re-enabled with
+    thousands of new objects in the youngest, the collector would walk them all at once (just
+    before a command's process exits). Neither command here resumes collecting (start_work), so
+    no collection may run until well after main returns."""
+    import gc
+
+    collections: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    assert gc.isenabled()
+    gc.callbacks.append(record)
+    try:
+        for argv in (["--version"], ["tilesets", "--json"]):
+            main(argv)
+            kept = [[k] for k in range(100)]  # allocations that would trigger a pending walk
+            assert gc.isenabled()
+            assert gc.get_freeze_count() == 0
+            assert collections == [], argv
+            del kept
+    finally:
+        gc.callbacks.remove(record)
