@@ -705,6 +705,51 @@ def test_commands_import_only_what_they_use(code: str, allowed: tuple[str, ...])
     assert heavy_modules_after(code) <= set(allowed)
 
 
+def modules_after(code: str, prefix: str) -> set[str]:
+    """The modules whose name starts with ``prefix`` that a fresh interpreter has imported after
+    running ``code``."""
+    probe = (
+        "import sys, contextlib, io\n"
+        f"with contextlib.redirect_stdout(io.StringIO()):\n    {code}\n"
+        f"print(' '.join(m for m in sys.modules if m.startswith({prefix!r})))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(proc.stdout.split())
+
+
+COMMAND_MODULES = {f"worldgen.cli.{m}" for m in ("generate", "world", "serve", "backup", "worker")}
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded"),
+    [
+        ([], set()),
+        (["--version"], set()),
+        (["--help"], set()),
+        (["tile", "--help"], {"world"}),
+        (["restore", "--help"], {"backup"}),
+        (["tilesets", "--json"], {"generate"}),
+    ],
+)
+def test_only_the_running_commands_module_is_imported(argv: list[str], loaded: set[str]) -> None:
+    code = f"from worldgen.cli import main; main({argv!r})" if argv else "import worldgen.cli"
+    found = modules_after(code, "worldgen.cli.") & COMMAND_MODULES
+    assert found == {f"worldgen.cli.{m}" for m in loaded}
+
+
+def test_every_command_names_a_function_that_adds_its_options() -> None:
+    from worldgen.cli import COMMANDS
+
+    assert len({c.name for c in COMMANDS}) == len(COMMANDS)
+    for command in COMMANDS:
+        parser = build_parser(command.name)
+        sub = next(a for a in parser._actions if a.dest == "command")
+        own = sub.choices[command.name]  # type: ignore[index]
+        assert own.get_default("handler") is not None, command.name
+
+
 def test_main_leaves_no_young_objects_for_the_collector() -> None:
     """After main, what the command created sits in the oldest generation: re-enabled with
     thousands of new objects in the youngest, the collector would walk them all at once (just

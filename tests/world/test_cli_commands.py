@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from worldgen import tilesets
-from worldgen.cli import main
-from worldgen.cli import world as cli_world
+from worldgen.cli import COMMANDS, main
 from worldgen.cli._terminal import PROGRESS_MIN_BLOCKS, progress_bar
 from worldgen.errors import InputError
 from worldgen.world.api import build_world
@@ -24,7 +23,7 @@ HEX = re.compile(r"#[0-9a-f]{6}")
 def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="worldgen")
     sub = parser.add_subparsers(required=True)
-    for command in cli_world.COMMANDS:
+    for command in (c for c in COMMANDS if c.module == "world"):
         command.add_arguments(sub.add_parser(command.name))
     args = parser.parse_args(list(argv))
     code: int = args.handler(args)

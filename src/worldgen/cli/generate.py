@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldgen.cli import _gc
-from worldgen.cli._command import Command
 from worldgen.cli._io import (
     MAX_ATTEMPTS,
     MAX_BACKTRACKS,
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
     from worldgen.engine.generate import GenerateResult
     from worldgen.engine.solver import SolverBudget
 
-__all__ = ["COMMANDS", "DEFAULT_SIZE", "run_demo", "run_generate", "run_tilesets"]
+__all__ = ["DEFAULT_SIZE", "run_demo", "run_generate", "run_tilesets"]
 
 DEFAULT_SIZE = "48x48"
 DEMO_TILESET, DEMO_SIZE, DEMO_SEED, DEMO_OUT = "terrain", "64x48", 1, "out/demo.png"
@@ -107,13 +106,6 @@ def _add_common(p: argparse.ArgumentParser, *, size_default: str, seed_default: 
         "--scale", type=int, metavar="K", help="PNG pixels per pixel (tiles 1, samples 4)"
     )
     p.add_argument("--stats", action="store_true", help="print a JSON stats line last")
-
-
-COMMANDS = (
-    Command("generate", "generate one picture or tile map", add_generate_arguments),
-    Command("tilesets", "list the bundled tilesets and samples", _add_tilesets_arguments),
-    Command("demo", "generate a map from the bundled terrain tileset", _add_demo_arguments),
-)
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -21,7 +21,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from worldgen.cli import _gc
-from worldgen.cli._command import Command
 from worldgen.cli._io import error, settings_from_flags
 from worldgen.errors import InputError
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
     from worldgen.settings import Settings
 
-__all__ = ["COMMANDS", "run_serve", "settings_from_args"]
+__all__ = ["run_serve", "settings_from_args"]
 
 _READY_POLL_S = 0.05
 _GRACEFUL_SHUTDOWN_S = 10
@@ -53,17 +52,6 @@ def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
         "--ssl-keyfile", type=Path, metavar="FILE", help="the certificate's private key (PEM)"
     )
     serve.set_defaults(handler=run_serve)
-
-
-COMMANDS = (
-    Command(
-        "serve",
-        "run the web app (an embedded Valkey server unless REDIS_URL is set)",
-        _add_serve_arguments,
-        description="Serve the map and the API. Settings also come from WORLDGEN_* variables "
-        "and REDIS_URL (see docs/operations.md); flags win.",
-    ),
-)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

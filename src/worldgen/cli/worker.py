@@ -15,11 +15,10 @@ import signal
 import threading
 from types import FrameType
 
-from worldgen.cli._command import Command
 from worldgen.cli._io import settings_from_flags
 from worldgen.errors import InputError
 
-__all__ = ["COMMANDS", "run_worker_command"]
+__all__ = ["run_worker_command"]
 
 
 def _add_worker_arguments(worker: argparse.ArgumentParser) -> None:
@@ -58,17 +57,6 @@ def _add_worker_arguments(worker: argparse.ArgumentParser) -> None:
         "(WORLDGEN_WORKER_METRICS_PORT; 0: none)",
     )
     worker.set_defaults(handler=run_worker_command)
-
-
-COMMANDS = (
-    Command(
-        "worker",
-        "run background jobs (exports, pre-rendering) from the job queue on Redis",
-        _add_worker_arguments,
-        description="Run Dramatiq workers for worldgen's job queue: WORLDGEN_BROKER_URL, else "
-        "REDIS_URL, with WORLDGEN_KEY_PREFIX (see docs/operations.md).",
-    ),
-)
 
 
 def run_worker_command(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worldgen.cli import _gc
-from worldgen.cli._command import Command
 from worldgen.cli._terminal import progress_bar
 from worldgen.errors import InputError
 
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from worldgen.world.blocks import World
     from worldgen.world.spec import WorldSpec
 
-__all__ = ["COMMANDS", "open_world", "run_region", "run_tile", "spec_from_args"]
+__all__ = ["open_world", "run_region", "run_tile", "spec_from_args"]
 
 
 def _add_model_args(p: argparse.ArgumentParser, *, stored: bool = False) -> None:
@@ -90,12 +89,6 @@ def _add_tile_arguments(til: argparse.ArgumentParser) -> None:
     til.add_argument("--y", type=int, required=True)
     til.add_argument("--out", required=True, help="output .png")
     til.set_defaults(handler=run_tile)
-
-
-COMMANDS = (
-    Command("region", "generate a window of the infinite world", _add_region_arguments),
-    Command("tile", "render one 256-px map tile (z=0 opens the map)", _add_tile_arguments),
-)
 
 
 def spec_from_args(args: argparse.Namespace) -> WorldSpec:
