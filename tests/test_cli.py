@@ -7,6 +7,7 @@ runs the installed console script in a subprocess.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -775,3 +776,25 @@ def test_main_leaves_no_young_objects_for_the_collector() -> None:
             del kept
     finally:
         gc.callbacks.remove(record)
+
+
+def test_openblas_runs_one_thread_unless_the_user_says_otherwise() -> None:
+    """numpy's OpenBLAS would start a spinning thread per core; worldgen never needs them."""
+    probe = (
+        "import os, sys, contextlib, io\n"
+        "from worldgen.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    main(['tilesets', '--json'])\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for given, expected in ((None, "1"), ("2", "2")):
+        if given is not None:
+            env["OPENBLAS_NUM_THREADS"] = given
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+            check=True, env=env,
+        )  # fmt: skip
+        setting, threads = proc.stdout.split()
+        assert setting == expected
+        if given is None:
+            assert threads == "1"  # numpy is loaded (tilesets reads the samples) with no helper

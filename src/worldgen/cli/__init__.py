@@ -12,7 +12,11 @@ with its help; :func:`main` imports the module of the command being run only and
 only (adding them may import its layer), so ``worldgen --version`` costs an interpreter start,
 ``worldgen tile`` never imports the modules of ``serve`` or ``backup``, and ``worldgen serve``
 never loads the solver. The garbage collector is paused while a command starts and skipped at
-exit (``_gc``).
+exit (``_gc``). OpenBLAS, which numpy loads, starts a thread per core that spins for ~0.1 s of
+CPU although worldgen never multiplies a matrix large enough to use it (its arithmetic is integer,
+or vectors of a few numbers); :func:`main` therefore sets ``OPENBLAS_NUM_THREADS=1`` unless it is
+set (before numpy is imported: the command's process and the processes it starts), which changes
+no result.
 
 Exit codes are decided here and nowhere else: 0 solved, 1 no solution within the budget
 (:class:`~worldgen.errors.SolveError` or a failed result), 2 bad input
@@ -24,6 +28,7 @@ error. Messages go to stderr as ``worldgen: error: ...``; stdout carries only re
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -116,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             joined[-1] = f"--size={token}"
         else:
             joined.append(token)
+    if "numpy" not in sys.modules:  # see the module docstring; a user's setting wins
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _gc.freeze_at_exit()
     with _gc.paused():
         return _run(joined)
