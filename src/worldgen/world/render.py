@@ -202,8 +202,11 @@ def png_bytes(rgb: U8Array, *, fast: bool = False) -> bytes:
     at z <= -5) at a similar size.
     """
     buf = io.BytesIO()
+    # The format comes from the buffer's name: given as format="PNG", Pillow first imports its
+    # BMP, GIF, JPEG and PPM plugins (JPEG's imports subprocess), ~8 ms of a process's first tile.
+    buf.name = "tile.png"
     options = {"compress_level": 1, "compress_type": zlib.Z_RLE} if fast else {"compress_level": 6}
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False, **options)
+    Image.fromarray(rgb, "RGB").save(buf, format=None, optimize=False, **options)
     return buf.getvalue()
 
 
