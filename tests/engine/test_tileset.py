@@ -7,7 +7,9 @@ expansion rules; the shared sample tilesets are cross-checked against their pixe
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -697,6 +699,73 @@ def test_unreadable_image(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"not a png")
     with pytest.raises(TilesetError, match=r'cannot read image "a\.png"'):
         load_tileset_xml(write_xml(tmp_path, '<tile name="a"/>'))
+
+
+def test_images_memo_gets_the_files_content_key_and_its_pictures_are_used(tmp_path: Path) -> None:
+    """The memo is asked by the SHA-256 of the image files' bytes; what it returns (checked) is
+    what the tileset is built from, and a memo that keeps the decoded pictures changes nothing."""
+    f, s = random_rgba(1), random_rgba(2)
+    save_png(tmp_path / "f.png", f)
+    save_png(tmp_path / "s.png", s)
+    path = write_xml(tmp_path, '<tile name="f" symmetry="F"/><tile name="s" symmetry="I"/>')
+    plain = load_tileset_xml(path)
+    kept: dict[str, npt.NDArray[np.uint8]] = {}
+    calls: list[str] = []
+
+    def memo(key: str, decode: Callable[[], npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
+        calls.append(key)
+        if key not in kept:
+            kept[key] = decode()
+        return kept[key]
+
+    first, second = load_tileset(path, images_memo=memo), load_tileset(path, images_memo=memo)
+    assert plain.images is not None
+    assert first.images is not None
+    assert second.images is not None
+    assert np.array_equal(first.images, plain.images)
+    assert np.array_equal(second.images, plain.images)
+    assert len(calls) == 2
+    assert calls[0] == calls[1]
+    assert re.fullmatch(r"[0-9a-f]{64}", calls[0])
+    assert np.array_equal(kept[calls[0]], np.stack([f, s]))  # the files' pictures, in order
+    save_png(tmp_path / "s.png", random_rgba(3))  # new content, new key
+    load_tileset(path, images_memo=memo)
+    assert calls[2] != calls[0]
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [
+        np.zeros((1, 4, 4, 4), np.uint8),  # too few pictures
+        np.zeros((2, 4, 4, 3), np.uint8),  # RGB
+        np.zeros((2, 4, 4, 4), np.int32),  # not bytes
+        np.zeros((2, 0, 0, 4), np.uint8),  # empty
+        np.zeros((2, 4, 5, 4), np.uint8),  # not square
+        np.zeros(8, np.uint8),
+    ],
+)
+def test_a_memo_that_returns_the_wrong_array_is_ignored(
+    tmp_path: Path, returned: npt.NDArray[np.generic]
+) -> None:
+    save_png(tmp_path / "a.png", random_rgba(1))
+    save_png(tmp_path / "e.png", random_rgba(2))
+    path = write_xml(tmp_path, XE)
+    ts = load_tileset(path, images_memo=lambda key, decode: returned)  # type: ignore[arg-type,return-value]
+    plain = load_tileset(path)
+    assert ts.images is not None
+    assert plain.images is not None
+    assert np.array_equal(ts.images, plain.images)
+
+
+def test_images_memo_sees_decoding_errors(tmp_path: Path) -> None:
+    save_png(tmp_path / "a.png", random_rgba(1, 4))
+    save_png(tmp_path / "e.png", random_rgba(2, 5))
+
+    def memo(key: str, decode: Callable[[], npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
+        return decode()
+
+    with pytest.raises(TilesetError, match=r'"e\.png" is 5 px but "a\.png" is 4 px'):
+        load_tileset_xml(write_xml(tmp_path, XE), images_memo=memo)
 
 
 # ---------------------------------------------------------------------------------------------
