@@ -32,6 +32,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
     echo "$lock_hash" > "$stamp"
 fi
 
+# Bytecode of the project's modules, as a regular pip install writes it (an editable one does
+# not): a Python that writes none (PYTHONDONTWRITEBYTECODE=1, a read-only checkout) otherwise
+# compiles every module in every `worldgen` process, ~0.1 s of CPU of a `worldgen tile`. Only
+# changed files are compiled again (~0.07 s when none changed; 0.5 s the first time).
+.venv/bin/python -m compileall -q src >/dev/null || true
+
 # The native kernels (numba's ahead-of-time build, worldgen/engine/_jit.py): rebuilt only when
 # their sources changed. It needs a C/C++ compiler; without one the JIT compiles them as before.
 if ! command -v g++ >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
