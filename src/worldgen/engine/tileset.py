@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,6 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as defused_fromstring
 from PIL import Image
 
 from worldgen.engine.rules import RuleTable
@@ -462,6 +459,12 @@ def _load_images(
 
 
 def _parse_xml(path: Path) -> TilesetSpec:
+    # imported here: a process that draws a sample world loads this module but parses no XML
+    import xml.etree.ElementTree as ET
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring as defused_fromstring
+
     data = read_limited(path)
     try:
         root = defused_fromstring(data, forbid_dtd=True)  # no DTD, no entities, size bounded
