@@ -119,7 +119,9 @@ def write_png(path: Path, image: npt.NDArray[np.uint8], scale: int) -> None:
         size = (picture.width * scale, picture.height * scale)
         picture = picture.resize(size, Image.Resampling.NEAREST)
     try:
-        picture.save(path, format="PNG")
+        # the format from the name (callers pass a .png path): given as format="PNG", Pillow first
+        # imports its BMP, GIF, JPEG and PPM plugins (~5-8 ms of a process)
+        picture.save(path, format=None if path.suffix.lower() == ".png" else "PNG")
     except OSError as exc:
         raise InputError(f"cannot write {str(path)!r} ({exc}); choose another --out") from None
 
