@@ -3,7 +3,7 @@
 Run from the repository root (``bench/README.md`` explains the figures)::
 
     .venv/bin/python -m bench.startup [--runs N] [--only NAME] [--no-floors] [--src DIR]
-                                      [--bytecode cached|uncached|both]
+                                      [--baseline DIR] [--bytecode cached|uncached|both]
 
 Every case is a fresh process (the installed ``worldgen`` console script, or ``python -c`` for the
 floors), started ``--runs`` times after one warm-up run (which fills numba's disk cache and the
@@ -16,7 +16,10 @@ start-up can be read next to the solve. The floors are what any process that sol
 the project's own code runs: the interpreter, ``import numpy``, ``import numba``, and loading the
 solver's kernels from numba's cache. ``--src DIR`` times another checkout's ``src`` folder with
 this interpreter (``PYTHONPATH=DIR``; give it its own ``NUMBA_CACHE_DIR``), for before/after
-figures.
+figures. ``--baseline DIR`` times every command case a second time with another checkout's ``src``
+folder (rows marked ``[baseline]``), interleaved with the first, so that both see the same load:
+on a shared machine, before/after figures from two separate runs differ by more than most
+start-up changes.
 
 Bytecode: an installed package has its ``.pyc`` files, and a normal Python writes them on the
 first import; with ``PYTHONDONTWRITEBYTECODE=1`` (set in some sandboxes and containers) a
@@ -123,6 +126,15 @@ def cases(out_dir: Path, floors: bool, src: Path | None) -> list[Case]:
     return out
 
 
+def baseline_cases(out_dir: Path, src: Path) -> list[Case]:
+    """The command cases (no floors) run with the ``src`` folder ``src`` (``python -c``)."""
+    env = {"PYTHONPATH": str(src.resolve())}
+    return [
+        Case(f"{c.name} [baseline]", c.argv, c.target_s, {**c.env, **env})
+        for c in cases(out_dir, floors=False, src=src)
+    ]
+
+
 def run_once(case: Case, timing: Timing | None, env: dict[str, str]) -> None:
     """Run ``case`` once; record wall and CPU time (and its stats line) in ``timing``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -219,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-floors", action="store_true", help="skip the floor cases")
     parser.add_argument("--src", type=Path, help="time this src folder instead (PYTHONPATH)")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also time the commands with this src folder, interleaved (rows [baseline])",
+    )
+    parser.add_argument(
         "--bytecode",
         choices=("cached", "uncached", "both"),
         default="cached",
@@ -229,12 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.src is not None:
         env["PYTHONPATH"] = str(args.src.resolve())
     with tempfile.TemporaryDirectory(prefix="wg-startup-") as tmp:
+        chosen = cases(Path(tmp), floors=not args.no_floors, src=args.src)
+        if args.baseline is not None:  # each command next to its baseline run
+            base = {c.name: c for c in baseline_cases(Path(tmp), args.baseline)}
+            chosen = [d for c in chosen for d in (c, base.get(f"{c.name} [baseline]")) if d]
         selected = with_bytecode(
-            [
-                c
-                for c in cases(Path(tmp), floors=not args.no_floors, src=args.src)
-                if not args.only or any(o in c.name for o in args.only)
-            ],
+            [c for c in chosen if not args.only or any(o in c.name for o in args.only)],
             args.bytecode,
             Path(tmp),
         )
@@ -249,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     path = RESULTS / f"startup-{datetime.now():%Y%m%d-%H%M%S}.json"
     doc = {
         "src": str(args.src or ROOT / "src"),
+        "baseline": None if args.baseline is None else str(args.baseline),
         "bytecode": args.bytecode,
         "load_average": os.getloadavg(),
         "cases": [
