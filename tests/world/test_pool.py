@@ -162,6 +162,28 @@ def test_heavy_tasks_take_turns_and_close_cancels_the_queue() -> None:
             queued.result(60)
 
 
+def test_urgent_tasks_go_first_and_waiting_tasks_can_be_cancelled() -> None:
+    with WorkerPool(1) as p:
+        p.start()
+        blocker = p.submit(_span, 0.3)
+        earlier = [p.submit(_span, 0.02) for _ in range(3)]
+        urgent = p.submit(_span, 0.0, urgent=True)
+        # tasks waiting in the parent are cancelled without a process: thousands cost no stack
+        dropped = [p.submit(_span, 0.0) for _ in range(3000)]
+        assert all(f.cancel() for f in dropped)
+        last = p.submit(_span, 0.0)
+        start = urgent.result(60)[0]
+        assert blocker.result(60)[1] <= start  # a running task is never interrupted ...
+        starts = [f.result(60)[0] for f in earlier]
+        assert start <= min(starts)  # ... but the urgent one goes before every waiting one
+        assert starts == sorted(starts)  # the others in arrival order
+        assert last.result(60)[0] >= max(starts)
+        deadline = time.monotonic() + 10
+        while p.pending() and time.monotonic() < deadline:  # done callbacks run just after
+            time.sleep(0.01)
+        assert p.pending() == 0
+
+
 def test_timeouts_and_cancellation() -> None:
     with WorkerPool(1, timeout_s=0.2) as p:
         p.start()

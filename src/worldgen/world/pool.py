@@ -16,6 +16,12 @@ reused for any number of worlds and tasks (submitting from several threads is sa
 * **crash recovery**: a worker that dies (OOM, signal) breaks the executor; the pool replaces it
   with a fresh one and retries every call that failed that way once; a second failure raises
   :class:`~worldgen.errors.GeneratorUnavailableError`, as does any call after :meth:`close`;
+* **two lanes**: a task waits in the parent until a process is free (at most ``workers`` are
+  handed to the executor, whose own queue is first come, first served); ``urgent`` tasks, the
+  cheap ones that finish what a user is looking at (far tiles, which the map shows scaled while
+  near tiles load; drawing a tile whose cells are ready; a world's version), go before every
+  other waiting task. So a new world's placeholders and finished tiles do not queue behind
+  the chunk computations of the tiles asked for with them;
 * **heavy slots**: tasks submitted with ``heavy=True`` (regions and exports) run at most
   ``heavy_slots`` at a time (default ``workers - 1``, at least 1); the others wait in the parent,
   so big jobs cannot occupy every process while map tiles wait;
@@ -94,6 +100,8 @@ CHUNKS_KEPT = 4096
 START_TIMEOUT_S = 300.0
 """Longest :meth:`WorkerPool.start` waits for a worker to start and load its kernels."""
 Context = Literal["spawn", "forkserver"]
+_Waiting = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+"""A task waiting for a process: its future, function and arguments."""
 
 
 class WorldCache:
@@ -393,7 +401,11 @@ class WorkerPool:
         self.restarts = 0
         """How many times a broken executor was replaced."""
         self._running = 0
-        """Tasks submitted to an executor and not finished (to tell whether workers idle)."""
+        """Tasks holding a process: handed to the executor (or about to be) and not finished.
+        Never more than :attr:`workers`, so the order of the waiting lanes is the order in which
+        processes take tasks (and whether workers idle can be told)."""
+        self._lanes: tuple[deque[_Waiting], deque[_Waiting]] = (deque(), deque())
+        """Tasks waiting for a process: urgent ones first, then the rest, each in arrival order."""
         self._chunks = _ChunkStore(chunks_kept)
         self.chunk_hits = 0
         """Chunks a tile found kept or already being computed."""
@@ -436,14 +448,47 @@ class WorkerPool:
                 self.restarts += 1
         broken.shutdown(wait=False, cancel_futures=True)
 
+    def _enqueue(
+        self, outer: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], urgent: bool
+    ) -> None:
+        """Run ``fn(*args)`` for ``outer`` when a process is free: at once if one is, else after
+        every urgent task and every earlier task of its own lane."""
+        with self._lock:
+            free = self._running < self.workers
+            if free:
+                self._running += 1
+            else:
+                self._lanes[0 if urgent else 1].append((outer, fn, args))
+        if free:
+            self._start(outer, fn, args)
+
+    def _release(self) -> None:
+        """A task gave its process back: start the next waiting one (dropping those cancelled
+        meanwhile). A loop, not a recursion: thousands of cancelled tasks cost no stack."""
+        with self._lock:
+            self._running -= 1
+            follow: _Waiting | None = None
+            while follow is None and self._running < self.workers and any(self._lanes):
+                lane = self._lanes[0] if self._lanes[0] else self._lanes[1]
+                candidate = lane.popleft()
+                if not candidate[0].done():
+                    follow = candidate
+            if follow is not None:
+                self._running += 1
+        if follow is not None:
+            self._start(*follow)
+
     def _start(self, outer: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        """Run ``fn(*args)`` for ``outer``, retrying once on a fresh executor if one breaks.
+        """Run ``fn(*args)`` for ``outer`` on the process reserved for it (counted in
+        :attr:`_running`, given back by :meth:`_release` when ``outer`` is settled), retrying once
+        on a fresh executor if one breaks.
 
         Cancelling ``outer`` cancels the task if it has not started in a worker yet.
         """
 
         def attempt(retries: int) -> None:
             if outer.done():  # cancelled by the caller meanwhile
+                self._release()
                 return
             try:
                 with self._lock:
@@ -454,29 +499,27 @@ class WorkerPool:
                 return
             except BaseException as exc:  # a closed pool, or the executor refused the task
                 _settle(outer, exc=exc)
+                self._release()
                 return
             outer.add_done_callback(lambda o: inner.cancel() if o.cancelled() else None)
-            with self._lock:
-                self._running += 1
 
             def done(f: Future[Any]) -> None:
-                with self._lock:
-                    self._running -= 1
                 if outer.done():
-                    return
-                if f.cancelled():  # the pool was closed under it
+                    pass
+                elif f.cancelled():  # the pool was closed under it
                     _settle(
                         outer, exc=GeneratorUnavailableError("the generation pool is shut down")
                     )
-                    return
-                exc = f.exception()
-                if isinstance(exc, BrokenProcessPool):
+                elif isinstance(f.exception(), BrokenProcessPool):
                     # not from this callback: it runs inside the broken executor's own thread
+                    # (the process stays reserved for the retry)
                     threading.Thread(target=recover, args=(executor, retries), daemon=True).start()
-                elif exc is not None:
+                    return
+                elif (exc := f.exception()) is not None:
                     _settle(outer, exc=exc)
                 else:
                     _settle(outer, value=f.result())
+                self._release()
 
             inner.add_done_callback(done)
 
@@ -486,15 +529,20 @@ class WorkerPool:
                 attempt(retries - 1)
             else:
                 _settle(outer, exc=GeneratorUnavailableError("generation worker crashed"))
+                self._release()
 
         attempt(1)
 
-    def submit(self, fn: Callable[..., T], *args: Any, heavy: bool = False) -> Future[T]:
+    def submit(
+        self, fn: Callable[..., T], *args: Any, heavy: bool = False, urgent: bool = False
+    ) -> Future[T]:
         """A future of ``fn(*args)`` run in a worker (``fn`` must be a module-level function).
 
-        ``heavy`` tasks wait for one of :attr:`heavy_slots`. A closed pool raises
-        :class:`~worldgen.errors.GeneratorUnavailableError` at once. Cancelling the future
-        cancels the task unless a worker has started it.
+        Tasks wait in the parent until a process is free; ``urgent`` ones (cheap tasks that
+        complete what a user waits for: far tiles, drawing a tile whose cells are ready) go
+        before the others. ``heavy`` tasks also wait for one of :attr:`heavy_slots`. A closed
+        pool raises :class:`~worldgen.errors.GeneratorUnavailableError` at once. Cancelling the
+        future cancels the task unless a worker has started it.
         """
         if self._closed:
             raise GeneratorUnavailableError("the generation pool is shut down")
@@ -503,7 +551,7 @@ class WorkerPool:
             self._pending += 1
         outer.add_done_callback(self._finished)
         if not heavy:
-            self._start(outer, fn, args)
+            self._enqueue(outer, fn, args, urgent)
             return outer
 
         def release(_: Future[T]) -> None:
@@ -517,7 +565,7 @@ class WorkerPool:
 
         def launch() -> None:
             outer.add_done_callback(release)
-            self._start(outer, fn, args)
+            self._enqueue(outer, fn, args, urgent)
 
         with self._lock:
             now = self._heavy_running < self.heavy_slots
@@ -612,7 +660,7 @@ class WorkerPool:
 
     def submit_version(self, spec: WorldSpec) -> Future[str]:
         """The content version of the spec's world (``World.version``)."""
-        return self.submit(_version_task, spec)
+        return self.submit(_version_task, spec, urgent=True)
 
     def submit_catalog(self) -> Future[list[api.CatalogEntry]]:
         """:func:`~worldgen.world.api.catalog`, computed in a worker."""
@@ -637,8 +685,8 @@ class WorkerPool:
         """
         spec = spec_of_world(world)
         z, x, y = int(z), int(x), int(y)
-        if not Z_FAR < z <= Z_DETAIL:
-            return self.submit(_tile_task, spec, z, x, y)  # far, or refused by the worker
+        if not Z_FAR < z <= Z_DETAIL:  # far (cheap: placeholders), or refused by the worker
+            return self.submit(_tile_task, spec, z, x, y, urgent=True)
         try:
             x0, y0, n = tile_window(z, x, y)
         except InputError as exc:
@@ -653,7 +701,8 @@ class WorkerPool:
             with self._lock:
                 self.chunk_hits += 1
             dx, dy = x0 - key[0] * CHUNK, y0 - key[1] * CHUNK
-            return self.submit(_draw_task, spec, z, chunk[dy : dy + n, dx : dx + n], (x0, y0))
+            cells = chunk[dy : dy + n, dx : dx + n]
+            return self.submit(_draw_task, spec, z, cells, (x0, y0), urgent=True)
         if n == CHUNK:
             whole = self._chunk_tile(spec, z, (x0 // CHUNK, y0 // CHUNK))
             if whole is not None:
@@ -675,7 +724,7 @@ class WorkerPool:
                 cells[row * CHUNK : (row + 1) * CHUNK, col * CHUNK : (col + 1) * CHUNK] = (
                     future.result()
                 )
-            _chain(self.submit(_draw_task, spec, z, cells, (x0, y0)), outer)
+            _chain(self.submit(_draw_task, spec, z, cells, (x0, y0), urgent=True), outer)
 
         def arrived(future: Future[npt.NDArray[np.integer]]) -> None:
             if outer.done():
@@ -911,7 +960,10 @@ class WorkerPool:
             self._closed = True
             executor, self._executor = self._executor, None
             queued = [outer for outer, _ in self._heavy_queue]
+            queued += [outer for lane in self._lanes for outer, _, _ in lane]
             self._heavy_queue.clear()
+            for lane in self._lanes:
+                lane.clear()
             self._stop_warmer()
         for outer in queued:  # never started: nobody would complete them
             _settle(outer, exc=GeneratorUnavailableError("the generation pool is shut down"))

@@ -41,6 +41,10 @@ def blank_pixels(page: Page, name: str) -> int:
         )
 
 
+PLACEHOLDER_COVERS_JS = """() => [...document.querySelectorAll('.world-tile-placeholder')]
+  .filter((c) => c.isConnected).map((c) => c.dataset.cover ?? 'unset')"""
+
+
 @pytest.mark.parametrize("tileset", ["terrain", "lakes"])
 def test_zooming_out_and_in_never_shows_a_blank_tile(
     browser_page: PageFactory, server: Server, tileset: str
@@ -51,6 +55,7 @@ def test_zooming_out_and_in_never_shows_a_blank_tile(
     page.evaluate(PAINT_BACKGROUND_JS)
     wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
     blank: dict[str, int] = {}
+    covers: set[str] = set()  # what the placeholders shown said they cover
     steps = [*range(1, -7, -1), *range(-5, 3)]
     for i, z in enumerate(steps):
         button = "Zoom out" if z < view_of(page)[0] else "Zoom in"
@@ -60,12 +65,17 @@ def test_zooming_out_and_in_never_shows_a_blank_tile(
         for when in ("now", "soon"):
             name = f"zoom-{tileset}-{i:02d}-z{z}-{when}"
             blank[name] = blank_pixels(page, name)
+            covers.update(page.evaluate(PLACEHOLDER_COVERS_JS))
             page.wait_for_timeout(150)
         # As a user looks at each view: its tiles and cover arrive (cold tiles at z = -1 and -2
         # take a while on the test server's one worker).
         wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
     assert not any(blank.values()), {k: v for k, v in blank.items() if v}
     assert view_of(page) == (2, 5000, -3000)
+    # every painted placeholder says whether it covers its whole tile (bench.web's "view
+    # covered" counts only those); zooming in, they are whole (scaled ancestors)
+    assert "whole" in covers, covers
+    assert covers <= {"whole", "part"}, covers
 
 
 def test_reading_the_map(browser_page: PageFactory, server: Server) -> None:

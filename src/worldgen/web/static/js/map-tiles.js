@@ -117,11 +117,13 @@ class Placeholder {
   }
 
   // Paint from the nearest cached ancestor, then any cached child tiles over it. Returns
-  // whether anything was painted.
+  // whether anything was painted; the canvas's `data-cover` says whether all of the tile's
+  // area ("whole") or only some ("part") shows the world.
   paint(cache) {
     const { x, y, z } = this.coords;
     const g = this.canvas.getContext("2d");
     let painted = false;
+    let whole = false;
     const farthest = Math.max(this.zoomMin, z - ANCESTOR_STEPS);
     for (let k = 1; z - k >= farthest; k++) {
       const n = 2 ** k;
@@ -135,10 +137,12 @@ class Placeholder {
       g.drawImage(img, sx, sy, side, side, 0, 0, TILE_PX, TILE_PX);
       this.rank = k;
       painted = true;
+      whole = true;
       break;
     }
     if (z + 1 <= this.zoomMax) {
       const half = TILE_PX / 2;
+      let children = 0;
       // Nearest sampling: smoothing would blend each quarter's edge with transparency.
       g.imageSmoothingEnabled = false;
       for (let j = 0; j < 2; j++) {
@@ -148,9 +152,12 @@ class Placeholder {
           g.drawImage(img, i * half, j * half, half, half);
           this.rank = Math.min(this.rank, 0.5);
           painted = true;
+          children += 1;
         }
       }
+      whole ||= children === 4;
     }
+    if (painted) this.canvas.dataset.cover = whole ? "whole" : "part";
     return painted;
   }
 
