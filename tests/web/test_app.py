@@ -211,6 +211,12 @@ async def test_the_world_page_preloads_its_whole_module_graph(
         imported = re.findall(r'from\s*"\./([\w.-]+)"', response.text)
         assert {f"/static/js/{name}" for name in imported} <= preloaded, path
     assert len(preloaded) >= 10  # the map, chat, editing, legend... modules
+    # the opening view's far tiles are asked for by a classic script that waits for no
+    # stylesheet: the page data, then it, come before the head's first stylesheet
+    head = page.split("</head>", 1)[0]
+    early = head.index('<script src="/static/js/early-tiles.js"></script>')
+    assert head.index('id="world-data"') < early < head.index('rel="stylesheet"')
+    assert (await client.get("/static/js/early-tiles.js")).status_code == 200
 
 
 async def test_templates_autoescape(client: WebClient) -> None:

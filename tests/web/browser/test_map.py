@@ -78,6 +78,40 @@ def test_zooming_out_and_in_never_shows_a_blank_tile(
     assert covers <= {"whole", "part"}, covers
 
 
+FAR_TILES_JS = """() => {
+  const far = (name) => /\\/-3\\/-?\\d+\\/-?\\d+\\.png/.test(name);
+  return {
+    early: (window.worldgenEarlyTiles || []).map((img) => img.src),
+    fetched: performance.getEntriesByType('resource').map((e) => e.name).filter(far),
+    view: [...document.querySelectorAll('.world-tiles .leaflet-tile img.world-tile-image')]
+      .map((img) => img.src),
+  };
+}"""
+
+
+def test_the_opening_views_far_tiles_are_asked_for_before_the_map_and_only_once(
+    browser_page: PageFactory, server: Server
+) -> None:
+    world = server.create_world("Early", tileset="pipes", seed=42)
+    page = browser_page(width=1280, height=800)
+    page.goto(f"{world['page']}#0/3000/-2000")
+    wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
+    got = page.evaluate(FAR_TILES_JS)
+    assert got["early"], got  # early-tiles.js ran
+    # the placeholders' far tiles are the early ones: the browser handed them over, no request
+    # was made twice
+    assert len(got["fetched"]) == len(set(got["fetched"])), got
+    assert set(got["early"]) <= set(got["fetched"]), got
+    # ... and they cover the view: each z = 0 tile's z = -3 ancestor is one of them
+    ancestors = set()
+    for src in got["view"]:
+        m = re.search(r"/0/(-?\d+)/(-?\d+)\.png", src)
+        assert m, src
+        ancestors.add(src[: m.start()] + f"/-3/{int(m[1]) // 8}/{int(m[2]) // 8}.png")
+    assert ancestors, got
+    assert ancestors <= set(got["early"]), (ancestors, got["early"])
+
+
 def test_reading_the_map(browser_page: PageFactory, server: Server) -> None:
     world = server.create_world("Readable", tileset="terrain", seed=42)
     page = browser_page(width=1280, height=800)

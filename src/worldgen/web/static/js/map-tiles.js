@@ -17,7 +17,7 @@ const TILE_PX = 256;
 // Far zooms (this one and out) are summaries that cost a few milliseconds a tile: the cover
 // comes from them.
 const COVER_ZOOM_MAX = -3;
-const COVER_STEPS = 3; // the cover is at least this many zooms out
+const COVER_STEPS = 3; // the cover is at least this many zooms out (early-tiles.js mirrors it)
 const COVER_SPAN = 3; // ...and covers the view's centre area this many times as wide and high
 const CACHE_MAX = 600; // decoded tile images kept for placeholders (about 150 MB at most)
 const ANCESTOR_STEPS = 12; // the farthest ancestor worth scaling (1/4096 of its width)
@@ -116,9 +116,8 @@ class Placeholder {
     });
   }
 
-  // Paint from the nearest cached ancestor, then any cached child tiles over it. Returns
-  // whether anything was painted; the canvas's `data-cover` says whether all of the tile's
-  // area ("whole") or only some ("part") shows the world.
+  // Paint from the nearest cached ancestor, then any cached child tiles over it. Returns whether
+  // anything was painted; `data-cover` says if all of the tile ("whole") or some ("part") is.
   paint(cache) {
     const { x, y, z } = this.coords;
     const g = this.canvas.getContext("2d");
