@@ -84,11 +84,12 @@ def test_multipliers_come_from_the_disk_cache_and_a_bad_file_is_relearnt(
     assert calls == []
     assert np.array_equal(again.profiles[0] / again.bias.profiles[0], learnt)
     monkeypatch.setattr(calibrate, "_MEMO", {})
-    for bad in (b"not an npz", b""):  # damaged, empty
+    good = files[0].read_bytes()
+    for bad in (b"not an npz", b"", good[: len(good) // 2]):  # damaged, empty, truncated
         files[0].write_bytes(bad)
         monkeypatch.setattr(calibrate, "_MEMO", {})
         World(world.model, 7, S=world.S, V=world.V, layers=world.layers, library=world.lib)
-    assert calls == [1, 1]  # relearnt (here: "not calibratable", stored as ones)
+    assert calls == [1, 1, 1]  # relearnt (here: "not calibratable", stored as ones)
 
 
 def test_no_refinement_layers_no_calibration(make_sample_world: WorldFactory) -> None:

@@ -39,7 +39,7 @@ import numpy.typing as npt
 from worldgen.engine.rng import mix
 from worldgen.engine.solver import SolverBudget, solve
 from worldgen.world.model import WorldModel
-from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, write_atomic
+from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, read_npz, write_atomic
 
 __all__ = [
     "CALIBRATION_VERSION",
@@ -163,7 +163,7 @@ def calibration_file(library_version: str, layers: int) -> Path:
 
 def _load(path: Path, size: int) -> F64Array | None:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with read_npz(path) as data:
             mult = np.asarray(data["multipliers"], dtype=np.float64)
     except CACHE_READ_ERRORS:
         return None

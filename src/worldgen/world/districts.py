@@ -44,7 +44,7 @@ from worldgen.engine.solver import Constraints, SolverBudget, solve
 from worldgen.world import macro
 from worldgen.world.calibrate import label_ids, wants_calibration
 from worldgen.world.model import WorldModel
-from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, write_atomic
+from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, read_npz, write_atomic
 
 __all__ = [
     "DISTRICTS_VERSION",
@@ -209,7 +209,7 @@ def _load(path: Path, count: int) -> tuple[int, int] | bool | None:
     """The cached choice, None for a cached "no districts", False when missing or unreadable
     (never True)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with read_npz(path) as data:
             pair = np.asarray(data["labels"], dtype=np.int64)
     except CACHE_READ_ERRORS:
         return False

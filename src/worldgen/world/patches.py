@@ -43,11 +43,13 @@ combination shares the same ring vocabulary, any arrangement whose corner classe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
 import tempfile
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -645,9 +647,18 @@ def cache_dir() -> Path:
     return base / "patches"
 
 
-CACHE_READ_ERRORS = (OSError, ValueError, KeyError, EOFError)
+CACHE_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 """What reading a missing or damaged ``.npz`` cache file raises (``np.load`` of an empty file:
-EOFError); every cache reader treats them as "not cached" and builds again."""
+EOFError; of a truncated one or with a flipped byte: BadZipFile); every cache reader treats them
+as "not cached" and builds again."""
+
+
+@contextlib.contextmanager
+def read_npz(path: Path) -> Iterator[Any]:
+    """``np.load`` of a cache file (no pickles), closed whatever happens: given a path, numpy
+    leaves its own handle open when the zip is damaged (a ResourceWarning per failed read)."""
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+        yield data
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -682,7 +693,7 @@ def load_or_build(
     hashed = not model.prefer_plain
     if path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with read_npz(path) as data:
                 arrays = {k: np.asarray(data[k], dtype=np.int32) for k in _FIELDS}
                 stored = str(data["version"])
                 ground = np.asarray(data["ground"], np.int32) if "ground" in data.files else None

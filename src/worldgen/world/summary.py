@@ -51,7 +51,7 @@ from worldgen.world import macro
 from worldgen.world.blocks import World
 from worldgen.world.hashing import mix_array
 from worldgen.world.model import CELL_PX
-from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, write_atomic
+from worldgen.world.patches import CACHE_READ_ERRORS, cache_dir, read_npz, write_atomic
 
 __all__ = [
     "DISTRICT_WINDOWS",
@@ -241,7 +241,7 @@ def _learnt(path: Path, shape: tuple[int, int], learn: Callable[[], I64Array]) -
 
 def _load(path: Path, shape: tuple[int, int]) -> I64Array | None:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with read_npz(path) as data:
             counts = np.asarray(data["counts"], dtype=np.int64)
     except CACHE_READ_ERRORS:
         return None
