@@ -393,8 +393,8 @@ class ServeProcess:
         with contextlib.ExitStack() as files:
             stdout = files.enter_context(out.open("wb"))
             stderr = files.enter_context(err.open("wb")) if err is not None else subprocess.STDOUT
-            self.proc = subprocess.Popen(
-                command, stdout=stdout, stderr=stderr, env=environ, cwd=cwd
+            self.proc = subprocess.Popen(  # a session of its own: stop(group=True) is Ctrl+C
+                command, stdout=stdout, stderr=stderr, env=environ, cwd=cwd, start_new_session=True
             )
         self.family: set[int] = set()
         """Every process seen below the server (collected by :meth:`watch` and :meth:`stop`)."""
@@ -422,13 +422,19 @@ class ServeProcess:
                 time.sleep(0.25)
         raise AssertionError(f"worldgen serve was not ready within {timeout_s:.0f} s")
 
-    def stop(self, sig: signal.Signals = signal.SIGINT, timeout_s: float = 30.0) -> int:
-        """Send ``sig``, wait (SIGKILL past ``timeout_s``), then reap the process tree: its exit
+    def stop(
+        self, sig: signal.Signals = signal.SIGINT, timeout_s: float = 30.0, *, group: bool = False
+    ) -> int:
+        """Send ``sig`` (to the server's whole process group when ``group``, as a terminal's
+        Ctrl+C does), wait (SIGKILL past ``timeout_s``), then reap the process tree: its exit
         code. Children still alive after :data:`CHILD_EXIT_GRACE_S` are killed and listed in
         :attr:`survivors`."""
         if self.proc.poll() is None:
             self.watch()
-            self.proc.send_signal(sig)
+            if group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
         try:
             code = self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:

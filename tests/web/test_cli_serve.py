@@ -40,10 +40,16 @@ class Served(ServeProcess):
             time.sleep(0.1)
         raise AssertionError(f"no URL within {START_TIMEOUT_S} s: {self.err.read_text()[-3000:]}")
 
-    def stop(self, sig: signal.Signals = signal.SIGINT, timeout_s: float = STOP_TIMEOUT_S) -> int:
+    def stop(
+        self,
+        sig: signal.Signals = signal.SIGINT,
+        timeout_s: float = STOP_TIMEOUT_S,
+        *,
+        group: bool = False,
+    ) -> int:
         """Stop with ``sig``; its exit code. No process of its tree may outlive it."""
         assert self.watch(), "the server should have children (Valkey, workers)"
-        code = super().stop(sig, timeout_s)
+        code = super().stop(sig, timeout_s, group=group)
         assert not self.survivors, f"outlived the server: {self.survivors}"
         return code
 
@@ -85,9 +91,11 @@ def test_serve_prints_its_url_stops_cleanly_and_keeps_data(tmp_path: Path) -> No
             reply = idle.recv(4096)
             assert reply.startswith(b"HTTP/1.1 408"), reply
     finally:
-        code = second.stop(signal.SIGINT)
+        code = second.stop(signal.SIGINT, group=True)  # Ctrl+C in its terminal
     assert code == 0, second.err.read_text()[-3000:]
     assert "Traceback" not in second.err.read_text()
+    # the signal reached the server alone: it stopped its children, none died and restarted
+    assert "restart" not in second.err.read_text()
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,11 @@ class WorkerChild:
         env["WORLDGEN_LOG_JSON"] = "true" if self.settings.log_json else "false"
         argv = [sys.executable, "-c", "import sys; from worldgen.cli import main; sys.exit(main())"]
         argv += ["worker", "--workers", str(self.processes), "--parent-pid", str(os.getpid())]
-        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
+        # its own process group: a terminal's Ctrl+C reaches serve, which stops the worker
+        # (in serve's group it was interrupted at once, then restarted as if it had crashed)
+        process = subprocess.Popen(  # noqa: S603
+            argv, env=env, stdin=subprocess.DEVNULL, process_group=0
+        )
         log.info("job worker child started", pid=process.pid)
         return process
 

@@ -261,6 +261,10 @@ class EmbeddedValkey:
                 cwd=str(self.data_dir),
                 pass_fds=(lock_fd,),
                 preexec_fn=_die_with_parent,  # prctl only: no Python state touched
+                # its own process group: a terminal's Ctrl+C reaches the app, which stops the
+                # server last (gracefully); in the app's group it died at once and the
+                # supervisor restarted it while the app shut down
+                process_group=0,
             )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], port: int) -> str | None:
