@@ -3,7 +3,8 @@
 Run from the repository root (``bench/README.md`` explains every column and lists the targets)::
 
     .venv/bin/python -m bench.engine [--quick] [--only NAME] [--sizes 48 128] [--seeds N]
-                                     [--success] [--hard] [--refine] [--max-solve-s S]
+                                     [--success] [--hard] [--refine] [--scaling]
+                                     [--max-solve-s S]
 
 It prints figures and writes them as JSON to ``bench/results/engine-<timestamp>.json``; it never
 asserts on time. A model that cannot be built, a solve that fails or raises, and an output that
@@ -124,6 +125,11 @@ HARD_RUNS: tuple[tuple[str, int, float | None], ...] = (
     ("highlands.xml", 256, None),
     ("maze", 512, 3.0),
 )
+# --scaling: time per cell at 512² ÷ 64² (issue 12: <= 1.3 for tilesets), measured in pairs.
+SCALING_CASES = ("pipes.xml", "dungeon.xml", "terrain.xml")
+SCALING_SIDES = (64, 512)
+SCALING_PAIRS = 9
+SCALING_TARGET = 1.3
 REFINE_SIDES = (16, 32)
 REFINE_SOLVES = 400
 REFINE_BLOCKS = 10  # n x n top-layer blocks per round
@@ -623,6 +629,84 @@ def hard_table(rows: Sequence[tuple[Row, float | None]]) -> Table:
     return table
 
 
+def scaling(bench: Bench, specs: Sequence[CaseSpec], pairs: int) -> list[dict[str, Any]]:
+    """Time per cell at 512² ÷ 64² for the SCALING_CASES among ``specs``, measured in pairs in
+    this process: one 512² solve (seeds 1..3 in turn), then the same number of cells at 64² (64
+    solves, seeds 1..3 in turn), thread time. Both halves of a pair see the same load, which on
+    a shared machine moves either size's time by ±20 % from one minute to the next; the median
+    of the pair ratios (and its quartiles) is the figure, next to the ratio of each size's
+    fastest."""
+    small, big = SCALING_SIDES
+    count = (big // small) ** 2
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        if spec.name not in SCALING_CASES:
+            continue
+        model = bench.model(spec)
+        if isinstance(model, str):
+            out.append({"case": spec.name, "error": model})
+            continue
+        bench.log.print(f"[dim]scaling {spec.name}: {pairs} pairs …[/dim]")
+
+        def seconds(side: int, seed: int, model: Model = model, spec: CaseSpec = spec) -> float:
+            started = time.thread_time()
+            solver.solve(model.compiled, side, side, periodic=spec.periodic, seed=seed)
+            return time.thread_time() - started
+
+        seconds(big, 1)  # the kept large solver and the small ones exist before timing
+        seconds(small, 1)
+        ratios: list[float] = []
+        big_us: list[float] = []
+        small_us: list[float] = []
+        for k in range(pairs):
+            t_big = seconds(big, 1 + k % 3)
+            t_small = sum(seconds(small, 1 + i % 3) for i in range(count))
+            ratios.append(t_big / t_small)
+            big_us.append(t_big / big**2 * 1e6)
+            small_us.append(t_small / (count * small**2) * 1e6)
+        quartiles = statistics.quantiles(ratios, n=4) if pairs > 1 else [ratios[0]] * 3
+        out.append(
+            {
+                "case": spec.name,
+                "pairs": pairs,
+                "ratio_median": statistics.median(ratios),
+                "ratio_quartiles": [quartiles[0], quartiles[2]],
+                "best_us_per_cell": {str(small): min(small_us), str(big): min(big_us)},
+                "ratio_of_best": min(big_us) / min(small_us),
+            }
+        )
+    return out
+
+
+def scaling_table(entries: Sequence[dict[str, Any]]) -> Table:
+    small, big = SCALING_SIDES
+    table = Table(
+        title=f"time per cell {big}² ÷ {small}², pairs in one process (thread time)",
+        title_justify="left",
+    )
+    for name in (
+        "case", "pairs", "median ratio", "quartiles", f"best {small}² µs/cell",
+        f"best {big}² µs/cell", "ratio of best", f"≤ {SCALING_TARGET}",
+    ):  # fmt: skip
+        table.add_column(name, justify="left" if name == "case" else "right")
+    for e in entries:
+        if "error" in e:
+            table.add_row(e["case"], "-", "-", "-", "-", "-", "-", f"error: {e['error']}")
+            continue
+        best = e["best_us_per_cell"]
+        table.add_row(
+            e["case"],
+            str(e["pairs"]),
+            f"{e['ratio_median']:.3f}",
+            f"{e['ratio_quartiles'][0]:.3f}-{e['ratio_quartiles'][1]:.3f}",
+            f"{best[str(small)]:.3f}",
+            f"{best[str(big)]:.3f}",
+            f"{e['ratio_of_best']:.3f}",
+            "yes" if e["ratio_median"] <= SCALING_TARGET else "no",
+        )
+    return table
+
+
 def refine_table(entries: Sequence[dict[str, Any]]) -> Table:
     table = Table(title="world refinement throughput (one process)", title_justify="left")
     for name in ("S", "solves/s (engine)", "solved", "repairs/solve", "top blocks/s (world)"):
@@ -688,12 +772,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also the world refinement throughput at S=16 and S=32",
     )  # fmt: skip
     p.add_argument(
+        "--scaling", nargs="?", type=int, const=SCALING_PAIRS, default=0, metavar="PAIRS",
+        help="also time per cell 512² ÷ 64² of the tilesets, in pairs (%(const)s pairs)",
+    )  # fmt: skip
+    p.add_argument(
         "--max-solve-s", type=float, default=120.0, metavar="S",
         help="skip a size whose estimated solve exceeds S seconds (0: never skip; %(default)s)",
     )  # fmt: skip
     args = p.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
         p.error("--seeds must be at least 1")
+    if args.scaling < 0:
+        p.error("--scaling needs a positive number of pairs")
     if args.only:
         known = {s.name for s in CASES} | {s.name.removesuffix(".xml") for s in CASES}
         unknown = [n for n in args.only if n not in known]
@@ -778,6 +868,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         out.print(hard_table(hard))
 
+    scaled: list[dict[str, Any]] = []
+    if args.scaling:
+        scaled = scaling(bench, specs, args.scaling)
+        out.print(scaling_table(scaled))
+
     refinement: list[dict[str, Any]] = []
     if args.refine:
         refinement = refine(log)
@@ -800,6 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "success": [r.as_dict() for r in success],
         "hard": [{**r.as_dict(), "limit_s": limit} for r, limit in hard],
         "refine": refinement,
+        "scaling": scaled,
         "total_s": total_s,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
