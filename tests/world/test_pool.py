@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,12 @@ def test_urgent_tasks_go_first_and_waiting_tasks_can_be_cancelled() -> None:
         while p.pending() and time.monotonic() < deadline:  # done callbacks run just after
             time.sleep(0.01)
         assert p.pending() == 0
+        # a task that reaches the lanes after close() (a submit racing it) is refused, not lost
+        p.close()
+        late: Future[tuple[float, float, int]] = Future()
+        p._enqueue(late, _span, (0.0,), False)
+        with pytest.raises(GeneratorUnavailableError, match="shut down"):
+            late.result(10)
 
 
 def test_timeouts_and_cancellation() -> None:

@@ -454,12 +454,15 @@ class WorkerPool:
         """Run ``fn(*args)`` for ``outer`` when a process is free: at once if one is, else after
         every urgent task and every earlier task of its own lane."""
         with self._lock:
-            free = self._running < self.workers
+            closed = self._closed  # closed since submit() looked: close() cleared the lanes
+            free = not closed and self._running < self.workers
             if free:
                 self._running += 1
-            else:
+            elif not closed:
                 self._lanes[0 if urgent else 1].append((outer, fn, args))
-        if free:
+        if closed:
+            _settle(outer, exc=GeneratorUnavailableError("the generation pool is shut down"))
+        elif free:
             self._start(outer, fn, args)
 
     def _release(self) -> None:
