@@ -28,7 +28,6 @@ import shutil
 import tempfile
 import threading
 import weakref
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from worldgen.world.patches import (
     cache_dir,
     library_version,
     load_or_build,
+    read_npz,
     write_atomic,
 )
 from worldgen.world.render import cell_relief, palette_for, png_bytes, render_tile
@@ -112,12 +112,11 @@ def _tile_pictures(key: str, decode: Callable[[], npt.NDArray[np.uint8]]) -> npt
     of every worker's first tile; reading the file is ~1 ms."""
     path = cache_dir().parent / "tilesets" / f"{key}.npz"
     try:
-        # opened here: np.load(path) leaves the file open when the zip is damaged
-        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+        with read_npz(path) as data:
             cached = np.asarray(data["pictures"])
         if cached.dtype == np.uint8 and cached.ndim == 4 and cached.shape[3] == 4:
             return cached  # the loader checks the count and the size
-    except (*CACHE_READ_ERRORS, zipfile.BadZipFile):  # a damaged .npz raises BadZipFile
+    except CACHE_READ_ERRORS:
         pass
     pictures = decode()
     write_atomic(path, lambda fh: np.savez(fh, pictures=pictures))
