@@ -159,9 +159,9 @@ class CompiledRules:
         padded[:, : self.patterns] = self.compat
         per_bit = padded.reshape(4, rows, 8, nw)
         lut = np.zeros((4, rows, 256, nw), dtype=np.uint64)
-        for value in range(1, 256):
-            low = value & -value
-            lut[:, :, value] = lut[:, :, value ^ low] | per_bit[:, :, low.bit_length() - 1]
+        for bit in range(8):  # bytes [n, 2n) are bytes [0, n) with bit `bit` added: 8 steps
+            n = 1 << bit
+            np.bitwise_or(lut[:, :, :n], per_bit[:, :, bit, None], out=lut[:, :, n : 2 * n])
         if nw in _INTERLEAVED_WORDS:
             # (rows, 256, 4 * nw): a byte's unions of the four directions side by side, so the
             # kernel builds a cell's four unions in one pass, two cache lines a byte (4 words)
