@@ -752,10 +752,10 @@ class WorkerPool:
     def _chunk_tile(self, spec: WorldSpec, z: int, key: ChunkKey) -> Future[bytes] | None:
         """A tile that is exactly one missing chunk, when no worker idles (so the chunk would be
         computed whole, not in bands): one task computes the chunk and draws the tile
-        (:func:`_chunk_tile_task`), and the parent keeps the chunk. Drawing in a second task
-        would queue the draw behind every chunk asked for meanwhile: a new world's opening
-        view then showed no tile of its own until all sixteen chunks were done. None: the
-        chunk is kept or on its way, or a worker idles (the general path bands it)."""
+        (:func:`_chunk_tile_task`), and the parent keeps the chunk: one task and no cells sent
+        back for a second. (Before the urgent lane, a separate draw task also queued behind
+        every chunk asked for meanwhile.) None: the chunk is kept or on its way, or a worker
+        idles (the general path bands it)."""
         with self._lock:
             if self.workers - self._running > 1 or self._chunks.future(spec, key) is not None:
                 return None

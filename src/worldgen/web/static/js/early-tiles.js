@@ -6,11 +6,12 @@
 // first anyway (they are cheap).
 //
 // A classic script, the first of the head (after the page data): the parser waits only for this
-// small file, and not for any stylesheet; it reads the page data and the window's size. It mirrors two facts of the modules: the cover zoom of map-tiles.js (3 zooms
-// out, at most -3, at least the far limit) and the pixel grid of map-adapter.js (4·2^z px a
-// cell, 256 px tiles); with no valid #z/x/y hash the page opens where world.js does (z = 0 at
-// cell 0, 0). The window bounds the map, so the tiles asked for are the cover of the view or a
-// little more, never less.
+// small file, and not for any stylesheet; it reads the page data and the window's size. It
+// mirrors three facts of the modules: the cover zoom of map-tiles.js (3 zooms out, at most -3,
+// at least the far limit), the pixel grid of map-adapter.js (4·2^z px a cell, 256 px tiles) and
+// world.js's reading of the #z/x/y hash (z = 0 at cell 0, 0 without a valid one); a browser
+// test checks that they agree. The window bounds the map, so the tiles asked for are the cover
+// of the view or a little more, never less.
 (() => {
   const data = document.getElementById("world-data");
   if (!data) return;
