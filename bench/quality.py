@@ -4,6 +4,9 @@ Run from the repository root (``bench/README.md`` defines every figure and lists
 
     .venv/bin/python -m bench.quality [--only NAME ...] [--S 32] [--V 4] [--layers 2]
 
+(``--S`` overrides every model's block size; without it each model has its catalog entry's,
+as its new worlds do: ``lakes`` 16, the rest 32.)
+
 For every bundled and shared sample and every tileset without classes, a 256 x 256 window of the
 world (seed 42, at an arbitrary offset; for a sample with a ground, the 256 rows ending at the
 ground row y = 0) is compared with a 256 x 256 plain ``generate`` of the same model and seed
@@ -86,6 +89,8 @@ class Case:
     path: Path
     symmetry: int = 8
     ground: bool = False
+    S: int = DEFAULT.S
+    """The block size of the model's new worlds (its catalog entry's, else the default)."""
 
 
 def _cases() -> tuple[Case, ...]:
@@ -94,13 +99,15 @@ def _cases() -> tuple[Case, ...]:
         if entry.kind == "tiled":
             if load_tileset(entry.path, load_images=False).class_names():
                 continue  # a tileset with classes follows its macro layer, not a plain solve
-            out.append(Case(entry.name, "tileset", entry.name, entry.path))
+            S = int(entry.defaults.get("S", DEFAULT.S))
+            out.append(Case(entry.name, "tileset", entry.name, entry.path, S=S))
         else:
             d = entry.defaults
             out.append(
                 Case(
                     entry.name, "sample", entry.name, entry.path,
                     int(d.get("symmetry", 8)), bool(d.get("ground", False)),
+                    int(d.get("S", DEFAULT.S)),
                 )
             )  # fmt: skip
     for png in sorted((SHARED / "overlapping").glob("*.png")):
@@ -281,6 +288,7 @@ class Quality:
     """The figures of one model (None: not measured, see ``error``)."""
 
     case: str
+    S: int = DEFAULT.S
     plain_seed: int | None = None
     world_period: float | None = None
     plain_period: float | None = None
@@ -301,14 +309,16 @@ class Quality:
 
 def measure(
     case: Case,
-    S: int = DEFAULT.S,
+    S: int | None = None,
     V: int = DEFAULT.V,
     layers: int = DEFAULT.layers,
     n_windows: int = 1,
 ) -> Quality:
     """Every quality figure of one case (errors become ``Quality.error``, never a crash); with
-    ``n_windows`` > 1 also the structure size ratio of the means over that many windows."""
-    q = Quality(case.label, windows=n_windows)
+    ``n_windows`` > 1 also the structure size ratio of the means over that many windows.
+    ``S`` None: the case's own block size (:attr:`Case.S`)."""
+    S = case.S if S is None else S
+    q = Quality(case.label, S=S, windows=n_windows)
     started = time.perf_counter()
     try:
         plain, s = plain_labels(case, SEED)
@@ -445,16 +455,16 @@ def table(results: Sequence[Quality]) -> Table:
     """The printed table: figures, targets and whether each is met."""
     t = Table(title="world quality vs a plain solve (256² windows, seed 42)")
     for col in (
-        "model", "period world", "plain", "≤ +0.02?", "size world/plain", "0.5..2?",
+        "model", "S", "period world", "plain", "≤ +0.02?", "size world/plain", "0.5..2?",
         "(plain s+1/s)", "size, means", "local TV", "floor", "≤ +0.05?", "fallbacks",
     ):  # fmt: skip
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
         if r.error is not None:
-            t.add_row(r.case, f"[red]{r.error}[/]")
+            t.add_row(r.case, str(r.S), f"[red]{r.error}[/]")
             continue
         t.add_row(
-            r.case, _f(r.world_period, ".3f"), _f(r.plain_period, ".3f"),
+            r.case, str(r.S), _f(r.world_period, ".3f"), _f(r.plain_period, ".3f"),
             _mark(r.met.get("period")), _f(r.size_ratio, ".2f"), _mark(r.met.get("size")),
             _f(r.plain_size_ratio, ".2f"),
             _f(r.size_ratio_means, ".2f") + (f" ({r.windows}) " if r.windows > 1 else "")
@@ -468,7 +478,7 @@ def table(results: Sequence[Quality]) -> Table:
 
 def run(
     only: Sequence[str] = (),
-    S: int = DEFAULT.S,
+    S: int | None = None,
     V: int = DEFAULT.V,
     layers: int = DEFAULT.layers,
     log: Console | None = None,
@@ -490,7 +500,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(prog="bench.quality", description=__doc__.split("\n")[0])
     p.add_argument("--only", action="append", default=[], help="only cases containing NAME")
-    p.add_argument("--S", type=int, default=DEFAULT.S, help=f"block size (default {DEFAULT.S})")
+    p.add_argument(
+        "--S", type=int, default=None,
+        help=f"block size (default: each model's catalog one, else {DEFAULT.S})",
+    )  # fmt: skip
     p.add_argument("--V", type=int, default=4, help="patch variants (default 4)")
     p.add_argument("--layers", type=int, default=2, help="refinement layers (default 2)")
     p.add_argument(
@@ -508,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run(args.only, args.S, args.V, args.layers, log, max(1, args.windows))
     log.print(table(results))
     terrain = [
-        measure_terrain(label, name, args.S, args.V, args.layers)
+        measure_terrain(label, name, args.S or DEFAULT.S, args.V, args.layers)
         for label, name in TERRAIN_CASES
         if not args.only or any(o in label for o in args.only)
     ]

@@ -18,7 +18,14 @@ from worldgen.store.client import connect
 from worldgen.store.embedded import EmbeddedValkey
 from worldgen.store.keys import Keys, valid_world_id
 from worldgen.store.tiles import TileCache
-from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord, WorldRepo
+from worldgen.store.worlds import (
+    LEGACY_BLOCK_SIZE,
+    MAX_BLOCK_SIZE,
+    MAX_SEED,
+    NAME_MAX,
+    WorldRecord,
+    WorldRepo,
+)
 
 T = TypeVar("T")
 Server = Callable[[], ValkeyHandle]
@@ -65,6 +72,13 @@ def test_world_record_bounds() -> None:
         WorldRecord.model_validate({**base, "seed": 0, "name": "x" * (NAME_MAX + 1)})
     with pytest.raises(ValidationError):
         WorldRecord.model_validate({**base, "seed": -1})
+    # the block size: absent (a record made before it was pinned) means 32; even, 4..64
+    assert WorldRecord.model_validate({**base, "seed": 0}).block_size == LEGACY_BLOCK_SIZE == 32
+    for ok in (4, 16, MAX_BLOCK_SIZE):
+        assert WorldRecord.model_validate({**base, "seed": 0, "block_size": ok}).block_size == ok
+    for bad in (2, 15, MAX_BLOCK_SIZE + 2, "x"):
+        with pytest.raises(ValidationError):
+            WorldRecord.model_validate({**base, "seed": 0, "block_size": bad})
 
 
 def test_world_crud_round_trip(valkey_server: Server) -> None:
@@ -74,9 +88,11 @@ def test_world_crud_round_trip(valkey_server: Server) -> None:
         repo = WorldRepo(r, Keys())
         a = await repo.create(name="Alpha", tileset="terrain", kind="tiled", seed=42)
         b = await repo.create(
-            name="Beta", tileset="lakes", kind="overlapping", seed=MAX_SEED, visibility="private"
-        )
+            name="Beta", tileset="lakes", kind="overlapping", seed=MAX_SEED, visibility="private",
+            block_size=16,
+        )  # fmt: skip
         assert await repo.get(a.id) == a
+        assert (a.block_size, (await repo.get(b.id)).block_size) == (32, 16)  # type: ignore[union-attr]
         assert [w.id for w in await repo.list()] == [b.id, a.id]  # newest first
         assert [w.id for w in await repo.list(offset=1, limit=1)] == [a.id]
         assert await repo.count() == 2

@@ -111,6 +111,33 @@ async def test_sample_worlds_are_sample_specs_with_colors(make_client: ClientFac
     assert len(doc["cells"]) == 12
 
 
+async def test_a_world_keeps_the_block_size_it_was_made_with(
+    make_client: ClientFactory,
+) -> None:
+    """A new world pins its catalog entry's block size (lakes 16, terrain 32) in its record and
+    is generated at it; a record from before the field existed is generated at 32, the default
+    of then, whatever its catalog entry now says."""
+    stub = StubGenerator()
+    client = await make_client(generator=stub)
+    lakes = (await create(client, tileset="lakes", seed=3)).json()
+    terrain = (await create(client, tileset="terrain", seed=3)).json()
+    assert (lakes["block_size"], terrain["block_size"]) == (16, 32)
+    assert stub.specs[-2:] == [
+        WorldSpec("sample", "lakes", 3, S=16),
+        WorldSpec("tileset", "terrain", 3, S=32),
+    ]
+    tile = f"/tiles/{lakes['id']}/0/0/0.png"  # the tile route names the world by its spec
+    assert (await client.get(tile)).status_code == 200
+    assert stub.specs[-1] == WorldSpec("sample", "lakes", 3, S=16)
+
+    worlds = client.app.state.store.worlds
+    await worlds.redis.hdel(worlds.keys.world(lakes["id"]), "block_size")  # a legacy record
+    worlds.forget(lakes["id"])
+    assert (await client.get(f"/api/worlds/{lakes['id']}")).json()["block_size"] == 32
+    assert (await client.get(tile)).status_code == 200
+    assert stub.specs[-1] == WorldSpec("sample", "lakes", 3, S=32)
+
+
 async def test_list_is_newest_first_pages_and_hides_private(client: WebClient) -> None:
     ids = [(await create(client, name=f"w{i}")).json()["id"] for i in range(4)]
     hidden = (await create(client, name="secret", visibility="private")).json()

@@ -55,11 +55,11 @@ def test_spec_is_json_round_trippable() -> None:
 
 def test_default_spec_takes_the_catalogs_model_settings() -> None:
     """A bundled sample's world uses the settings its catalog entry is drawn for: flowers is a
-    side view (symmetry 2, a ground row), lakes the plain defaults."""
+    side view (symmetry 2, a ground row), lakes the plain defaults at block size 16."""
     flowers = WorldSpec.of_kind("overlapping", "flowers", 3)
     assert (flowers.symmetry, flowers.ground) == (2, True)
     assert build_world(flowers).lib.ground is not None
-    assert WorldSpec.of_kind("overlapping", "lakes", 3) == WorldSpec("sample", "lakes", 3)
+    assert WorldSpec.of_kind("overlapping", "lakes", 3) == WorldSpec("sample", "lakes", 3, S=16)
     assert WorldSpec.of_kind("tiled", "terrain", 3) == WorldSpec("tileset", "terrain", 3)
     assert flowers.model_key == WorldSpec("sample", "flowers", 0, symmetry=2, ground=True)
 

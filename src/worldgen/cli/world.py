@@ -61,7 +61,7 @@ def _add_model_args(p: argparse.ArgumentParser, *, stored: bool = False) -> None
     p.add_argument("--seed", type=int, required=not stored,
                    help="world seed" + (" (not with --world)" if stored else ""))  # fmt: skip
     p.add_argument("--block-size", type=int, default=None, dest="S",
-                   help="block size S (even; default the spec's, 32)")  # fmt: skip
+                   help="block size S (even; default the catalog's, else 32)")  # fmt: skip
     p.add_argument("--variants", type=int, default=4, dest="V", help="patch variants V")
     p.add_argument("--layers", type=int, default=2, help="refinement layers (0..3)")
 

@@ -44,6 +44,10 @@ MAX_SEED = 2**53 - 1
 NAME_MAX = 80
 Visibility = Literal["public", "private"]
 Kind = Literal["tiled", "overlapping"]
+LEGACY_BLOCK_SIZE: Final = 32
+"""The block size of a world whose record has none: every world made before records pinned it
+(they all used the then default, 32)."""
+MAX_BLOCK_SIZE: Final = 64
 CACHE_TTL_MAX_S: Final = 1.0
 """The longest a cached world record may be served (the privacy rule's bound)."""
 CACHE_MAX: Final = 10_000
@@ -69,6 +73,10 @@ class WorldRecord(BaseModel):
     """Edits so far + 1 (see the module docstring); clients send it back with a change."""
     model: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     """The uploaded model the world is made from (its sha256), None for a bundled tileset."""
+    block_size: int = Field(default=LEGACY_BLOCK_SIZE, ge=4, le=MAX_BLOCK_SIZE, multiple_of=2)
+    """The world's block size S, pinned when it was made (its catalog entry's then), so that a
+    later change of a catalog default never changes an existing world; a record without the
+    field (made before it was pinned) means :data:`LEGACY_BLOCK_SIZE`."""
 
     def to_hash(self) -> dict[str, str]:
         """The Redis hash fields (strings only; ``owner`` omitted when None)."""
@@ -193,8 +201,10 @@ class WorldRepo:
         seed: int,
         visibility: Visibility = "public",
         owner: str | None = None,
+        block_size: int = LEGACY_BLOCK_SIZE,
     ) -> WorldRecord:
-        """Store a new world and return it (a fresh id; ``created`` = now)."""
+        """Store a new world and return it (a fresh id; ``created`` = now). ``block_size``:
+        the S of its spec (the web passes its catalog entry's)."""
         record = WorldRecord(
             id=new_world_id(),
             name=name,
@@ -204,6 +214,7 @@ class WorldRepo:
             visibility=visibility,
             owner=owner,
             created=time.time(),
+            block_size=block_size,
         )
         await self.put(record)
         return record

@@ -32,7 +32,8 @@ class CatalogEntry:
     """One bundled tileset (``kind="tiled"``) or sample bitmap (``kind="overlapping"``).
 
     ``defaults`` holds the model settings the entry is meant to be used with (``subset`` for a
-    tileset; ``N``, ``symmetry``, ``ground`` and ``periodic_input`` for a sample).
+    tileset; ``N``, ``symmetry``, ``ground`` and ``periodic_input`` for a sample; ``S``, the
+    block size of its new worlds, for either).
     """
 
     name: str

@@ -16,6 +16,7 @@ Generation is CPU-bound (numba kernels, numpy, PNG encoding) and never runs on t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -47,19 +48,24 @@ _VERSIONS_KEPT = 4096
 
 
 @functools.lru_cache(maxsize=_VERSIONS_KEPT)
-def spec_of(kind: Literal["tiled", "overlapping"], tileset: str, seed: int) -> WorldSpec:
-    """The content spec of a world over a tileset (``tiled``) or a sample (``overlapping``).
+def spec_of(
+    kind: Literal["tiled", "overlapping"], tileset: str, seed: int, S: int | None = None
+) -> WorldSpec:
+    """The content spec of a world over a tileset (``tiled``) or a sample (``overlapping``):
+    its catalog entry's settings (:meth:`WorldSpec.of_kind`), with block size ``S`` when given
+    (a stored world's pinned one), else the entry's.
 
-    Remembered per (kind, tileset, seed): building one reads the tileset catalog, which cost a
-    third of a warm map tile's CPU (specs are immutable values)."""
-    return WorldSpec.of_kind(kind, tileset, seed)
+    Remembered per arguments: building one reads the tileset catalog, which cost a third of a
+    warm map tile's CPU (specs are immutable values)."""
+    spec = WorldSpec.of_kind(kind, tileset, seed)
+    return spec if S is None or S == spec.S else dataclasses.replace(spec, S=S)
 
 
 def spec_for(record: WorldRecord) -> WorldSpec:
-    """The content spec of a stored world (``upload:<sha>`` over an uploaded model)."""
-    if record.model is not None:
-        return spec_of(record.kind, f"{UPLOAD_PREFIX}{record.model}", record.seed)
-    return spec_of(record.kind, record.tileset, record.seed)
+    """The content spec of a stored world (``upload:<sha>`` over an uploaded model), at the
+    block size its record pins."""
+    name = record.tileset if record.model is None else f"{UPLOAD_PREFIX}{record.model}"
+    return spec_of(record.kind, name, record.seed, record.block_size)
 
 
 @runtime_checkable

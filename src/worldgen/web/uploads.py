@@ -26,7 +26,8 @@ from worldgen.jobs.runner import spec_params
 from worldgen.store.client import Store
 from worldgen.store.models import ModelRecord
 from worldgen.store.worlds import MAX_SEED, Visibility, WorldRecord, new_world_id
-from worldgen.web.generation import spec_for
+from worldgen.web.generation import spec_for, spec_of
+from worldgen.world.spec import UPLOAD_PREFIX
 
 __all__ = [
     "LIBRARY_JOBS_LIMIT",
@@ -108,16 +109,18 @@ async def create_world(
     """A new world over the model ``digest`` (404 unless ``owner`` may use it), its library
     job queued if needed; the caller adds the owner's membership."""
     model = usable(await store.models.get(digest), owner)
+    kind = model_kind(model)
     record = WorldRecord(
         id=new_world_id(),
         name=name,
         tileset=UPLOAD_TILESET,
-        kind=model_kind(model),
+        kind=kind,
         seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
         visibility=visibility,
         owner=owner,
         created=time.time(),
         model=model.id,
+        block_size=spec_of(kind, f"{UPLOAD_PREFIX}{model.id}", 0).S,
     )
     if not await store.models.attach(model.id, record.id):
         raise NotFoundError("model not found")

@@ -93,7 +93,8 @@ class WorldSpec:
     ``symmetry`` to samples (a sample's patterns are always cut from the periodic input), as does
     ``ground`` (a side view: the sample's ground row at y = 0, :mod:`.ground`). ``S`` is
     the block size (32 by default: at 16 the block lattice shows as a period in samples made of
-    lines, ``docs/world.md``), ``V`` the patch variants, ``layers`` the refinement layers.
+    lines, ``docs/world.md``; a catalog entry may choose another, :meth:`of_kind`), ``V`` the
+    patch variants, ``layers`` the refinement layers.
     """
 
     source: Source
@@ -110,18 +111,23 @@ class WorldSpec:
     @classmethod
     def of_kind(cls, kind: Kind, name: str, seed: int) -> WorldSpec:
         """The default spec of a world over a catalog entry of ``kind`` (``tiled`` or
-        ``overlapping``) named ``name``: a bundled entry's own model settings (its catalog
+        ``overlapping``) named ``name``: a bundled entry's own settings (its catalog
         ``defaults``: a tileset's subset; a sample's N, symmetry and ground, e.g. ``flowers``
-        is a side view with symmetry 2 and a ground), else the field defaults."""
+        is a side view with symmetry 2 and a ground; either's block size S, e.g. ``lakes``
+        has 16), else the field defaults.
+
+        A stored world does not follow a later change of these defaults: its record pins its
+        block size (:attr:`~worldgen.store.worlds.WorldRecord.block_size`)."""
         entry = tilesets.lookup(name, kind) if name else None
         if entry is None:
             return cls(source=SOURCE[kind], name=name, seed=seed)
         d = entry.defaults
+        S = int(d.get("S", cls.S))
         if kind == "tiled":
-            return cls(source="tileset", name=name, seed=seed, subset=d.get("subset"))
+            return cls(source="tileset", name=name, seed=seed, subset=d.get("subset"), S=S)
         return cls(
             source="sample", name=name, seed=seed, N=int(d.get("N", 3)),
-            symmetry=int(d.get("symmetry", 8)), ground=bool(d.get("ground", False)),
+            symmetry=int(d.get("symmetry", 8)), ground=bool(d.get("ground", False)), S=S,
         )  # fmt: skip
 
     @property

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from worldgen.errors import NotFoundError, WorldNotFoundError
 from worldgen.store.models import DIGEST_PATTERN
-from worldgen.store.worlds import MAX_SEED, NAME_MAX, WorldRecord
+from worldgen.store.worlds import LEGACY_BLOCK_SIZE, MAX_SEED, NAME_MAX, WorldRecord
 from worldgen.web import uploads
 from worldgen.web.auth.services import authorize, authorize_user, rate_limit, visible_worlds
 from worldgen.web.auth.sessions import client_address
@@ -245,6 +245,11 @@ class WorldOut(BaseModel):
     model: str | None = Field(
         default=None, description="The uploaded model the world is made from, if any."
     )
+    block_size: int = Field(
+        default=LEGACY_BLOCK_SIZE,
+        description="The world's block size S in cells, fixed when it was made (its model's "
+        "default then).",
+    )
 
     @classmethod
     def of(cls, record: WorldRecord) -> WorldOut:
@@ -262,6 +267,7 @@ class WorldOut(BaseModel):
             preview=f"/tiles/{record.id}/0/0/0.png",
             page=f"/worlds/{record.id}",
             model=record.model,
+            block_size=record.block_size,
         )
 
 
@@ -417,7 +423,8 @@ async def create_world(
     entry = await _catalog_entry(generator, body.tileset, ("body", "tileset"))
     seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
     # Build the world once before storing it: refuses what cannot work, warms a worker.
-    await generator.version(spec_of(entry.kind, entry.name, seed))
+    spec = spec_of(entry.kind, entry.name, seed)
+    await generator.version(spec)
     created = await worlds.create(
         name=body.name,
         tileset=entry.name,
@@ -425,6 +432,7 @@ async def create_world(
         seed=seed,
         visibility=body.visibility,
         owner=user.id,
+        block_size=spec.S,
     )
     await security.members.add(created.id, user.id, "owner")
     return WorldOut.of(created)
