@@ -78,6 +78,46 @@ def test_zooming_out_and_in_never_shows_a_blank_tile(
     assert covers <= {"whole", "part"}, covers
 
 
+VIEW_TILES_JS = """() => {
+  const map = document.getElementById('map').getBoundingClientRect();
+  const levels = [...document.querySelectorAll('.world-tiles .leaflet-tile-container')];
+  const top = levels.reduce((a, b) => (+b.style.zIndex > +a.style.zIndex ? b : a));
+  const tiles = [...top.querySelectorAll('.world-tile')].filter((t) => {
+    const r = t.getBoundingClientRect();
+    return r.right > map.left && r.left < map.right && r.bottom > map.top && r.top < map.bottom;
+  });
+  const own = (t) => t.querySelector('img.world-tile-image') !== null;
+  const whole = (t) => t.querySelector('canvas[data-cover="whole"]')?.isConnected === true;
+  return {
+    tiles: tiles.length,
+    own: tiles.filter(own).length,
+    covered: tiles.length > 0 && tiles.every((t) => own(t) || whole(t)),
+  };
+}"""
+
+
+def test_a_jump_two_zooms_out_is_covered_before_its_cell_tiles_arrive(
+    browser_page: PageFactory, server: Server
+) -> None:
+    """Two zooms out at once (a link, the hash): the tiles beyond the last view's far cover
+    fetch their far ancestor, and those few cheap requests go before the new zoom's cell tiles
+    (hundreds of milliseconds each), which the browser sends six at a time: the whole view
+    shows the world while almost none of its own tiles has arrived."""
+    world = server.create_world("Jump", tileset="terrain", seed=4242)
+    # A 1,120 px map centred on a corner of z = -3 tiles (512 cells): the z = 0 view's far
+    # cover (3 x its 280 cells) is those 2 x 2 tiles; the z = -2 view (1,120 cells) is wider.
+    page = browser_page(width=1440, height=900)
+    page.goto(f"{world['page']}#0/-7168/4096")  # far from anything this server drew before
+    wait_for_map(page, tiles=2, timeout_ms=WAIT_MS)
+    page.evaluate("() => { location.hash = '#-2/-7168/4096'; }")
+    page.wait_for_function(f"() => ({VIEW_TILES_JS})().covered", timeout=WAIT_MS)
+    got = page.evaluate(VIEW_TILES_JS)
+    screenshot(page, "jump-covered")
+    assert got["tiles"] >= 16, got  # the z = -2 view, its outer columns included
+    # before: the outer columns' ancestors waited behind most of the view's own tiles
+    assert got["own"] <= got["tiles"] // 4, got
+
+
 FAR_TILES_JS = """() => {
   const far = (name) => /\\/-3\\/-?\\d+\\/-?\\d+\\.png/.test(name);
   return {
