@@ -62,6 +62,8 @@ def test_the_native_module_is_built_and_used() -> None:
         "the native kernels are missing or stale: run scripts/bootstrap.sh "
         "(python -m worldgen.engine._native_build)"
     )
+    # built for this machine's own level (the server's start-up log names it)
+    assert _jit.describe() == f"native {_jit.cpu_level()}"
 
 
 def test_native_and_jit_outputs_are_identical_and_native_never_imports_numba() -> None:
@@ -89,6 +91,8 @@ def test_a_stale_or_refused_native_module_is_not_loaded(
     stamp.write_text("0" * 64)
     assert _jit._load_native() is None  # built from other sources
     stamp.write_text(_jit.source_stamp())
+    assert _jit._load_native() is None  # a stamp of before levels: no level named, rebuilt
+    stamp.write_text(f"{_jit.source_stamp()} {_jit.GENERIC}")
     assert _jit._load_native() is not None
     monkeypatch.setenv("WORLDGEN_NATIVE", "0")
     assert _jit._load_native() is None
@@ -105,3 +109,51 @@ def test_the_stamp_covers_the_kernel_sources() -> None:
     sources = {"engine/_kernels.py", "world/_noise.py", "engine/_native_build.py"}
     assert all((package / name).is_file() for name in sources)
     assert sources <= set(_jit._SOURCES)
+
+
+_V2 = frozenset({"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"})
+_V3 = _V2 | {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+_V4 = _V3 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+
+
+def test_the_cpu_level_is_the_highest_whose_features_the_machine_has() -> None:
+    assert _jit.cpu_level(frozenset()) == _jit.GENERIC  # not x86-64, or no /proc/cpuinfo
+    assert _jit.cpu_level(_V2) == "x86-64-v2"
+    assert _jit.cpu_level(_V3 - {"fma"}) == "x86-64-v2"  # one feature short of v3
+    assert _jit.cpu_level(_V3) == "x86-64-v3"
+    assert _jit.cpu_level(_V4 - {"avx512dq"}) == "x86-64-v3"
+    assert _jit.cpu_level(_V4 | {"sha_ni", "avx512vnni"}) == "x86-64-v4"
+
+
+def test_a_module_runs_only_on_a_cpu_of_its_level_or_newer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module built for a newer CPU (a Docker image from another machine) would fault here:
+    its stamp names its level, so it is refused and the JIT runs instead; an older level runs."""
+    stamp = tmp_path / "stamp"
+    monkeypatch.setattr(_jit, "stamp_path", lambda: stamp)
+    cases = [  # (level built for, this machine's flags, loaded)
+        ("x86-64-v4", _V4, True),
+        ("x86-64-v4", _V3, False),
+        ("x86-64-v4", frozenset(), False),
+        ("x86-64-v3", _V4, True),
+        ("x86-64-v3", _V2, False),
+        (_jit.GENERIC, frozenset(), True),
+        (_jit.GENERIC, _V4, True),
+        ("pentium", _V4, False),
+    ]
+    for level, flags, loaded in cases:
+        monkeypatch.setattr(_jit, "_cpu_flags", lambda flags=flags: flags)
+        stamp.write_text(f"{_jit.source_stamp()} {level}\n")
+        assert (_jit._load_native() is not None) == loaded, (level, sorted(flags))
+
+
+def test_the_build_level_is_this_machines_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_jit, "_cpu_flags", lambda: _V3)
+    monkeypatch.delenv("WORLDGEN_NATIVE_CPU", raising=False)
+    assert _jit.build_level() == "x86-64-v3"
+    monkeypatch.setenv("WORLDGEN_NATIVE_CPU", "generic")
+    assert _jit.build_level() == _jit.GENERIC
+    monkeypatch.setenv("WORLDGEN_NATIVE_CPU", "x86-64-v9")
+    with pytest.raises(ValueError, match="WORLDGEN_NATIVE_CPU must be one of"):
+        _jit.build_level()

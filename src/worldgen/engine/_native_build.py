@@ -8,8 +8,11 @@ How: the kernels are first compiled by numba's JIT on tiny problems (``solver.wa
 rule check: numba's disk cache makes this quick after the first time), so each exported kernel
 has exactly the one signature its callers use; numba's ahead-of-time compiler (``numba.pycc``)
 then compiles the same Python functions with those signatures into
-``worldgen/_native_kernels.*.so``, and the stamp of the sources is written last
-(:func:`worldgen.engine._jit.source_stamp`), so a failed or interrupted build is never used.
+``worldgen/_native_kernels.*.so`` for this machine's CPU level (:func:`~worldgen.engine._jit.
+cpu_level`: x86-64-v4 here; ``WORLDGEN_NATIVE_CPU=generic`` or ``x86-64-v3`` builds a module
+for older machines too, e.g. in an image meant for other hosts), and the stamp of the sources
+and the level is written last (:func:`worldgen.engine._jit.source_stamp`), so a failed or
+interrupted build is never used; a machine whose CPU lacks the level's features never loads it.
 Exit status 0 when built or up to date, 1 with a message when the build failed (the kernels then
 run under numba's JIT, as before).
 """
@@ -48,8 +51,9 @@ def _signatures() -> dict[str, object]:
     return found
 
 
-def build(output_dir: Path) -> Path:
-    """Compile the native module into ``output_dir``; returns the module's file.
+def build(output_dir: Path, level: str) -> Path:
+    """Compile the native module for CPU ``level`` (:func:`~worldgen.engine._jit.build_level`)
+    into ``output_dir``; returns the module's file.
 
     The kernels must be numba's in this process (``WORLDGEN_NATIVE=0`` before they were first
     imported, as :func:`main` run as a script does), since the native module is built from them.
@@ -66,6 +70,7 @@ def build(output_dir: Path) -> Path:
     signatures = _signatures()
     cc = CC(_jit.NATIVE_MODULE.rsplit(".", 1)[1])  # type: ignore[no-untyped-call]
     cc.verbose = False
+    cc.target_cpu = "" if level == _jit.GENERIC else level  # "": the architecture's generic CPU
     with tempfile.TemporaryDirectory(prefix="worldgen-native-") as work:
         cc.output_dir = work
         for module_name, names in _jit.EXPORTS.items():
@@ -89,19 +94,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--if-stale", action="store_true", help="skip when up to date")
     args = parser.parse_args(argv)
     stamp = _jit.stamp_path()
-    wanted = _jit.source_stamp()
+    try:
+        level = _jit.build_level()
+    except ValueError as exc:
+        sys.stderr.write(f"worldgen: native kernels not built ({exc}); the JIT compiles them\n")
+        return 1
+    wanted = f"{_jit.source_stamp()} {level}"
     if args.if_stale and stamp.is_file() and stamp.read_text().strip() == wanted:
         return 0
     started = time.process_time()
     stamp.unlink(missing_ok=True)
     try:
-        target = build(stamp.parent)
+        target = build(stamp.parent, level)
     except Exception as exc:  # any failure: say why; the JIT still works
         sys.stderr.write(f"worldgen: native kernels not built ({exc}); the JIT compiles them\n")
         return 1
     stamp.write_text(wanted + "\n")
     seconds = time.process_time() - started
-    sys.stderr.write(f"worldgen: native kernels built ({target.name}, {seconds:.0f} s of CPU)\n")
+    sys.stderr.write(
+        f"worldgen: native kernels built for {level} ({target.name}, {seconds:.0f} s of CPU)\n"
+    )
     return 0
 
 

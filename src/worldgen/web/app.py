@@ -42,6 +42,7 @@ from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 
 from worldgen import __version__
+from worldgen.engine import _jit
 from worldgen.errors import WorldgenError
 from worldgen.jobs.broker import JobQueue
 from worldgen.jobs.worker import WorkerChild
@@ -195,7 +196,9 @@ async def _resources(app: FastAPI) -> AsyncIterator[None]:
 
         if not await store.ping(_STARTUP_PING_S):  # serve anyway: /readyz says 503 meanwhile
             _log.warning("redis unavailable at start", redis=where)
-        _log.info("started", redis=where, generator=type(generator).__name__)
+        _log.info(
+            "started", redis=where, generator=type(generator).__name__, kernels=_jit.describe()
+        )
         yield
         _log.info("stopping")
 
