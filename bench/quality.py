@@ -99,15 +99,14 @@ def _cases() -> tuple[Case, ...]:
         if entry.kind == "tiled":
             if load_tileset(entry.path, load_images=False).class_names():
                 continue  # a tileset with classes follows its macro layer, not a plain solve
-            S = int(entry.defaults.get("S", DEFAULT.S))
+            S = WorldSpec.of_kind("tiled", entry.name, SEED).S  # the catalog's, as the web's
             out.append(Case(entry.name, "tileset", entry.name, entry.path, S=S))
         else:
-            d = entry.defaults
+            spec = WorldSpec.of_kind("overlapping", entry.name, SEED)
             out.append(
                 Case(
                     entry.name, "sample", entry.name, entry.path,
-                    int(d.get("symmetry", 8)), bool(d.get("ground", False)),
-                    int(d.get("S", DEFAULT.S)),
+                    spec.symmetry, spec.ground, spec.S,
                 )
             )  # fmt: skip
     for png in sorted((SHARED / "overlapping").glob("*.png")):

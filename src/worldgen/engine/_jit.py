@@ -145,14 +145,19 @@ def _jit_disabled() -> bool:
     return os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
+def _stamp_fields() -> list[str]:
+    """The stamp file's fields (``[digest, level]`` when a build wrote it; none when absent)."""
+    try:
+        return stamp_path().read_text().split()
+    except OSError:
+        return []
+
+
 def _load_native() -> ModuleType | None:
     """The native module if it may be used (present, not refused, built from these sources)."""
     if os.environ.get("WORLDGEN_NATIVE", "1") == "0" or _jit_disabled():
         return None
-    try:
-        built = stamp_path().read_text().split()
-    except OSError:
-        return None
+    built = _stamp_fields()
     # built from these sources, for a level this CPU runs (a module built on a newer machine,
     # e.g. a Docker image, would fault here: the JIT runs instead)
     if len(built) != 2 or built[0] != source_stamp() or built[1] not in runnable_levels():
@@ -173,10 +178,7 @@ _COMPILED = NATIVE is not None or not _jit_disabled()  # numba too reads its var
 def describe() -> str:
     """What runs the kernels, for logs: ``native <level>``, ``jit`` or ``python`` (JIT off)."""
     if NATIVE is not None:
-        try:
-            return f"native {stamp_path().read_text().split()[1]}"
-        except (OSError, IndexError):
-            return "native"
+        return " ".join(["native", *_stamp_fields()[1:2]])
     return "jit" if _COMPILED else "python"
 
 
