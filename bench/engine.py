@@ -681,8 +681,9 @@ def baseline(
         there = e["baseline_there_ms"]
         target = TARGET_MS[(e["case"], e["size"])]
         e["target_speed_up"] = there / target
-        e["target_here_ms"] = e["baseline_ms"] * target / there
-        e["met"] = e["speed_up"] >= e["target_speed_up"]
+        old_ms = e["baseline_ms"]
+        e["target_here_ms"] = None if old_ms is None else old_ms * target / there
+        e["met"] = e["speed_up"] is not None and e["speed_up"] >= e["target_speed_up"]
     return entries
 
 
@@ -704,11 +705,11 @@ def baseline_table(entries: Sequence[dict[str, Any]]) -> Table:
         table.add_row(
             e["case"],
             f"{e['size']}x{e['size']}",
-            f"{e['baseline_ms']:.1f}",
-            f"{e['ours_ms']:.1f}",
-            f"{e['speed_up']:.2f}",
+            _fmt_num(e["baseline_ms"], 1),
+            _fmt_num(e["ours_ms"], 1),
+            _fmt_num(e["speed_up"], 2),
             f"{e['target_speed_up']:.2f}",
-            f"{e['target_here_ms']:.1f}",
+            _fmt_num(e["target_here_ms"], 1),
             "yes" if e["met"] else "no",
         )
     return table

@@ -17,6 +17,7 @@ in ``bench/results/.baseline-<commit>/`` for later runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -106,6 +107,13 @@ def _old_round(
     return result
 
 
+def _median_ms(best: Sequence[float]) -> float | None:
+    """The median of the seeds' fastest runs, over the seeds that solved at least once (None
+    when none did: a seed that never solved has no time to compare)."""
+    solved = [t for t in best if math.isfinite(t)]
+    return statistics.median(solved) * 1e3 if solved else None
+
+
 def compare(
     cases: Sequence[tuple[str, Path, int]],
     seeds: Sequence[int],
@@ -136,8 +144,8 @@ def compare(
                         best[i] = min(best[i], t)
     entries: list[dict[str, Any]] = []
     for name, _, side in cases:
-        old_ms = statistics.median(old[key[name]]) * 1e3
-        new_ms = statistics.median(new[key[name]]) * 1e3
+        old_ms = _median_ms(old[key[name]])
+        new_ms = _median_ms(new[key[name]])
         there = BASELINE_THERE_MS.get((name, side))
         entries.append(
             {
@@ -145,7 +153,7 @@ def compare(
                 "size": side,
                 "baseline_ms": old_ms,
                 "ours_ms": new_ms,
-                "speed_up": old_ms / new_ms,
+                "speed_up": None if old_ms is None or new_ms is None else old_ms / new_ms,
                 "baseline_there_ms": there,
                 "target_speed_up": None,  # filled by the caller from its target
                 "rounds": rounds,
