@@ -86,16 +86,23 @@ def baseline_src(commit: str = BASELINE_COMMIT) -> Path:
     return src
 
 
-def _old_round(
-    src: Path, cases: Sequence[tuple[Path, int]], seeds: Sequence[int]
-) -> dict[str, Any]:
+def _old_env(src: Path, *more_paths: Path) -> dict[str, str]:
+    """The environment of a subprocess that imports the old ``worldgen`` (``src`` first on its
+    path, ahead of this checkout's installed package) with its own numba cache."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(src),
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (src, *more_paths)),
         "NUMBA_CACHE_DIR": str(src.parent / "numba-cache"),
         "OPENBLAS_NUM_THREADS": "1",
     }
     env.pop("WORLDGEN_NATIVE", None)
+    return env
+
+
+def _old_round(
+    src: Path, cases: Sequence[tuple[Path, int]], seeds: Sequence[int]
+) -> dict[str, Any]:
+    env = _old_env(src)
     done = subprocess.run(
         [sys.executable, "-c", _WORKER, ",".join(f"{p}:{s}" for p, s in cases),
          ",".join(str(s) for s in seeds)],
@@ -192,13 +199,7 @@ def refine_compare(
     issue 12's "today") and ours (``ours(side)`` -> {"solves_per_s", "blocks_per_s"}),
     alternately, ``rounds`` rounds; each side keeps its best rates."""
     src = baseline_src()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)]),
-        "NUMBA_CACHE_DIR": str(src.parent / "numba-cache"),
-        "OPENBLAS_NUM_THREADS": "1",
-    }
-    env.pop("WORLDGEN_NATIVE", None)
+    env = _old_env(src, ROOT)  # ROOT: the old engine runs this checkout's bench/engine_refine.py
     best: dict[tuple[str, int], dict[str, float]] = {}
 
     def keep(who: str, side: int, figures: dict[str, float]) -> None:
