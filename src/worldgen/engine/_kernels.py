@@ -986,7 +986,7 @@ def _run(
                             # always compared.
                             continue
                         # Every branch below writes all of tmp[0:nw] itself: a zeroing loop here
-                        # compiled to a call to libc's memset per revision (2-6 % of a solve).
+                        # compiled to a call to libc's memset per revision (2-8 % of a solve).
                         # The two unions that copy their first row are written out twice on
                         # purpose: an inlined helper for both was 5-10 % slower on tilesets.
                         if by_keys:
