@@ -99,13 +99,11 @@ def _old_env(src: Path, *more_paths: Path) -> dict[str, str]:
     return env
 
 
-def _old_round(
-    src: Path, cases: Sequence[tuple[Path, int]], seeds: Sequence[int]
-) -> dict[str, Any]:
-    env = _old_env(src)
+def _run_old(env: dict[str, str], script: str, *args: str) -> dict[str, Any]:
+    """Run a worker script under the old engine; the JSON object on its last line of output
+    (RuntimeError with the end of its stderr when it fails)."""
     done = subprocess.run(
-        [sys.executable, "-c", _WORKER, ",".join(f"{p}:{s}" for p, s in cases),
-         ",".join(str(s) for s in seeds)],
+        [sys.executable, "-c", script, *args],
         capture_output=True, text=True, env=env, timeout=ROUND_TIMEOUT_S, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -132,14 +130,16 @@ def compare(
     seed)`` -> seconds, None when unsolved) on ``cases`` (name, sample path, side); per case the
     median over seeds of each seed's fastest run, the speed-up, and the issue's target as a
     speed-up over the old engine."""
-    src = baseline_src()
+    env = _old_env(baseline_src())
+    cases_arg = ",".join(f"{path}:{side}" for _, path, side in cases)
+    seeds_arg = ",".join(str(s) for s in seeds)
     old: dict[str, list[float]] = {}
     new: dict[str, list[float]] = {}
     key = {name: f"{path}:{side}" for name, path, side in cases}
     for r in range(rounds):
         log(f"baseline round {r + 1}/{rounds} (engine of {BASELINE_COMMIT}, then ours) …")
         started = time.perf_counter()
-        times = _old_round(src, [(p, s) for _, p, s in cases], seeds)
+        times = _run_old(env, _WORKER, cases_arg, seeds_arg)
         log(f"  old engine: {time.perf_counter() - started:.0f} s")
         for name, _, side in cases:
             old_times = times[key[name]]
@@ -162,7 +162,6 @@ def compare(
                 "ours_ms": new_ms,
                 "speed_up": None if old_ms is None or new_ms is None else old_ms / new_ms,
                 "baseline_there_ms": there,
-                "target_speed_up": None,  # filled by the caller from its target
                 "rounds": rounds,
             }
         )
@@ -198,8 +197,8 @@ def refine_compare(
     """World refinement throughput of the old engine (with its own world code, the world of
     issue 12's "today") and ours (``ours(side)`` -> {"solves_per_s", "blocks_per_s"}),
     alternately, ``rounds`` rounds; each side keeps its best rates."""
-    src = baseline_src()
-    env = _old_env(src, ROOT)  # ROOT: the old engine runs this checkout's bench/engine_refine.py
+    # ROOT too: the old engine runs this checkout's bench/engine_refine.py
+    env = _old_env(baseline_src(), ROOT)
     best: dict[tuple[str, int], dict[str, float]] = {}
 
     def keep(who: str, side: int, figures: dict[str, float]) -> None:
@@ -209,14 +208,9 @@ def refine_compare(
 
     for r in range(rounds):
         log(f"refinement round {r + 1}/{rounds} (engine of {BASELINE_COMMIT}, then ours) …")
-        done = subprocess.run(
-            [sys.executable, "-c", _REFINE_WORKER, str(tileset), ",".join(map(str, sides)),
-             str(solves), str(blocks)],
-            capture_output=True, text=True, env=env, timeout=ROUND_TIMEOUT_S, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"the old engine failed: {done.stderr.strip()[-400:]}")
-        old = json.loads(done.stdout.strip().splitlines()[-1])
+        old = _run_old(
+            env, _REFINE_WORKER, str(tileset), ",".join(map(str, sides)), str(solves), str(blocks)
+        )
         for side in sides:
             keep("old", side, old[str(side)])
             keep("ours", side, ours(side))
