@@ -42,8 +42,11 @@ def load_module(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location("native_pair_old._native_kernels", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"{path}: not a Python extension module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        raise SystemExit(f"{path}: cannot be loaded ({exc})") from None
     if not hasattr(module, "solve"):
         raise SystemExit(f"{path}: no solve kernel in it (not a worldgen native module?)")
     return module
@@ -51,10 +54,7 @@ def load_module(path: Path) -> ModuleType:
 
 def compare(old_solve: Callable[..., Any], case: str, side: int) -> dict[str, float]:
     """Fastest thread time per seed of each kernel on one case; medians and ratios."""
-    specs = {s.name: s for s in CASES}
-    if case not in specs:
-        raise SystemExit(f"unknown case {case!r}; one of {', '.join(specs)}")
-    model = build_model(specs[case])
+    model = build_model(next(s for s in CASES if s.name == case))
     constraints = model.constraints(side, side)
     new_solve = _kernels.solve
     repeats = max(3, CELLS_PER_CASE // (side * side))
@@ -93,14 +93,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("old", type=Path, help="the native module (.so) to compare against")
     p.add_argument("cases", nargs="+", metavar="CASE:SIDE", help="e.g. islands:48 pipes.xml:64")
     args = p.parse_args(argv)
+    names = [s.name for s in CASES]
+    cases: list[tuple[str, int]] = []
+    for item in args.cases:
+        case, _, side = item.rpartition(":")
+        if case not in names or not side.isdigit() or int(side) < 1:
+            p.error(f"{item!r}: give CASE:SIDE with a side of at least 1, CASE one of "
+                    f"{', '.join(names)}")  # fmt: skip
+        cases.append((case, int(side)))
+    if not args.old.is_file():
+        p.error(f"{args.old}: no such file")
     if _jit.NATIVE is None:
         raise SystemExit("this checkout's native module is not in use (build it first)")
     old = load_module(args.old)
-    for item in args.cases:
-        case, _, side = item.rpartition(":")
-        if not case or not side.isdigit():
-            raise SystemExit(f"{item!r}: give CASE:SIDE, e.g. islands:48")
-        e = compare(old.solve, case, int(side))
+    for case, side in cases:
+        e = compare(old.solve, case, side)
         print(
             f"{case} {side}²: old {e['old_ms']:.2f} ms, new {e['new_ms']:.2f} ms; new ÷ old "
             f"{e['ratio']:.3f} ({e['ratio_min']:.3f}–{e['ratio_max']:.3f})",
